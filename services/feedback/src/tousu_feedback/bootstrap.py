@@ -1,0 +1,33 @@
+"""Composition root of the feedback service, used by its process, its API and its tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tousu_shared.http import create_app
+from tousu_shared.runtime import Runtime, Service, include_routers
+from tousu_shared.topics import consumed_by
+
+from tousu_feedback.entrypoints.api import router
+from tousu_feedback.service_layer.handlers import event_handlers
+from tousu_feedback.settings import FeedbackSettings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def bootstrap(settings: FeedbackSettings | None = None) -> Service:
+    """Wire the feedback service; nothing connects until it runs."""
+    settings = settings or FeedbackSettings()
+    runtime = Runtime.build(settings)
+    app = create_app(
+        runtime, title="Tousu feedback", description="Callback surveys and customer confirmation.",
+    )
+    include_routers(app, [router])
+    return Service(
+        name=settings.service_name,
+        runtime=runtime,
+        app=app,
+        handlers=event_handlers(runtime),
+        consumed_topics=consumed_by(settings.service_name),
+        migrations_dir=MIGRATIONS_DIR,
+    )

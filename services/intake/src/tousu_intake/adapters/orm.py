@@ -1,0 +1,7 @@
+"""Tables of the intake service's own schema."""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+
+metadata = MetaData(schema="intake")

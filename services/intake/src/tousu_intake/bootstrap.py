@@ -1,0 +1,33 @@
+"""Composition root of the intake service, used by its process, its API and its tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tousu_shared.http import create_app
+from tousu_shared.runtime import Runtime, Service, include_routers
+from tousu_shared.topics import consumed_by
+
+from tousu_intake.entrypoints.api import router
+from tousu_intake.service_layer.handlers import event_handlers
+from tousu_intake.settings import IntakeSettings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def bootstrap(settings: IntakeSettings | None = None) -> Service:
+    """Wire the intake service; nothing connects until it runs."""
+    settings = settings or IntakeSettings()
+    runtime = Runtime.build(settings)
+    app = create_app(
+        runtime, title="Tousu intake", description="Every channel's complaints into one durable, classified record.",
+    )
+    include_routers(app, [router])
+    return Service(
+        name=settings.service_name,
+        runtime=runtime,
+        app=app,
+        handlers=event_handlers(runtime),
+        consumed_topics=consumed_by(settings.service_name),
+        migrations_dir=MIGRATIONS_DIR,
+    )

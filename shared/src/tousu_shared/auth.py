@@ -1,0 +1,258 @@
+"""API keys with roles and scopes, replicated to every service through credential events.
+
+A key looks like ``tsk_<key id>_<secret>``. Only the SHA-256 of the secret is stored (the
+secret is 256 random bits, so a slow hash adds nothing). Each service keeps its own copy of
+the credential table, filled from ``platform.credentials``; lookups are cached for a few
+seconds, so a revocation takes effect everywhere within that time plus the event's latency.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Literal, get_args
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field, model_validator
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tousu_shared.contracts import Envelope, Event
+from tousu_shared.contracts.platform import (
+    CREDENTIALS_SUBJECT, CredentialIssued, CredentialRevoked, Role,
+)
+from tousu_shared.errors import Forbidden, Unauthorized
+
+ROLES: tuple[str, ...] = get_args(Role)
+DEPARTMENT_ROLES = frozenset({"agent", "manager"})
+
+Scope = Literal[
+    "complaints:write", "complaints:read", "pii:read", "classification:write", "rules:write",
+    "cases:read", "cases:act", "cases:manage", "departments:write",
+    "sla:read", "sla:write", "feedback:write", "feedback:read", "analytics:read",
+    "credentials:admin", "audit:read",
+]
+ALL_SCOPES: frozenset[str] = frozenset(get_args(Scope))
+
+ROLE_SCOPES: dict[str, frozenset[str]] = {
+    "channel_frontend": frozenset({"complaints:write", "complaints:read", "feedback:write"}),
+    "agent": frozenset({
+        "complaints:read", "complaints:write", "pii:read", "cases:read", "cases:act",
+        "sla:read", "feedback:write", "feedback:read",
+    }),
+    "manager": frozenset({
+        "complaints:read", "complaints:write", "pii:read", "classification:write",
+        "cases:read", "cases:act", "cases:manage", "sla:read", "feedback:write",
+        "feedback:read", "analytics:read",
+    }),
+    "ops": frozenset({"complaints:read", "cases:read", "sla:read", "sla:write", "analytics:read"}),
+    "analyst": frozenset({"complaints:read", "cases:read", "sla:read", "analytics:read",
+                          "feedback:read"}),
+    "admin": ALL_SCOPES,
+}
+
+KEY_PREFIX = "tsk"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a credential's identity, role, department and scopes."""
+
+    key_id: str
+    name: str
+    role: str
+    department: str | None
+    scopes: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def actor(self) -> str:
+        """How the audit log and events name this caller."""
+        return f"{self.role}:{self.name}"
+
+    def can(self, scope: str) -> bool:
+        """Whether the caller holds a scope."""
+        return scope in self.scopes
+
+    def may_see_department(self, department: str) -> bool:
+        """Department-bound callers see only their own department's cases."""
+        return self.role not in DEPARTMENT_ROLES or self.department == department
+
+
+def _sha256(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_api_key() -> tuple[str, str, str]:
+    """A fresh key: (key id, full key shown once, hash of its secret)."""
+    key_id = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    return key_id, f"{KEY_PREFIX}_{key_id}_{secret}", _sha256(secret)
+
+
+def split_api_key(api_key: str) -> tuple[str, str] | None:
+    """The (key id, secret) of a well-formed key, else None."""
+    parts = api_key.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
+        return None
+    return parts[1], parts[2]
+
+
+class CredentialCreate(BaseModel):
+    """A request to issue a credential."""
+
+    name: str = Field(min_length=1, max_length=200)
+    role: Role
+    department: str | None = Field(default=None, min_length=1, max_length=64)
+    scopes: list[Scope] | None = None
+
+    @model_validator(mode="after")
+    def _department_matches_role(self) -> CredentialCreate:
+        if self.role in DEPARTMENT_ROLES and not self.department:
+            raise ValueError(f"a {self.role} credential needs a department")
+        if self.scopes is not None and not set(self.scopes) <= ROLE_SCOPES[self.role]:
+            extra = sorted(set(self.scopes) - ROLE_SCOPES[self.role])
+            raise ValueError(f"scopes beyond the role {self.role}: {extra}")
+        return self
+
+
+class CredentialRead(BaseModel):
+    """A credential as the admin API shows it (never its secret)."""
+
+    key_id: str
+    name: str
+    role: str
+    department: str | None
+    scopes: list[str]
+    issued_at: datetime
+    issued_by: str
+    revoked_at: datetime | None = None
+
+
+class CredentialIssuedRead(CredentialRead):
+    """The response to issuing a credential: the only time the key itself is shown."""
+
+    api_key: str
+
+
+class CredentialStore:
+    """Looks up credentials in the service's own table, with a short cache."""
+
+    def __init__(
+        self, session_factory: async_sessionmaker[AsyncSession], schema: str, *,
+        bootstrap_admin_key: str | None, cache_seconds: float,
+    ) -> None:
+        self._session_factory = session_factory
+        self._schema = schema
+        self._cache: dict[str, tuple[float, tuple | None]] = {}
+        self._cache_seconds = cache_seconds
+        self._bootstrap = split_api_key(bootstrap_admin_key) if bootstrap_admin_key else None
+        self._select = text(
+            f"SELECT secret_sha256, name, role, department, scopes FROM {schema}.credential "
+            "WHERE key_id = :key_id AND revoked_at IS NULL"
+        )
+
+    async def authenticate(self, api_key: str) -> Principal:
+        """The principal of a valid, unrevoked key; raises ``Unauthorized`` otherwise."""
+        parts = split_api_key(api_key)
+        if parts is None:
+            raise Unauthorized("malformed API key")
+        key_id, secret = parts
+        if self._bootstrap and key_id == self._bootstrap[0]:
+            if hmac.compare_digest(secret, self._bootstrap[1]):
+                return Principal(key_id, "bootstrap-admin", "admin", None, ROLE_SCOPES["admin"])
+            raise Unauthorized("invalid API key")
+        row = await self._lookup(key_id)
+        if row is None or not hmac.compare_digest(row[0], _sha256(secret)):
+            raise Unauthorized("invalid or revoked API key")
+        _, name, role, department, scopes = row
+        return Principal(key_id, name, role, department, frozenset(scopes))
+
+    async def _lookup(self, key_id: str) -> tuple | None:
+        now = time.monotonic()
+        cached = self._cache.get(key_id)
+        if cached and now - cached[0] < self._cache_seconds:
+            return cached[1]
+        async with self._session_factory() as session:
+            row = (await session.execute(self._select, {"key_id": key_id})).first()
+        value = tuple(row) if row else None
+        self._cache[key_id] = (now, value)
+        return value
+
+    def forget(self, key_id: str) -> None:
+        """Drop a cached entry (after a local revocation)."""
+        self._cache.pop(key_id, None)
+
+    async def apply(self, session: AsyncSession, event: Event, envelope: Envelope) -> None:
+        """Replicate a credential event into this service's table (idempotent)."""
+        if isinstance(event, CredentialIssued):
+            await session.execute(text(
+                f"INSERT INTO {self._schema}.credential "
+                "(key_id, secret_sha256, name, role, department, scopes, issued_at, issued_by) "
+                "VALUES (:key_id, :secret, :name, :role, :department, :scopes, :at, :by) "
+                "ON CONFLICT (key_id) DO NOTHING"
+            ), {
+                "key_id": event.key_id, "secret": event.secret_sha256, "name": event.name,
+                "role": event.role, "department": event.department, "scopes": event.scopes,
+                "at": event.issued_at, "by": event.issued_by,
+            })
+        elif isinstance(event, CredentialRevoked):
+            await session.execute(text(
+                f"UPDATE {self._schema}.credential SET revoked_at = :at, revoked_by = :by "
+                "WHERE key_id = :key_id AND revoked_at IS NULL"
+            ), {"key_id": event.key_id, "at": event.revoked_at, "by": event.revoked_by})
+            self.forget(event.key_id)
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+async def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The authenticated caller of a request."""
+    if credentials is None:
+        raise Unauthorized("missing credential: send 'Authorization: Bearer <api key>'")
+    store: CredentialStore = request.app.state.runtime.credentials
+    return await store.authenticate(credentials.credentials)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require(scope: Scope):
+    """A dependency that admits only callers holding ``scope``."""
+
+    async def _check(principal: CurrentPrincipal) -> Principal:
+        if not principal.can(scope):
+            raise Forbidden(f"this action needs the scope {scope}", required_scope=scope)
+        return principal
+
+    return Depends(_check)
+
+
+def credential_issued_event(
+    create: CredentialCreate, *, issued_by: str,
+) -> tuple[CredentialIssued, str]:
+    """The event that issues a credential, and the key to hand to its holder once."""
+    key_id, api_key, secret_hash = new_api_key()
+    scopes = sorted(create.scopes if create.scopes is not None else ROLE_SCOPES[create.role])
+    event = CredentialIssued(
+        complaint_id=CREDENTIALS_SUBJECT, key_id=key_id, secret_sha256=secret_hash,
+        name=create.name, role=create.role, department=create.department, scopes=scopes,
+        issued_at=datetime.now(UTC), issued_by=issued_by,
+    )
+    return event, api_key
+
+
+def credential_revoked_event(key_id: str, *, revoked_by: str) -> CredentialRevoked:
+    """The event that revokes a credential."""
+    return CredentialRevoked(
+        complaint_id=CREDENTIALS_SUBJECT, key_id=key_id, revoked_at=datetime.now(UTC),
+        revoked_by=revoked_by,
+    )

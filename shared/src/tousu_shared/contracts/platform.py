@@ -1,0 +1,48 @@
+"""Credential events every service consumes to keep its own copy of who may call it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from pydantic import field_validator
+
+from tousu_shared.contracts.base import Event
+
+Role = Literal["channel_frontend", "agent", "manager", "ops", "analyst", "admin"]
+
+# Credential events are not about a complaint; they share one subject so they stay ordered.
+CREDENTIALS_SUBJECT = uuid.UUID(int=0)
+
+
+class _CredentialEvent(Event):
+    topic: ClassVar[str] = "platform.credentials"
+
+    key_id: str
+
+    @field_validator("complaint_id")
+    @classmethod
+    def _fixed_subject(cls, value: uuid.UUID) -> uuid.UUID:
+        if value != CREDENTIALS_SUBJECT:
+            raise ValueError("credential events use the fixed credentials subject")
+        return value
+
+
+class CredentialIssued(_CredentialEvent):
+    """A credential was issued; only the hash of its secret travels."""
+
+    secret_sha256: str
+    name: str
+    role: Role
+    department: str | None = None
+    scopes: list[str]
+    issued_at: datetime
+    issued_by: str
+
+
+class CredentialRevoked(_CredentialEvent):
+    """A credential was revoked."""
+
+    revoked_at: datetime
+    revoked_by: str

@@ -1,0 +1,268 @@
+"""The FastAPI app every service starts from: errors, correlation ids, health, metrics, admin."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tousu_shared.auth import (
+    CredentialCreate, CredentialIssuedRead, CredentialRead, Principal,
+    credential_issued_event, credential_revoked_event, require,
+)
+from tousu_shared.errors import NotFound, ServiceError
+from tousu_shared.kafka import create_producer
+from tousu_shared.logging import correlation_id_var
+from tousu_shared.runtime import Runtime
+
+REQUEST_SECONDS = Histogram(
+    "tousu_http_request_seconds", "HTTP request latency", ["service", "method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+CORRELATION_HEADER = "x-correlation-id"
+
+
+class CorrelationAndMetricsMiddleware:
+    """Binds a correlation id to the request and times it by route template (pure ASGI: cheap)."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(CORRELATION_HEADER.encode())
+        correlation_id = incoming.decode()[:128] if incoming else str(uuid.uuid4())
+        token = correlation_id_var.set(correlation_id)
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_header(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"], (CORRELATION_HEADER.encode(), correlation_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_header)
+        finally:
+            correlation_id_var.reset(token)
+            REQUEST_SECONDS.labels(
+                self.service, scope["method"], _route_template(scope), str(status),
+            ).observe(time.perf_counter() - started)
+
+
+def _route_template(scope: Scope) -> str:
+    app = scope.get("app")
+    for route in getattr(getattr(app, "router", None), "routes", ()):
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            return getattr(route, "path", "?")
+    return "unmatched"
+
+
+def _field_name(location: Iterable[Any]) -> str:
+    return ".".join(str(part) for part in location)
+
+
+async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [
+        {"field": _field_name(error["loc"]), "message": error["msg"], "type": error["type"]}
+        for error in exc.errors()
+    ]
+    return JSONResponse(
+        {"error": "validation_failed", "message": "the request is not valid", "errors": errors},
+        status_code=422,
+    )
+
+
+async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status_code)
+
+
+async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    return JSONResponse(
+        {"error": _HTTP_CODES.get(exc.status_code, "http_error"), "message": str(exc.detail)},
+        status_code=exc.status_code, headers=getattr(exc, "headers", None),
+    )
+
+
+_HTTP_CODES = {
+    404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+async def get_session(request: Request):
+    """A database session for one request; the endpoint decides when to commit."""
+    runtime: Runtime = request.app.state.runtime
+    async with runtime.session_factory() as session:
+        yield session
+
+
+DbSession = Annotated[AsyncSession, Depends(get_session)]
+
+
+def get_runtime(request: Request) -> Runtime:
+    """The service runtime."""
+    return request.app.state.runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+Admin = Annotated[Principal, require("credentials:admin")]
+Auditor = Annotated[Principal, require("audit:read")]
+
+
+def create_app(runtime: Runtime, *, title: str, description: str) -> FastAPI:
+    """A service app with health, readiness, metrics, credential admin and uniform errors."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        producer = create_producer(runtime.settings)
+        app.state.readiness_producer = producer
+        try:
+            yield
+        finally:
+            if app.state.readiness_producer_started:
+                await producer.stop()
+            await runtime.close()
+
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app.state.runtime = runtime
+    app.state.readiness_producer_started = False
+    app.add_middleware(CorrelationAndMetricsMiddleware, service=runtime.settings.service_name)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.include_router(_operations_router())
+    app.include_router(_admin_router())
+    return app
+
+
+def _operations_router() -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        """The database and Kafka both answer."""
+        runtime: Runtime = request.app.state.runtime
+        checks = {"database": "ok", "kafka": "ok"}
+        try:
+            async with runtime.engine.connect() as conn:
+                await asyncio.wait_for(conn.execute(text("SELECT 1")), 2)
+        except Exception as exc:  # readiness reports the failure instead of raising it
+            checks["database"] = f"error: {type(exc).__name__}"
+        try:
+            producer = request.app.state.readiness_producer
+            if not request.app.state.readiness_producer_started:
+                try:
+                    await asyncio.wait_for(producer.start(), 5)
+                except BaseException:
+                    await producer.stop()
+                    request.app.state.readiness_producer = create_producer(runtime.settings)
+                    raise
+                request.app.state.readiness_producer_started = True
+            await asyncio.wait_for(producer.client.fetch_all_metadata(), 2)
+        except Exception as exc:
+            checks["kafka"] = f"error: {type(exc).__name__}"
+        ready = all(value == "ok" for value in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not_ready", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    @router.get("/metrics")
+    async def metrics() -> Response:
+        """Prometheus metrics."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def _admin_router() -> APIRouter:
+    router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+    @router.post("/credentials", status_code=201)
+    async def issue_credential(
+        body: CredentialCreate, principal: Admin, session: DbSession, runtime: RuntimeDep,
+    ) -> CredentialIssuedRead:
+        """Issue a credential; its key is shown in this response only."""
+        event, api_key = credential_issued_event(body, issued_by=principal.actor)
+        async with session.begin():
+            await runtime.credentials.apply(session, event, None)  # type: ignore[arg-type]
+            await runtime.outbox.enqueue(session, event)
+            await runtime.audit.record(
+                session, principal, "credential.issue", "credential", event.key_id,
+                details={"role": event.role, "department": event.department},
+            )
+        return CredentialIssuedRead(
+            **event.model_dump(include=set(CredentialRead.model_fields)), api_key=api_key,
+        )
+
+    @router.get("/credentials")
+    async def list_credentials(
+        _: Admin, session: DbSession, runtime: RuntimeDep,
+    ) -> list[CredentialRead]:
+        """Every credential this service knows, newest first."""
+        rows = await session.execute(text(
+            "SELECT key_id, name, role, department, scopes, issued_at, issued_by, revoked_at "
+            f"FROM {runtime.settings.db_schema}.credential ORDER BY issued_at DESC"
+        ))
+        return [CredentialRead(**row._mapping) for row in rows]
+
+    @router.delete("/credentials/{key_id}", status_code=204)
+    async def revoke_credential(
+        key_id: str, principal: Admin, session: DbSession, runtime: RuntimeDep,
+    ) -> Response:
+        """Revoke a credential everywhere."""
+        async with session.begin():
+            exists = (await session.execute(text(
+                f"SELECT 1 FROM {runtime.settings.db_schema}.credential WHERE key_id = :k "
+                "AND revoked_at IS NULL FOR UPDATE"
+            ), {"k": key_id})).first()
+            if exists is None:
+                raise NotFound(f"no active credential {key_id}", field="key_id")
+            event = credential_revoked_event(key_id, revoked_by=principal.actor)
+            await runtime.credentials.apply(session, event, None)  # type: ignore[arg-type]
+            await runtime.outbox.enqueue(session, event)
+            await runtime.audit.record(session, principal, "credential.revoke", "credential",
+                                       key_id)
+        return Response(status_code=204)
+
+    @router.get("/audit")
+    async def audit_entries(
+        _: Auditor, session: DbSession, runtime: RuntimeDep,
+        complaint_id: uuid.UUID | None = None,
+        after: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[dict[str, Any]]:
+        """Audit entries of this service, oldest first, optionally for one complaint."""
+        return await runtime.audit.entries(
+            session, complaint_id=complaint_id, after=after, limit=limit,
+        )
+
+    return router

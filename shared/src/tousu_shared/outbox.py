@@ -1,0 +1,229 @@
+"""Transactional outbox: events commit with the state change, a relay publishes them to Kafka.
+
+Ordering: every event of one key lands in one lane (crc32 of the key). A relay takes a lane
+row lock (``FOR UPDATE SKIP LOCKED``) for as long as it publishes that lane's rows in id
+order, so several relays can run at once and one key's events still leave in order. Rows of
+one complaint get their ids in commit order because the writer holds the complaint's row lock
+while it inserts them. There is no id watermark: the relay always reads every unsent row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from prometheus_client import Counter, Histogram
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from tousu_shared.contracts import CONTENT_TYPE, Envelope, Event
+from tousu_shared.logging import causation_id_var, correlation_id_var
+from tousu_shared.migrations import OUTBOX_LANES
+from tousu_shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+PUBLISHED = Counter("tousu_outbox_published_total", "Events published by the relay", ["service"])
+RELAY_ERRORS = Counter("tousu_outbox_relay_errors_total", "Relay batches that failed", ["service"])
+COMMIT_TO_PUBLISH = Histogram(
+    "tousu_outbox_commit_to_publish_seconds", "Time from enqueue to acknowledged publish",
+    ["service"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+def lane_of(key: str) -> int:
+    """The outbox lane of a message key; stable across processes."""
+    return zlib.crc32(key.encode()) % OUTBOX_LANES
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """One unsent outbox row."""
+
+    id: int
+    topic: str
+    key: str
+    value: bytes
+    created_at: Any
+
+
+class Outbox:
+    """Writes events into the service's outbox table inside the caller's transaction."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self._settings = settings
+        self._source = f"tousu/{settings.service_name}"
+        self._insert = text(
+            f"INSERT INTO {settings.db_schema}.outbox "
+            "(event_id, event_type, topic, message_key, lane, value) "
+            "VALUES (:event_id, :event_type, :topic, :message_key, :lane, :value)"
+        )
+
+    def envelope(self, event: Event) -> Envelope:
+        """Wrap an event with the correlation and causation of the work in hand."""
+        return Envelope(
+            source=self._source,
+            type=event.event_type,
+            subject=event.subject,
+            schema_version=event.schema_version,
+            correlation_id=correlation_id_var.get() or event.subject,
+            causation_id=causation_id_var.get(),
+            data=event.model_dump(mode="json", exclude={"complaint_id"}),
+        )
+
+    async def enqueue(
+        self, session: AsyncSession | AsyncConnection, event: Event, *, topic: str | None = None,
+    ) -> Envelope:
+        """Add one event to the outbox in the caller's transaction; the caller commits."""
+        return (await self.enqueue_many(session, [(event, topic)]))[0]
+
+    async def enqueue_many(
+        self, session: AsyncSession | AsyncConnection, events: Sequence[tuple[Event, str | None]],
+    ) -> list[Envelope]:
+        """Add several events, in order, in the caller's transaction."""
+        envelopes, rows = [], []
+        for event, topic in events:
+            envelope = self.envelope(event)
+            envelopes.append(envelope)
+            rows.append({
+                "event_id": envelope.id,
+                "event_type": envelope.type,
+                "topic": self._settings.topic(topic or event.topic),
+                "message_key": envelope.subject,
+                "lane": lane_of(envelope.subject),
+                "value": envelope.to_bytes(),
+            })
+        if rows:
+            await session.execute(self._insert, rows)
+        return envelopes
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows to Kafka and marks them sent."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        engine: AsyncEngine,
+        producer_factory: Callable[[], AIOKafkaProducer],
+        *,
+        after_publish: Callable[[list[OutboxMessage]], Awaitable[None]] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._producer_factory = producer_factory
+        self._producer: AIOKafkaProducer | None = None
+        # A test hook standing in for a crash between publishing and marking rows sent.
+        self._after_publish = after_publish
+        schema = settings.db_schema
+        self._claim_lanes = text(
+            f"SELECT l.lane FROM {schema}.outbox_lane l "
+            f"WHERE EXISTS (SELECT 1 FROM {schema}.outbox o "
+            "               WHERE o.lane = l.lane AND o.sent_at IS NULL) "
+            "ORDER BY l.lane FOR UPDATE OF l SKIP LOCKED LIMIT :lanes"
+        )
+        self._fetch = text(
+            f"SELECT id, topic, message_key, value, created_at FROM {schema}.outbox "
+            "WHERE sent_at IS NULL AND lane = ANY(:lanes) ORDER BY id LIMIT :limit"
+        )
+        self._mark_sent = text(
+            f"UPDATE {schema}.outbox SET sent_at = now() WHERE id = ANY(:ids)"
+        )
+        self._purge = text(
+            f"DELETE FROM {schema}.outbox "
+            "WHERE sent_at < now() - make_interval(hours => :hours)"
+        )
+
+    async def _get_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = self._producer_factory()
+            await producer.start()
+            self._producer = producer
+        return self._producer
+
+    async def _discard_producer(self) -> None:
+        # An idempotent aiokafka producer stalls after some errors until recreated (aiokafka#1017).
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+
+    async def close(self) -> None:
+        """Stop the Kafka producer."""
+        await self._discard_producer()
+
+    async def relay_once(self) -> int:
+        """Publish one batch of unsent rows from the lanes this relay can claim; returns the count."""
+        service = self._settings.service_name
+        async with self._engine.connect() as conn, conn.begin():
+            lanes = (await conn.execute(
+                self._claim_lanes, {"lanes": self._settings.relay_lanes_per_claim},
+            )).scalars().all()
+            if not lanes:
+                return 0
+            rows = [
+                OutboxMessage(*row) for row in await conn.execute(
+                    self._fetch, {"lanes": list(lanes), "limit": self._settings.relay_batch_size},
+                )
+            ]
+            if not rows:
+                return 0
+            producer = await self._get_producer()
+            headers = [("content-type", CONTENT_TYPE.encode())]
+            # send() only appends to the producer's batches; waiting on all keeps them pipelined.
+            deliveries = [
+                await producer.send(row.topic, row.value, key=row.key.encode(), headers=headers)
+                for row in rows
+            ]
+            await asyncio.gather(*deliveries)
+            if self._after_publish is not None:
+                await self._after_publish(rows)
+            await conn.execute(self._mark_sent, {"ids": [row.id for row in rows]})
+        now = time.time()
+        PUBLISHED.labels(service).inc(len(rows))
+        for row in rows:
+            COMMIT_TO_PUBLISH.labels(service).observe(max(0.0, now - row.created_at.timestamp()))
+        return len(rows)
+
+    async def purge_sent(self) -> None:
+        """Delete rows sent longer ago than the retention."""
+        async with self._engine.begin() as conn:
+            await conn.execute(self._purge, {"hours": self._settings.outbox_retention_hours})
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Relay until stopped; a failed batch stays unsent and is retried with backoff."""
+        stop = stop or asyncio.Event()
+        idle = self._settings.relay_idle_poll_ms / 1000
+        backoff = idle
+        last_purge = time.monotonic()
+        try:
+            while not stop.is_set():
+                try:
+                    published = await self.relay_once()
+                    backoff = idle
+                except Exception:
+                    RELAY_ERRORS.labels(self._settings.service_name).inc()
+                    log.exception("outbox relay batch failed; retrying after %.2fs", backoff)
+                    await self._discard_producer()
+                    await _sleep_unless(stop, backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                if time.monotonic() - last_purge > 60:
+                    await self.purge_sent()
+                    last_purge = time.monotonic()
+                if published < self._settings.relay_batch_size:
+                    await _sleep_unless(stop, idle)
+        finally:
+            await self.close()
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass

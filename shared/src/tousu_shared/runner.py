@@ -1,0 +1,89 @@
+"""Runs a service process: its API, consumer and relay together, or one of them alone."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Iterator
+
+import uvicorn
+
+from tousu_shared.logging import configure_logging
+from tousu_shared.migrations import downgrade, upgrade
+from tousu_shared.runtime import Service
+
+log = logging.getLogger(__name__)
+
+ROLES = ("api", "consumer", "relay")
+
+
+class _Server(uvicorn.Server):
+    """Uvicorn without its own signal handling: the runner stops every part together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(service: Service, roles: tuple[str, ...]) -> None:
+    """Run the chosen parts until a signal arrives or one part fails."""
+    stop = asyncio.Event()
+    settings = service.runtime.settings
+    server = _Server(uvicorn.Config(
+        service.app, host=settings.http_host, port=settings.http_port, log_config=None,
+        access_log=False, lifespan="on",
+    ))
+
+    def _shutdown() -> None:
+        stop.set()
+        server.should_exit = True
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, _shutdown)
+
+    async with asyncio.TaskGroup() as group:
+        if "api" in roles:
+            group.create_task(_until_done(server.serve(), _shutdown), name="api")
+        if "consumer" in roles:
+            group.create_task(_until_done(service.consumer().run(stop), _shutdown), name="consumer")
+        if "relay" in roles:
+            group.create_task(_until_done(service.relay().run(stop), _shutdown), name="relay")
+            for worker in service.background:
+                group.create_task(_until_done(worker(stop), _shutdown))
+    if "api" not in roles:
+        await service.runtime.close()
+
+
+async def _until_done(work, shutdown: Callable[[], None]) -> None:
+    # When one part ends (or fails) the whole process stops, so a supervisor restarts it whole.
+    try:
+        await work
+    finally:
+        shutdown()
+
+
+def main(build: Callable[[], Service], argv: list[str] | None = None) -> None:
+    """Command line of ``python -m tousu_<service>``."""
+    parser = argparse.ArgumentParser(description="Run a Tousu service.")
+    parser.add_argument(
+        "command", nargs="?", default="all",
+        choices=("all", *ROLES, "migrate", "downgrade"),
+        help="all (default) runs the API, consumer and relay in one process",
+    )
+    args = parser.parse_args(argv)
+    service = build()
+    settings = service.runtime.settings
+    configure_logging(settings.service_name, settings.log_level)
+    if args.command == "migrate":
+        upgrade(service.migrations_dir, settings)
+        return
+    if args.command == "downgrade":
+        downgrade(service.migrations_dir, settings)
+        return
+    roles = ROLES if args.command == "all" else (args.command,)
+    log.info("starting %s on %s:%s", ", ".join(roles), settings.http_host, settings.http_port)
+    asyncio.run(serve(service, roles))

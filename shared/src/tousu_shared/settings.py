@@ -1,0 +1,63 @@
+"""Service configuration from the environment (prefix ``TOUSU_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service shares; each service subclasses it with its own defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="TOUSU_", extra="ignore")
+
+    service_name: str
+    db_schema: str
+    http_port: int
+    http_host: str = "127.0.0.1"
+
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 5432
+    pg_database: str = "tousu"
+    # Each service logs in as the role named after its schema; the dev password is the role name.
+    db_password: SecretStr | None = None
+    database_url: str | None = None
+    db_pool_size: int = 10
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    # Prefixed to every topic name: tests run on their own topics this way.
+    topic_namespace: str = ""
+    consumer_group_suffix: str = ""
+
+    relay_batch_size: int = Field(default=500, ge=1)
+    relay_idle_poll_ms: int = Field(default=20, ge=1)
+    relay_lanes_per_claim: int = Field(default=8, ge=1)
+    outbox_retention_hours: int = Field(default=24, ge=1)
+
+    consumer_max_attempts: int = Field(default=5, ge=1)
+    consumer_retry_backoff_ms: int = Field(default=200, ge=0)
+    consumer_batch_size: int = Field(default=200, ge=1)
+
+    bootstrap_admin_key: SecretStr | None = None
+    credential_cache_seconds: float = 5.0
+    log_level: str = "INFO"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The async SQLAlchemy URL for this service's own role."""
+        if self.database_url:
+            return self.database_url
+        password = self.db_password.get_secret_value() if self.db_password else self.db_schema
+        return (
+            f"postgresql+asyncpg://{self.db_schema}:{password}"
+            f"@{self.pg_host}:{self.pg_port}/{self.pg_database}"
+        )
+
+    @property
+    def consumer_group(self) -> str:
+        """The Kafka consumer group of this service."""
+        return f"tousu-{self.service_name}{self.consumer_group_suffix}"
+
+    def topic(self, name: str) -> str:
+        """The physical topic name for a logical one."""
+        return f"{self.topic_namespace}{name}"

@@ -1,0 +1,115 @@
+"""Pytest plugin for tests against the real broker and database.
+
+Every test run gets its own topic namespace and consumer groups, and tests truncate the
+tables they use, so runs pass in any order and twice in a row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pytest
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tousu_shared.contracts import Envelope
+from tousu_shared.kafka import ensure_topics
+from tousu_shared.settings import ServiceSettings
+from tousu_shared.topics import all_topic_names
+
+S = TypeVar("S", bound=ServiceSettings)
+
+RUN_ID = uuid.uuid4().hex[:8]
+TOPIC_NAMESPACE = f"test-{RUN_ID}."
+KAFKA_BOOTSTRAP = ServiceSettings.model_fields["kafka_bootstrap"].default
+KEEP_TABLES = {"alembic_version", "outbox_lane"}
+
+
+def test_settings(cls: type[S], **overrides: Any) -> S:
+    """Settings for a service under test: own topics, own consumer group, fast loops."""
+    values: dict[str, Any] = {
+        "topic_namespace": TOPIC_NAMESPACE,
+        "consumer_group_suffix": f"-{RUN_ID}-{uuid.uuid4().hex[:6]}",
+        "relay_idle_poll_ms": 10,
+        "consumer_max_attempts": 3,
+        "consumer_retry_backoff_ms": 10,
+        "credential_cache_seconds": 0.0,
+        "db_pool_size": 5,
+    }
+    values.update(overrides)
+    return cls(**values)
+
+
+test_settings.__test__ = False  # type: ignore[attr-defined]  # not a test, despite the name
+
+
+async def truncate_schema(engine: AsyncEngine, schema: str) -> None:
+    """Empty every table of a schema except migration bookkeeping and fixed lanes."""
+    async with engine.begin() as conn:
+        tables = (await conn.execute(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = :schema"
+        ), {"schema": schema})).scalars().all()
+        wanted = [f'{schema}."{name}"' for name in tables if name not in KEEP_TABLES]
+        if wanted:
+            await conn.execute(text(f"TRUNCATE {', '.join(wanted)} RESTART IDENTITY CASCADE"))
+
+
+async def read_topic(
+    topic: str,
+    *,
+    until: Callable[[list[ConsumerRecord]], bool],
+    timeout: float = 20.0,
+    bootstrap: str = KAFKA_BOOTSTRAP,
+) -> list[ConsumerRecord]:
+    """Read a topic from the start until ``until(records)`` holds; fails on timeout."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=f"reader-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest", enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while not until(records):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{topic}: condition not met within {timeout}s "
+                                     f"({len(records)} records read)")
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+def envelopes(records: list[ConsumerRecord]) -> list[Envelope]:
+    """The envelopes of Kafka records."""
+    return [Envelope.from_bytes(record.value) for record in records]
+
+
+async def wait_for(predicate: Callable[[], Any], *, timeout: float = 20.0,
+                   interval: float = 0.05) -> Any:
+    """Poll an async or sync predicate until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+async def kafka_topics() -> str:
+    """Creates this run's topics; yields their namespace."""
+    await ensure_topics(
+        KAFKA_BOOTSTRAP, [(f"{TOPIC_NAMESPACE}{name}", parts) for name, parts in all_topic_names()],
+    )
+    return TOPIC_NAMESPACE

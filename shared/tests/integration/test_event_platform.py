@@ -1,0 +1,245 @@
+"""The outbox, relay, inbox and dead-letter path against the real broker and database."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+from tousu_analytics.settings import AnalyticsSettings
+from tousu_shared.contracts import Envelope
+from tousu_shared.contracts.complaint import CustomerMessageAdded
+from tousu_shared.inbox import EventConsumer, PermanentFailure
+from tousu_shared.outbox import OutboxRelay
+from tousu_shared.runtime import Runtime
+from tousu_shared.testing import envelopes, read_topic, test_settings, truncate_schema, wait_for
+
+pytestmark = pytest.mark.integration
+
+EFFECTS = "analytics.platform_test_effect"
+
+
+@pytest.fixture
+async def runtime(kafka_topics):
+    runtime = Runtime.build(test_settings(AnalyticsSettings))
+    await truncate_schema(runtime.engine, "analytics")
+    async with runtime.engine.begin() as conn:
+        await conn.execute(text(
+            f"CREATE TABLE IF NOT EXISTS {EFFECTS} (event_id uuid, complaint_id uuid, seq int)"
+        ))
+        await conn.execute(text(f"TRUNCATE {EFFECTS}"))
+    yield runtime
+    async with runtime.engine.begin() as conn:
+        await conn.execute(text(f"DROP TABLE IF EXISTS {EFFECTS}"))
+    await runtime.close()
+
+
+def message(complaint_id: uuid.UUID, seq: int) -> CustomerMessageAdded:
+    return CustomerMessageAdded(
+        complaint_id=complaint_id, message_id=str(seq), channel="web_form",
+        added_at=datetime.now(UTC),
+    )
+
+
+async def record_effect(session, event, envelope: Envelope) -> None:
+    await session.execute(
+        text(f"INSERT INTO {EFFECTS} VALUES (:e, :c, :s)"),
+        {"e": envelope.id, "c": event.complaint_id, "s": int(event.message_id)},
+    )
+
+
+def consumer_for(runtime: Runtime, handler=record_effect) -> EventConsumer:
+    return EventConsumer(
+        runtime.settings, runtime.session_factory, {"CustomerMessageAdded": handler},
+        topics=["complaint.events"], consumer_factory=runtime.consumer,
+        producer_factory=runtime.producer,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(*workers):
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(worker.run(stop)) for worker in workers]
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+
+async def effects(runtime: Runtime, *complaints: uuid.UUID) -> list[tuple]:
+    """Effects recorded for these complaints (the topic also holds other tests' events)."""
+    async with runtime.engine.connect() as conn:
+        return list(await conn.execute(
+            text(f"SELECT event_id, complaint_id, seq FROM {EFFECTS} "
+                 "WHERE complaint_id = ANY(:ids)"),
+            {"ids": list(complaints)},
+        ))
+
+
+def topic(runtime: Runtime, name: str = "complaint.events") -> str:
+    return runtime.settings.topic(name)
+
+
+async def test_rolled_back_event_is_never_published_and_committed_one_is(runtime):
+    kept, dropped = uuid.uuid4(), uuid.uuid4()
+    async with runtime.session_factory() as session:
+        async with session.begin():
+            await runtime.outbox.enqueue(session, message(dropped, 1))
+            await session.rollback()
+        async with session.begin():
+            await runtime.outbox.enqueue(session, message(kept, 1))
+    relay = OutboxRelay(runtime.settings, runtime.engine, runtime.producer)
+    async with running(relay):
+        records = await read_topic(
+            topic(runtime), until=lambda rs: any(r.key == str(kept).encode() for r in rs),
+        )
+        # Give a wrongly published rolled-back event time to show up as well.
+        await asyncio.sleep(0.5)
+        records = await read_topic(topic(runtime), until=lambda rs: len(rs) >= len(records))
+    subjects = {e.subject for e in envelopes(records)}
+    assert str(kept) in subjects
+    assert str(dropped) not in subjects
+
+
+async def test_crash_between_publish_and_mark_sent_republishes_and_applies_once(runtime):
+    complaint = uuid.uuid4()
+    async with runtime.session_factory() as session, session.begin():
+        envelope = await runtime.outbox.enqueue(session, message(complaint, 7))
+
+    async def crash(_rows):
+        raise RuntimeError("relay killed after publishing")
+
+    crashing = OutboxRelay(runtime.settings, runtime.engine, runtime.producer, after_publish=crash)
+    with pytest.raises(RuntimeError):
+        await crashing.relay_once()
+    await crashing.close()
+    # The row is still unsent, so a fresh relay publishes it again.
+    relay = OutboxRelay(runtime.settings, runtime.engine, runtime.producer)
+    assert await relay.relay_once() == 1
+    await relay.close()
+    records = await read_topic(
+        topic(runtime),
+        until=lambda rs: sum(r.key == str(complaint).encode() for r in rs) >= 2,
+    )
+    assert [e.id for e in envelopes(records) if e.subject == str(complaint)] == [envelope.id] * 2
+
+    async with running(consumer_for(runtime)):
+        rows = await wait_for(lambda: effects(runtime, complaint))
+        await asyncio.sleep(0.5)
+    assert len(await effects(runtime, complaint)) == 1 == len(rows)
+
+
+async def test_same_event_delivered_twice_is_applied_once(runtime):
+    complaint = uuid.uuid4()
+    async with runtime.session_factory() as session, session.begin():
+        await runtime.outbox.enqueue(session, message(complaint, 1))
+    relay = OutboxRelay(runtime.settings, runtime.engine, runtime.producer)
+    await relay.relay_once()
+    await relay.close()
+    mine = lambda rs: [r for r in rs if r.key == str(complaint).encode()]  # noqa: E731
+    [record] = mine(await read_topic(topic(runtime), until=mine))
+
+    consumer = consumer_for(runtime)
+    outcomes = []
+    async with running(consumer):  # the running consumer gives process() its DLQ producer
+        await wait_for(lambda: effects(runtime, complaint))
+        outcomes.append(await consumer.process(record))
+        outcomes.append(await consumer.process(record))
+    assert outcomes == ["duplicate", "duplicate"]
+    assert len(await effects(runtime, complaint)) == 1
+
+
+async def test_poison_event_goes_to_dlq_with_reason_and_next_event_is_processed(runtime):
+    poison, healthy = uuid.uuid4(), uuid.uuid4()
+    attempts = 0
+
+    async def fragile(session, event, envelope):
+        nonlocal attempts
+        if event.complaint_id == poison:
+            attempts += 1
+            raise ValueError("cannot apply this event")
+        await record_effect(session, event, envelope)
+
+    async with runtime.session_factory() as session, session.begin():
+        await runtime.outbox.enqueue(session, message(poison, 1))
+        await runtime.outbox.enqueue(session, message(healthy, 2))
+    # A malformed record as well: it is dead-lettered at once.
+    producer = runtime.producer()
+    await producer.start()
+    await producer.send_and_wait(topic(runtime), b"{not json", key=b"garbage")
+    await producer.stop()
+
+    relay = OutboxRelay(runtime.settings, runtime.engine, runtime.producer)
+    async with running(relay, consumer_for(runtime, fragile)):
+        rows = await wait_for(lambda: effects(runtime, poison, healthy))
+        dead = await read_topic(
+            topic(runtime, "complaint.events.dlq"),
+            until=lambda rs: {str(poison).encode(), b"garbage"} <= {r.key for r in rs},
+        )
+    assert [row.complaint_id for row in rows] == [healthy]
+    assert attempts == runtime.settings.consumer_max_attempts
+    by_key = {r.key: dict(r.headers) for r in dead}
+    poisoned = by_key[str(poison).encode()]
+    assert b"cannot apply this event" in poisoned["dlq.reason"]
+    assert poisoned["dlq.attempts"] == str(runtime.settings.consumer_max_attempts).encode()
+    assert poisoned["content-type"] == b"application/cloudevents+json"  # original headers kept
+    assert by_key[b"garbage"]["dlq.reason"].startswith(b"malformed")
+
+
+async def test_permanent_failure_skips_retries(runtime):
+    complaint = uuid.uuid4()
+    calls = 0
+
+    async def refuse(session, event, envelope):
+        nonlocal calls
+        calls += event.complaint_id == complaint
+        raise PermanentFailure("business rule says no")
+
+    async with runtime.session_factory() as session, session.begin():
+        await runtime.outbox.enqueue(session, message(complaint, 1))
+    relay = OutboxRelay(runtime.settings, runtime.engine, runtime.producer)
+    async with running(relay, consumer_for(runtime, refuse)):
+        records = await read_topic(
+            topic(runtime, "complaint.events.dlq"),
+            until=lambda rs: any(r.key == str(complaint).encode() for r in rs),
+        )
+    [dead] = [r for r in records if r.key == str(complaint).encode()]
+    assert calls == 1
+    assert dict(dead.headers)["dlq.attempts"] == b"1"
+
+
+async def test_per_complaint_order_holds_across_partitions_and_two_relays(runtime):
+    complaints = [uuid.uuid4() for _ in range(30)]
+    per_complaint = 15
+
+    async def write(complaint):
+        for seq in range(per_complaint):
+            async with runtime.session_factory() as session, session.begin():
+                await runtime.outbox.enqueue(session, message(complaint, seq))
+
+    relays = [
+        OutboxRelay(runtime.settings.model_copy(update={"relay_batch_size": 7,
+                                                        "relay_lanes_per_claim": 3}),
+                    runtime.engine, runtime.producer)
+        for _ in range(2)
+    ]
+    async with running(*relays):
+        await asyncio.gather(*(write(c) for c in complaints))
+        keys = {str(c).encode() for c in complaints}
+        records = await read_topic(
+            topic(runtime),
+            until=lambda rs: sum(r.key in keys for r in rs) >= len(complaints) * per_complaint,
+            timeout=60,
+        )
+    records = [r for r in records if r.key in keys]
+    assert len({r.partition for r in records}) == 3
+    seen: dict[str, list[int]] = {}
+    for envelope in envelopes(records):
+        seen.setdefault(envelope.subject, []).append(int(envelope.data["message_id"]))
+    assert {uuid.UUID(k) for k in seen} == set(complaints)
+    for sequence in seen.values():
+        assert sequence == list(range(per_complaint))
