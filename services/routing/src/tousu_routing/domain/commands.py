@@ -1,0 +1,138 @@
+"""Commands: what a caller asks the routing service to do, one dataclass per use case.
+
+Thin on purpose: the service layer loads the case, checks ``expected_version`` with
+``Case.expect_version`` when given, and calls the matching ``Case`` method.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from tousu_routing.domain.model import (
+    ClosureReason,
+    EscalationReason,
+    HandlerLevel,
+    RoutingFacts,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RouteCase:
+    """Open a case for a classified complaint and route it."""
+
+    case_id: str
+    complaint_id: str
+    complaint_received_at: datetime
+    facts: RoutingFacts
+    actor: str
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseCommand:
+    """Fields every action on an existing case carries."""
+
+    case_id: str
+    actor: str
+    # The version the caller last saw (If-Match); None skips the optimistic check.
+    expected_version: int | None = None
+    # When the work really happened, for work logged afterwards; None means now.
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AcknowledgeCase(CaseCommand):
+    """The department takes the case."""
+
+    note: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RespondToCustomer(CaseCommand):
+    """Someone responded to the customer."""
+
+    note: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StartInvestigation(CaseCommand):
+    """Start verifying and investigating the complaint."""
+
+    note: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordRootCause(CaseCommand):
+    """Record what caused the problem and, if known, who is responsible."""
+
+    root_cause: str
+    responsible_person: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProposeSolution(CaseCommand):
+    """Propose (or revise) a solution to the customer."""
+
+    solution: str
+    note: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResolveCase(CaseCommand):
+    """The solution was carried out; root cause and responsible person may come with it."""
+
+    resolution: str
+    root_cause: str | None = None
+    responsible_person: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CloseCase(CaseCommand):
+    """Close a resolved case (customer confirmed, never answered, or by staff)."""
+
+    close_reason: ClosureReason = ClosureReason.CUSTOMER_CONFIRMED
+    note: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReopenCase(CaseCommand):
+    """The customer is not satisfied; investigate again with their comment."""
+
+    comment: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransferCase(CaseCommand):
+    """Move the case to another department."""
+
+    to_department: str
+    reason: str
+    handler_level: HandlerLevel | None = None
+    assignee_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EscalateCase(CaseCommand):
+    """Raise the handler level one step (on SLA breach or by hand)."""
+
+    reason: EscalationReason = EscalationReason.MANUAL
+    assignee_id: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddNote(CaseCommand):
+    """Add a note to the case."""
+
+    note: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AssignCase(CaseCommand):
+    """Give the case to a person, or back to the queue with ``assignee_id=None``."""
+
+    assignee_id: str | None
+    note: str | None = None

@@ -1,0 +1,143 @@
+"""Domain events a case records; the service layer maps them onto the shared Kafka contracts.
+
+Field names follow ``tousu_shared.contracts.case`` where the two overlap, so the mapping
+stays mechanical. No event carries customer personal data: only ids, codes and the
+staff's own notes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseEvent:
+    """Something that happened to one case: who did it, when, and why."""
+
+    case_id: str
+    complaint_id: str
+    # The department that owns the case after the event (its topic receives it).
+    department: str
+    # The case version the event produced; consumers use it to order and deduplicate.
+    version: int
+    actor: str
+    occurred_at: datetime
+    recorded_at: datetime
+    note: str | None = None
+
+    @property
+    def event_type(self) -> str:
+        """The event's name on the wire, e.g. ``CaseRouted``."""
+        return type(self).__name__
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseRouted(CaseEvent):
+    """The case was given to a department at a handler level."""
+
+    rule_id: str
+    rule_reason: str
+    handler_level: str
+    assignee: str | None
+    queued_reason: str | None
+    notify_management: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseAcknowledged(CaseEvent):
+    """The department took the case."""
+
+    assignee: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class FirstResponseSent(CaseEvent):
+    """The customer got the first response (recorded once per case)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CustomerResponseSent(CaseEvent):
+    """The customer got a further response after the first one."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class InvestigationStarted(CaseEvent):
+    """Someone started verifying and investigating the complaint."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RootCauseRecorded(CaseEvent):
+    """The root cause (and possibly the responsible person) was recorded."""
+
+    root_cause: str
+    responsible_person: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SolutionProposed(CaseEvent):
+    """A solution was proposed to the customer."""
+
+    solution: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseResolved(CaseEvent):
+    """The solution was carried out."""
+
+    resolution: str
+    root_cause: str
+    responsible_person: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseClosed(CaseEvent):
+    """The customer confirmed the result, the survey went unanswered, or staff closed it."""
+
+    close_reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseReopened(CaseEvent):
+    """The customer was not satisfied; the case is investigated again."""
+
+    reason: str
+    from_state: str
+    reopen_count: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseTransferred(CaseEvent):
+    """The case moved to another department (``department``), keeping its history."""
+
+    from_department: str
+    reason: str
+    handler_level: str
+    assignee: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseEscalated(CaseEvent):
+    """The case was raised one handler level, or recorded as escalated at the top (capped)."""
+
+    from_level: str
+    to_level: str
+    reason: str
+    # True when the case was already at the top level: recorded, but the level did not move.
+    capped: bool
+    escalation_level: int
+    assignee: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseNoteAdded(CaseEvent):
+    """Someone added a note to the case without changing its state."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseAssigned(CaseEvent):
+    """The case was given to a person, or put back in the queue (``assignee`` is None)."""
+
+    from_assignee: str | None
+    assignee: str | None
+    handler_level: str
