@@ -1,0 +1,482 @@
+"""The per-case milestone clock: due time, pauses, warnings, breach and escalation.
+
+Every timer is a threshold of counted (elapsed) time: warnings at fraction × target,
+the breach at the target, overdue re-fires at target + k × escalation interval. Elapsed
+time is wall or business time minus pauses, so pauses and nights shift every timer
+alike, and re-fires on a business clock never land outside working hours. Each
+threshold fires once (keyed, so retargeting never repeats one); the breach and each
+re-fire raise the escalation level one step, and re-fires stop once executive is reached.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .calendar import TimeKeeper, to_utc
+from .policy import MilestoneSpec
+
+# Detection budget is 2 s; a firing later than this means the monitor was not running.
+LATE_AFTER = dt.timedelta(seconds=5)
+
+
+class MilestoneState(StrEnum):
+    """Where a milestone stands; `cancelled` is for deadlines made moot (e.g. case closed)."""
+
+    RUNNING = "running"
+    PAUSED = "paused"
+    AT_RISK = "at_risk"
+    MET = "met"
+    BREACHED = "breached"
+    CANCELLED = "cancelled"
+
+
+class EscalationLevel(StrEnum):
+    """The management chain, lowest first."""
+
+    AGENT = "agent"
+    DEPARTMENT_MANAGER = "department_manager"
+    DIRECTOR = "director"
+    EXECUTIVE = "executive"
+
+    @property
+    def rank(self) -> int:
+        """Position in the chain, agent = 0."""
+        return ESCALATION_CHAIN.index(self)
+
+    def raised(self) -> EscalationLevel:
+        """One level up, capped at executive."""
+        return ESCALATION_CHAIN[min(self.rank + 1, len(ESCALATION_CHAIN) - 1)]
+
+
+ESCALATION_CHAIN: tuple[EscalationLevel, ...] = tuple(EscalationLevel)
+
+
+class FiringKind(StrEnum):
+    """What a timer firing announces."""
+
+    WARNING = "warning"  # SlaAtRisk
+    BREACH = "breach"  # SlaBreached (+ one escalation level)
+    ESCALATION = "escalation"  # SlaEscalated while still overdue
+
+
+@dataclass(frozen=True)
+class PauseInterval:
+    """A stretch during which the clock did not count, with who paused it and why."""
+
+    started_at: dt.datetime
+    paused_by: str
+    reason: str
+    ended_at: dt.datetime | None = None
+    resumed_by: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        """Still paused."""
+        return self.ended_at is None
+
+
+@dataclass(frozen=True)
+class Firing:
+    """One warning, breach or escalation that fell due; `late` when caught up after downtime."""
+
+    milestone_key: str
+    kind: FiringKind
+    scheduled_for: dt.datetime
+    fired_at: dt.datetime
+    late: bool
+    elapsed_threshold: dt.timedelta
+    warn_fraction: float | None = None
+    escalation_level: EscalationLevel | None = None
+    repeat: int = 0  # 1, 2, … for escalation re-fires while overdue
+
+    @property
+    def lateness(self) -> dt.timedelta:
+        """How long after its due instant it fired."""
+        return self.fired_at - self.scheduled_for
+
+
+@dataclass(frozen=True)
+class _Threshold:
+    key: str  # identity for exactly-once: survives retargeting
+    kind: FiringKind
+    elapsed: dt.timedelta
+    warn_fraction: float | None = None
+    repeat: int = 0
+
+
+@dataclass(frozen=True)
+class MilestoneView:
+    """Everything the API shows about one milestone at a moment."""
+
+    key: str
+    name: str
+    clock: str
+    calendar: str
+    started_at: dt.datetime
+    target: dt.timedelta
+    due_at: dt.datetime | None
+    elapsed: dt.timedelta
+    paused_time: dt.timedelta
+    pauses: tuple[PauseInterval, ...]
+    state: MilestoneState
+    met_at: dt.datetime | None
+    within_target: bool | None
+    escalation_level: EscalationLevel
+    warning_times: dict[float, dt.datetime | None]
+    next_fire_at: dt.datetime | None
+
+
+class MilestoneFinished(ValueError):
+    """Raised when pausing or resuming a milestone that is already met or cancelled."""
+
+
+class MilestoneClock:
+    """One running deadline of one case, counted on a timekeeper (wall clock or calendar)."""
+
+    def __init__(
+        self,
+        spec: MilestoneSpec,
+        timekeeper: TimeKeeper,
+        started_at: dt.datetime,
+        *,
+        escalation_level: EscalationLevel = EscalationLevel.AGENT,
+    ) -> None:
+        self.spec = spec
+        self.timekeeper = timekeeper
+        self.started_at = to_utc(started_at)
+        self.escalation_level = escalation_level
+        self._starting_level = escalation_level
+        self.pauses: list[PauseInterval] = []
+        self.met_at: dt.datetime | None = None
+        self.elapsed_when_met: dt.timedelta | None = None
+        self.cancelled_at: dt.datetime | None = None
+        self.fired: dict[str, Firing] = {}
+        self.calendar_gaps: set[dt.date] = set()  # dates counted by the weekend rule
+        self.target = spec.resolve_target(timekeeper)
+        self._schedule: list[tuple[_Threshold, dt.datetime | None]] = []
+        self._reschedule()
+
+    # -- queries -------------------------------------------------------------------
+
+    @property
+    def key(self) -> str:
+        """The milestone key from the spec."""
+        return self.spec.key
+
+    @property
+    def is_met(self) -> bool:
+        """Whether the stop event has happened."""
+        return self.met_at is not None
+
+    @property
+    def is_cancelled(self) -> bool:
+        """Whether the deadline was made moot."""
+        return self.cancelled_at is not None
+
+    @property
+    def is_finished(self) -> bool:
+        """Met or cancelled: nothing more will fire."""
+        return self.is_met or self.is_cancelled
+
+    @property
+    def is_paused(self) -> bool:
+        """Whether a pause is open."""
+        return bool(self.pauses) and self.pauses[-1].is_open
+
+    @property
+    def within_target(self) -> bool | None:
+        """For a met milestone, whether it was met by its target; None while open."""
+        if self.elapsed_when_met is None:
+            return None
+        return self.elapsed_when_met <= self.target
+
+    @property
+    def due_at(self) -> dt.datetime | None:
+        """When elapsed time reaches the target; None while paused short of it."""
+        return self._instant_for_elapsed(self.target)
+
+    def warning_times(self) -> dict[float, dt.datetime | None]:
+        """The instant each warn fraction is reached (None while paused short of it)."""
+        return {
+            threshold.warn_fraction: at
+            for threshold, at in self._schedule
+            if threshold.kind is FiringKind.WARNING and threshold.warn_fraction is not None
+        }
+
+    def next_fire_at(self) -> dt.datetime | None:
+        """The earliest unfired warning, breach or escalation; None if nothing can fire."""
+        if self.is_finished:
+            return None
+        for threshold, at in self._schedule:
+            if threshold.key not in self.fired:
+                return at
+        return None
+
+    def elapsed(self, at: dt.datetime) -> dt.timedelta:
+        """Counted time from start to `at` (or to when met), pauses excluded."""
+        until = to_utc(at)
+        if self.met_at is not None:
+            until = min(until, self.met_at)
+        total = dt.timedelta(0)
+        for segment_start, segment_end in self._active_segments():
+            if segment_start >= until:
+                break
+            end = until if segment_end is None else min(segment_end, until)
+            total += self._measure(segment_start, end)
+        return total
+
+    def paused_time(self, at: dt.datetime) -> dt.timedelta:
+        """Counted time spent paused up to `at` (on this milestone's clock)."""
+        until = to_utc(at)
+        total = dt.timedelta(0)
+        for pause in self.pauses:
+            if pause.started_at >= until:
+                break
+            end = until if pause.ended_at is None else min(pause.ended_at, until)
+            total += self._measure(pause.started_at, end)
+        return total
+
+    @property
+    def state(self) -> MilestoneState:
+        """The state as recorded by what has happened and fired so far."""
+        if self.is_cancelled:
+            return MilestoneState.CANCELLED
+        if self.is_met:
+            return MilestoneState.MET
+        if any(firing.kind is FiringKind.BREACH for firing in self.fired.values()):
+            return MilestoneState.BREACHED
+        if self.is_paused:
+            return MilestoneState.PAUSED
+        if any(
+            firing.kind is FiringKind.WARNING
+            and (firing.warn_fraction or 0) >= self.spec.at_risk_fraction
+            for firing in self.fired.values()
+        ):
+            return MilestoneState.AT_RISK
+        return MilestoneState.RUNNING
+
+    def state_at(self, now: dt.datetime) -> MilestoneState:
+        """The state computed purely from time, whatever has been fired."""
+        if self.is_cancelled:
+            return MilestoneState.CANCELLED
+        if self.is_met:
+            return MilestoneState.MET
+        elapsed = self.elapsed(now)
+        if elapsed >= self.target:
+            return MilestoneState.BREACHED
+        if self.is_paused and self.pauses[-1].started_at <= to_utc(now):
+            return MilestoneState.PAUSED
+        if elapsed >= self.target * self.spec.at_risk_fraction:
+            return MilestoneState.AT_RISK
+        return MilestoneState.RUNNING
+
+    def view(self, now: dt.datetime) -> MilestoneView:
+        """A snapshot for the API."""
+        return MilestoneView(
+            key=self.key,
+            name=self.spec.name,
+            clock=self.spec.clock.value,
+            calendar=self.timekeeper.name,
+            started_at=self.started_at,
+            target=self.target,
+            due_at=self.due_at,
+            elapsed=self.elapsed(now),
+            paused_time=self.paused_time(now),
+            pauses=tuple(self.pauses),
+            state=self.state_at(now),
+            met_at=self.met_at,
+            within_target=self.within_target,
+            escalation_level=self.escalation_level,
+            warning_times=self.warning_times(),
+            next_fire_at=self.next_fire_at(),
+        )
+
+    # -- commands ------------------------------------------------------------------
+
+    def pause(self, at: dt.datetime, by: str, why: str) -> bool:
+        """Stop counting from `at`; False if already paused."""
+        at = self._not_before_last_change(at)
+        if self.is_finished:
+            raise MilestoneFinished(f"milestone {self.key!r} is finished and cannot be paused")
+        if self.is_paused:
+            return False
+        self.pauses.append(PauseInterval(started_at=at, paused_by=by, reason=why))
+        self._reschedule()
+        return True
+
+    def resume(self, at: dt.datetime, by: str | None = None) -> bool:
+        """Count again from `at`; False if not paused."""
+        at = self._not_before_last_change(at)
+        if self.is_finished:
+            raise MilestoneFinished(f"milestone {self.key!r} is finished and cannot be resumed")
+        if not self.is_paused:
+            return False
+        self._close_open_pause(at, by)
+        self._reschedule()
+        return True
+
+    def meet(self, at: dt.datetime) -> dt.timedelta:
+        """Record the stop event and return the elapsed counted time (idempotent)."""
+        if self.elapsed_when_met is not None:
+            return self.elapsed_when_met
+        if self.is_cancelled:
+            raise MilestoneFinished(f"milestone {self.key!r} was cancelled")
+        at = max(to_utc(at), self.started_at)  # a stop seen before its start took no time
+        if self.is_paused:
+            self._close_open_pause(max(at, self.pauses[-1].started_at), None)
+        self.met_at = at
+        self.elapsed_when_met = self.elapsed(at)
+        return self.elapsed_when_met
+
+    def cancel(self, at: dt.datetime) -> bool:
+        """Drop the deadline (the case no longer needs it); False if already finished."""
+        if self.is_finished:
+            return False
+        self.cancelled_at = max(to_utc(at), self.started_at)
+        return True
+
+    def retarget(self, spec: MilestoneSpec, timekeeper: TimeKeeper | None = None) -> None:
+        """Adopt a new spec (e.g. after reclassification), counting from the original start.
+
+        Met milestones stay met, and thresholds that already fired never fire again.
+        """
+        if spec.key != self.spec.key:
+            raise ValueError(f"cannot retarget milestone {self.key!r} to {spec.key!r}")
+        self.spec = spec
+        if timekeeper is not None:
+            self.timekeeper = timekeeper
+        self.target = spec.resolve_target(self.timekeeper)
+        self._reschedule()
+
+    def rebind_timekeeper(self, timekeeper: TimeKeeper) -> None:
+        """Recompute after the calendar was edited (e.g. an operator filled a missing year)."""
+        self.retarget(self.spec, timekeeper)
+
+    def fire(
+        self,
+        now: dt.datetime,
+        *,
+        until: dt.datetime | None = None,
+        late_after: dt.timedelta = LATE_AFTER,
+    ) -> list[Firing]:
+        """Fire every unfired threshold due by `until` (default `now`), each once, in order."""
+        if self.is_finished:
+            return []
+        now = to_utc(now)
+        until = now if until is None else to_utc(until)
+        fired_now: list[Firing] = []
+        for threshold, at in self._schedule:
+            if threshold.key in self.fired:
+                continue
+            if at is None or at > until:
+                break  # thresholds are ordered by elapsed time, so later ones are later too
+            level = None
+            if threshold.kind is not FiringKind.WARNING:
+                self.escalation_level = self.escalation_level.raised()
+                level = self.escalation_level
+            firing = Firing(
+                milestone_key=self.key,
+                kind=threshold.kind,
+                scheduled_for=at,
+                fired_at=now,
+                late=now - at > late_after,
+                elapsed_threshold=threshold.elapsed,
+                warn_fraction=threshold.warn_fraction,
+                escalation_level=level,
+                repeat=threshold.repeat,
+            )
+            self.fired[threshold.key] = firing
+            fired_now.append(firing)
+        return fired_now
+
+    # -- internals -----------------------------------------------------------------
+
+    def _thresholds(self) -> list[_Threshold]:
+        thresholds = [
+            _Threshold(
+                f"warning:{fraction}",
+                FiringKind.WARNING,
+                self.target * fraction,
+                warn_fraction=fraction,
+            )
+            for fraction in self.spec.warn_fractions
+        ]
+        thresholds.append(_Threshold("breach", FiringKind.BREACH, self.target))
+        interval = self.spec.escalation_interval
+        if interval is not None:
+            # The breach takes the first raise; re-fires stop once executive is reached.
+            raises_left = len(ESCALATION_CHAIN) - 1 - self._starting_level.rank
+            for repeat in range(1, raises_left):
+                thresholds.append(
+                    _Threshold(
+                        f"escalation:{repeat}",
+                        FiringKind.ESCALATION,
+                        self.target + interval * repeat,
+                        repeat=repeat,
+                    )
+                )
+        return sorted(thresholds, key=lambda threshold: threshold.elapsed)
+
+    def _reschedule(self) -> None:
+        self._schedule = [
+            (threshold, self._instant_for_elapsed(threshold.elapsed))
+            for threshold in self._thresholds()
+        ]
+
+    def _active_segments(self) -> Iterator[tuple[dt.datetime, dt.datetime | None]]:
+        cursor = self.started_at
+        for pause in self.pauses:
+            if pause.started_at > cursor:
+                yield cursor, pause.started_at
+            if pause.ended_at is None:
+                return
+            cursor = max(cursor, pause.ended_at)
+        yield cursor, None
+
+    def _instant_for_elapsed(self, elapsed: dt.timedelta) -> dt.datetime | None:
+        consumed = dt.timedelta(0)
+        for segment_start, segment_end in self._active_segments():
+            remaining = elapsed - consumed
+            if segment_end is None:
+                return self._advance(segment_start, remaining)
+            available = self._measure(segment_start, segment_end)
+            if remaining <= available:
+                return self._advance(segment_start, remaining)
+            consumed += available
+        return None  # paused before reaching it: unknown until resumed
+
+    def _advance(self, start: dt.datetime, duration: dt.timedelta) -> dt.datetime:
+        result = self.timekeeper.add_business_time(start, duration)
+        self.calendar_gaps.update(result.missing_dates)
+        return result.at
+
+    def _measure(self, start: dt.datetime, end: dt.datetime) -> dt.timedelta:
+        result = self.timekeeper.business_time_between(start, end)
+        self.calendar_gaps.update(result.missing_dates)
+        return result.duration
+
+    def _close_open_pause(self, at: dt.datetime, by: str | None) -> None:
+        open_pause = self.pauses[-1]
+        self.pauses[-1] = PauseInterval(
+            started_at=open_pause.started_at,
+            paused_by=open_pause.paused_by,
+            reason=open_pause.reason,
+            ended_at=at,
+            resumed_by=by,
+        )
+
+    def _not_before_last_change(self, at: dt.datetime) -> dt.datetime:
+        at = to_utc(at)
+        last_change = self.started_at
+        if self.pauses:
+            last = self.pauses[-1]
+            last_change = last.started_at if last.ended_at is None else last.ended_at
+        if at < last_change:
+            raise ValueError(
+                f"milestone {self.key!r}: {at.isoformat()} is before "
+                f"its last change {last_change.isoformat()}"
+            )
+        return at
