@@ -137,18 +137,17 @@ def create_app(runtime: Runtime, *, title: str, description: str) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        producer = create_producer(runtime.settings)
-        app.state.readiness_producer = producer
         try:
             yield
         finally:
-            if app.state.readiness_producer_started:
-                await producer.stop()
+            if app.state.readiness_producer is not None:
+                await app.state.readiness_producer.stop()
             await runtime.close()
 
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     app.state.runtime = runtime
-    app.state.readiness_producer_started = False
+    # Created on the first readiness check: a process that is never probed opens no connection.
+    app.state.readiness_producer = None
     app.add_middleware(CorrelationAndMetricsMiddleware, service=runtime.settings.service_name)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ServiceError, _service_error)
@@ -178,14 +177,14 @@ def _operations_router() -> APIRouter:
             checks["database"] = f"error: {type(exc).__name__}"
         try:
             producer = request.app.state.readiness_producer
-            if not request.app.state.readiness_producer_started:
+            if producer is None:
+                producer = create_producer(runtime.settings)
                 try:
                     await asyncio.wait_for(producer.start(), 5)
                 except BaseException:
                     await producer.stop()
-                    request.app.state.readiness_producer = create_producer(runtime.settings)
                     raise
-                request.app.state.readiness_producer_started = True
+                request.app.state.readiness_producer = producer
             await asyncio.wait_for(producer.client.fetch_all_metadata(), 2)
         except Exception as exc:
             checks["kafka"] = f"error: {type(exc).__name__}"

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Callable, Iterator
 
 import uvicorn
@@ -47,7 +48,9 @@ async def serve(service: Service, roles: tuple[str, ...]) -> None:
 
     async with asyncio.TaskGroup() as group:
         if "api" in roles:
-            group.create_task(_until_done(server.serve(), _shutdown), name="api")
+            sockets = [_shared_socket(settings.http_host, settings.http_port)] \
+                if settings.http_reuse_port else None
+            group.create_task(_until_done(server.serve(sockets), _shutdown), name="api")
         if "consumer" in roles:
             group.create_task(_until_done(service.consumer().run(stop), _shutdown), name="consumer")
         if "relay" in roles:
@@ -56,6 +59,14 @@ async def serve(service: Service, roles: tuple[str, ...]) -> None:
                 group.create_task(_until_done(worker(stop), _shutdown))
     if "api" not in roles:
         await service.runtime.close()
+
+
+def _shared_socket(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
 
 
 async def _until_done(work, shutdown: Callable[[], None]) -> None:

@@ -15,6 +15,8 @@ class ServiceSettings(BaseSettings):
     db_schema: str
     http_port: int
     http_host: str = "127.0.0.1"
+    # Lets several API processes share one port (SO_REUSEPORT), the kernel spreading connections.
+    http_reuse_port: bool = False
 
     pg_host: str = "127.0.0.1"
     pg_port: int = 5432

@@ -25,11 +25,11 @@ TOPICS: tuple[TopicSpec, ...] = (
         "Complaints received, classified, reclassified, messages added, anonymised.",
     ),
     TopicSpec(
-        "case.events", "routing", ("sla-monitor", "feedback", "analytics"),
+        "case.events", "routing", ("intake", "sla-monitor", "feedback", "analytics"),
         "Every case transition: routed, acknowledged, … resolved, closed, reopened.",
     ),
     TopicSpec(
-        "sla.events", "sla-monitor", ("routing", "analytics"),
+        "sla.events", "sla-monitor", ("intake", "routing", "analytics"),
         "Milestones started, at risk, breached, met, escalated; calendar alerts.",
     ),
     TopicSpec(

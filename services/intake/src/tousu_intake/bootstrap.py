@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 from tousu_shared.http import create_app
 from tousu_shared.runtime import Runtime, Service, include_routers
 from tousu_shared.topics import consumed_by
 
+from tousu_intake.adapters.crypto import FieldCipher
 from tousu_intake.entrypoints.api import router
 from tousu_intake.service_layer.handlers import event_handlers
+from tousu_intake.service_layer.services import ClassifierCache, IntakeContext
 from tousu_intake.settings import IntakeSettings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def build_cipher(settings: IntakeSettings) -> FieldCipher:
+    """The field cipher from the configured key ring."""
+    return FieldCipher(
+        {key_id: base64.b64decode(key.get_secret_value())
+         for key_id, key in settings.encryption_keys.items()},
+        settings.encryption_active_key,
+        base64.b64decode(settings.blind_index_key.get_secret_value()),
+    )
 
 
 def bootstrap(settings: IntakeSettings | None = None) -> Service:
@@ -20,7 +33,13 @@ def bootstrap(settings: IntakeSettings | None = None) -> Service:
     settings = settings or IntakeSettings()
     runtime = Runtime.build(settings)
     app = create_app(
-        runtime, title="Tousu intake", description="Every channel's complaints into one durable, classified record.",
+        runtime, title="Tousu intake",
+        description="Every channel's complaints into one durable, classified record.",
+    )
+    app.state.intake = IntakeContext(
+        settings=settings, outbox=runtime.outbox, audit=runtime.audit,
+        cipher=build_cipher(settings),
+        classifiers=ClassifierCache(runtime.session_factory, settings.classifier_refresh_seconds),
     )
     include_routers(app, [router])
     return Service(

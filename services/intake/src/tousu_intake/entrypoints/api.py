@@ -1,7 +1,327 @@
-"""HTTP API of the intake service."""
+"""HTTP API of the intake service (``/v1``)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import csv
+import io
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from pydantic import ValidationError
+from tousu_shared.auth import Principal, require
+from tousu_shared.contracts.complaint import Category, Channel, Severity, Urgency
+from tousu_shared.errors import InvalidInput, ServiceError
+from tousu_shared.http import DbSession
+
+from tousu_intake.domain.classification import ClassifierRules
+from tousu_intake.domain.model import normalise_email, normalise_phone
+from tousu_intake.entrypoints.schemas import (
+    AnonymizeRequest, BatchItemResult, BatchResult, ClassificationUpdate, ComplaintCreate,
+    ComplaintCreated, ComplaintPage, ComplaintRead, MessageCreate, MessageRead, TrackingRead,
+)
+from tousu_intake.service_layer import services
+from tousu_intake.service_layer.services import IntakeContext
 
 router = APIRouter(prefix="/v1", tags=["intake"])
+
+Writer = Annotated[Principal, require("complaints:write")]
+Reader = Annotated[Principal, require("complaints:read")]
+Classifier = Annotated[Principal, require("classification:write")]
+RulesAdmin = Annotated[Principal, require("rules:write")]
+PiiAdmin = Annotated[Principal, require("pii:read")]
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200),
+]
+
+
+class UnsupportedMediaType(ServiceError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class PayloadTooLarge(ServiceError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+def get_context(request: Request) -> IntakeContext:
+    """The intake use cases' collaborators."""
+    return request.app.state.intake
+
+
+Context = Annotated[IntakeContext, Depends(get_context)]
+
+
+async def _body(request: Request, *, limit: int, media_types: tuple[str, ...]) -> tuple[str, bytes]:
+    """The raw body after checking its media type and size (before parsing anything)."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in media_types:
+        raise UnsupportedMediaType(
+            f"send the body as {' or '.join(media_types)}", field="Content-Type",
+        )
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body is larger than {limit} bytes", field="body")
+    raw = await request.body()
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"the body is larger than {limit} bytes", field="body")
+    return media_type, raw
+
+
+def _parse_json(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"the body is not valid JSON: {exc}", field="body") from exc
+
+
+def _errors(exc: ValidationError, prefix: str = "body") -> list[dict[str, Any]]:
+    return [
+        {"field": ".".join([prefix, *(str(p) for p in error["loc"])]), "message": error["msg"],
+         "type": error["type"]}
+        for error in exc.errors(include_url=False)
+    ]
+
+
+def _validate(model: type, data: Any) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput("the request is not valid", errors=_errors(exc)) from exc
+
+
+@router.post("/complaints", status_code=201, response_model=ComplaintCreated,
+             openapi_extra={"requestBody": {"content": {"application/json": {
+                 "schema": ComplaintCreate.model_json_schema(ref_template="#/components/schemas/{model}")}},
+                 "required": True}})
+async def create_complaint(
+    request: Request, response: Response, principal: Writer, session: DbSession,
+    context: Context, idempotency_key: IdempotencyKey = None,
+) -> ComplaintCreated:
+    """Record a complaint from any channel; a replay of the same Idempotency-Key returns it."""
+    _, raw = await _body(request, limit=context.settings.max_body_bytes,
+                         media_types=("application/json",))
+    body = _validate(ComplaintCreate, _parse_json(raw))
+    async with session.begin():
+        created, replayed = await services.submit_complaint(
+            body, idempotency=idempotency_key, principal=principal, context=context,
+            db_session=session,
+        )
+    if replayed:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    response.headers["Location"] = f"/v1/complaints/{created.id}"
+    return created
+
+
+CSV_LIST_FIELDS = {"requested_remedies", "tags"}
+CSV_CUSTOMER_FIELDS = {
+    "customer_name": "name", "customer_phone": "phone", "customer_email": "email",
+    "customer_address": "address", "customer_tier": "tier",
+    "preferred_contact": "preferred_contact",
+}
+
+
+def _csv_items(raw: bytes) -> list[dict[str, Any]]:
+    """CSV rows as complaint dicts: customer_* columns nest, list columns split on ';'."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput("the CSV is not UTF-8", field="body") from exc
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or "channel" not in reader.fieldnames:
+        raise InvalidInput("the CSV needs a header row with at least a channel column",
+                           field="body")
+    items = []
+    for row in reader:
+        item: dict[str, Any] = {"customer": {}}
+        for column, value in row.items():
+            if column is None or value is None or value == "":
+                continue
+            if column in CSV_CUSTOMER_FIELDS:
+                item["customer"][CSV_CUSTOMER_FIELDS[column]] = value
+            elif column in CSV_LIST_FIELDS:
+                item[column] = [part.strip() for part in value.split(";") if part.strip()]
+            else:
+                item[column] = value
+        items.append(item)
+    return items
+
+
+@router.post("/complaints:batch", response_model=BatchResult)
+async def import_complaints(
+    request: Request, principal: Writer, session: DbSession, context: Context,
+) -> BatchResult:
+    """Import many complaints (JSON array or CSV); each item is accepted or rejected alone."""
+    media_type, raw = await _body(
+        request, limit=context.settings.max_batch_body_bytes,
+        media_types=("application/json", "text/csv"),
+    )
+    items = _csv_items(raw) if media_type == "text/csv" else _parse_json(raw)
+    if not isinstance(items, list):
+        raise InvalidInput("the body must be a JSON array of complaints", field="body")
+    if not items:
+        raise InvalidInput("the batch is empty", field="body")
+    if len(items) > context.settings.max_batch_items:
+        raise PayloadTooLarge(
+            f"at most {context.settings.max_batch_items} complaints per batch", field="body",
+            items=len(items),
+        )
+    results: list[BatchItemResult] = []
+    for index, item in enumerate(items):
+        key = item.pop("idempotency_key", None) if isinstance(item, dict) else None
+        try:
+            body = ComplaintCreate.model_validate(item)
+        except ValidationError as exc:
+            results.append(BatchItemResult(index=index, status="rejected",
+                                           errors=_errors(exc, f"body.{index}")))
+            continue
+        # One transaction per item: a bad item never takes the good ones down with it.
+        try:
+            async with session.begin():
+                created, replayed = await services.submit_complaint(
+                    body, idempotency=str(key) if key else None, principal=principal,
+                    context=context, db_session=session,
+                )
+        except ServiceError as exc:
+            results.append(BatchItemResult(index=index, status="rejected",
+                                           errors=[{"field": f"body.{index}", **exc.body()}]))
+            continue
+        results.append(BatchItemResult(
+            index=index, status="replayed" if replayed else "created",
+            complaint_id=created.id, tracking_code=created.tracking_code,
+        ))
+    return BatchResult(
+        created=sum(r.status == "created" for r in results),
+        replayed=sum(r.status == "replayed" for r in results),
+        rejected=sum(r.status == "rejected" for r in results),
+        results=results,
+    )
+
+
+@router.get("/complaints", response_model=ComplaintPage)
+async def list_complaints(
+    principal: Reader, session: DbSession, context: Context,
+    channel: Channel | None = None, category: Category | None = None,
+    severity: Severity | None = None, urgency: Urgency | None = None,
+    status: str | None = None, department: str | None = None,
+    received_from: datetime | None = None, received_to: datetime | None = None,
+    customer_phone: Annotated[str | None, Query(max_length=32)] = None,
+    customer_email: Annotated[str | None, Query(max_length=254)] = None,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> ComplaintPage:
+    """Complaints newest first, with filters and cursor pagination."""
+    if (customer_phone or customer_email) and not principal.can("pii:read"):
+        raise InvalidInput("searching by phone or email needs the pii:read scope",
+                           field="customer_phone" if customer_phone else "customer_email")
+    try:
+        phone = normalise_phone(customer_phone) if customer_phone else None
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="customer_phone") from exc
+    try:
+        email = normalise_email(customer_email) if customer_email else None
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="customer_email") from exc
+    filters = {"channel": channel, "category": category, "severity": severity,
+               "urgency": urgency, "status": status, "department": department,
+               "received_from": received_from, "received_to": received_to}
+    async with session.begin():
+        items, next_cursor = await services.list_complaints(
+            filters=filters, customer_phone=phone, customer_email=email, cursor=cursor,
+            limit=limit, principal=principal, context=context, db_session=session,
+        )
+        if phone or email:
+            await context.audit.record(session, principal, "pii.search", "complaint", None,
+                                       details={"by": "phone" if phone else "email"})
+    return ComplaintPage(items=items, next_cursor=next_cursor)
+
+
+@router.get("/complaints/{complaint_id}", response_model=ComplaintRead)
+async def get_complaint(
+    complaint_id: uuid.UUID, principal: Reader, session: DbSession, context: Context,
+    include: Annotated[str | None, Query(pattern="^contact$")] = None,
+) -> ComplaintRead:
+    """One complaint; ``?include=contact`` adds contact details (clear only with pii:read)."""
+    async with session.begin():
+        return await services.get_complaint(
+            complaint_id, include_contact=include == "contact", principal=principal,
+            context=context, db_session=session,
+        )
+
+
+@router.post("/complaints/{complaint_id}/messages", status_code=201, response_model=MessageRead)
+async def add_message(
+    complaint_id: uuid.UUID, body: MessageCreate, principal: Writer, session: DbSession,
+    context: Context,
+) -> MessageRead:
+    """Add a customer message and evidence references."""
+    async with session.begin():
+        return await services.add_message(complaint_id, body, principal=principal,
+                                          context=context, db_session=session)
+
+
+@router.get("/complaints/{complaint_id}/messages", response_model=list[MessageRead])
+async def list_messages(
+    complaint_id: uuid.UUID, principal: Reader, session: DbSession,
+) -> list[MessageRead]:
+    """A complaint's messages, oldest first."""
+    async with session.begin():
+        return await services.list_messages(complaint_id, principal=principal,
+                                            db_session=session)
+
+
+@router.put("/complaints/{complaint_id}/classification", response_model=ComplaintRead)
+async def correct_classification(
+    complaint_id: uuid.UUID, body: ClassificationUpdate, principal: Classifier,
+    session: DbSession, context: Context,
+) -> ComplaintRead:
+    """A person's correction, kept beside the automatic classification."""
+    async with session.begin():
+        return await services.correct_classification(
+            complaint_id, body, principal=principal, context=context, db_session=session,
+        )
+
+
+@router.get("/track/{tracking_code}", response_model=TrackingRead)
+async def track(
+    tracking_code: Annotated[str, Path(min_length=4, max_length=20)], principal: Reader,
+    session: DbSession,
+) -> TrackingRead:
+    """What the customer may see: status, next step, due dates; no personal data."""
+    async with session.begin():
+        return await services.track(tracking_code, db_session=session)
+
+
+@router.get("/classifier/rules")
+async def get_rules(_: Reader, context: Context) -> dict[str, Any]:
+    """The classifier rules in force and their version (0 = the shipped defaults)."""
+    version, classifier = await context.classifiers.current()
+    return {"version": version, "rules": classifier.rules.model_dump(mode="json")}
+
+
+@router.put("/classifier/rules")
+async def put_rules(
+    rules: ClassifierRules, principal: RulesAdmin, session: DbSession, context: Context,
+    note: Annotated[str | None, Query(max_length=500)] = None,
+) -> dict[str, Any]:
+    """Save a new classifier rule set; it applies within seconds, without a deploy."""
+    async with session.begin():
+        version = await services.save_rules(rules, note=note, principal=principal,
+                                            context=context, db_session=session)
+    context.classifiers.invalidate()
+    return {"version": version}
+
+
+@router.post("/customers:anonymize")
+async def anonymize_customer(
+    body: AnonymizeRequest, principal: PiiAdmin, session: DbSession, context: Context,
+) -> dict[str, Any]:
+    """Erase a customer's personal data (PIPL deletion request); statistics are kept."""
+    async with session.begin():
+        ids = await services.anonymize_customer(body, principal=principal, context=context,
+                                                db_session=session)
+    return {"anonymized_complaints": [str(i) for i in ids]}

@@ -1,0 +1,337 @@
+"""Classifier rules as data: a pydantic model that round-trips to JSON, and the shipped defaults."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import unicodedata
+from decimal import Decimal
+from functools import lru_cache
+from importlib import resources
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .model import (
+    SEVERITY_SCALE,
+    URGENCY_SCALE,
+    Category,
+    Channel,
+    Emotion,
+    Remedy,
+    RiskFlag,
+    Severity,
+    Urgency,
+)
+
+DEFAULT_RULES_RESOURCE = "default_rules.json"
+
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_ENGLISH_TERM = re.compile(r"^[a-z0-9]+(?: [a-z0-9]+)*\*?$")
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+
+
+def normalise_text(text: str) -> str:
+    """NFKC-fold (full-width → ASCII) and lowercase; applied alike to terms and complaints."""
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+def _normalise_chinese_term(term: str) -> str:
+    folded = normalise_text(term).strip()
+    if not folded or not _HAN.search(folded):
+        raise ValueError(f"Chinese term {term!r} must contain Chinese characters")
+    if any(ch.isspace() for ch in folded):
+        raise ValueError(f"Chinese term {term!r} must not contain spaces")
+    return folded
+
+
+def _normalise_english_term(term: str) -> str:
+    folded = normalise_text(term).strip()
+    wildcard = folded.endswith("*")
+    # Punctuation inside phrases ("after-sales", "won't") is a word break, as in the text.
+    folded = _NON_WORD.sub(" ", folded.rstrip("*")).strip() + ("*" if wildcard else "")
+    if not folded or folded == "*" or not _ENGLISH_TERM.match(folded):
+        raise ValueError(f"English term {term!r} must be ASCII words, optionally ending in '*'")
+    if wildcard and " " in folded:
+        raise ValueError(
+            f"English term {term!r}: '*' (prefix match) is only allowed on a single word"
+        )
+    return folded
+
+
+def _check_weight(term: str, weight: float) -> float:
+    if not math.isfinite(weight) or weight <= 0:
+        raise ValueError(f"weight of {term!r} must be a positive number, got {weight}")
+    return weight
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WeightedTerms(_Strict):
+    """Keywords with weights, Chinese and English; a keyword adds its weight once per complaint."""
+
+    zh: dict[str, float] = Field(default_factory=dict)
+    en: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("zh")
+    @classmethod
+    def _zh_terms(cls, terms: dict[str, float]) -> dict[str, float]:
+        return _normalised_weights(terms, _normalise_chinese_term)
+
+    @field_validator("en")
+    @classmethod
+    def _en_terms(cls, terms: dict[str, float]) -> dict[str, float]:
+        return _normalised_weights(terms, _normalise_english_term)
+
+    def is_empty(self) -> bool:
+        """True when there is no keyword in either language."""
+        return not self.zh and not self.en
+
+
+class TermList(_Strict):
+    """Unweighted keywords, Chinese and English."""
+
+    zh: list[str] = Field(default_factory=list)
+    en: list[str] = Field(default_factory=list)
+
+    @field_validator("zh")
+    @classmethod
+    def _zh_terms(cls, terms: list[str]) -> list[str]:
+        return _normalised_list(terms, _normalise_chinese_term)
+
+    @field_validator("en")
+    @classmethod
+    def _en_terms(cls, terms: list[str]) -> list[str]:
+        return _normalised_list(terms, _normalise_english_term)
+
+    def is_empty(self) -> bool:
+        """True when there is no keyword in either language."""
+        return not self.zh and not self.en
+
+
+def _normalised_weights(terms: dict[str, float], normalise) -> dict[str, float]:
+    result: dict[str, float] = {}
+    for term, weight in terms.items():
+        key = normalise(term)
+        if key in result:
+            raise ValueError(f"duplicate term {term!r}")
+        result[key] = _check_weight(term, weight)
+    return result
+
+
+def _normalised_list(terms: list[str], normalise) -> list[str]:
+    result: list[str] = []
+    for term in terms:
+        key = normalise(term)
+        if key in result:
+            raise ValueError(f"duplicate term {term!r}")
+        result.append(key)
+    return result
+
+
+class ExclamationSignal(_Strict):
+    """Many exclamation marks count as a signal for one emotion."""
+
+    emotion: Emotion = Emotion.ANGRY
+    min_count: int = Field(default=3, ge=1)
+    weight: float = Field(default=1.0, gt=0)
+
+
+class EmotionRules(_Strict):
+    """How emotion is inferred when intake did not record it."""
+
+    words: dict[Emotion, WeightedTerms]
+    exclamation: ExclamationSignal | None = ExclamationSignal()
+    min_score: float = Field(default=1.0, gt=0)
+    tie_break: list[Emotion] = [Emotion.ANGRY, Emotion.ANXIOUS, Emotion.DISAPPOINTED, Emotion.CALM]
+    default: Emotion = Emotion.CALM
+
+    @model_validator(mode="after")
+    def _check(self) -> EmotionRules:
+        for emotion, terms in self.words.items():
+            if terms.is_empty():
+                raise ValueError(f"emotion {emotion.value!r} has an empty keyword set")
+        if sorted(self.tie_break) != sorted(Emotion):
+            raise ValueError("emotion.tie_break must list every emotion exactly once")
+        return self
+
+
+NegatableDimension = Literal["category", "risk_flags", "emotion", "severity"]
+
+
+class NegationRules(_Strict):
+    """A negation cue shortly before a keyword cancels it ("没有受伤", "not angry")."""
+
+    cues: TermList
+    window_tokens: int = Field(default=2, ge=1, le=6)
+    applies_to: list[NegatableDimension] = ["risk_flags", "emotion"]
+
+
+class AmountFloor(_Strict):
+    """An amount at or above min_amount makes severity at least `at_least`."""
+
+    min_amount: Decimal = Field(ge=0)
+    at_least: Severity
+
+
+class ImpactRaise(_Strict):
+    """Impact (customers affected) at or above min_affected raises severity by `steps`."""
+
+    min_affected: int = Field(ge=2)
+    steps: int = Field(ge=1, le=3)
+
+
+class SeverityRules(_Strict):
+    """Severity: text level, then floors (risk, amount), then wide-impact raises."""
+
+    default: Severity = Severity.GENERAL
+    default_by_channel: dict[Channel, Severity] = Field(
+        default_factory=dict,
+        description="base level when no severity word matched, e.g. terse survey answers",
+    )
+    words: dict[Severity, TermList]
+    risk_flag_floor: dict[RiskFlag, Severity] = Field(default_factory=dict)
+    amount_floors: list[AmountFloor] = Field(default_factory=list)
+    impact_raises: list[ImpactRaise] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> SeverityRules:
+        if Severity.GENERAL in self.words:
+            raise ValueError("severity.words: 'general' is the default level and takes no keywords")
+        for level, terms in self.words.items():
+            if terms.is_empty():
+                raise ValueError(f"severity level {level.value!r} has an empty keyword set")
+        _check_ascending(
+            [f.min_amount for f in self.amount_floors], "severity.amount_floors min_amount"
+        )
+        _check_ascending(
+            [SEVERITY_SCALE.index(f.at_least) for f in self.amount_floors],
+            "severity.amount_floors at_least",
+            strict=False,
+        )
+        _check_ascending(
+            [r.min_affected for r in self.impact_raises], "severity.impact_raises min_affected"
+        )
+        _check_ascending(
+            [r.steps for r in self.impact_raises], "severity.impact_raises steps", strict=False
+        )
+        return self
+
+
+class ImpactRules(_Strict):
+    """Impact when the caller gives none: the largest estimate among matched words, else default."""
+
+    default: int = Field(default=1, ge=1)
+    words: dict[str, int] = Field(
+        default_factory=dict, description="term (Chinese or English) → customers affected"
+    )
+
+    @field_validator("words")
+    @classmethod
+    def _terms(cls, words: dict[str, int]) -> dict[str, int]:
+        result: dict[str, int] = {}
+        for term, estimate in words.items():
+            key = (
+                _normalise_chinese_term(term)
+                if _HAN.search(term)
+                else _normalise_english_term(term)
+            )
+            if estimate < 1:
+                raise ValueError(f"impact estimate of {term!r} must be ≥ 1")
+            if key in result:
+                raise ValueError(f"duplicate term {term!r}")
+            result[key] = estimate
+        return result
+
+
+class EmotionFloor(_Strict):
+    """This emotion together with severity ≥ min_severity makes urgency at least `at_least`."""
+
+    emotion: Emotion
+    min_severity: Severity
+    at_least: Urgency
+
+
+class RepeatComplaintRule(_Strict):
+    """A customer with this many complaints in the last 30 days is a repeat complainer."""
+
+    min_recent: int = Field(default=2, ge=1)
+    raise_steps: int = Field(default=1, ge=0, le=3)
+
+
+class UrgencyRules(_Strict):
+    """Urgency: base from severity, then floors and raises, then risk flags force the top."""
+
+    base_by_severity: dict[Severity, Urgency]
+    emotion_floors: list[EmotionFloor] = Field(default_factory=list)
+    repeat_complaints: RepeatComplaintRule | None = RepeatComplaintRule()
+    vip_raise_steps: int = Field(default=1, ge=0, le=3)
+    risk_flag_forces: Urgency = Urgency.IMMEDIATE
+
+    @model_validator(mode="after")
+    def _check(self) -> UrgencyRules:
+        missing = [s.value for s in SEVERITY_SCALE if s not in self.base_by_severity]
+        if missing:
+            raise ValueError(f"urgency.base_by_severity misses {missing}")
+        bases = [URGENCY_SCALE.index(self.base_by_severity[s]) for s in SEVERITY_SCALE]
+        _check_ascending(bases, "urgency.base_by_severity (by severity)", strict=False)
+        return self
+
+
+class ClassifierRules(_Strict):
+    """All the classifier decides by: keywords, thresholds, escalation steps (domain.md §2)."""
+
+    version: str = Field(min_length=1, max_length=100)
+    description: str = ""
+    categories: dict[Category, WeightedTerms]
+    category_min_score: float = Field(
+        default=1.0, gt=0, description="below this the category is 'other'"
+    )
+    category_tie_break: list[Category]
+    remedy_weights: dict[Remedy, dict[Category, float]] = Field(default_factory=dict)
+    risk_words: dict[RiskFlag, TermList]
+    emotion: EmotionRules
+    negation: NegationRules
+    severity: SeverityRules
+    impact: ImpactRules = ImpactRules()
+    urgency: UrgencyRules
+
+    @model_validator(mode="after")
+    def _check(self) -> ClassifierRules:
+        missing = [
+            c.value for c in Category if c is not Category.OTHER and c not in self.categories
+        ]
+        if missing:
+            raise ValueError(f"categories without keywords: {missing}")
+        for category, terms in self.categories.items():
+            if terms.is_empty():
+                raise ValueError(f"category {category.value!r} has an empty keyword set")
+        if sorted(self.category_tie_break) != sorted(Category):
+            raise ValueError("category_tie_break must list every category exactly once")
+        for flag, terms in self.risk_words.items():
+            if terms.is_empty():
+                raise ValueError(f"risk flag {flag.value!r} has an empty word set")
+        for remedy, weights in self.remedy_weights.items():
+            for category, weight in weights.items():
+                _check_weight(f"{remedy.value}→{category.value}", weight)
+        return self
+
+    def fingerprint(self) -> str:
+        """Short hash of the canonical JSON, to tell apart rule sets that share a version string."""
+        return hashlib.sha256(self.model_dump_json().encode("utf-8")).hexdigest()[:12]
+
+
+def _check_ascending(values: list, what: str, strict: bool = True) -> None:
+    for before, after in zip(values, values[1:], strict=False):
+        if after < before or (strict and after == before):
+            raise ValueError(f"{what} must be {'strictly ' if strict else ''}ascending")
+
+
+@lru_cache(maxsize=1)
+def load_default_rules() -> ClassifierRules:
+    """The rules shipped with the package (default_rules.json)."""
+    text = resources.files(__package__).joinpath(DEFAULT_RULES_RESOURCE).read_text(encoding="utf-8")
+    return ClassifierRules.model_validate_json(text)

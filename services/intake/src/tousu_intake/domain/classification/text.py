@@ -1,0 +1,278 @@
+"""Text analysis: jieba segmentation for Chinese, word tokens for English, keyword lookup."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from math import inf, log
+from typing import Any
+
+from .rules import normalise_text
+
+_HAN_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# Runs of Chinese, runs of ASCII letters/digits, and clause-ending punctuation (stops negation).
+_SEGMENT = re.compile(rf"([{_HAN_CLASS}]+)|([a-z0-9]+)|([.!?;,。!?;,、:()\[\]\"“”‘’《》\n])")
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+_EXCLAMATION = re.compile(r"!")
+_LATIN = re.compile(r"[a-z]")
+
+_CLAUSE_BREAK = None  # token placeholder between clauses
+_OPAQUE_RUN = "\x00"  # stands for a Chinese run that holds no keyword; matches nothing
+
+# One jieba tokenizer per process: loading its dictionary takes about a second.
+_jieba_lock = threading.Lock()
+_jieba_tokenizer: Any = None
+_registered_words: set[str] = set()
+
+
+def _tokenizer() -> Any:
+    """The process-wide jieba tokenizer, loaded on first use."""
+    global _jieba_tokenizer
+    if _jieba_tokenizer is None:
+        with _jieba_lock:
+            if _jieba_tokenizer is None:
+                with warnings.catch_warnings():
+                    # jieba imports pkg_resources, which warns on recent setuptools.
+                    warnings.simplefilter("ignore")
+                    import jieba
+                jieba.setLogLevel(logging.WARNING)
+                tokenizer = jieba.Tokenizer()
+                tokenizer.initialize()
+                _jieba_tokenizer = tokenizer
+    return _jieba_tokenizer
+
+
+def register_chinese_words(words: Iterable[str]) -> None:
+    """Teach jieba the rules' Chinese keywords so multi-character terms come out as one token."""
+    # Words stay registered for the life of the process: a keyword dropped from newer rules only
+    # changes where jieba may split, never what matches, because matching uses the rules' own terms.
+    tokenizer = _tokenizer()
+    with _jieba_lock:
+        for word in words:
+            if word not in _registered_words:
+                tokenizer.add_word(word)
+                _registered_words.add(word)
+
+
+def segment(text: str, chinese_candidates: re.Pattern[str] | None = None) -> list[str | None]:
+    """Tokens of normalised text in order; None marks a clause break.
+
+    With `chinese_candidates`, a Chinese run containing no possible keyword becomes one placeholder
+    token instead of being segmented: no keyword can match inside it, and segmenting is the cost.
+    """
+    tokenizer = _tokenizer()
+    frequencies = tokenizer.FREQ
+    log_total = log(tokenizer.total)
+    tokens: list[str | None] = []
+    for match in _SEGMENT.finditer(text):
+        han, word, _punct = match.groups()
+        if han is not None:
+            if chinese_candidates is not None and chinese_candidates.search(han) is None:
+                tokens.append(_OPAQUE_RUN)
+            else:
+                tokens.extend(_cut_chinese(han, frequencies, log_total))
+        elif word is not None:
+            tokens.append(word)
+        else:
+            tokens.append(_CLAUSE_BREAK)
+    return tokens
+
+
+def _cut_chinese(run: str, frequencies: dict[str, int], log_total: float) -> list[str]:
+    """jieba's most probable route over its dictionary, as cut(run, HMM=False), in one fused loop.
+
+    HMM only discovers unknown words; keywords are registered, so the HMM-free route loses nothing.
+    Fusing jieba's get_DAG/calc/cut halves the time on the HTTP write path; the unit tests check
+    that the tokens equal jieba's own.
+    """
+    length = len(run)
+    lookup = frequencies.get
+    best_score = [0.0] * (length + 1)
+    best_end = [0] * (length + 1)
+    for start in range(length - 1, -1, -1):
+        top_score = -inf
+        top_end = start
+        end = start
+        count = lookup(run[start])
+        while count is not None:
+            if count:
+                score = log(count) - log_total + best_score[end + 1]
+                # jieba takes max over (score, end): on equal scores the longer word wins.
+                if score >= top_score:
+                    top_score, top_end = score, end
+            end += 1
+            if end == length:
+                break
+            count = lookup(run[start : end + 1])
+        if top_score == -inf:
+            # Not a dictionary word: a single character counted once, as jieba does.
+            top_score = -log_total + best_score[start + 1]
+        best_score[start] = top_score
+        best_end[start] = top_end
+    words = []
+    position = 0
+    while position < length:
+        stop = best_end[position] + 1
+        words.append(run[position:stop])
+        position = stop
+    return words
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """One keyword of the rules: what it signals, how much, and whether negation can cancel it."""
+
+    text: str
+    dimension: str  # category | risk_flags | emotion | severity | impact
+    label: str  # e.g. "product_quality", "safety", "angry", "serious", or the impact estimate
+    weight: float
+    negatable: bool
+
+
+@dataclass(slots=True)
+class TextAnalysis:
+    """Terms a text matched, terms seen only under negation, and its exclamation marks."""
+
+    matched: set[int]
+    negated: set[int]
+    exclamations: int
+
+
+class TermIndex:
+    """All keywords of a rule set, compiled for one pass over a complaint's tokens."""
+
+    _CACHE_LIMIT = 50_000
+
+    def __init__(
+        self, terms: list[Term], negation_cues: Iterable[str], negation_window: int
+    ) -> None:
+        self.terms = terms
+        self._chinese: dict[str, list[int]] = {}
+        self._english_words: dict[str, list[int]] = {}
+        self._english_prefixes: dict[str, list[int]] = {}
+        phrases: dict[str, list[int]] = {}
+        for term_id, term in enumerate(terms):
+            if _is_chinese(term.text):
+                self._chinese.setdefault(term.text, []).append(term_id)
+            elif term.text.endswith("*"):
+                self._english_prefixes.setdefault(term.text[:-1], []).append(term_id)
+            elif " " in term.text:
+                phrases.setdefault(term.text, []).append(term_id)
+            else:
+                self._english_words.setdefault(term.text, []).append(term_id)
+        self._chinese_lengths = sorted({len(text) for text in self._chinese}, reverse=True)
+        self._chinese_candidates = (
+            re.compile(
+                "|".join(re.escape(text) for text in sorted(self._chinese, key=len, reverse=True))
+            )
+            if self._chinese
+            else None
+        )
+        self._prefix_lengths = sorted({len(prefix) for prefix in self._english_prefixes})
+        self._phrases = phrases
+        self._phrase_pattern = (
+            re.compile(
+                r"(?<![a-z0-9])(?:"
+                + "|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True))
+                + r")(?![a-z0-9])"
+            )
+            if phrases
+            else None
+        )
+        cues = [normalise_text(cue) for cue in negation_cues]
+        self._negation_cues = frozenset(cues)
+        self._chinese_cues = tuple(cue for cue in cues if _is_chinese(cue))
+        self._negation_window = negation_window
+        self._token_cache: dict[str, tuple[tuple[int, bool], ...]] = {}
+        register_chinese_words(self._chinese)
+
+    def analyse(self, text: str) -> TextAnalysis:
+        """Match every keyword against one normalised complaint text."""
+        matched: set[int] = set()
+        negated: set[int] = set()
+        tokens = segment(text, self._chinese_candidates)
+        for position, token in enumerate(tokens):
+            if token is None:
+                continue
+            hits = self._token_cache.get(token)
+            if hits is None:
+                hits = self._lookup_token(token)
+            if not hits:
+                continue
+            preceded_by_negation: bool | None = None
+            for term_id, negated_inside in hits:
+                if not self.terms[term_id].negatable:
+                    matched.add(term_id)
+                    continue
+                if preceded_by_negation is None:
+                    preceded_by_negation = self._negation_before(tokens, position)
+                if negated_inside or preceded_by_negation:
+                    negated.add(term_id)
+                else:
+                    matched.add(term_id)
+        if self._phrase_pattern is not None and _LATIN.search(text):
+            flat = " " + _NON_WORD.sub(" ", text) + " "
+            for match in self._phrase_pattern.finditer(flat):
+                matched.update(self._phrases[match.group()])
+        negated -= matched
+        return TextAnalysis(
+            matched=matched, negated=negated, exclamations=len(_EXCLAMATION.findall(text))
+        )
+
+    def _lookup_token(self, token: str) -> tuple[tuple[int, bool], ...]:
+        """Terms a token stands for: itself if a keyword, else keywords inside (jieba compounds)."""
+        hits: list[tuple[int, bool]] = []
+        if _is_chinese(token):
+            exact = self._chinese.get(token)
+            if exact is not None:
+                hits.extend((term_id, False) for term_id in exact)
+            else:
+                hits.extend(self._chinese_inside(token))
+        else:
+            hits.extend((term_id, False) for term_id in self._english_words.get(token, ()))
+            for length in self._prefix_lengths:
+                if length > len(token):
+                    break
+                hits.extend(
+                    (term_id, False) for term_id in self._english_prefixes.get(token[:length], ())
+                )
+        result = tuple(hits)
+        if len(self._token_cache) >= self._CACHE_LIMIT:
+            self._token_cache.clear()
+        self._token_cache[token] = result
+        return result
+
+    def _chinese_inside(self, token: str) -> list[tuple[int, bool]]:
+        # A compound jieba kept whole (e.g. 服务态度) still carries the keywords inside it (态度).
+        hits: list[tuple[int, bool]] = []
+        for length in self._chinese_lengths:
+            if length >= len(token):
+                continue
+            for start in range(len(token) - length + 1):
+                ids = self._chinese.get(token[start : start + length])
+                if ids is None:
+                    continue
+                negated_inside = (
+                    token[:start].endswith(self._chinese_cues) if self._chinese_cues else False
+                )
+                hits.extend((term_id, negated_inside) for term_id in ids)
+        return hits
+
+    def _negation_before(self, tokens: list[str | None], position: int) -> bool:
+        for back in range(1, self._negation_window + 1):
+            if position - back < 0:
+                return False
+            previous = tokens[position - back]
+            if previous is None:
+                return False
+            if previous in self._negation_cues:
+                return True
+        return False
+
+
+def _is_chinese(text: str) -> bool:
+    return any("\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" for ch in text)

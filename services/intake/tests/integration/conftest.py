@@ -1,0 +1,31 @@
+"""Fixtures for intake tests against the real database and broker."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from intake_factories import ADMIN_KEY
+from tousu_intake.bootstrap import bootstrap
+from tousu_intake.settings import IntakeSettings
+from tousu_shared.testing import test_settings, truncate_schema
+
+
+@pytest.fixture
+async def intake(kafka_topics):
+    """The intake service on this run's topics, with an empty schema."""
+    service = bootstrap(test_settings(IntakeSettings, bootstrap_admin_key=ADMIN_KEY))
+    await truncate_schema(service.runtime.engine, "intake")
+    yield service
+
+
+@pytest.fixture
+async def http(intake):
+    """An HTTP client speaking to the intake app in-process (lifespan included)."""
+    async with LifespanManager(intake.app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://intake",
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        ) as client:
+            yield client

@@ -1,0 +1,472 @@
+"""Unit tests of the complaint classifier (domain.md §2) and its evaluation set."""
+
+import json
+import re
+from decimal import Decimal
+from math import log
+
+import pytest
+from pydantic import ValidationError
+from tousu_intake.domain.classification import (
+    Category,
+    Classifier,
+    ClassifierRules,
+    ComplaintFacts,
+    Emotion,
+    RiskFlag,
+    Severity,
+    Urgency,
+    load_default_rules,
+)
+from tousu_intake.domain.classification.evaluate import (
+    DEFAULT_DATASET,
+    evaluate,
+    load_dataset,
+    main,
+)
+from tousu_intake.domain.classification.text import _cut_chinese, _tokenizer
+
+DIMENSIONS = ("category", "severity", "urgency", "risk_flags", "customer_tier", "impact", "emotion")
+WANG = (
+    "客户王先生在电商平台购买笔记本电脑,收货后发现屏幕有划痕且出现蓝屏问题,立即投诉要求退货退款。"
+)
+PLAIN_DELAY = "订单下单五天了还没发货,请帮忙催一下。"  # general, calm, no risk
+
+
+@pytest.fixture(scope="module")
+def classifier() -> Classifier:
+    return Classifier()
+
+
+def facts(description: str, **overrides) -> ComplaintFacts:
+    return ComplaintFacts(
+        description=description, channel=overrides.pop("channel", "phone"), **overrides
+    )
+
+
+def rules_with(**changes) -> ClassifierRules:
+    """Default rules with some top-level or nested sections replaced, validated again."""
+    data = load_default_rules().model_dump(mode="json")
+    for dotted, value in changes.items():
+        target = data
+        *path, last = dotted.split("__")
+        for key in path:
+            target = target[key]
+        target[last] = value
+    return ClassifierRules.model_validate(data)
+
+
+# --- the worked case (domain.md §7) ---------------------------------------------------------
+
+
+def test_worked_case_mr_wang_is_serious_product_quality_with_priority(classifier):
+    result = classifier.classify(
+        facts(
+            WANG, emotion="angry", requested_remedies=["return", "refund"], product_ref="laptop-123"
+        )
+    )
+    assert result.category is Category.PRODUCT_QUALITY
+    assert result.severity is Severity.SERIOUS
+    assert result.urgency in (Urgency.PRIORITY, Urgency.IMMEDIATE)
+    assert result.emotion is Emotion.ANGRY
+    assert result.risk_flags == ()
+    assert {"划痕", "蓝屏"} <= set(result.explanation["category"]["matched"]["product_quality"])
+    assert "angry + severity serious → at least priority" in result.explanation["urgency"]["steps"]
+
+
+# --- urgency rules ----------------------------------------------------------------------------
+
+
+def test_urgency_base_follows_severity(classifier):
+    assert classifier.classify(facts(PLAIN_DELAY)).urgency is Urgency.ROUTINE
+    minor = classifier.classify(facts("店员可以再热情一点。", channel="survey"))
+    assert (minor.severity, minor.urgency) == (Severity.MINOR, Urgency.DEFERRED)
+    major = classifier.classify(facts(PLAIN_DELAY, amount=Decimal("150000")))
+    assert (major.severity, major.urgency) == (Severity.MAJOR, Urgency.IMMEDIATE)
+
+
+def test_any_risk_flag_forces_immediate(classifier):
+    minor_survey = facts("建议改进。另外上次买的充电器有点冒烟。", channel="survey")
+    result = classifier.classify(minor_survey)
+    assert RiskFlag.SAFETY in result.risk_flags
+    assert result.urgency is Urgency.IMMEDIATE
+    assert any(
+        step.startswith("risk flag safety") for step in result.explanation["urgency"]["steps"]
+    )
+    for text, flag in [
+        ("再不处理我就找记者曝光", RiskFlag.MEDIA),
+        ("我已经咨询律师,准备起诉", RiskFlag.LEGAL),
+        ("卖假货,就是诈骗", RiskFlag.FRAUD),
+        ("我的个人信息被泄露了", RiskFlag.DATA_LEAK),
+        ("The charger caught fire last night", RiskFlag.SAFETY),
+    ]:
+        result = classifier.classify(facts(text))
+        assert flag in result.risk_flags, text
+        assert result.urgency is Urgency.IMMEDIATE, text
+
+
+def test_vip_raises_urgency_one_step(classifier):
+    regular = classifier.classify(facts(PLAIN_DELAY, customer_tier="regular"))
+    vip = classifier.classify(facts(PLAIN_DELAY, customer_tier="vip"))
+    assert (regular.urgency, vip.urgency) == (Urgency.ROUTINE, Urgency.PRIORITY)
+    assert "vip → raise 1 (routine → priority)" in vip.explanation["urgency"]["steps"]
+    deferred = facts("店员可以再热情一点。", channel="survey", customer_tier="vip")
+    assert classifier.classify(deferred).urgency is Urgency.ROUTINE
+
+
+def test_angry_and_serious_is_at_least_priority(classifier):
+    serious = "买的冰箱完全不制冷,里面的菜全坏了。"
+    calm = classifier.classify(facts(serious, emotion="calm"))
+    angry = classifier.classify(facts(serious, emotion="angry"))
+    assert calm.severity is Severity.SERIOUS and calm.urgency is Urgency.ROUTINE
+    assert angry.urgency is Urgency.PRIORITY
+    angry_general = classifier.classify(facts(PLAIN_DELAY, emotion="angry"))
+    assert angry_general.urgency is Urgency.ROUTINE  # the floor needs serious or worse
+
+
+def test_repeat_complainer_raises_urgency(classifier):
+    once = classifier.classify(facts(PLAIN_DELAY, recent_complaints_by_customer=1))
+    repeat = classifier.classify(facts(PLAIN_DELAY, recent_complaints_by_customer=2))
+    assert (once.urgency, repeat.urgency) == (Urgency.ROUTINE, Urgency.PRIORITY)
+    assert any("repeat complainer" in step for step in repeat.explanation["urgency"]["steps"])
+
+
+def test_urgency_never_goes_past_immediate(classifier):
+    result = classifier.classify(
+        facts(
+            "热水器漏电,我被电击受伤住院了",
+            customer_tier="vip",
+            emotion="angry",
+            recent_complaints_by_customer=5,
+        )
+    )
+    assert result.severity is Severity.MAJOR
+    assert result.urgency is Urgency.IMMEDIATE
+
+
+# --- severity rules ---------------------------------------------------------------------------
+
+
+def test_large_amounts_raise_severity(classifier):
+    assert classifier.classify(facts(PLAIN_DELAY)).severity is Severity.GENERAL
+    assert (
+        classifier.classify(facts(PLAIN_DELAY, amount=Decimal("12000"))).severity
+        is Severity.SERIOUS
+    )
+    assert (
+        classifier.classify(facts(PLAIN_DELAY, amount=Decimal("100000"))).severity is Severity.MAJOR
+    )
+    small = classifier.classify(facts("杯子有点小瑕疵,不影响使用", amount=Decimal("30")))
+    sizeable = classifier.classify(facts("杯子有点小瑕疵,不影响使用", amount=Decimal("1500")))
+    assert (small.severity, sizeable.severity) == (Severity.MINOR, Severity.GENERAL)
+    assert sizeable.explanation["severity"]["steps"] == ["amount 1500 ≥ 1000 → at least general"]
+
+
+def test_wide_impact_raises_severity(classifier):
+    one = classifier.classify(facts(PLAIN_DELAY, affected_customers=1))
+    wide = classifier.classify(facts(PLAIN_DELAY, affected_customers=50))
+    very_wide = classifier.classify(facts(PLAIN_DELAY, affected_customers=5000))
+    assert (one.severity, wide.severity, very_wide.severity) == (
+        Severity.GENERAL,
+        Severity.SERIOUS,
+        Severity.MAJOR,
+    )
+    assert wide.impact == 50 and wide.explanation["impact"]["rule"] == "supplied"
+    from_text = classifier.classify(facts("整栋楼的快递都一个星期没送到了"))
+    assert from_text.impact >= 10 and from_text.explanation["impact"]["rule"] == "impact_words"
+    assert from_text.severity is Severity.SERIOUS
+
+
+def test_risk_flags_set_a_severity_floor(classifier):
+    result = classifier.classify(facts("卖假货,骗子"))
+    assert result.severity is Severity.SERIOUS
+    assert "risk flag fraud → at least serious" in result.explanation["severity"]["steps"]
+    media_only = classifier.classify(facts("服务员态度冷淡,我要发微博曝光"))
+    assert media_only.severity is Severity.GENERAL  # a media threat is urgent, not by itself grave
+
+
+def test_severity_words_and_survey_default(classifier):
+    assert classifier.classify(facts("手机开不了机,完全不能用")).severity is Severity.SERIOUS
+    assert classifier.classify(facts("孩子吃了以后住院了")).severity is Severity.MAJOR
+    assert classifier.classify(facts("面包口感偏干", channel="survey")).severity is Severity.MINOR
+    survey = classifier.classify(facts("送货慢", channel="survey")).explanation["severity"]
+    assert survey["source"] == "channel survey default"
+
+
+# --- category, emotion, languages, negation --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("收银员态度恶劣,还翻白眼", Category.SERVICE_ATTITUDE),
+        ("刚买就降价了,申请价保被拒,要求退差价", Category.PRICE_DISPUTE),
+        ("物流信息三天没更新,一直不发货", Category.DELIVERY_DELAY),
+        ("空调报修一周了维修师傅还没上门", Category.AFTER_SALES),
+        ("投诉了十天没有任何回复,工单一直待处理", Category.HANDLING_TIMELINESS),
+        ("发票抬头写错了,请重新开具", Category.INFORMATION_ACCURACY),
+        ("七天无理由退货却说拆封不能退,违反你们自己的规定", Category.POLICY_EXECUTION),
+        ("商场停车场出口太少,每天排队", Category.OTHER),
+        ("你好", Category.OTHER),
+    ],
+)
+def test_chinese_categories(classifier, text, category):
+    assert classifier.classify(facts(text)).category is category
+
+
+def test_fallback_to_other_is_explained(classifier):
+    why = classifier.classify(facts("你好")).explanation["category"]
+    assert why["rule"] == "fallback" and why["scores"] == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        (
+            "The laptop arrived with a cracked screen and it keeps crashing to a blue screen.",
+            Category.PRODUCT_QUALITY,
+        ),
+        ("The agent was rude, condescending and hung up on me.", Category.SERVICE_ATTITUDE),
+        (
+            "You charged me a hidden service fee and refused the price match.",
+            Category.PRICE_DISPUTE,
+        ),
+        ("My parcel is two weeks late and tracking hasn't updated.", Category.DELIVERY_DELAY),
+        ("I was charged twice and the invoice is wrong.", Category.INFORMATION_ACCURACY),
+        ("Your return policy says 30 days but you refused my return.", Category.POLICY_EXECUTION),
+    ],
+)
+def test_english_categories(classifier, text, category):
+    assert classifier.classify(facts(text, channel="email")).category is category
+
+
+def test_mixed_chinese_and_english(classifier):
+    result = classifier.classify(
+        facts("新买的iPhone屏幕有dead pixels,还会blue screen,气死了!", channel="app")
+    )
+    assert result.category is Category.PRODUCT_QUALITY
+    assert result.severity is Severity.SERIOUS
+    assert result.emotion is Emotion.ANGRY
+    matched = result.explanation["category"]["matched"]["product_quality"]
+    assert "屏幕" in matched and "blue screen" in matched
+
+
+def test_english_prefix_terms_and_case(classifier):
+    result = classifier.classify(facts("DEFECTIVE item. Totally FAULTY.", channel="email"))
+    assert result.category is Category.PRODUCT_QUALITY
+    assert "defect*" in result.explanation["category"]["matched"]["product_quality"]
+
+
+def test_emotion_is_inferred_unless_supplied(classifier):
+    assert classifier.classify(facts("气死我了,什么玩意!")).emotion is Emotion.ANGRY
+    assert classifier.classify(facts("孩子明天要用,我很着急")).emotion is Emotion.ANXIOUS
+    assert (
+        classifier.classify(facts("一直很信任你们,这次真的很失望")).emotion is Emotion.DISAPPOINTED
+    )
+    assert classifier.classify(facts("请问发票怎么开")).emotion is Emotion.CALM
+    supplied = classifier.classify(facts("气死我了!", emotion="calm"))
+    assert (
+        supplied.emotion is Emotion.CALM and supplied.explanation["emotion"]["rule"] == "supplied"
+    )
+
+
+def test_negation_cancels_risk_words(classifier):
+    negated = classifier.classify(facts("我没有受伤,就是快递晚了三天"))
+    assert negated.risk_flags == ()
+    assert negated.explanation["risk_flags"]["negated"] == ["受伤"]
+    assert (
+        classifier.classify(
+            facts("Nobody was hurt, but the parcel was late", channel="email")
+        ).risk_flags
+        == ()
+    )
+    assert classifier.classify(facts("我受伤了")).risk_flags == (RiskFlag.SAFETY,)
+
+
+def test_keyword_needs_a_word_boundary_from_segmentation(classifier):
+    # "售后" must not match inside 出售后 (出售 + 后): that is what segmentation is for.
+    matched = classifier.classify(facts("商品出售后没有问题")).explanation["category"]["matched"]
+    assert "售后" not in matched.get("after_sales", [])
+    assert (
+        "售后"
+        in classifier.classify(facts("售后太差了")).explanation["category"]["matched"][
+            "after_sales"
+        ]
+    )
+
+
+def test_fused_segmentation_equals_jieba(classifier):
+    tokenizer = _tokenizer()
+    runs = [
+        run
+        for item in load_dataset()
+        for run in re.findall(r"[\u4e00-\u9fff]+", item.facts.description)
+    ]
+    runs.append("他说的确实在理结婚的和尚未结婚的")
+    for run in runs:
+        assert _cut_chinese(run, tokenizer.FREQ, log(tokenizer.total)) == list(
+            tokenizer.cut(run, HMM=False)
+        ), run
+
+
+# --- explanation and output -------------------------------------------------------------------
+
+
+def test_every_dimension_is_explained_and_json_serialisable(classifier):
+    result = classifier.classify(
+        facts(WANG, amount=Decimal("5999"), customer_tier="vip", affected_customers=3)
+    )
+    assert set(result.explanation) == set(DIMENSIONS)
+    for dimension in DIMENSIONS:
+        assert result.explanation[dimension], dimension
+    dumped = json.loads(json.dumps(result.model_dump(mode="json"), ensure_ascii=False))
+    assert dumped["category"] == "product_quality"
+    assert dumped["ruleset_version"] == load_default_rules().version
+    assert dumped["explanation"]["customer_tier"] == {"rule": "supplied", "value": "vip"}
+
+
+def test_classify_is_deterministic(classifier):
+    first = classifier.classify(facts(WANG)).model_dump()
+    assert all(classifier.classify(facts(WANG)).model_dump() == first for _ in range(3))
+
+
+# --- rules as data ----------------------------------------------------------------------------
+
+
+def test_default_rules_round_trip_through_json():
+    rules = load_default_rules()
+    again = ClassifierRules.model_validate_json(rules.model_dump_json())
+    assert again == rules and again.fingerprint() == rules.fingerprint()
+    from_dict = ClassifierRules.model_validate(json.loads(rules.model_dump_json()))
+    assert from_dict == rules
+
+
+def test_rules_hold_the_domain_numbers():
+    rules = load_default_rules()
+    assert rules.urgency.risk_flag_forces is Urgency.IMMEDIATE
+    assert rules.urgency.vip_raise_steps == 1
+    floor = rules.urgency.emotion_floors[0]
+    assert (floor.emotion, floor.min_severity, floor.at_least) == (
+        Emotion.ANGRY,
+        Severity.SERIOUS,
+        Urgency.PRIORITY,
+    )
+    assert rules.severity.impact_raises[0].steps == 1
+    assert [f.at_least for f in rules.severity.amount_floors] == [
+        Severity.GENERAL,
+        Severity.SERIOUS,
+        Severity.MAJOR,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"categories__price_dispute": {"zh": {}, "en": {}}}, "empty keyword set"),
+        ({"categories__refund_fraud": {"zh": {"退款": 1}}}, "categories"),
+        ({"category_tie_break": ["product_quality", "other"]}, "tie_break"),
+        ({"categories__product_quality": {"zh": {"quality": 1}}}, "Chinese characters"),
+        ({"categories__product_quality": {"en": {"stopped work*": 1}}}, "single word"),
+        ({"categories__product_quality": {"en": {"broken": -1}}}, "positive"),
+        ({"risk_words__safety": {"zh": [], "en": []}}, "empty word set"),
+        ({"risk_words__bribery": {"zh": ["贿赂"]}}, "risk_words"),
+        (
+            {
+                "severity__amount_floors": [
+                    {"min_amount": "5000", "at_least": "serious"},
+                    {"min_amount": "1000", "at_least": "general"},
+                ]
+            },
+            "ascending",
+        ),
+        ({"urgency__base_by_severity": {"minor": "deferred"}}, "misses"),
+        (
+            {
+                "urgency__base_by_severity": {
+                    "minor": "soon",
+                    "general": "routine",
+                    "serious": "routine",
+                    "major": "immediate",
+                }
+            },
+            "base_by_severity",
+        ),
+        ({"surprise": True}, "surprise"),
+    ],
+)
+def test_nonsense_rules_are_rejected(changes, message):
+    with pytest.raises(ValidationError, match=message):
+        rules_with(**changes)
+
+
+def test_missing_category_is_rejected():
+    data = load_default_rules().model_dump(mode="json")
+    del data["categories"]["after_sales"]
+    with pytest.raises(ValidationError, match="categories without keywords"):
+        ClassifierRules.model_validate(data)
+
+
+def test_operator_rules_change_behaviour():
+    stricter = rules_with(
+        version="ops-2",
+        urgency__base_by_severity={
+            "minor": "routine",
+            "general": "priority",
+            "serious": "priority",
+            "major": "immediate",
+        },
+        remedy_weights={"repair": {"after_sales": 5}},
+    )
+    custom = Classifier(stricter)
+    result = custom.classify(facts("东西有点问题", requested_remedies=["repair"]))
+    assert result.ruleset_version == "ops-2"
+    assert result.category is Category.AFTER_SALES
+    assert result.explanation["category"]["remedies"] == ["repair → after_sales +5"]
+    assert custom.classify(facts(PLAIN_DELAY)).urgency is Urgency.PRIORITY
+
+
+def test_new_chinese_keyword_is_segmented_as_one_word():
+    rules = rules_with(categories__other={"zh": {"共享充电线": 3}, "en": {}})
+    result = Classifier(rules).classify(facts("店里的共享充电线总是不够用"))
+    assert result.category is Category.OTHER
+    assert result.explanation["category"]["matched"]["other"] == ["共享充电线"]
+
+
+# --- evaluation set ---------------------------------------------------------------------------
+
+
+def test_evaluation_set_is_complete():
+    items = load_dataset()
+    assert len(items) >= 360
+    counts = {c: sum(1 for i in items if i.labels["category"] == c.value) for c in Category}
+    assert min(counts.values()) >= 20, counts
+    assert {i.facts.channel.value for i in items} == {
+        "phone",
+        "email",
+        "web_form",
+        "online_chat",
+        "social_media",
+        "letter",
+        "on_site",
+        "survey",
+        "app",
+    }
+    assert {f for i in items for f in i.labels["risk_flags"]} == {f.value for f in RiskFlag}
+    assert {i.labels["severity"] for i in items} == {s.value for s in Severity}
+    assert {i.labels["urgency"] for i in items} == {u.value for u in Urgency}
+    holdout_share = sum(1 for i in items if i.split == "holdout") / len(items)
+    assert 0.25 <= holdout_share <= 0.35
+    assert all(i.split == ("holdout" if i.id.startswith("h-") else "tune") for i in items)
+
+
+def test_holdout_category_accuracy_is_at_least_85_percent(classifier):
+    results = evaluate(load_dataset(DEFAULT_DATASET), classifier, splits=["holdout"])
+    assert results["holdout"].total >= 100
+    assert results["holdout"].accuracy("category") >= 0.85
+
+
+def test_evaluate_command_prints_tables(capsys):
+    assert main(["--split", "tune", str(DEFAULT_DATASET)]) == 0
+    out = capsys.readouterr().out
+    assert "category confusion matrix, tune" in out and "holdout" not in out
+    assert re.search(r"category\s+\d+\.\d%", out)
