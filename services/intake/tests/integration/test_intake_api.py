@@ -304,3 +304,11 @@ async def test_channel_frontend_cannot_correct_or_read_contacts(http):
         assert denied.status_code == 403
         masked = (await frontend.get(f"/v1/complaints/{created['id']}?include=contact")).json()
         assert masked["contact"]["masked"] is True
+
+
+async def test_same_text_with_other_details_is_a_new_complaint(http, intake):
+    first = (await http.post("/v1/complaints", json=complaint_body())).json()
+    other = await http.post("/v1/complaints", json=complaint_body(amount="10.00"))
+    assert other.status_code == 201
+    assert other.json()["id"] != first["id"]
+    assert await count(intake, "complaint") == 2

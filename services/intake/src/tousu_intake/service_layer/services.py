@@ -123,14 +123,6 @@ async def submit_complaint(
         ).hexdigest()
         idempotency = f"auto:{fingerprint}"
     complaint_id = uuid.uuid4()
-    if idempotency is not None:
-        replay = await _claim_idempotency_key(
-            principal, idempotency, request_hash, complaint_id, context=context,
-            db_session=db_session,
-        )
-        if replay is not None:
-            return replay, True
-
     received_at = datetime.now(UTC)
     contact_at = body.contact_at or received_at
     customer_index = phone_index or email_index or cipher.blind_index("address", body.customer.address)
@@ -155,6 +147,20 @@ async def submit_complaint(
         allowed=timedelta(minutes=settings.late_record_after_minutes),
     )
     tracking_code = model.new_tracking_code()
+    created = ComplaintCreated(
+        id=complaint_id, tracking_code=tracking_code, status=status, received_at=received_at,
+        contact_at=contact_at, recorded_late=late,
+        classification=ClassificationRead(**classification), explanation=result.explanation,
+        related_complaint_ids=related,
+    )
+    if idempotency is not None:
+        # Claimed with the full answer, so a replay never sees a half-made record.
+        replay = await _claim_idempotency_key(
+            principal, idempotency, request_hash, created, context=context,
+            db_session=db_session,
+        )
+        if replay is not None:
+            return replay, True
     await db_session.execute(complaint.insert().values(
         id=complaint_id, tracking_code=tracking_code, channel=body.channel,
         contact_at=contact_at, received_at=received_at, recorded_late=late,
@@ -206,52 +212,39 @@ async def submit_complaint(
             explanation=result.explanation, ruleset_version=ruleset_version,
         ), None),
     ])
-    created = ComplaintCreated(
-        id=complaint_id, tracking_code=tracking_code, status=status, received_at=received_at,
-        contact_at=contact_at, recorded_late=late,
-        classification=ClassificationRead(**classification), explanation=result.explanation,
-        related_complaint_ids=related,
-    )
-    if idempotency is not None:
-        await db_session.execute(
-            idempotency_key.update()
-            .where(idempotency_key.c.credential == principal.key_id,
-                   idempotency_key.c.key == idempotency)
-            .values(response=created.model_dump(mode="json"))
-        )
     return created, False
 
 
 async def _claim_idempotency_key(
-    principal: Principal, key: str, request_hash: str, complaint_id: uuid.UUID, *,
+    principal: Principal, key: str, request_hash: str, created: ComplaintCreated, *,
     context: IntakeContext, db_session: AsyncSession,
 ) -> ComplaintCreated | None:
-    """Reserve the key for this request, or return the stored answer of its first use."""
-    automatic = key.startswith("auto:")
-    if automatic:
-        # Automatic keys only guard a short window; an older one is free for reuse.
+    """Reserve the key with this request's answer, or return the answer of its first use."""
+    statement = pg_insert(idempotency_key).values(
+        credential=principal.key_id, key=key, request_hash=request_hash,
+        complaint_id=created.id, response=created.model_dump(mode="json"),
+    )
+    if key.startswith("auto:"):
+        # Automatic keys only guard a short window; an older one is free to reuse.
         window = timedelta(minutes=context.settings.duplicate_window_minutes)
-        await db_session.execute(
-            idempotency_key.delete().where(
-                idempotency_key.c.credential == principal.key_id, idempotency_key.c.key == key,
-                idempotency_key.c.created_at < datetime.now(UTC) - window,
-            )
+        statement = statement.on_conflict_do_update(
+            index_elements=[idempotency_key.c.credential, idempotency_key.c.key],
+            set_={name: statement.excluded[name]
+                  for name in ("request_hash", "complaint_id", "response", "created_at")},
+            where=idempotency_key.c.created_at < datetime.now(UTC) - window,
         )
-    inserted = (await db_session.execute(
-        pg_insert(idempotency_key).values(
-            credential=principal.key_id, key=key, request_hash=request_hash,
-            complaint_id=complaint_id, response={},
-        ).on_conflict_do_nothing().returning(idempotency_key.c.key)
-    )).first()
-    if inserted is not None:
+    else:
+        statement = statement.on_conflict_do_nothing()
+    claimed = (await db_session.execute(statement.returning(idempotency_key.c.key))).first()
+    if claimed is not None:
         return None
     stored = (await db_session.execute(
         sa.select(idempotency_key.c.request_hash, idempotency_key.c.response)
         .where(idempotency_key.c.credential == principal.key_id, idempotency_key.c.key == key)
     )).one()
     if stored.request_hash != request_hash:
-        if automatic:
-            return None  # cannot happen for equal fingerprints; treat as a new complaint
+        if key.startswith("auto:"):
+            return None  # same text, other details: a new complaint, unguarded
         raise Conflict(
             "this Idempotency-Key was already used with a different request body",
             field="Idempotency-Key",
