@@ -7,6 +7,7 @@ tables they use, so runs pass in any order and twice in a row.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -26,7 +27,9 @@ S = TypeVar("S", bound=ServiceSettings)
 
 RUN_ID = uuid.uuid4().hex[:8]
 TOPIC_NAMESPACE = f"test-{RUN_ID}."
-KAFKA_BOOTSTRAP = ServiceSettings.model_fields["kafka_bootstrap"].default
+KAFKA_BOOTSTRAP = os.environ.get(
+    "TOUSU_KAFKA_BOOTSTRAP", ServiceSettings.model_fields["kafka_bootstrap"].default,
+)
 KEEP_TABLES = {"alembic_version", "outbox_lane"}
 
 

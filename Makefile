@@ -1,0 +1,67 @@
+# Tousu: `make run` brings the whole system up, `make test` runs every test.
+# Both install what they need (Debian packages, Kafka jars from Maven Central, Python packages)
+# and are safe to run again.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION ?= 0.13.9
+PYTHON ?= python3.11
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
+UV := $(PYTHON) -m uv
+SERVICES := intake routing sla-monitor feedback analytics
+
+# One set of port variables for the scripts (deploy/) and the Python side (TOUSU_*).
+PG_PORT ?= 5432
+KAFKA_PORT ?= 9092
+export PG_PORT KAFKA_PORT
+export TOUSU_PG_PORT ?= $(PG_PORT)
+export TOUSU_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(KAFKA_PORT)
+
+.PHONY: help install infra migrate run stop test bench lint asyncapi classifier-report clean-data
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install: ## Install Postgres, the Kafka jars and the locked Python environment
+	@bash deploy/infra.sh install
+	@$(PYTHON) -m uv --version 2>/dev/null | grep -q "$(UV_VERSION)" || \
+		$(PYTHON) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	@$(UV) sync --frozen --quiet
+
+infra: install ## Start Kafka and Postgres (reused when already running)
+	@bash deploy/infra.sh up
+
+migrate: infra ## Apply every service's migrations and create the topics
+	@for service in $(SERVICES); do \
+		pkg=$$(bash deploy/service-package.sh $$service); \
+		$(UV) run --frozen python -m $$pkg migrate || exit 1; \
+	done
+	@$(UV) run --frozen python -m tousu_shared.cli create-topics
+
+run: migrate ## Bring the whole system up; Ctrl-C or `make stop` stops it
+	@bash deploy/run-services.sh
+
+stop: ## Stop the services, Kafka and Postgres
+	@bash deploy/run-services.sh stop
+	@bash deploy/infra.sh down
+
+test: migrate ## Run every test against the real Kafka and Postgres
+	@$(UV) run --frozen pytest
+
+bench: migrate ## Measure throughput and latency; prints figures
+	@$(UV) run --frozen python -m bench
+
+lint: install ## Static checks
+	@$(UV) run --frozen ruff check .
+
+classifier-report: install ## Classifier accuracy and confusion matrix on the evaluation set
+	@$(UV) run --frozen python -m tousu_intake.domain.classification.evaluate --split all
+
+asyncapi: install ## Regenerate docs/asyncapi.json from the event contracts
+	@$(UV) run --frozen python -m tousu_shared.cli asyncapi --output docs/asyncapi.json
+
+clean-data: ## Stop everything and delete local data
+	@bash deploy/run-services.sh stop
+	@bash deploy/infra.sh reset
