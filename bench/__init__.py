@@ -1,0 +1,1 @@
+"""`make bench`: throughput and latency figures measured on this machine."""

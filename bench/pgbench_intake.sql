@@ -1,0 +1,7 @@
+-- pgbench: the rows one complaint commits (complaint, contact, two outbox events).
+\set n random(1, 1000000000)
+BEGIN;
+INSERT INTO intake.complaint (id, tracking_code, channel, contact_at, received_at, recorded_late, customer_ref, customer_tier, description, requested_remedies, tags, resolved_on_first_contact, related_complaint_ids, auto_classification, classification_explanation, ruleset_version, category, severity, urgency, status, status_changed_at, created_by) VALUES (gen_random_uuid(), 'PGB-' || :n || '-' || md5(random()::text), 'phone', now(), now(), false, 'pgbench', 'regular', '收到的笔记本电脑屏幕有划痕，而且开机就蓝屏，要求退货退款。 pgbench', '{refund}', '{}', false, '{}', '{"category":"product_quality","severity":"general","urgency":"routine","risk_flags":[],"customer_tier":"regular","impact":1,"emotion":"angry"}', '{"category":{"rule":"keywords","matched":["划痕","蓝屏"]},"severity":{},"urgency":{}}', 'pgbench', 'product_quality', 'general', 'routine', 'received', now(), 'pgbench') RETURNING id \gset
+INSERT INTO intake.complaint_contact (complaint_id, key_id, name_ct, phone_ct, phone_index) VALUES (:id, 'dev-1', decode(md5(random()::text), 'hex'), decode(md5(random()::text), 'hex'), decode(md5(random()::text), 'hex'));
+INSERT INTO intake.outbox (event_id, event_type, topic, message_key, lane, value) VALUES (gen_random_uuid(), 'ComplaintReceived', 'pgbench', :id, 0, convert_to(repeat('x', 700), 'UTF8')), (gen_random_uuid(), 'ComplaintClassified', 'pgbench', :id, 0, convert_to(repeat('x', 900), 'UTF8'));
+COMMIT;
