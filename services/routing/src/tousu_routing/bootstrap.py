@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from tousu_shared.http import create_app
 from tousu_shared.runtime import Runtime, Service, include_routers
 from tousu_shared.topics import consumed_by
 
-from tousu_routing.entrypoints.api import router
+from tousu_routing.entrypoints.api import install_error_handlers, router
+from tousu_routing.service_layer.departments import ensure_department_topics
 from tousu_routing.service_layer.handlers import event_handlers
 from tousu_routing.settings import RoutingSettings
 
@@ -20,9 +22,19 @@ def bootstrap(settings: RoutingSettings | None = None) -> Service:
     settings = settings or RoutingSettings()
     runtime = Runtime.build(settings)
     app = create_app(
-        runtime, title="Tousu routing", description="Departments, routing rules and the case workflow.",
+        runtime, title="Tousu routing",
+        description="Departments, routing rules and the case workflow.",
     )
+    install_error_handlers(app)
     include_routers(app, [router])
+
+    async def department_topics_exist(stop: asyncio.Event) -> None:
+        # The broker does not create topics by itself: the seeded departments (and any whose
+        # topic was lost) get theirs before the relay needs them. The runner stops the whole
+        # process when a background task returns, so this one then waits for the stop.
+        await ensure_department_topics(runtime)
+        await stop.wait()
+
     return Service(
         name=settings.service_name,
         runtime=runtime,
@@ -30,4 +42,5 @@ def bootstrap(settings: RoutingSettings | None = None) -> Service:
         handlers=event_handlers(runtime),
         consumed_topics=consumed_by(settings.service_name),
         migrations_dir=MIGRATIONS_DIR,
+        background=[department_topics_exist],
     )

@@ -92,3 +92,21 @@ class CaseEscalated(_CaseEvent):
     from_level: HandlerLevel
     to_level: HandlerLevel
     reason: str
+
+
+class CustomerResponseSent(_CaseEvent):
+    """The customer got a further response after the first one."""
+
+
+class CaseNoteAdded(_CaseEvent):
+    """Someone added a note to the case without changing its state."""
+
+    note: str
+
+
+class CaseAssigned(_CaseEvent):
+    """The case was given to a person, or put back in the department queue (no assignee)."""
+
+    from_assignee: str | None = None
+    assignee: str | None = None
+    handler_level: HandlerLevel

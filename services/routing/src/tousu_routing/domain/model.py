@@ -135,6 +135,8 @@ class EscalationReason(StrEnum):
 
     SLA_BREACH = "sla_breach"
     MANUAL = "manual"
+    # A person raised the severity, and the new severity calls for a higher level.
+    RECLASSIFICATION = "reclassification"
 
 
 class ClosureReason(StrEnum):

@@ -1,7 +1,537 @@
-"""HTTP API of the routing service."""
+"""HTTP API of the routing service: departments, routing rules and the case workflow.
 
-from __future__ import annotations
+Each endpoint owns its transaction (``async with session.begin()``); the service layer never
+commits. Case actions take the case version in ``If-Match`` (or ``expected_version`` in the
+body): a stale version is refused with 412 Precondition Failed, and every response carries
+the new version as ``ETag``. An action the case's state does not allow is a 409 whose body
+lists the allowed actions. Department-bound callers (agents, managers) see and act on their
+own department's cases only; other cases answer 404, exactly as if they did not exist.
+"""
 
-from fastapi import APIRouter
+# No ``from __future__ import annotations`` here: the action endpoints are built in a loop and
+# FastAPI must see their body types as real classes, not strings.
 
-router = APIRouter(prefix="/v1", tags=["routing"])
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, FastAPI, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+from tousu_shared.auth import CurrentPrincipal, Principal, require
+from tousu_shared.contracts.complaint import Category, Severity
+from tousu_shared.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    ServiceError,
+)
+from tousu_shared.http import DbSession, RuntimeDep
+
+from tousu_routing.domain import (
+    ComplaintSubject,
+    ConflictOfInterest,
+    EscalationReason,
+    HandlerLevel,
+    IllegalTransition,
+    InvalidOccurredAt,
+    RoutingDomainError,
+    RoutingFacts,
+    RoutingRule,
+    UnknownDepartment,
+    VersionConflict,
+)
+from tousu_routing.domain import commands as c
+from tousu_routing.entrypoints.schemas import (
+    AssignmentCreate,
+    CaseActionCreate,
+    CasePageRead,
+    CaseRead,
+    CaseSummaryRead,
+    ClosureCreate,
+    DepartmentCreate,
+    DepartmentRead,
+    DepartmentUpdate,
+    DryRunCreate,
+    DryRunRead,
+    EscalationCreate,
+    Level,
+    MemberCreate,
+    MemberRead,
+    MemberUpdate,
+    NoteActionCreate,
+    NoteCreate,
+    ReopeningCreate,
+    ResolutionCreate,
+    RootCauseCreate,
+    RoutingRuleCreate,
+    RoutingRuleOrderUpdate,
+    RoutingRuleRead,
+    RoutingRuleRevisionRead,
+    RoutingRuleUpdate,
+    SolutionCreate,
+    State,
+    TransferCreate,
+    action_slug,
+)
+from tousu_routing.service_layer import cases, departments, rules, views
+from tousu_routing.service_layer.rules import criteria_from
+
+router = APIRouter(prefix="/v1")
+
+CaseReader = Annotated[Principal, require("cases:read")]
+DepartmentWriter = Annotated[Principal, require("departments:write")]
+RuleWriter = Annotated[Principal, require("rules:write")]
+IfMatch = Annotated[
+    str | None,
+    Header(description='the version you last saw, e.g. "3" (an ETag this API returned)'),
+]
+
+
+def parse_if_match(value: str | None) -> int | None:
+    """The version in an ``If-Match`` header (``"3"``, ``W/"3"`` or ``3``); ``*`` means any."""
+    if value is None or value.strip() == "*":
+        return None
+    text = value.strip().removeprefix("W/").strip('"')
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidInput('If-Match must hold a version such as "3"', field="If-Match") from None
+
+
+def expected_version(header: str | None, body_version: int | None) -> int | None:
+    """The version the caller expects, from the header or the body (they must agree)."""
+    from_header = parse_if_match(header)
+    if from_header is not None and body_version is not None and from_header != body_version:
+        raise InvalidInput("If-Match and expected_version disagree", field="expected_version")
+    return from_header if from_header is not None else body_version
+
+
+def etag(version: int) -> str:
+    """The ETag of a versioned resource."""
+    return f'"{version}"'
+
+
+# ---- errors ----
+
+
+class IllegalTransitionError(Conflict):
+    """A 409 naming the actions the case's state allows."""
+
+    code = "illegal_transition"
+
+
+class ConflictOfInterestError(Conflict):
+    """A 409 for an assignee the complaint is about."""
+
+    code = "conflict_of_interest"
+
+
+def _service_error(exc: RoutingDomainError) -> ServiceError:
+    """The uniform API error of a domain refusal."""
+    if isinstance(exc, IllegalTransition):
+        return IllegalTransitionError(
+            str(exc), action=action_slug(exc.action), state=exc.state,
+            allowed_actions=[action_slug(a) for a in exc.allowed_actions],
+        )
+    if isinstance(exc, VersionConflict):
+        return PreconditionFailed(str(exc), expected_version=exc.expected,
+                                  current_version=exc.actual)
+    if isinstance(exc, ConflictOfInterest):
+        return ConflictOfInterestError(str(exc), field="assignee_id")
+    if isinstance(exc, InvalidOccurredAt):
+        return InvalidInput(str(exc), field="occurred_at")
+    if isinstance(exc, UnknownDepartment):
+        return InvalidInput(str(exc), field="department")
+    return InvalidInput(str(exc))
+
+
+async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RoutingDomainError)
+    error = _service_error(exc)
+    return JSONResponse(error.body(), status_code=error.status_code)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Turn the domain's refusals into the uniform 4xx bodies."""
+    app.add_exception_handler(RoutingDomainError, _domain_error)
+
+
+# ---- departments ----
+
+
+async def department_member_editor(code: str, principal: CurrentPrincipal) -> Principal:
+    """Admins edit any department's members; a manager those of their own department."""
+    if principal.can("departments:write"):
+        return principal
+    if principal.can("cases:manage") and principal.department == code:
+        return principal
+    raise Forbidden("changing members needs departments:write, or cases:manage in your own "
+                    "department", required_scope="departments:write")
+
+
+MemberEditor = Annotated[Principal, Depends(department_member_editor)]
+
+
+def _chain(values: dict[str, list[str]]) -> dict[HandlerLevel, list[str]]:
+    return {HandlerLevel(level): ids for level, ids in values.items()}
+
+
+@router.get("/departments", tags=["departments"])
+async def list_departments(_: CaseReader, session: DbSession) -> list[DepartmentRead]:
+    """Every department with its chain and members."""
+    found = await departments.list_departments(db_session=session)
+    return [DepartmentRead.of(view.record, view.members) for view in found]
+
+
+@router.post("/departments", status_code=201, tags=["departments"])
+async def create_department(
+    body: DepartmentCreate, principal: DepartmentWriter, session: DbSession,
+    runtime: RuntimeDep, response: Response,
+) -> DepartmentRead:
+    """Add a department; its routed-case topic is created at once (no restart)."""
+    async with session.begin():
+        view = await departments.create_department(
+            runtime, db_session=session, principal=principal, code=body.code, name=body.name,
+            chain=_chain(body.chain),
+        )
+    response.headers["ETag"] = etag(view.record.version)
+    return DepartmentRead.of(view.record, view.members)
+
+
+@router.get("/departments/{code}", tags=["departments"])
+async def get_department(
+    code: str, _: CaseReader, session: DbSession, response: Response,
+) -> DepartmentRead:
+    """One department with its chain and members."""
+    view = await departments.get_department(code, db_session=session)
+    response.headers["ETag"] = etag(view.record.version)
+    return DepartmentRead.of(view.record, view.members)
+
+
+@router.patch("/departments/{code}", tags=["departments"])
+async def update_department(
+    code: str, body: DepartmentUpdate, principal: DepartmentWriter, session: DbSession,
+    runtime: RuntimeDep, response: Response, if_match: IfMatch = None,
+) -> DepartmentRead:
+    """Rename a department or replace its chain (``If-Match`` optional)."""
+    async with session.begin():
+        view = await departments.update_department(
+            runtime, code, db_session=session, principal=principal, name=body.name,
+            chain=_chain(body.chain) if body.chain is not None else None,
+            expected_version=parse_if_match(if_match),
+        )
+    response.headers["ETag"] = etag(view.record.version)
+    return DepartmentRead.of(view.record, view.members)
+
+
+@router.delete("/departments/{code}", status_code=204, tags=["departments"])
+async def delete_department(
+    code: str, principal: DepartmentWriter, session: DbSession, runtime: RuntimeDep,
+) -> Response:
+    """Remove a department without members, cases in progress or rules sending cases to it."""
+    async with session.begin():
+        await departments.delete_department(runtime, code, db_session=session,
+                                            principal=principal)
+    return Response(status_code=204)
+
+
+@router.get("/departments/{code}/members", tags=["departments"])
+async def list_members(code: str, _: CaseReader, session: DbSession) -> list[MemberRead]:
+    """The members who belong to or serve a department, with their loads."""
+    view = await departments.get_department(code, db_session=session)
+    return [MemberRead.of(m) for m in view.members]
+
+
+@router.post("/departments/{code}/members", status_code=201, tags=["departments"])
+async def add_member(
+    code: str, body: MemberCreate, principal: MemberEditor, session: DbSession,
+    runtime: RuntimeDep,
+) -> MemberRead:
+    """Add a member, listed in the department's chain at their level."""
+    async with session.begin():
+        member = await departments.add_member(
+            runtime, code, db_session=session, principal=principal, member_id=body.id,
+            name=body.name, level=HandlerLevel(body.level), availability=body.availability,
+            manager_id=body.manager_id,
+        )
+    return MemberRead.of(member)
+
+
+@router.patch("/departments/{code}/members/{member_id}", tags=["departments"])
+async def update_member(
+    code: str, member_id: str, body: MemberUpdate, principal: MemberEditor,
+    session: DbSession, runtime: RuntimeDep,
+) -> MemberRead:
+    """Rename a member, change their manager, or mark them absent / off shift / available.
+
+    A member who stops being available hands their cases in progress to the least-loaded
+    available peer at the same level, or to the department queue when there is none.
+    """
+    async with session.begin():
+        member = await departments.update_member(
+            runtime, code, member_id, db_session=session, principal=principal, name=body.name,
+            availability=body.availability, manager_id=body.manager_id,
+        )
+    return MemberRead.of(member)
+
+
+@router.delete("/departments/{code}/members/{member_id}", status_code=204,
+               tags=["departments"])
+async def remove_member(
+    code: str, member_id: str, principal: MemberEditor, session: DbSession,
+    runtime: RuntimeDep,
+) -> Response:
+    """Remove a member from every chain and hand over their cases in progress."""
+    async with session.begin():
+        await departments.remove_member(runtime, code, member_id, db_session=session,
+                                        principal=principal)
+    return Response(status_code=204)
+
+
+# ---- routing rules ----
+
+
+@router.get("/routing-rules", tags=["routing rules"])
+async def list_rules(_: CaseReader, session: DbSession) -> list[RoutingRuleRead]:
+    """Every rule in the order they are tried; the first enabled match wins."""
+    records, unreachable = await rules.list_rules(db_session=session)
+    return [RoutingRuleRead.of(record, unreachable) for record in records]
+
+
+@router.post("/routing-rules", status_code=201, tags=["routing rules"])
+async def create_rule(
+    body: RoutingRuleCreate, principal: RuleWriter, session: DbSession, runtime: RuntimeDep,
+    response: Response,
+) -> RoutingRuleRead:
+    """Add a rule; without an order it is tried just before the default queue."""
+    async with session.begin():
+        record = await rules.create_rule(
+            runtime, db_session=session, principal=principal, name=body.name,
+            target_department=body.target_department,
+            criteria=body.criteria.model_dump(exclude_none=True), order=body.order,
+            enabled=body.enabled, rule_id=body.id,
+        )
+    response.headers["ETag"] = etag(record.version)
+    return RoutingRuleRead.of(record)
+
+
+@router.post("/routing-rules:reorder", tags=["routing rules"])
+async def reorder_rules(
+    body: RoutingRuleOrderUpdate, principal: RuleWriter, session: DbSession,
+    runtime: RuntimeDep,
+) -> list[RoutingRuleRead]:
+    """Try the rules in the given order (list every rule once)."""
+    async with session.begin():
+        records = await rules.reorder_rules(runtime, body.rule_ids, db_session=session,
+                                            principal=principal)
+    return [RoutingRuleRead.of(record) for record in records]
+
+
+def _sample_facts(body: DryRunCreate) -> RoutingFacts:
+    sample = body.complaint
+    return RoutingFacts(
+        severity=sample.severity, category=sample.category, product_line=sample.product_line,
+        region=sample.region, channel=sample.channel, customer_tier=sample.customer_tier,
+        risk_flags=frozenset(sample.risk_flags),
+        subject=ComplaintSubject(member_id=sample.subject_staff_ref,
+                                 department_code=sample.subject_unit),
+    )
+
+
+@router.post("/routing-rules:dry-run", tags=["routing rules"])
+async def dry_run(body: DryRunCreate, _: CaseReader, session: DbSession) -> DryRunRead:
+    """Route a sample complaint without saving anything, explaining every rule's verdict.
+
+    ``candidate_rules`` are tried together with the saved rules (replacing a saved rule of
+    the same id), so an edit can be checked before it is made.
+    """
+    candidates = [
+        RoutingRule(id=rule.id, order=rule.order, name=rule.name,
+                    target_department=rule.target_department,
+                    criteria=criteria_from(rule.criteria.model_dump(exclude_none=True)),
+                    enabled=rule.enabled)
+        for rule in body.candidate_rules
+    ]
+    result = await rules.dry_run(_sample_facts(body), db_session=session,
+                                 candidate_rules=candidates)
+    return DryRunRead.of(result)
+
+
+@router.get("/routing-rules/{rule_id}", tags=["routing rules"])
+async def get_rule(
+    rule_id: str, _: CaseReader, session: DbSession, response: Response,
+) -> RoutingRuleRead:
+    """One rule with its version."""
+    record = await rules.get_rule(rule_id, db_session=session)
+    _, unreachable = await rules.list_rules(db_session=session)
+    response.headers["ETag"] = etag(record.version)
+    return RoutingRuleRead.of(record, unreachable)
+
+
+@router.patch("/routing-rules/{rule_id}", tags=["routing rules"])
+async def update_rule(
+    rule_id: str, body: RoutingRuleUpdate, principal: RuleWriter, session: DbSession,
+    runtime: RuntimeDep, response: Response, if_match: IfMatch = None,
+) -> RoutingRuleRead:
+    """Change a rule (``If-Match`` optional); the old version stays in its revisions."""
+    changes = body.model_dump(exclude_unset=True)
+    if "criteria" in changes:
+        changes["criteria"] = (body.criteria.model_dump(exclude_none=True)
+                               if body.criteria is not None else {})
+    async with session.begin():
+        record = await rules.update_rule(
+            runtime, rule_id, changes, db_session=session, principal=principal,
+            expected_version=parse_if_match(if_match),
+        )
+    response.headers["ETag"] = etag(record.version)
+    return RoutingRuleRead.of(record)
+
+
+@router.delete("/routing-rules/{rule_id}", status_code=204, tags=["routing rules"])
+async def delete_rule(
+    rule_id: str, principal: RuleWriter, session: DbSession, runtime: RuntimeDep,
+    if_match: IfMatch = None,
+) -> Response:
+    """Remove a rule (the last default rule cannot go)."""
+    async with session.begin():
+        await rules.delete_rule(runtime, rule_id, db_session=session, principal=principal,
+                                expected_version=parse_if_match(if_match))
+    return Response(status_code=204)
+
+
+@router.get("/routing-rules/{rule_id}/revisions", tags=["routing rules"])
+async def rule_revisions(
+    rule_id: str, _: CaseReader, session: DbSession,
+) -> list[RoutingRuleRevisionRead]:
+    """Every edit of a rule, oldest first (a deleted rule keeps its revisions)."""
+    revisions = await rules.rule_revisions(rule_id, db_session=session)
+    return [RoutingRuleRevisionRead(**revision) for revision in revisions]
+
+
+# ---- cases ----
+
+
+@router.get("/cases", tags=["cases"])
+async def list_cases(
+    principal: CaseReader,
+    session: DbSession,
+    department: str | None = None,
+    state: State | None = None,
+    level: Level | None = None,
+    assignee: str | None = None,
+    category: Category | None = None,
+    severity: Severity | None = None,
+    complaint_id: uuid.UUID | None = None,
+    created_from: Annotated[datetime | None, Query(description="inclusive")] = None,
+    created_to: Annotated[datetime | None, Query(description="exclusive")] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> CasePageRead:
+    """Cases newest first, filtered; department-bound callers get their department's only."""
+    filters = views.CaseFilters(
+        department=department, state=state, level=level, assignee=assignee,
+        category=category, severity=severity, complaint_id=complaint_id,
+        created_from=created_from, created_to=created_to,
+    )
+    page = await views.list_cases(filters, principal, db_session=session, limit=limit,
+                                  cursor=cursor)
+    return CasePageRead(items=[CaseSummaryRead.model_validate(row) for row in page.items],
+                        next_cursor=page.next_cursor)
+
+
+@router.get("/cases/{case_id}", tags=["cases"])
+async def get_case(
+    case_id: uuid.UUID, principal: CaseReader, session: DbSession, response: Response,
+) -> CaseRead:
+    """A case with its full history and the actions allowed now; ``ETag`` is its version."""
+    record = await views.get_case(case_id, principal, db_session=session)
+    response.headers["ETag"] = etag(record.case.version)
+    return CaseRead.of(record)
+
+
+def _to_command(
+    command_type: type[c.CaseCommand], body: CaseActionCreate, case_id: uuid.UUID,
+    principal: Principal, version: int | None,
+) -> c.CaseCommand:
+    fields: dict[str, Any] = body.model_dump(exclude={"expected_version"})
+    if command_type is c.EscalateCase:
+        fields["reason"] = EscalationReason.MANUAL
+    if command_type is c.TransferCase and fields.get("handler_level"):
+        fields["handler_level"] = HandlerLevel(fields["handler_level"])
+    return command_type(case_id=str(case_id), actor=principal.actor,
+                        expected_version=version, **fields)
+
+
+# action → (request body, command, scope it needs)
+CASE_ACTIONS: dict[str, tuple[type[CaseActionCreate], type[c.CaseCommand], str]] = {
+    "acknowledge": (NoteActionCreate, c.AcknowledgeCase, "cases:act"),
+    "respond-to-customer": (NoteActionCreate, c.RespondToCustomer, "cases:act"),
+    "start-investigation": (NoteActionCreate, c.StartInvestigation, "cases:act"),
+    "record-root-cause": (RootCauseCreate, c.RecordRootCause, "cases:act"),
+    "propose-solution": (SolutionCreate, c.ProposeSolution, "cases:act"),
+    "resolve": (ResolutionCreate, c.ResolveCase, "cases:act"),
+    "transfer": (TransferCreate, c.TransferCase, "cases:act"),
+    "escalate": (EscalationCreate, c.EscalateCase, "cases:act"),
+    "add-note": (NoteCreate, c.AddNote, "cases:act"),
+    "assign": (AssignmentCreate, c.AssignCase, "cases:act"),
+    "close": (ClosureCreate, c.CloseCase, "cases:manage"),
+    "reopen": (ReopeningCreate, c.ReopenCase, "cases:manage"),
+}
+
+
+def _action_endpoint(
+    slug: str, body_type: type[CaseActionCreate], command_type: type[c.CaseCommand], scope: str,
+) -> Callable[..., Any]:
+    """One endpoint per action, so each has its own documented body."""
+
+    async def act(
+        case_id: uuid.UUID, body: CaseActionCreate, principal: Principal, session: DbSession,
+        runtime: RuntimeDep, response: Response, if_match: str | None,
+    ) -> CaseRead:
+        version = expected_version(if_match, body.expected_version)
+        command = _to_command(command_type, body, case_id, principal, version)
+        async with session.begin():
+            record = await cases.perform_action(runtime, command, db_session=session,
+                                                principal=principal)
+        response.headers["ETag"] = etag(record.case.version)
+        return CaseRead.of(record)
+
+    Actor = Annotated[Principal, require(scope)]  # the scope differs per action
+    if any(field.is_required() for field in body_type.model_fields.values()):
+        async def endpoint(
+            case_id: uuid.UUID, body: Annotated[body_type, Body()], principal: Actor,
+            session: DbSession, runtime: RuntimeDep, response: Response,
+            if_match: IfMatch = None,
+        ) -> CaseRead:
+            return await act(case_id, body, principal, session, runtime, response, if_match)
+    else:
+        async def endpoint(  # type: ignore[misc]  # the same endpoint with an optional body
+            case_id: uuid.UUID, principal: Actor, session: DbSession, runtime: RuntimeDep,
+            response: Response, if_match: IfMatch = None,
+            body: Annotated[body_type | None, Body()] = None,
+        ) -> CaseRead:
+            return await act(case_id, body or body_type(), principal, session, runtime,
+                             response, if_match)
+
+    endpoint.__name__ = f"case_{slug.replace('-', '_')}"
+    endpoint.__doc__ = f"{command_type.__doc__} (needs {scope})"
+    return endpoint
+
+
+for _slug, (_body, _command, _scope) in CASE_ACTIONS.items():
+    router.add_api_route(
+        f"/cases/{{case_id}}/actions/{_slug}", _action_endpoint(_slug, _body, _command, _scope),
+        methods=["POST"], tags=["cases"], response_model=CaseRead,
+        responses={409: {"description": "the case's state does not allow the action; the "
+                                        "body lists allowed_actions"},
+                   412: {"description": "If-Match / expected_version is not the case's version"}},
+    )
+
+
+@router.post("/cases/{case_id}/actions/{action}", tags=["cases"], include_in_schema=False)
+async def unknown_action(case_id: uuid.UUID, action: str, _: CaseReader) -> Response:
+    """An action the workflow does not know."""
+    raise NotFound(f"unknown action {action!r}", field="action", known_actions=list(CASE_ACTIONS))

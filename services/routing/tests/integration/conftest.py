@@ -1,0 +1,325 @@
+"""Fixtures for the routing service against the real broker and database.
+
+Each test gets its own topic namespace (deleted afterwards), an emptied routing schema with
+the default department and rule seeded again, and a running consumer and outbox relay. So
+tests pass in any order, twice in a row, and see only their own events. Test modules reach
+the helpers through the ``kit`` fixture (with ``--import-mode=importlib`` they cannot import
+this file).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient
+from asgi_lifespan import LifespanManager
+from sqlalchemy import text
+from tousu_routing.bootstrap import bootstrap
+from tousu_routing.service_layer.defaults import ensure_defaults
+from tousu_routing.service_layer.departments import ensure_department_topics
+from tousu_routing.settings import RoutingSettings
+from tousu_shared.auth import new_api_key
+from tousu_shared.contracts import Envelope, Event
+from tousu_shared.contracts.complaint import (
+    ClassificationData,
+    ComplaintClassified,
+    ComplaintReceived,
+)
+from tousu_shared.kafka import ensure_topics
+from tousu_shared.runtime import Service
+from tousu_shared.testing import (
+    KAFKA_BOOTSTRAP,
+    TOPIC_NAMESPACE,
+    test_settings,
+    truncate_schema,
+    wait_for,
+)
+from tousu_shared.topics import all_topic_names
+
+ADMIN_KEY = new_api_key()[1]
+
+
+def bearer(key: str) -> dict[str, str]:
+    """The Authorization header of an API key."""
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+async def service() -> AsyncIterator[Service]:
+    """The routing service on its own topics, with an empty schema and the defaults seeded."""
+    namespace = f"{TOPIC_NAMESPACE}{uuid.uuid4().hex[:8]}."
+    await ensure_topics(KAFKA_BOOTSTRAP, [(namespace + name, parts)
+                                          for name, parts in all_topic_names()])
+    routing = bootstrap(test_settings(RoutingSettings, bootstrap_admin_key=ADMIN_KEY,
+                                      topic_namespace=namespace))
+    await _reset_schema(routing)
+    await ensure_department_topics(routing.runtime)
+    try:
+        yield routing
+    finally:
+        # The database is shared with development runs: leave only the seeded defaults.
+        await _reset_schema(routing)
+        await routing.runtime.close()
+        await _delete_topics(namespace)
+
+
+async def _reset_schema(routing: Service) -> None:
+    await truncate_schema(routing.runtime.engine, "routing")
+    async with routing.runtime.session_factory() as session, session.begin():
+        await ensure_defaults(db_session=session)
+
+
+async def _delete_topics(namespace: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP)
+    await admin.start()
+    try:
+        mine = [name for name in await admin.list_topics() if name.startswith(namespace)]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def workers(service: Service) -> AsyncIterator[None]:
+    """The service's consumer and outbox relay, running until the test ends."""
+    stop = asyncio.Event()
+    consumer = service.consumer()
+    tasks = [asyncio.create_task(consumer.run(stop)),
+             asyncio.create_task(service.relay().run(stop))]
+    try:
+        await wait_for(lambda: consumer.ready.is_set() or any(t.done() for t in tasks))
+        yield
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+
+@pytest.fixture
+async def http(service: Service) -> AsyncIterator[httpx.AsyncClient]:
+    """An API client holding the bootstrap admin key."""
+    async with LifespanManager(service.app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test",
+                                     headers=bearer(ADMIN_KEY)) as client:
+            yield client
+
+
+@pytest.fixture
+async def kit(service: Service, http: httpx.AsyncClient, workers: None) -> Kit:
+    """Helpers bound to this test's service, API client and running workers."""
+    return Kit(service, http)
+
+
+# ---- events from the other services -----------------------------------------------------------
+
+
+def envelope_of(event: Event) -> Envelope:
+    """An event wrapped the way its producing service would."""
+    return Envelope(
+        source="tousu/test", type=event.event_type, subject=event.subject,
+        dataschemaversion=event.schema_version, correlationid=event.subject,
+        data=event.model_dump(mode="json", exclude={"complaint_id"}),
+    )
+
+
+def received(complaint_id: uuid.UUID, **overrides: Any) -> ComplaintReceived:
+    """A received complaint (no personal data), contacted an hour ago."""
+    contact_at = datetime.now(UTC) - timedelta(hours=1)
+    values: dict[str, Any] = {
+        "complaint_id": complaint_id, "tracking_code": f"TS-{complaint_id.hex[:8]}",
+        "channel": "phone", "contact_at": contact_at, "received_at": contact_at,
+        "customer_ref": "cust-blind-1", "customer_tier": "regular",
+        "contact_details_url": f"http://intake/v1/complaints/{complaint_id}/contact",
+    }
+    values.update(overrides)
+    return ComplaintReceived(**values)
+
+
+def classification(**overrides: Any) -> ClassificationData:
+    """A classification: product quality, general, routine unless told otherwise."""
+    values: dict[str, Any] = {"category": "product_quality", "severity": "general",
+                              "urgency": "routine", "customer_tier": "regular"}
+    values.update(overrides)
+    return ClassificationData(**values)
+
+
+def classified(complaint_id: uuid.UUID, **overrides: Any) -> ComplaintClassified:
+    """The classifier's result for a complaint."""
+    return ComplaintClassified(
+        complaint_id=complaint_id, classification=classification(**overrides),
+        explanation={"category": "keyword"}, ruleset_version="test",
+    )
+
+
+async def read_all(topic: str) -> list[ConsumerRecord]:
+    """Every record a topic holds right now (reads up to the end offset of each partition)."""
+    # Without a group the consumer takes every partition of the topic itself.
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA_BOOTSTRAP, group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest",
+                                isolation_level="read_committed")
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        partitions = await wait_for(lambda: consumer.assignment())
+        ends = await consumer.end_offsets(list(partitions))
+        remaining = {tp for tp in partitions if ends[tp] > 0}
+        while remaining:
+            for tp, batch in (await consumer.getmany(*remaining, timeout_ms=500)).items():
+                records.extend(batch)
+                if batch and batch[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
+    return records
+
+
+class Kit:
+    """What a test does to the routing service: send events, call the API, read topics."""
+
+    received = staticmethod(received)
+    classified = staticmethod(classified)
+    classification = staticmethod(classification)
+    envelope_of = staticmethod(envelope_of)
+    read_all = staticmethod(read_all)
+    bearer = staticmethod(bearer)
+    admin_key = ADMIN_KEY
+
+    def __init__(self, service: Service, http: httpx.AsyncClient) -> None:
+        self.service = service
+        self.http = http
+
+    def topic(self, logical: str) -> str:
+        """This test's physical name of a topic."""
+        return self.service.runtime.settings.topic(logical)
+
+    async def publish(self, *events: Event) -> list[Envelope]:
+        """Produce events as intake, the SLA monitor or feedback would."""
+        producer = self.service.runtime.producer()
+        await producer.start()
+        sent = []
+        try:
+            for event in events:
+                envelope = envelope_of(event)
+                await producer.send_and_wait(self.topic(event.topic), envelope.to_bytes(),
+                                             key=event.subject.encode())
+                sent.append(envelope)
+        finally:
+            await producer.stop()
+        return sent
+
+    async def open_case(self, *, received_overrides: dict[str, Any] | None = None,
+                        **classification_overrides: Any) -> dict[str, Any]:
+        """Send a complaint through intake's events; its case once routing opened it."""
+        return (await self.open_cases(1, received_overrides=received_overrides,
+                                      **classification_overrides))[0]
+
+    async def open_cases(self, count: int, *, received_overrides: dict[str, Any] | None = None,
+                         **classification_overrides: Any) -> list[dict[str, Any]]:
+        """Several complaints in one batch of events; their cases in the same order."""
+        ids = [uuid.uuid4() for _ in range(count)]
+        events: list[Event] = []
+        for complaint_id in ids:
+            events += [received(complaint_id, **(received_overrides or {})),
+                       classified(complaint_id, **classification_overrides)]
+        await self.publish(*events)
+        return [await self.case_of(complaint_id) for complaint_id in ids]
+
+    async def case_of(self, complaint_id: uuid.UUID | str) -> dict[str, Any]:
+        """The full case of a complaint, waiting for routing to open it."""
+
+        async def found():
+            response = await self.http.get("/v1/cases", params={"complaint_id": str(complaint_id)})
+            items = response.json()["items"]
+            return items[0]["id"] if items else None
+
+        case_id = await wait_for(found)
+        return await self.case(case_id)
+
+    async def case(self, case_id: str) -> dict[str, Any]:
+        """A case as the admin sees it."""
+        response = await self.http.get(f"/v1/cases/{case_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def case_when(self, case_id: str,
+                        condition: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """The case once a condition holds (after an event was consumed)."""
+
+        async def check():
+            case = await self.case(case_id)
+            return case if condition(case) else None
+
+        return await wait_for(check)
+
+    async def act(self, case: dict[str, Any], action: str, body: dict[str, Any] | None = None,
+                  *, key: str | None = None, expect: int = 200) -> dict[str, Any]:
+        """Perform an action on a case with its current version; returns the response body."""
+        headers = {"If-Match": f'"{case["version"]}"'}
+        if key is not None:
+            headers.update(bearer(key))
+        response = await self.http.post(f"/v1/cases/{case['id']}/actions/{action}",
+                                        json=body or {}, headers=headers)
+        assert response.status_code == expect, response.text
+        return response.json()
+
+    async def department(self, code: str, members: list[tuple[str, str]] = (),
+                         **fields: Any) -> dict[str, Any]:
+        """Create a department with members given as (id, level)."""
+        response = await self.http.post("/v1/departments", json={
+            "code": code, "name": fields.pop("name", code.title()), **fields,
+        })
+        assert response.status_code == 201, response.text
+        for member_id, level in members:
+            added = await self.http.post(f"/v1/departments/{code}/members", json={
+                "id": member_id, "name": member_id.upper(), "level": level,
+            })
+            assert added.status_code == 201, added.text
+        return (await self.http.get(f"/v1/departments/{code}")).json()
+
+    async def rule(self, name: str, target: str, order: int | None = None,
+                   **criteria: list[str]) -> dict[str, Any]:
+        """Create a routing rule."""
+        body: dict[str, Any] = {"id": name, "name": name, "target_department": target,
+                                "criteria": criteria}
+        if order is not None:
+            body["order"] = order
+        response = await self.http.post("/v1/routing-rules", json=body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    async def credential(self, role: str, department: str | None = None) -> str:
+        """Issue a credential through this service's admin API (stored locally at once)."""
+        response = await self.http.post("/v1/admin/credentials", json={
+            "name": f"{role}-{uuid.uuid4().hex[:6]}", "role": role, "department": department,
+        })
+        assert response.status_code == 201, response.text
+        return response.json()["api_key"]
+
+    async def outbox_drained(self) -> None:
+        """Wait until the relay published everything routing enqueued."""
+
+        async def drained():
+            async with self.service.runtime.engine.connect() as conn:
+                unsent = await conn.scalar(text(
+                    "SELECT count(*) FROM routing.outbox WHERE sent_at IS NULL"
+                ))
+            return unsent == 0
+
+        await wait_for(drained)
+
+    async def published(self, logical_topic: str,
+                        complaint_id: str | uuid.UUID | None = None) -> list[Envelope]:
+        """What routing published on a topic (for one complaint), in order."""
+        await self.outbox_drained()
+        records = sorted(await read_all(self.topic(logical_topic)),
+                         key=lambda r: (r.partition, r.offset))
+        return [Envelope.from_bytes(r.value) for r in records
+                if complaint_id is None or r.key == str(complaint_id).encode()]
