@@ -34,9 +34,12 @@ def ensure_tool(binary: str, package: str) -> str:
     """The path of a Debian tool, installing its package when missing."""
     path = shutil.which(binary)
     if path is None:
-        subprocess.run(["apt-get", "install", "-y", "-q", package], check=True,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", package],
+            check=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            stdout=subprocess.DEVNULL,
+        )
         path = shutil.which(binary)
     assert path, f"{binary} is not available"
     return path
@@ -46,10 +49,17 @@ def ensure_tool(binary: str, package: str) -> str:
 def intake_processes(env: dict[str, str]):
     """API processes sharing one port (SO_REUSEPORT) plus one relay, as in production."""
     logs = open(REPO / ".data" / "logs" / "bench-intake.log", "w")
-    procs = [subprocess.Popen([sys.executable, "-m", "tousu_intake", "api"], env=env,
-                              stdout=logs, stderr=logs) for _ in range(API_PROCESSES)]
-    procs.append(subprocess.Popen([sys.executable, "-m", "tousu_intake", "relay"], env=env,
-                                  stdout=logs, stderr=logs))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tousu_intake", "api"], env=env, stdout=logs, stderr=logs
+        )
+        for _ in range(API_PROCESSES)
+    ]
+    procs.append(
+        subprocess.Popen(
+            [sys.executable, "-m", "tousu_intake", "relay"], env=env, stdout=logs, stderr=logs
+        )
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -74,11 +84,27 @@ def wrk(key: str, rate: int, seconds: int, connections: int | None = None) -> di
     """One rate step with wrk; returns its RESULT line."""
     connections = connections or max(8, min(256, rate // 20))
     out = subprocess.run(
-        [ensure_tool("wrk", "wrk"), "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
-         "-s", str(REPO / "bench" / "intake.lua"), f"http://127.0.0.1:{PORT}"],
-        env={**os.environ, "RATE": str(rate), "CONNECTIONS": str(connections), "RUN": RUN,
-             "ADMIN_KEY": key},
-        capture_output=True, text=True, check=True,
+        [
+            ensure_tool("wrk", "wrk"),
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(REPO / "bench" / "intake.lua"),
+            f"http://127.0.0.1:{PORT}",
+        ],
+        env={
+            **os.environ,
+            "RATE": str(rate),
+            "CONNECTIONS": str(connections),
+            "RUN": RUN,
+            "ADMIN_KEY": key,
+        },
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     line = next(line for line in out.splitlines() if line.startswith("RESULT "))
     result = json.loads(line.removeprefix("RESULT "))
@@ -91,10 +117,31 @@ def pgbench_ceiling(settings: IntakeSettings, seconds: int) -> float:
     pgbench = ensure_tool("pgbench", "postgresql-contrib")
     password = settings.db_password.get_secret_value() if settings.db_password else "intake"
     out = subprocess.run(
-        [pgbench, "-h", settings.pg_host, "-p", str(settings.pg_port), "-U", "intake", "-n",
-         "-c", "16", "-j", "2", "-M", "prepared", "-T", str(seconds),
-         "-f", str(REPO / "bench" / "pgbench_intake.sql"), settings.pg_database],
-        env={**os.environ, "PGPASSWORD": password}, capture_output=True, text=True, check=True,
+        [
+            pgbench,
+            "-h",
+            settings.pg_host,
+            "-p",
+            str(settings.pg_port),
+            "-U",
+            "intake",
+            "-n",
+            "-c",
+            "16",
+            "-j",
+            "2",
+            "-M",
+            "prepared",
+            "-T",
+            str(seconds),
+            "-f",
+            str(REPO / "bench" / "pgbench_intake.sql"),
+            settings.pg_database,
+        ],
+        env={**os.environ, "PGPASSWORD": password},
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     tps = next(line for line in out.splitlines() if line.startswith("tps"))
     return float(tps.split("=")[1].split()[0])
@@ -104,16 +151,25 @@ async def clean_up(settings: IntakeSettings) -> None:
     """Remove what the bench wrote, so a development database keeps only its own data."""
     import sqlalchemy as sa
     from tousu_shared.db import create_engine
+
     engine = create_engine(settings)
     async with engine.begin() as conn:
-        await conn.execute(sa.text(
-            "DELETE FROM intake.complaint WHERE created_by = 'pgbench' OR description LIKE :run"
-        ), {"run": f"%({RUN} #%"})
-        await conn.execute(sa.text(
-            "DELETE FROM intake.outbox WHERE topic = 'pgbench' OR topic LIKE :ns"
-        ), {"ns": f"{RUN}.%"})
-        await conn.execute(sa.text("DELETE FROM intake.idempotency_key WHERE complaint_id NOT IN "
-                                   "(SELECT id FROM intake.complaint)"))
+        await conn.execute(
+            sa.text(
+                "DELETE FROM intake.complaint WHERE created_by = 'pgbench' OR description LIKE :run"
+            ),
+            {"run": f"%({RUN} #%"},
+        )
+        await conn.execute(
+            sa.text("DELETE FROM intake.outbox WHERE topic = 'pgbench' OR topic LIKE :ns"),
+            {"ns": f"{RUN}.%"},
+        )
+        await conn.execute(
+            sa.text(
+                "DELETE FROM intake.idempotency_key WHERE complaint_id NOT IN "
+                "(SELECT id FROM intake.complaint)"
+            )
+        )
     await engine.dispose()
 
 
@@ -122,48 +178,79 @@ def main() -> None:
     settings = IntakeSettings()
     key = new_api_key()[1]
     namespace = f"{RUN}."
-    asyncio.run(ensure_topics(settings.kafka_bootstrap,
-                              [(namespace + name, parts) for name, parts in all_topic_names()]))
-    env = {**os.environ, "TOUSU_HTTP_PORT": str(PORT), "TOUSU_BOOTSTRAP_ADMIN_KEY": key,
-           "TOUSU_TOPIC_NAMESPACE": namespace, "TOUSU_LOG_LEVEL": "WARNING",
-           "TOUSU_HTTP_REUSE_PORT": "true"}
-    print(f"Tousu bench {RUN}: {os.cpu_count()} cores; intake = {API_PROCESSES} API processes "
-          f"+ 1 relay; wrk drives POST /v1/complaints with distinct complaints, "
-          f"{STEP_SECONDS} s per step", flush=True)
+    asyncio.run(
+        ensure_topics(
+            settings.kafka_bootstrap,
+            [(namespace + name, parts) for name, parts in all_topic_names()],
+        )
+    )
+    env = {
+        **os.environ,
+        "TOUSU_HTTP_PORT": str(PORT),
+        "TOUSU_BOOTSTRAP_ADMIN_KEY": key,
+        "TOUSU_TOPIC_NAMESPACE": namespace,
+        "TOUSU_LOG_LEVEL": "WARNING",
+        "TOUSU_HTTP_REUSE_PORT": "true",
+    }
+    print(
+        f"Tousu bench {RUN}: {os.cpu_count()} cores; intake = {API_PROCESSES} API processes "
+        f"+ 1 relay; wrk drives POST /v1/complaints with distinct complaints, "
+        f"{STEP_SECONDS} s per step",
+        flush=True,
+    )
     try:
         with intake_processes(env):
             wrk(key, 200, 3)  # warm-up: jieba, connection pools, prepared statements
             print("\nintake write path (open rate per step, 201s only):")
-            print(f"  {'offered/s':>10} {'sustained/s':>12} {'p50 ms':>8} {'p99 ms':>8} "
-                  f"{'max ms':>8} {'non-201':>8}")
+            print(
+                f"  {'offered/s':>10} {'sustained/s':>12} {'p50 ms':>8} {'p99 ms':>8} "
+                f"{'max ms':>8} {'non-201':>8}"
+            )
             best = 0.0
             for rate in RATES:
                 result = wrk(key, rate, STEP_SECONDS)
                 best = max(best, result["rate"])
-                print(f"  {rate:>10} {result['rate']:>12.0f} {result['p50_ms']:>8.1f} "
-                      f"{result['p99_ms']:>8.1f} {result['max_ms']:>8.1f} "
-                      f"{result['failed'] + result['errors']:>8}", flush=True)
+                print(
+                    f"  {rate:>10} {result['rate']:>12.0f} {result['p50_ms']:>8.1f} "
+                    f"{result['p99_ms']:>8.1f} {result['max_ms']:>8.1f} "
+                    f"{result['failed'] + result['errors']:>8}",
+                    flush=True,
+                )
                 if result["rate"] < 0.9 * rate:
                     break
             half = max(50, int(best / 2))
-            print(f"\nend to end at half the best rate ({half}/s): 201 → ComplaintClassified "
-                  "readable on Kafka", flush=True)
-            latencies, load = asyncio.run(end_to_end_sampler(
-                base_url=f"http://127.0.0.1:{PORT}", key=key,
-                bootstrap=settings.kafka_bootstrap, topic=f"{namespace}complaint.events",
-                seconds=STEP_SECONDS, sample_rate=20, run=RUN,
-                background=lambda: wrk(key, half, STEP_SECONDS),
-            ))
-            print(f"  {len(latencies)} samples: {summary(latencies)}; "
-                  f"background load p99 {load['p99_ms']:.1f} ms at {load['rate']:.0f}/s")
+            print(
+                f"\nend to end at half the best rate ({half}/s): 201 → ComplaintClassified "
+                "readable on Kafka",
+                flush=True,
+            )
+            latencies, load = asyncio.run(
+                end_to_end_sampler(
+                    base_url=f"http://127.0.0.1:{PORT}",
+                    key=key,
+                    bootstrap=settings.kafka_bootstrap,
+                    topic=f"{namespace}complaint.events",
+                    seconds=STEP_SECONDS,
+                    sample_rate=20,
+                    run=RUN,
+                    background=lambda: wrk(key, half, STEP_SECONDS),
+                )
+            )
+            print(
+                f"  {len(latencies)} samples: {summary(latencies)}; "
+                f"background load p99 {load['p99_ms']:.1f} ms at {load['rate']:.0f}/s"
+            )
         ceiling = pgbench_ceiling(settings, STEP_SECONDS)
-        print(f"\nceiling: pgbench commits the same rows (complaint + contact + 2 outbox) at "
-              f"{ceiling:.0f} tx/s (16 clients)")
+        print(
+            f"\nceiling: pgbench commits the same rows (complaint + contact + 2 outbox) at "
+            f"{ceiling:.0f} tx/s (16 clients)"
+        )
         print(f"  intake best sustained / pgbench = {best / ceiling:.0%}")
         sla_bench = REPO / "services" / "sla-monitor" / "bench_breach.py"
         if sla_bench.exists():
             sys.path.insert(0, str(sla_bench.parent))
             from bench_breach import measure_breach_latency  # noqa: PLC0415
+
             print("\nSLA breach detection at 100,000 open cases:", flush=True)
             print("  " + json.dumps(asyncio.run(measure_breach_latency(open_cases=100_000))))
     finally:

@@ -23,24 +23,42 @@ DESCRIPTIONS = [
 
 def complaint(seq: int, run: str) -> bytes:
     """A distinct, realistic complaint body (distinct text: no duplicate suppression)."""
-    return orjson.dumps({
-        "channel": ("phone", "web_form", "online_chat", "app")[seq % 4],
-        "customer": {"name": f"客户{seq}", "phone": f"139{seq % 100_000_000:08d}",
-                     "tier": "vip" if seq % 10 == 0 else "regular"},
-        "description": f"{DESCRIPTIONS[seq % len(DESCRIPTIONS)]} ({run} #{seq})",
-        "requested_remedies": ["refund"], "order_ref": f"ORD-{seq}", "amount": "199.00",
-    })
+    return orjson.dumps(
+        {
+            "channel": ("phone", "web_form", "online_chat", "app")[seq % 4],
+            "customer": {
+                "name": f"客户{seq}",
+                "phone": f"139{seq % 100_000_000:08d}",
+                "tier": "vip" if seq % 10 == 0 else "regular",
+            },
+            "description": f"{DESCRIPTIONS[seq % len(DESCRIPTIONS)]} ({run} #{seq})",
+            "requested_remedies": ["refund"],
+            "order_ref": f"ORD-{seq}",
+            "amount": "199.00",
+        }
+    )
 
 
 async def end_to_end_sampler(
-    *, base_url: str, key: str, bootstrap: str, topic: str, seconds: float, sample_rate: int,
-    run: str, background,
+    *,
+    base_url: str,
+    key: str,
+    bootstrap: str,
+    topic: str,
+    seconds: float,
+    sample_rate: int,
+    run: str,
+    background,
 ) -> tuple[list[float], dict]:
     """Sampled 201 → event-on-Kafka latencies while ``background`` (wrk) loads the API."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap,
-                                group_id=f"bench-{uuid.uuid4().hex}",
-                                auto_offset_reset="latest", enable_auto_commit=False,
-                                fetch_max_wait_ms=10)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-{uuid.uuid4().hex}",
+        auto_offset_reset="latest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=10,
+    )
     await consumer.start()
     await consumer.seek_to_end()
     answered: dict[str, float] = {}
@@ -73,8 +91,9 @@ async def end_to_end_sampler(
     stop.set()
     await reader
     await consumer.stop()
-    return [max(0.0, (readable[k] - answered[k]) * 1000) for k in answered if k in readable], \
-        load_result
+    return [
+        max(0.0, (readable[k] - answered[k]) * 1000) for k in answered if k in readable
+    ], load_result
 
 
 def summary(values: list[float]) -> str:

@@ -15,28 +15,38 @@ def complaint_body(**overrides: Any) -> dict[str, Any]:
     """A valid complaint (the worked case: Mr. Wang's laptop) with overrides."""
     body: dict[str, Any] = {
         "channel": "phone",
-        "customer": {"name": "王先生", "phone": "+86 138 0013 8000",
-                     "email": "wang.xiansheng@example.com", "tier": "regular",
-                     "preferred_contact": "phone"},
+        "customer": {
+            "name": "王先生",
+            "phone": "+86 138 0013 8000",
+            "email": "wang.xiansheng@example.com",
+            "tier": "regular",
+            "preferred_contact": "phone",
+        },
         "description": "收到的笔记本电脑屏幕有划痕，而且开机就蓝屏，我非常生气，要求退货退款。",
         "requested_remedies": ["return", "refund"],
-        "product_ref": "LAPTOP-X1", "order_ref": "ORD-20261122-001", "amount": "6999.00",
+        "product_ref": "LAPTOP-X1",
+        "order_ref": "ORD-20261122-001",
+        "amount": "6999.00",
         "emotion": "angry",
     }
     body.update(overrides)
     return body
 
 
-
-
 @contextlib.asynccontextmanager
 async def as_role(http: httpx.AsyncClient, role: str, department: str | None = None):
     """A client holding a freshly issued credential of a role."""
-    issued = await http.post("/v1/admin/credentials", json={
-        "name": f"test-{role}", "role": role, "department": department,
-    })
+    issued = await http.post(
+        "/v1/admin/credentials",
+        json={
+            "name": f"test-{role}",
+            "role": role,
+            "department": department,
+        },
+    )
     assert issued.status_code == 201, issued.text
     headers = {"Authorization": f"Bearer {issued.json()['api_key']}"}
-    async with httpx.AsyncClient(transport=http._transport, base_url="http://intake",
-                                 headers=headers) as client:
+    async with httpx.AsyncClient(
+        transport=http._transport, base_url="http://intake", headers=headers
+    ) as client:
         yield client

@@ -24,8 +24,11 @@ def asyncapi_document() -> dict[str, Any]:
             "headers": {"type": "object", "properties": {"content-type": {"type": "string"}}},
             "payload": {"$ref": f"#/components/schemas/{name}"},
             "correlationId": {"location": "$message.payload#/correlationid"},
-            "bindings": {"kafka": {"key": {"type": "string", "format": "uuid",
-                                           "description": "complaint id"}}},
+            "bindings": {
+                "kafka": {
+                    "key": {"type": "string", "format": "uuid", "description": "complaint id"}
+                }
+            },
         }
         by_topic.setdefault(cls.topic, []).append(name)
     channels: dict[str, Any] = {}
@@ -35,23 +38,29 @@ def asyncapi_document() -> dict[str, Any]:
         channels[channel_id] = {
             "address": spec.name,
             "description": spec.description,
-            "messages": {m: {"$ref": f"#/components/messages/{m}"} for m in by_topic.get(spec.name, [])},
+            "messages": {
+                m: {"$ref": f"#/components/messages/{m}"} for m in by_topic.get(spec.name, [])
+            },
             "bindings": {"kafka": {"partitions": spec.partitions}},
         }
         operations[f"publish_{channel_id}"] = {
-            "action": "send", "channel": {"$ref": f"#/channels/{channel_id}"},
+            "action": "send",
+            "channel": {"$ref": f"#/channels/{channel_id}"},
             "summary": f"produced by {spec.producer}",
         }
         for consumer in spec.consumers:
             operations[f"{consumer}_receives_{channel_id}"] = {
-                "action": "receive", "channel": {"$ref": f"#/channels/{channel_id}"},
+                "action": "receive",
+                "channel": {"$ref": f"#/channels/{channel_id}"},
                 "summary": f"consumed by {consumer}",
             }
     channels["case_routed_department"] = {
         "address": DEPARTMENT_TOPIC_PREFIX + "{department}",
         "description": "One department's routed cases and their updates.",
         "parameters": {"department": {"description": "department code"}},
-        "messages": {m: {"$ref": f"#/components/messages/{m}"} for m in by_topic.get("case.events", [])},
+        "messages": {
+            m: {"$ref": f"#/components/messages/{m}"} for m in by_topic.get("case.events", [])
+        },
     }
     return {
         "asyncapi": "3.0.0",

@@ -26,29 +26,52 @@ class AuditLog:
         self._select = text(
             f"SELECT id, at, actor, actor_role, action, resource_type, resource_id, complaint_id, "
             f"correlation_id, details FROM {schema}.audit_log "
-            "WHERE (CAST(:complaint_id AS uuid) IS NULL OR complaint_id = CAST(:complaint_id AS uuid)) "
+            "WHERE (CAST(:complaint_id AS uuid) IS NULL "
+            "       OR complaint_id = CAST(:complaint_id AS uuid)) "
             "AND id > :after ORDER BY id LIMIT :limit"
         )
 
     async def record(
-        self, session: AsyncSession, principal: Principal, action: str, resource_type: str,
-        resource_id: str | None = None, *, complaint_id: uuid.UUID | None = None,
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        action: str,
+        resource_type: str,
+        resource_id: str | None = None,
+        *,
+        complaint_id: uuid.UUID | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
         """Append one entry; it commits with the caller's transaction."""
-        await session.execute(self._insert, {
-            "actor": principal.actor, "role": principal.role, "action": action,
-            "resource_type": resource_type, "resource_id": resource_id,
-            "complaint_id": complaint_id, "correlation_id": correlation_id_var.get(),
-            "details": orjson.dumps(details or {}).decode(),
-        })
+        await session.execute(
+            self._insert,
+            {
+                "actor": principal.actor,
+                "role": principal.role,
+                "action": action,
+                "resource_type": resource_type,
+                "resource_id": resource_id,
+                "complaint_id": complaint_id,
+                "correlation_id": correlation_id_var.get(),
+                "details": orjson.dumps(details or {}).decode(),
+            },
+        )
 
     async def entries(
-        self, session: AsyncSession, *, complaint_id: uuid.UUID | None, after: int, limit: int,
+        self,
+        session: AsyncSession,
+        *,
+        complaint_id: uuid.UUID | None,
+        after: int,
+        limit: int,
     ) -> list[dict[str, Any]]:
         """Entries in order, optionally for one complaint."""
-        rows = await session.execute(self._select, {
-            "complaint_id": str(complaint_id) if complaint_id else None,
-            "after": after, "limit": limit,
-        })
+        rows = await session.execute(
+            self._select,
+            {
+                "complaint_id": str(complaint_id) if complaint_id else None,
+                "after": after,
+                "limit": limit,
+            },
+        )
         return [dict(row._mapping) for row in rows]

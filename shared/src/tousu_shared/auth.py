@@ -24,7 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tousu_shared.contracts import Envelope, Event
 from tousu_shared.contracts.platform import (
-    CREDENTIALS_SUBJECT, CredentialIssued, CredentialRevoked, Role,
+    CREDENTIALS_SUBJECT,
+    CredentialIssued,
+    CredentialRevoked,
+    Role,
 )
 from tousu_shared.errors import Forbidden, Unauthorized
 
@@ -32,27 +35,58 @@ ROLES: tuple[str, ...] = get_args(Role)
 DEPARTMENT_ROLES = frozenset({"agent", "manager"})
 
 Scope = Literal[
-    "complaints:write", "complaints:read", "pii:read", "classification:write", "rules:write",
-    "cases:read", "cases:act", "cases:manage", "departments:write",
-    "sla:read", "sla:write", "feedback:write", "feedback:read", "analytics:read",
-    "credentials:admin", "audit:read",
+    "complaints:write",
+    "complaints:read",
+    "pii:read",
+    "classification:write",
+    "rules:write",
+    "cases:read",
+    "cases:act",
+    "cases:manage",
+    "departments:write",
+    "sla:read",
+    "sla:write",
+    "feedback:write",
+    "feedback:read",
+    "analytics:read",
+    "credentials:admin",
+    "audit:read",
 ]
 ALL_SCOPES: frozenset[str] = frozenset(get_args(Scope))
 
 ROLE_SCOPES: dict[str, frozenset[str]] = {
     "channel_frontend": frozenset({"complaints:write", "complaints:read", "feedback:write"}),
-    "agent": frozenset({
-        "complaints:read", "complaints:write", "pii:read", "cases:read", "cases:act",
-        "sla:read", "feedback:write", "feedback:read",
-    }),
-    "manager": frozenset({
-        "complaints:read", "complaints:write", "pii:read", "classification:write",
-        "cases:read", "cases:act", "cases:manage", "sla:read", "feedback:write",
-        "feedback:read", "analytics:read",
-    }),
+    "agent": frozenset(
+        {
+            "complaints:read",
+            "complaints:write",
+            "pii:read",
+            "cases:read",
+            "cases:act",
+            "sla:read",
+            "feedback:write",
+            "feedback:read",
+        }
+    ),
+    "manager": frozenset(
+        {
+            "complaints:read",
+            "complaints:write",
+            "pii:read",
+            "classification:write",
+            "cases:read",
+            "cases:act",
+            "cases:manage",
+            "sla:read",
+            "feedback:write",
+            "feedback:read",
+            "analytics:read",
+        }
+    ),
     "ops": frozenset({"complaints:read", "cases:read", "sla:read", "sla:write", "analytics:read"}),
-    "analyst": frozenset({"complaints:read", "cases:read", "sla:read", "analytics:read",
-                          "feedback:read"}),
+    "analyst": frozenset(
+        {"complaints:read", "cases:read", "sla:read", "analytics:read", "feedback:read"}
+    ),
     "admin": ALL_SCOPES,
 }
 
@@ -143,8 +177,12 @@ class CredentialStore:
     """Looks up credentials in the service's own table, with a short cache."""
 
     def __init__(
-        self, session_factory: async_sessionmaker[AsyncSession], schema: str, *,
-        bootstrap_admin_key: str | None, cache_seconds: float,
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        schema: str,
+        *,
+        bootstrap_admin_key: str | None,
+        cache_seconds: float,
     ) -> None:
         self._session_factory = session_factory
         self._schema = schema
@@ -190,21 +228,32 @@ class CredentialStore:
     async def apply(self, session: AsyncSession, event: Event, envelope: Envelope) -> None:
         """Replicate a credential event into this service's table (idempotent)."""
         if isinstance(event, CredentialIssued):
-            await session.execute(text(
-                f"INSERT INTO {self._schema}.credential "
-                "(key_id, secret_sha256, name, role, department, scopes, issued_at, issued_by) "
-                "VALUES (:key_id, :secret, :name, :role, :department, :scopes, :at, :by) "
-                "ON CONFLICT (key_id) DO NOTHING"
-            ), {
-                "key_id": event.key_id, "secret": event.secret_sha256, "name": event.name,
-                "role": event.role, "department": event.department, "scopes": event.scopes,
-                "at": event.issued_at, "by": event.issued_by,
-            })
+            await session.execute(
+                text(
+                    f"INSERT INTO {self._schema}.credential "
+                    "(key_id, secret_sha256, name, role, department, scopes, issued_at, issued_by) "
+                    "VALUES (:key_id, :secret, :name, :role, :department, :scopes, :at, :by) "
+                    "ON CONFLICT (key_id) DO NOTHING"
+                ),
+                {
+                    "key_id": event.key_id,
+                    "secret": event.secret_sha256,
+                    "name": event.name,
+                    "role": event.role,
+                    "department": event.department,
+                    "scopes": event.scopes,
+                    "at": event.issued_at,
+                    "by": event.issued_by,
+                },
+            )
         elif isinstance(event, CredentialRevoked):
-            await session.execute(text(
-                f"UPDATE {self._schema}.credential SET revoked_at = :at, revoked_by = :by "
-                "WHERE key_id = :key_id AND revoked_at IS NULL"
-            ), {"key_id": event.key_id, "at": event.revoked_at, "by": event.revoked_by})
+            await session.execute(
+                text(
+                    f"UPDATE {self._schema}.credential SET revoked_at = :at, revoked_by = :by "
+                    "WHERE key_id = :key_id AND revoked_at IS NULL"
+                ),
+                {"key_id": event.key_id, "at": event.revoked_at, "by": event.revoked_by},
+            )
             self.forget(event.key_id)
 
 
@@ -237,15 +286,23 @@ def require(scope: Scope):
 
 
 def credential_issued_event(
-    create: CredentialCreate, *, issued_by: str,
+    create: CredentialCreate,
+    *,
+    issued_by: str,
 ) -> tuple[CredentialIssued, str]:
     """The event that issues a credential, and the key to hand to its holder once."""
     key_id, api_key, secret_hash = new_api_key()
     scopes = sorted(create.scopes if create.scopes is not None else ROLE_SCOPES[create.role])
     event = CredentialIssued(
-        complaint_id=CREDENTIALS_SUBJECT, key_id=key_id, secret_sha256=secret_hash,
-        name=create.name, role=create.role, department=create.department, scopes=scopes,
-        issued_at=datetime.now(UTC), issued_by=issued_by,
+        complaint_id=CREDENTIALS_SUBJECT,
+        key_id=key_id,
+        secret_sha256=secret_hash,
+        name=create.name,
+        role=create.role,
+        department=create.department,
+        scopes=scopes,
+        issued_at=datetime.now(UTC),
+        issued_by=issued_by,
     )
     return event, api_key
 
@@ -253,6 +310,8 @@ def credential_issued_event(
 def credential_revoked_event(key_id: str, *, revoked_by: str) -> CredentialRevoked:
     """The event that revokes a credential."""
     return CredentialRevoked(
-        complaint_id=CREDENTIALS_SUBJECT, key_id=key_id, revoked_at=datetime.now(UTC),
+        complaint_id=CREDENTIALS_SUBJECT,
+        key_id=key_id,
+        revoked_at=datetime.now(UTC),
         revoked_by=revoked_by,
     )

@@ -21,8 +21,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tousu_shared.cli")
     commands = parser.add_subparsers(dest="command", required=True)
     topics = commands.add_parser("create-topics", help="create every registered topic")
-    topics.add_argument("--bootstrap",
-                        default=os.environ.get("TOUSU_KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
+    topics.add_argument(
+        "--bootstrap", default=os.environ.get("TOUSU_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    )
     topics.add_argument("--namespace", default="")
     spec = commands.add_parser("asyncapi", help="print the AsyncAPI document")
     spec.add_argument("--output", type=Path)

@@ -20,8 +20,13 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tousu_shared.auth import (
-    CredentialCreate, CredentialIssuedRead, CredentialRead, Principal,
-    credential_issued_event, credential_revoked_event, require,
+    CredentialCreate,
+    CredentialIssuedRead,
+    CredentialRead,
+    Principal,
+    credential_issued_event,
+    credential_revoked_event,
+    require,
 )
 from tousu_shared.errors import NotFound, ServiceError
 from tousu_shared.kafka import create_producer
@@ -29,7 +34,9 @@ from tousu_shared.logging import correlation_id_var
 from tousu_shared.runtime import Runtime
 
 REQUEST_SECONDS = Histogram(
-    "tousu_http_request_seconds", "HTTP request latency", ["service", "method", "route", "status"],
+    "tousu_http_request_seconds",
+    "HTTP request latency",
+    ["service", "method", "route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 CORRELATION_HEADER = "x-correlation-id"
@@ -58,7 +65,8 @@ class CorrelationAndMetricsMiddleware:
                 status = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [
-                    *message["headers"], (CORRELATION_HEADER.encode(), correlation_id.encode()),
+                    *message["headers"],
+                    (CORRELATION_HEADER.encode(), correlation_id.encode()),
                 ]
             await send(message)
 
@@ -67,7 +75,10 @@ class CorrelationAndMetricsMiddleware:
         finally:
             correlation_id_var.reset(token)
             REQUEST_SECONDS.labels(
-                self.service, scope["method"], _route_template(scope), str(status),
+                self.service,
+                scope["method"],
+                _route_template(scope),
+                str(status),
             ).observe(time.perf_counter() - started)
 
 
@@ -102,12 +113,15 @@ async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
 async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
     return JSONResponse(
         {"error": _HTTP_CODES.get(exc.status_code, "http_error"), "message": str(exc.detail)},
-        status_code=exc.status_code, headers=getattr(exc, "headers", None),
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
     )
 
 
 _HTTP_CODES = {
-    404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
     415: "unsupported_media_type",
 }
 
@@ -207,7 +221,10 @@ def _admin_router() -> APIRouter:
 
     @router.post("/credentials", status_code=201)
     async def issue_credential(
-        body: CredentialCreate, principal: Admin, session: DbSession, runtime: RuntimeDep,
+        body: CredentialCreate,
+        principal: Admin,
+        session: DbSession,
+        runtime: RuntimeDep,
     ) -> CredentialIssuedRead:
         """Issue a credential; its key is shown in this response only."""
         event, api_key = credential_issued_event(body, issued_by=principal.actor)
@@ -215,53 +232,76 @@ def _admin_router() -> APIRouter:
             await runtime.credentials.apply(session, event, None)  # type: ignore[arg-type]
             await runtime.outbox.enqueue(session, event)
             await runtime.audit.record(
-                session, principal, "credential.issue", "credential", event.key_id,
+                session,
+                principal,
+                "credential.issue",
+                "credential",
+                event.key_id,
                 details={"role": event.role, "department": event.department},
             )
         return CredentialIssuedRead(
-            **event.model_dump(include=set(CredentialRead.model_fields)), api_key=api_key,
+            **event.model_dump(include=set(CredentialRead.model_fields)),
+            api_key=api_key,
         )
 
     @router.get("/credentials")
     async def list_credentials(
-        _: Admin, session: DbSession, runtime: RuntimeDep,
+        _: Admin,
+        session: DbSession,
+        runtime: RuntimeDep,
     ) -> list[CredentialRead]:
         """Every credential this service knows, newest first."""
-        rows = await session.execute(text(
-            "SELECT key_id, name, role, department, scopes, issued_at, issued_by, revoked_at "
-            f"FROM {runtime.settings.db_schema}.credential ORDER BY issued_at DESC"
-        ))
+        rows = await session.execute(
+            text(
+                "SELECT key_id, name, role, department, scopes, issued_at, issued_by, revoked_at "
+                f"FROM {runtime.settings.db_schema}.credential ORDER BY issued_at DESC"
+            )
+        )
         return [CredentialRead(**row._mapping) for row in rows]
 
     @router.delete("/credentials/{key_id}", status_code=204)
     async def revoke_credential(
-        key_id: str, principal: Admin, session: DbSession, runtime: RuntimeDep,
+        key_id: str,
+        principal: Admin,
+        session: DbSession,
+        runtime: RuntimeDep,
     ) -> Response:
         """Revoke a credential everywhere."""
         async with session.begin():
-            exists = (await session.execute(text(
-                f"SELECT 1 FROM {runtime.settings.db_schema}.credential WHERE key_id = :k "
-                "AND revoked_at IS NULL FOR UPDATE"
-            ), {"k": key_id})).first()
+            exists = (
+                await session.execute(
+                    text(
+                        f"SELECT 1 FROM {runtime.settings.db_schema}.credential WHERE key_id = :k "
+                        "AND revoked_at IS NULL FOR UPDATE"
+                    ),
+                    {"k": key_id},
+                )
+            ).first()
             if exists is None:
                 raise NotFound(f"no active credential {key_id}", field="key_id")
             event = credential_revoked_event(key_id, revoked_by=principal.actor)
             await runtime.credentials.apply(session, event, None)  # type: ignore[arg-type]
             await runtime.outbox.enqueue(session, event)
-            await runtime.audit.record(session, principal, "credential.revoke", "credential",
-                                       key_id)
+            await runtime.audit.record(
+                session, principal, "credential.revoke", "credential", key_id
+            )
         return Response(status_code=204)
 
     @router.get("/audit")
     async def audit_entries(
-        _: Auditor, session: DbSession, runtime: RuntimeDep,
+        _: Auditor,
+        session: DbSession,
+        runtime: RuntimeDep,
         complaint_id: uuid.UUID | None = None,
         after: Annotated[int, Query(ge=0)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:
         """Audit entries of this service, oldest first, optionally for one complaint."""
         return await runtime.audit.entries(
-            session, complaint_id=complaint_id, after=after, limit=limit,
+            session,
+            complaint_id=complaint_id,
+            after=after,
+            limit=limit,
         )
 
     return router

@@ -19,7 +19,12 @@ from aiokafka.errors import CommitFailedError
 from prometheus_client import Counter, Histogram
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
+from tenacity import (
+    AsyncRetrying,
+    retry_if_not_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from tousu_shared.contracts import Envelope, Event, decode
 from tousu_shared.logging import log_context
@@ -29,7 +34,9 @@ from tousu_shared.topics import dlq_topic
 log = logging.getLogger(__name__)
 
 CONSUMED = Counter(
-    "tousu_events_consumed_total", "Events consumed, by outcome", ["service", "type", "outcome"],
+    "tousu_events_consumed_total",
+    "Events consumed, by outcome",
+    ["service", "type", "outcome"],
 )
 HANDLE_SECONDS = Histogram("tousu_event_handle_seconds", "Handler time per event", ["service"])
 
@@ -93,15 +100,20 @@ class EventConsumer:
                 if not batches:
                     continue
                 await asyncio.gather(
-                    *(self._consume_partition(consumer, tp, records)
-                      for tp, records in batches.items())
+                    *(
+                        self._consume_partition(consumer, tp, records)
+                        for tp, records in batches.items()
+                    )
                 )
         finally:
             await consumer.stop()
             await self._producer.stop()
 
     async def _consume_partition(
-        self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[ConsumerRecord],
+        self,
+        consumer: AIOKafkaConsumer,
+        tp: TopicPartition,
+        records: list[ConsumerRecord],
     ) -> None:
         for record in records:
             await self.process(record)
@@ -126,14 +138,17 @@ class EventConsumer:
             event = decode(envelope)
         except ValueError as exc:
             return await self._dead_letter(
-                record, envelope, DeadLetter(f"contract violation: {exc}", 1),
+                record,
+                envelope,
+                DeadLetter(f"contract violation: {exc}", 1),
             )
         attempts = 0
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self._settings.consumer_max_attempts),
                 wait=wait_exponential(
-                    multiplier=self._settings.consumer_retry_backoff_ms / 1000, max=10,
+                    multiplier=self._settings.consumer_retry_backoff_ms / 1000,
+                    max=10,
                 ),
                 retry=retry_if_not_exception_type(PermanentFailure),
                 reraise=True,
@@ -143,27 +158,39 @@ class EventConsumer:
                     outcome = await self._apply(record, envelope, event, handler)
         except Exception as exc:
             log.warning(
-                "event failed after %d attempts", attempts,
-                extra={"event_type": envelope.type, "event_id": str(envelope.id)}, exc_info=True,
+                "event failed after %d attempts",
+                attempts,
+                extra={"event_type": envelope.type, "event_id": str(envelope.id)},
+                exc_info=True,
             )
             return await self._dead_letter(
-                record, envelope, DeadLetter(f"{type(exc).__name__}: {exc}", attempts),
+                record,
+                envelope,
+                DeadLetter(f"{type(exc).__name__}: {exc}", attempts),
             )
         CONSUMED.labels(self._settings.service_name, envelope.type, outcome).inc()
         return outcome
 
     async def _apply(
-        self, record: ConsumerRecord, envelope: Envelope, event: Event, handler: Handler,
+        self,
+        record: ConsumerRecord,
+        envelope: Envelope,
+        event: Event,
+        handler: Handler,
     ) -> str:
         started = time.perf_counter()
         with log_context(
-            correlation_id=envelope.correlation_id, causation_id=str(envelope.id),
+            correlation_id=envelope.correlation_id,
+            causation_id=str(envelope.id),
             complaint_id=envelope.subject,
         ):
             async with self._session_factory() as session, session.begin():
-                first_time = (await session.execute(
-                    self._record, self._inbox_row(record, envelope, "applied"),
-                )).first()
+                first_time = (
+                    await session.execute(
+                        self._record,
+                        self._inbox_row(record, envelope, "applied"),
+                    )
+                ).first()
                 if first_time is None:
                     return "duplicate"
                 await handler(session, event, envelope)
@@ -172,13 +199,20 @@ class EventConsumer:
 
     def _inbox_row(self, record: ConsumerRecord, envelope: Envelope, outcome: str) -> dict:
         return {
-            "consumer": self.name, "event_id": envelope.id, "event_type": envelope.type,
-            "topic": record.topic, "partition": record.partition, "offset": record.offset,
+            "consumer": self.name,
+            "event_id": envelope.id,
+            "event_type": envelope.type,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
             "outcome": outcome,
         }
 
     async def _dead_letter(
-        self, record: ConsumerRecord, envelope: Envelope | None, dead: DeadLetter,
+        self,
+        record: ConsumerRecord,
+        envelope: Envelope | None,
+        dead: DeadLetter,
     ) -> str:
         headers = list(record.headers or ()) + [
             ("dlq.reason", dead.reason[:2000].encode()),
@@ -190,13 +224,17 @@ class EventConsumer:
         ]
         assert self._producer is not None, "dead-lettering needs a running consumer"
         await self._producer.send_and_wait(
-            dlq_topic(record.topic), record.value, key=record.key, headers=headers,
+            dlq_topic(record.topic),
+            record.value,
+            key=record.key,
+            headers=headers,
         )
         if envelope is not None:
             # Remember it, so a redelivery is not dead-lettered a second time.
             async with self._session_factory() as session, session.begin():
                 await session.execute(
-                    self._record, self._inbox_row(record, envelope, "dead_lettered"),
+                    self._record,
+                    self._inbox_row(record, envelope, "dead_lettered"),
                 )
         type_label = envelope.type if envelope else "unparseable"
         CONSUMED.labels(self._settings.service_name, type_label, "dead_lettered").inc()

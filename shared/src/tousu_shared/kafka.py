@@ -17,7 +17,7 @@ class TopicCreationFailed(RuntimeError):
 
 
 def create_producer(settings: ServiceSettings) -> AIOKafkaProducer:
-    """An idempotent producer that waits for every in-sync replica (aiokafka defaults to neither)."""
+    """An idempotent producer waiting for all in-sync replicas (aiokafka defaults to neither)."""
     return AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
         client_id=f"tousu-{settings.service_name}",
@@ -29,7 +29,9 @@ def create_producer(settings: ServiceSettings) -> AIOKafkaProducer:
     )
 
 
-def create_consumer(settings: ServiceSettings, topics: Iterable[str], group: str) -> AIOKafkaConsumer:
+def create_consumer(
+    settings: ServiceSettings, topics: Iterable[str], group: str
+) -> AIOKafkaConsumer:
     """A consumer that never auto-commits: offsets are committed after the effect is stored."""
     return AIOKafkaConsumer(
         *topics,

@@ -48,7 +48,9 @@ def configure_logging(service: str, level: str = "INFO") -> None:
 
 @contextmanager
 def log_context(
-    *, correlation_id: str | None = None, causation_id: str | None = None,
+    *,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
     complaint_id: str | None = None,
 ) -> Iterator[None]:
     """Bind ids to every log line and every event enqueued inside the block."""

@@ -74,17 +74,24 @@ def create_platform_tables(schema: str) -> None:
         # Events of one key always share a lane; a relay owns a lane while it publishes.
         sa.Column("lane", sa.SmallInteger, nullable=False),
         sa.Column("value", sa.LargeBinary, nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                  nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.Column("sent_at", sa.DateTime(timezone=True)),
         schema=schema,
     )
     op.create_index(
-        "ix_outbox_unsent", "outbox", ["lane", "id"], schema=schema,
+        "ix_outbox_unsent",
+        "outbox",
+        ["lane", "id"],
+        schema=schema,
         postgresql_where=sa.text("sent_at IS NULL"),
     )
     op.create_index(
-        "ix_outbox_sent_at", "outbox", ["sent_at"], schema=schema,
+        "ix_outbox_sent_at",
+        "outbox",
+        ["sent_at"],
+        schema=schema,
         postgresql_where=sa.text("sent_at IS NOT NULL"),
     )
     op.create_table(
@@ -93,8 +100,7 @@ def create_platform_tables(schema: str) -> None:
         schema=schema,
     )
     op.execute(
-        f"INSERT INTO {schema}.outbox_lane (lane) "
-        f"SELECT generate_series(0, {OUTBOX_LANES - 1})"
+        f"INSERT INTO {schema}.outbox_lane (lane) SELECT generate_series(0, {OUTBOX_LANES - 1})"
     )
     op.create_table(
         "inbox",
@@ -105,8 +111,9 @@ def create_platform_tables(schema: str) -> None:
         sa.Column("kafka_partition", sa.Integer, nullable=False),
         sa.Column("kafka_offset", sa.BigInteger, nullable=False),
         sa.Column("outcome", sa.Text, nullable=False),
-        sa.Column("processed_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                  nullable=False),
+        sa.Column(
+            "processed_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         schema=schema,
     )
     op.create_table(

@@ -32,8 +32,10 @@ log = logging.getLogger(__name__)
 PUBLISHED = Counter("tousu_outbox_published_total", "Events published by the relay", ["service"])
 RELAY_ERRORS = Counter("tousu_outbox_relay_errors_total", "Relay batches that failed", ["service"])
 COMMIT_TO_PUBLISH = Histogram(
-    "tousu_outbox_commit_to_publish_seconds", "Time from enqueue to acknowledged publish",
-    ["service"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    "tousu_outbox_commit_to_publish_seconds",
+    "Time from enqueue to acknowledged publish",
+    ["service"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
 
@@ -78,27 +80,35 @@ class Outbox:
         )
 
     async def enqueue(
-        self, session: AsyncSession | AsyncConnection, event: Event, *, topic: str | None = None,
+        self,
+        session: AsyncSession | AsyncConnection,
+        event: Event,
+        *,
+        topic: str | None = None,
     ) -> Envelope:
         """Add one event to the outbox in the caller's transaction; the caller commits."""
         return (await self.enqueue_many(session, [(event, topic)]))[0]
 
     async def enqueue_many(
-        self, session: AsyncSession | AsyncConnection, events: Sequence[tuple[Event, str | None]],
+        self,
+        session: AsyncSession | AsyncConnection,
+        events: Sequence[tuple[Event, str | None]],
     ) -> list[Envelope]:
         """Add several events, in order, in the caller's transaction."""
         envelopes, rows = [], []
         for event, topic in events:
             envelope = self.envelope(event)
             envelopes.append(envelope)
-            rows.append({
-                "event_id": envelope.id,
-                "event_type": envelope.type,
-                "topic": self._settings.topic(topic or event.topic),
-                "message_key": envelope.subject,
-                "lane": lane_of(envelope.subject),
-                "value": envelope.to_bytes(),
-            })
+            rows.append(
+                {
+                    "event_id": envelope.id,
+                    "event_type": envelope.type,
+                    "topic": self._settings.topic(topic or event.topic),
+                    "message_key": envelope.subject,
+                    "lane": lane_of(envelope.subject),
+                    "value": envelope.to_bytes(),
+                }
+            )
         if rows:
             await session.execute(self._insert, rows)
         return envelopes
@@ -132,12 +142,9 @@ class OutboxRelay:
             f"SELECT id, topic, message_key, value, created_at FROM {schema}.outbox "
             "WHERE sent_at IS NULL AND lane = ANY(:lanes) ORDER BY id LIMIT :limit"
         )
-        self._mark_sent = text(
-            f"UPDATE {schema}.outbox SET sent_at = now() WHERE id = ANY(:ids)"
-        )
+        self._mark_sent = text(f"UPDATE {schema}.outbox SET sent_at = now() WHERE id = ANY(:ids)")
         self._purge = text(
-            f"DELETE FROM {schema}.outbox "
-            "WHERE sent_at < now() - make_interval(hours => :hours)"
+            f"DELETE FROM {schema}.outbox WHERE sent_at < now() - make_interval(hours => :hours)"
         )
 
     async def _get_producer(self) -> AIOKafkaProducer:
@@ -158,17 +165,26 @@ class OutboxRelay:
         await self._discard_producer()
 
     async def relay_once(self) -> int:
-        """Publish one batch of unsent rows from the lanes this relay can claim; returns the count."""
+        """Publish one batch of unsent rows from the lanes this relay claims; returns the count."""
         service = self._settings.service_name
         async with self._engine.connect() as conn, conn.begin():
-            lanes = (await conn.execute(
-                self._claim_lanes, {"lanes": self._settings.relay_lanes_per_claim},
-            )).scalars().all()
+            lanes = (
+                (
+                    await conn.execute(
+                        self._claim_lanes,
+                        {"lanes": self._settings.relay_lanes_per_claim},
+                    )
+                )
+                .scalars()
+                .all()
+            )
             if not lanes:
                 return 0
             rows = [
-                OutboxMessage(*row) for row in await conn.execute(
-                    self._fetch, {"lanes": list(lanes), "limit": self._settings.relay_batch_size},
+                OutboxMessage(*row)
+                for row in await conn.execute(
+                    self._fetch,
+                    {"lanes": list(lanes), "limit": self._settings.relay_batch_size},
                 )
             ]
             if not rows:

@@ -33,10 +33,16 @@ async def serve(service: Service, roles: tuple[str, ...]) -> None:
     """Run the chosen parts until a signal arrives or one part fails."""
     stop = asyncio.Event()
     settings = service.runtime.settings
-    server = _Server(uvicorn.Config(
-        service.app, host=settings.http_host, port=settings.http_port, log_config=None,
-        access_log=False, lifespan="on",
-    ))
+    server = _Server(
+        uvicorn.Config(
+            service.app,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+        )
+    )
 
     def _shutdown() -> None:
         stop.set()
@@ -48,8 +54,11 @@ async def serve(service: Service, roles: tuple[str, ...]) -> None:
 
     async with asyncio.TaskGroup() as group:
         if "api" in roles:
-            sockets = [_shared_socket(settings.http_host, settings.http_port)] \
-                if settings.http_reuse_port else None
+            sockets = (
+                [_shared_socket(settings.http_host, settings.http_port)]
+                if settings.http_reuse_port
+                else None
+            )
             group.create_task(_until_done(server.serve(sockets), _shutdown), name="api")
         if "consumer" in roles:
             group.create_task(_until_done(service.consumer().run(stop), _shutdown), name="consumer")
@@ -81,7 +90,9 @@ def main(build: Callable[[], Service], argv: list[str] | None = None) -> None:
     """Command line of ``python -m tousu_<service>``."""
     parser = argparse.ArgumentParser(description="Run a Tousu service.")
     parser.add_argument(
-        "command", nargs="?", default="all",
+        "command",
+        nargs="?",
+        default="all",
         choices=("all", *ROLES, "migrate", "downgrade"),
         help="all (default) runs the API, consumer and relay in one process",
     )

@@ -45,7 +45,8 @@ class Runtime:
             outbox=Outbox(settings),
             audit=AuditLog(settings.db_schema),
             credentials=CredentialStore(
-                session_factory, settings.db_schema,
+                session_factory,
+                settings.db_schema,
                 bootstrap_admin_key=admin_key.get_secret_value() if admin_key else None,
                 cache_seconds=settings.credential_cache_seconds,
             ),
@@ -83,8 +84,12 @@ class Service:
         handlers.setdefault(CredentialRevoked.event_type, self.runtime.credentials.apply)
         topics = list(dict.fromkeys([*self.consumed_topics, "platform.credentials"]))
         return EventConsumer(
-            self.runtime.settings, self.runtime.session_factory, handlers, topics=topics,
-            consumer_factory=self.runtime.consumer, producer_factory=self.runtime.producer,
+            self.runtime.settings,
+            self.runtime.session_factory,
+            handlers,
+            topics=topics,
+            consumer_factory=self.runtime.consumer,
+            producer_factory=self.runtime.producer,
         )
 
     def relay(self) -> OutboxRelay:

@@ -28,7 +28,8 @@ S = TypeVar("S", bound=ServiceSettings)
 RUN_ID = uuid.uuid4().hex[:8]
 TOPIC_NAMESPACE = f"test-{RUN_ID}."
 KAFKA_BOOTSTRAP = os.environ.get(
-    "TOUSU_KAFKA_BOOTSTRAP", ServiceSettings.model_fields["kafka_bootstrap"].default,
+    "TOUSU_KAFKA_BOOTSTRAP",
+    ServiceSettings.model_fields["kafka_bootstrap"].default,
 )
 KEEP_TABLES = {"alembic_version", "outbox_lane"}
 
@@ -54,9 +55,16 @@ test_settings.__test__ = False  # type: ignore[attr-defined]  # not a test, desp
 async def truncate_schema(engine: AsyncEngine, schema: str) -> None:
     """Empty every table of a schema except migration bookkeeping and fixed lanes."""
     async with engine.begin() as conn:
-        tables = (await conn.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = :schema"
-        ), {"schema": schema})).scalars().all()
+        tables = (
+            (
+                await conn.execute(
+                    text("SELECT tablename FROM pg_tables WHERE schemaname = :schema"),
+                    {"schema": schema},
+                )
+            )
+            .scalars()
+            .all()
+        )
         wanted = [f'{schema}."{name}"' for name in tables if name not in KEEP_TABLES]
         if wanted:
             await conn.execute(text(f"TRUNCATE {', '.join(wanted)} RESTART IDENTITY CASCADE"))
@@ -71,8 +79,11 @@ async def read_topic(
 ) -> list[ConsumerRecord]:
     """Read a topic from the start until ``until(records)`` holds; fails on timeout."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=f"reader-{uuid.uuid4().hex}",
-        auto_offset_reset="earliest", enable_auto_commit=False,
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"reader-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
     )
     await consumer.start()
     records: list[ConsumerRecord] = []
@@ -80,8 +91,9 @@ async def read_topic(
     try:
         while not until(records):
             if time.monotonic() > deadline:
-                raise AssertionError(f"{topic}: condition not met within {timeout}s "
-                                     f"({len(records)} records read)")
+                raise AssertionError(
+                    f"{topic}: condition not met within {timeout}s ({len(records)} records read)"
+                )
             for batch in (await consumer.getmany(timeout_ms=200)).values():
                 records.extend(batch)
     finally:
@@ -94,8 +106,9 @@ def envelopes(records: list[ConsumerRecord]) -> list[Envelope]:
     return [Envelope.from_bytes(record.value) for record in records]
 
 
-async def wait_for(predicate: Callable[[], Any], *, timeout: float = 20.0,
-                   interval: float = 0.05) -> Any:
+async def wait_for(
+    predicate: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.05
+) -> Any:
     """Poll an async or sync predicate until it returns something truthy."""
     deadline = time.monotonic() + timeout
     while True:
@@ -113,6 +126,7 @@ async def wait_for(predicate: Callable[[], Any], *, timeout: float = 20.0,
 async def kafka_topics() -> str:
     """Creates this run's topics; yields their namespace."""
     await ensure_topics(
-        KAFKA_BOOTSTRAP, [(f"{TOPIC_NAMESPACE}{name}", parts) for name, parts in all_topic_names()],
+        KAFKA_BOOTSTRAP,
+        [(f"{TOPIC_NAMESPACE}{name}", parts) for name, parts in all_topic_names()],
     )
     return TOPIC_NAMESPACE

@@ -21,26 +21,39 @@ class TopicSpec:
 
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
-        "complaint.events", "intake", ("routing", "sla-monitor", "analytics"),
+        "complaint.events",
+        "intake",
+        ("routing", "sla-monitor", "analytics"),
         "Complaints received, classified, reclassified, messages added, anonymised.",
     ),
     TopicSpec(
-        "case.events", "routing", ("intake", "sla-monitor", "feedback", "analytics"),
+        "case.events",
+        "routing",
+        ("intake", "sla-monitor", "feedback", "analytics"),
         "Every case transition: routed, acknowledged, … resolved, closed, reopened.",
     ),
     TopicSpec(
-        "sla.events", "sla-monitor", ("intake", "routing", "analytics"),
+        "sla.events",
+        "sla-monitor",
+        ("intake", "routing", "analytics"),
         "Milestones started, at risk, breached, met, escalated; calendar alerts.",
     ),
     TopicSpec(
-        "feedback.events", "feedback", ("routing", "analytics"),
+        "feedback.events",
+        "feedback",
+        ("routing", "analytics"),
         "Surveys scheduled, answered, expired; customers confirmed or dissatisfied.",
     ),
     TopicSpec(
-        "analytics.events", "analytics", (), "Systemic issues detected.",
+        "analytics.events",
+        "analytics",
+        (),
+        "Systemic issues detected.",
     ),
     TopicSpec(
-        "platform.credentials", "any", ("intake", "routing", "sla-monitor", "feedback", "analytics"),
+        "platform.credentials",
+        "any",
+        ("intake", "routing", "sla-monitor", "feedback", "analytics"),
         "Credentials issued and revoked, replicated into every service.",
         partitions=1,
     ),

@@ -27,9 +27,11 @@ async def runtime(kafka_topics):
     runtime = Runtime.build(test_settings(AnalyticsSettings))
     await truncate_schema(runtime.engine, "analytics")
     async with runtime.engine.begin() as conn:
-        await conn.execute(text(
-            f"CREATE TABLE IF NOT EXISTS {EFFECTS} (event_id uuid, complaint_id uuid, seq int)"
-        ))
+        await conn.execute(
+            text(
+                f"CREATE TABLE IF NOT EXISTS {EFFECTS} (event_id uuid, complaint_id uuid, seq int)"
+            )
+        )
         await conn.execute(text(f"TRUNCATE {EFFECTS}"))
     yield runtime
     async with runtime.engine.begin() as conn:
@@ -39,7 +41,9 @@ async def runtime(kafka_topics):
 
 def message(complaint_id: uuid.UUID, seq: int) -> CustomerMessageAdded:
     return CustomerMessageAdded(
-        complaint_id=complaint_id, message_id=str(seq), channel="web_form",
+        complaint_id=complaint_id,
+        message_id=str(seq),
+        channel="web_form",
         added_at=datetime.now(UTC),
     )
 
@@ -53,8 +57,11 @@ async def record_effect(session, event, envelope: Envelope) -> None:
 
 def consumer_for(runtime: Runtime, handler=record_effect) -> EventConsumer:
     return EventConsumer(
-        runtime.settings, runtime.session_factory, {"CustomerMessageAdded": handler},
-        topics=["complaint.events"], consumer_factory=runtime.consumer,
+        runtime.settings,
+        runtime.session_factory,
+        {"CustomerMessageAdded": handler},
+        topics=["complaint.events"],
+        consumer_factory=runtime.consumer,
         producer_factory=runtime.producer,
     )
 
@@ -73,11 +80,15 @@ async def running(*workers):
 async def effects(runtime: Runtime, *complaints: uuid.UUID) -> list[tuple]:
     """Effects recorded for these complaints (the topic also holds other tests' events)."""
     async with runtime.engine.connect() as conn:
-        return list(await conn.execute(
-            text(f"SELECT event_id, complaint_id, seq FROM {EFFECTS} "
-                 "WHERE complaint_id = ANY(:ids)"),
-            {"ids": list(complaints)},
-        ))
+        return list(
+            await conn.execute(
+                text(
+                    f"SELECT event_id, complaint_id, seq FROM {EFFECTS} "
+                    "WHERE complaint_id = ANY(:ids)"
+                ),
+                {"ids": list(complaints)},
+            )
+        )
 
 
 def topic(runtime: Runtime, name: str = "complaint.events") -> str:
@@ -95,7 +106,8 @@ async def test_rolled_back_event_is_never_published_and_committed_one_is(runtime
     relay = OutboxRelay(runtime.settings, runtime.engine, runtime.producer)
     async with running(relay):
         records = await read_topic(
-            topic(runtime), until=lambda rs: any(r.key == str(kept).encode() for r in rs),
+            topic(runtime),
+            until=lambda rs: any(r.key == str(kept).encode() for r in rs),
         )
         # Give a wrongly published rolled-back event time to show up as well.
         await asyncio.sleep(0.5)
@@ -222,9 +234,11 @@ async def test_per_complaint_order_holds_across_partitions_and_two_relays(runtim
                 await runtime.outbox.enqueue(session, message(complaint, seq))
 
     relays = [
-        OutboxRelay(runtime.settings.model_copy(update={"relay_batch_size": 7,
-                                                        "relay_lanes_per_claim": 3}),
-                    runtime.engine, runtime.producer)
+        OutboxRelay(
+            runtime.settings.model_copy(update={"relay_batch_size": 7, "relay_lanes_per_claim": 3}),
+            runtime.engine,
+            runtime.producer,
+        )
         for _ in range(2)
     ]
     async with running(*relays):

@@ -79,7 +79,8 @@ async def test_readiness_reports_an_unreachable_broker(kafka_topics):
 async def test_bad_credential_request_names_the_field(kafka_topics):
     async with client(build("intake")) as http:
         response = await http.post(
-            "/v1/admin/credentials", json={"name": "desk", "role": "agent"},
+            "/v1/admin/credentials",
+            json={"name": "desk", "role": "agent"},
             headers=bearer(ADMIN_KEY),
         )
     assert response.status_code == 422
@@ -93,8 +94,12 @@ async def test_credential_issued_on_one_service_works_on_another_and_revokes_eve
 ):
     intake, routing = build("intake"), build("routing")
     stop = asyncio.Event()
-    workers = [intake.relay().run(stop), intake.consumer().run(stop),
-               routing.relay().run(stop), routing.consumer().run(stop)]
+    workers = [
+        intake.relay().run(stop),
+        intake.consumer().run(stop),
+        routing.relay().run(stop),
+        routing.consumer().run(stop),
+    ]
     tasks = [asyncio.create_task(w) for w in workers]
     try:
         async with client(intake) as intake_http, client(routing) as routing_http:
@@ -108,8 +113,9 @@ async def test_credential_issued_on_one_service_works_on_another_and_revokes_eve
             assert issued.json()["scopes"] and "credentials:admin" not in issued.json()["scopes"]
 
             async def listed_on_routing():
-                response = await routing_http.get("/v1/admin/credentials",
-                                                  headers=bearer(ADMIN_KEY))
+                response = await routing_http.get(
+                    "/v1/admin/credentials", headers=bearer(ADMIN_KEY)
+                )
                 return any(c["name"] == "desk-7" for c in response.json())
 
             await wait_for(listed_on_routing)
@@ -119,8 +125,9 @@ async def test_credential_issued_on_one_service_works_on_another_and_revokes_eve
             assert denied.json()["required_scope"] == "credentials:admin"
 
             key_id = issued.json()["key_id"]
-            revoked = await routing_http.delete(f"/v1/admin/credentials/{key_id}",
-                                                headers=bearer(ADMIN_KEY))
+            revoked = await routing_http.delete(
+                f"/v1/admin/credentials/{key_id}", headers=bearer(ADMIN_KEY)
+            )
             assert revoked.status_code == 204
 
             async def rejected_on_intake():
@@ -138,10 +145,12 @@ async def test_credential_issued_on_one_service_works_on_another_and_revokes_eve
 async def test_audit_log_is_append_only(kafka_topics):
     service = build("feedback")
     async with service.runtime.engine.begin() as conn:
-        await conn.execute(text(
-            "INSERT INTO feedback.audit_log (actor, actor_role, action, resource_type) "
-            "VALUES ('t', 'admin', 'test', 'test')"
-        ))
+        await conn.execute(
+            text(
+                "INSERT INTO feedback.audit_log (actor, actor_role, action, resource_type) "
+                "VALUES ('t', 'admin', 'test', 'test')"
+            )
+        )
     with pytest.raises(Exception, match="append-only"):
         async with service.runtime.engine.begin() as conn:
             await conn.execute(text("UPDATE feedback.audit_log SET actor = 'x'"))
@@ -158,8 +167,10 @@ async def test_a_service_role_cannot_touch_another_services_schema(reader):
         for other in SERVICES:
             if other == reader:
                 continue
-            for statement in (f"SELECT count(*) FROM {other}.outbox",
-                              f"CREATE TABLE {other}.intruder (id int)"):
+            for statement in (
+                f"SELECT count(*) FROM {other}.outbox",
+                f"CREATE TABLE {other}.intruder (id int)",
+            ):
                 with pytest.raises(ProgrammingError, match="permission denied"):
                     async with service.runtime.engine.connect() as conn:
                         await conn.execute(text(statement))
@@ -177,7 +188,8 @@ def test_migrations_go_down_to_empty_and_up_again(schema):
     async def tables() -> set[str]:
         async with service.runtime.engine.connect() as conn:
             rows = await conn.execute(
-                text("SELECT tablename FROM pg_tables WHERE schemaname = :s"), {"s": schema},
+                text("SELECT tablename FROM pg_tables WHERE schemaname = :s"),
+                {"s": schema},
             )
             names = set(rows.scalars())
         await service.runtime.engine.dispose()

@@ -7,9 +7,8 @@ import orjson
 import pytest
 from tousu_shared.contracts import EVENT_TYPES, Envelope, UnknownEventType, decode
 from tousu_shared.contracts.complaint import CustomerMessageAdded
-from tousu_shared.outbox import lane_of
+from tousu_shared.outbox import Outbox, lane_of
 from tousu_shared.settings import ServiceSettings
-from tousu_shared.outbox import Outbox
 
 
 def outbox() -> Outbox:
@@ -18,7 +17,10 @@ def outbox() -> Outbox:
 
 def test_envelope_round_trips_with_cloudevents_attribute_names():
     event = CustomerMessageAdded(
-        complaint_id=uuid.uuid4(), message_id="m1", channel="email", added_at=datetime.now(UTC),
+        complaint_id=uuid.uuid4(),
+        message_id="m1",
+        channel="email",
+        added_at=datetime.now(UTC),
     )
     envelope = outbox().envelope(event)
     raw = orjson.loads(envelope.to_bytes())
@@ -29,15 +31,27 @@ def test_envelope_round_trips_with_cloudevents_attribute_names():
 
 
 def test_unknown_type_or_version_is_refused():
-    envelope = Envelope(source="x", type="Nope", subject=str(uuid.uuid4()), schema_version=1,
-                        correlation_id="c", data={})
+    envelope = Envelope(
+        source="x",
+        type="Nope",
+        subject=str(uuid.uuid4()),
+        schema_version=1,
+        correlation_id="c",
+        data={},
+    )
     with pytest.raises(UnknownEventType):
         decode(envelope)
 
 
 def test_invalid_payload_is_a_value_error():
-    envelope = Envelope(source="x", type="CustomerMessageAdded", subject=str(uuid.uuid4()),
-                        schema_version=1, correlation_id="c", data={"channel": "pigeon"})
+    envelope = Envelope(
+        source="x",
+        type="CustomerMessageAdded",
+        subject=str(uuid.uuid4()),
+        schema_version=1,
+        correlation_id="c",
+        data={"channel": "pigeon"},
+    )
     with pytest.raises(ValueError):
         decode(envelope)
 

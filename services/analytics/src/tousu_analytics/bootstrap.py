@@ -20,7 +20,9 @@ def bootstrap(settings: AnalyticsSettings | None = None) -> Service:
     settings = settings or AnalyticsSettings()
     runtime = Runtime.build(settings)
     app = create_app(
-        runtime, title="Tousu analytics", description="Volumes, rates, SLA compliance and systemic issues.",
+        runtime,
+        title="Tousu analytics",
+        description="Volumes, rates, SLA compliance and systemic issues.",
     )
     include_routers(app, [router])
     return Service(

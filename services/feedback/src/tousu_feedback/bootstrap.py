@@ -20,7 +20,9 @@ def bootstrap(settings: FeedbackSettings | None = None) -> Service:
     settings = settings or FeedbackSettings()
     runtime = Runtime.build(settings)
     app = create_app(
-        runtime, title="Tousu feedback", description="Callback surveys and customer confirmation.",
+        runtime,
+        title="Tousu feedback",
+        description="Callback surveys and customer confirmation.",
     )
     include_routers(app, [router])
     return Service(

@@ -62,12 +62,17 @@ def upgrade() -> None:
         schema=SCHEMA,
     )
     op.create_index("ix_complaint_received", "complaint", ["received_at", "id"], schema=SCHEMA)
-    op.create_index("ix_complaint_customer", "complaint", ["customer_ref", "received_at"],
-                    schema=SCHEMA)
+    op.create_index(
+        "ix_complaint_customer", "complaint", ["customer_ref", "received_at"], schema=SCHEMA
+    )
     op.create_table(
         "complaint_contact",
-        sa.Column("complaint_id", pg.UUID,
-                  sa.ForeignKey(f"{SCHEMA}.complaint.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column(
+            "complaint_id",
+            pg.UUID,
+            sa.ForeignKey(f"{SCHEMA}.complaint.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
         sa.Column("key_id", sa.Text, nullable=False),
         sa.Column("name_ct", sa.LargeBinary),
         sa.Column("phone_ct", sa.LargeBinary),
@@ -83,8 +88,12 @@ def upgrade() -> None:
     op.create_table(
         "complaint_message",
         sa.Column("id", pg.UUID, primary_key=True),
-        sa.Column("complaint_id", pg.UUID,
-                  sa.ForeignKey(f"{SCHEMA}.complaint.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "complaint_id",
+            pg.UUID,
+            sa.ForeignKey(f"{SCHEMA}.complaint.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
         sa.Column("channel", sa.Text, nullable=False),
         sa.Column("body", sa.Text),
         sa.Column("evidence", pg.JSONB, nullable=False),
@@ -92,8 +101,9 @@ def upgrade() -> None:
         sa.Column("added_by", sa.Text, nullable=False),
         schema=SCHEMA,
     )
-    op.create_index("ix_message_complaint", "complaint_message", ["complaint_id", "added_at"],
-                    schema=SCHEMA)
+    op.create_index(
+        "ix_message_complaint", "complaint_message", ["complaint_id", "added_at"], schema=SCHEMA
+    )
     op.create_table(
         "idempotency_key",
         sa.Column("credential", sa.Text, primary_key=True),
@@ -101,8 +111,9 @@ def upgrade() -> None:
         sa.Column("request_hash", sa.Text, nullable=False),
         sa.Column("complaint_id", pg.UUID, nullable=False),
         sa.Column("response", pg.JSONB, nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                  nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         schema=SCHEMA,
     )
     op.create_table(
@@ -110,14 +121,20 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("rules", pg.JSONB, nullable=False),
         sa.Column("created_by", sa.Text, nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                  nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.Column("note", sa.Text),
         schema=SCHEMA,
     )
 
 
 def downgrade() -> None:
-    for table in ("classifier_ruleset", "idempotency_key", "complaint_message",
-                  "complaint_contact", "complaint"):
+    for table in (
+        "classifier_ruleset",
+        "idempotency_key",
+        "complaint_message",
+        "complaint_contact",
+        "complaint",
+    ):
         op.drop_table(table, schema=SCHEMA)

@@ -21,8 +21,10 @@ MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 def build_cipher(settings: IntakeSettings) -> FieldCipher:
     """The field cipher from the configured key ring."""
     return FieldCipher(
-        {key_id: base64.b64decode(key.get_secret_value())
-         for key_id, key in settings.encryption_keys.items()},
+        {
+            key_id: base64.b64decode(key.get_secret_value())
+            for key_id, key in settings.encryption_keys.items()
+        },
         settings.encryption_active_key,
         base64.b64decode(settings.blind_index_key.get_secret_value()),
     )
@@ -33,11 +35,14 @@ def bootstrap(settings: IntakeSettings | None = None) -> Service:
     settings = settings or IntakeSettings()
     runtime = Runtime.build(settings)
     app = create_app(
-        runtime, title="Tousu intake",
+        runtime,
+        title="Tousu intake",
         description="Every channel's complaints into one durable, classified record.",
     )
     app.state.intake = IntakeContext(
-        settings=settings, outbox=runtime.outbox, audit=runtime.audit,
+        settings=settings,
+        outbox=runtime.outbox,
+        audit=runtime.audit,
         cipher=build_cipher(settings),
         classifiers=ClassifierCache(runtime.session_factory, settings.classifier_refresh_seconds),
     )

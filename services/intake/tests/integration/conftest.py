@@ -25,7 +25,8 @@ async def http(intake):
     async with LifespanManager(intake.app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(
-            transport=transport, base_url="http://intake",
+            transport=transport,
+            base_url="http://intake",
             headers={"Authorization": f"Bearer {ADMIN_KEY}"},
         ) as client:
             yield client

@@ -15,8 +15,17 @@ from tousu_shared.testing import envelopes, read_topic
 
 pytestmark = pytest.mark.integration
 
-CHANNELS = ["phone", "email", "web_form", "online_chat", "social_media", "letter", "on_site",
-            "survey", "app"]
+CHANNELS = [
+    "phone",
+    "email",
+    "web_form",
+    "online_chat",
+    "social_media",
+    "letter",
+    "on_site",
+    "survey",
+    "app",
+]
 
 
 async def count(intake, table: str) -> int:
@@ -43,43 +52,58 @@ async def test_idempotency_key_replays_and_refuses_a_different_body(http, intake
     assert again.status_code == 200
     assert again.headers["idempotent-replayed"] == "true"
     assert again.json()["id"] == first.json()["id"]
-    other = await http.post("/v1/complaints", json=complaint_body(description="另一件事：快递晚了五天"),
-                            headers=headers)
+    other = await http.post(
+        "/v1/complaints", json=complaint_body(description="另一件事：快递晚了五天"), headers=headers
+    )
     assert other.status_code == 409
     assert other.json()["field"] == "Idempotency-Key"
     assert await count(intake, "complaint") == 1
 
 
 async def test_double_click_without_key_creates_one_record(http, intake):
-    results = await asyncio.gather(*(http.post("/v1/complaints", json=complaint_body())
-                                     for _ in range(3)))
+    results = await asyncio.gather(
+        *(http.post("/v1/complaints", json=complaint_body()) for _ in range(3))
+    )
     assert len({r.json()["id"] for r in results}) == 1
     assert await count(intake, "complaint") == 1
 
 
 BAD_INPUTS = [
-    ("missing description", {k: v for k, v in complaint_body().items() if k != "description"},
-     "body.description"),
+    (
+        "missing description",
+        {k: v for k, v in complaint_body().items() if k != "description"},
+        "body.description",
+    ),
     ("unknown channel", complaint_body(channel="pigeon"), "body.channel"),
     ("empty description", complaint_body(description="   "), "body.description"),
     ("100 KB description", complaint_body(description="屏" * 100_000), "body"),
     ("invalid phone", complaint_body(customer={"phone": "call me maybe"}), "body.customer.phone"),
     ("invalid email", complaint_body(customer={"email": "wang@"}), "body.customer.email"),
     ("no way to reach", complaint_body(customer={"name": "王先生"}), "body.customer"),
-    ("future contact", complaint_body(
-        contact_at=(datetime.now(UTC) + timedelta(hours=3)).isoformat()), "body.contact_at"),
+    (
+        "future contact",
+        complaint_body(contact_at=(datetime.now(UTC) + timedelta(hours=3)).isoformat()),
+        "body.contact_at",
+    ),
     ("negative amount", complaint_body(amount="-5"), "body.amount"),
     ("wrong type", complaint_body(requested_remedies="refund"), "body.requested_remedies"),
     ("unknown field", complaint_body(colour="red"), "body.colour"),
-    ("bad evidence checksum", complaint_body(evidence=[
-        {"type": "image", "uri": "s3://x/1.png", "size_bytes": 10, "checksum": "md5:abc"}]),
-     "body.evidence.0.checksum"),
+    (
+        "bad evidence checksum",
+        complaint_body(
+            evidence=[
+                {"type": "image", "uri": "s3://x/1.png", "size_bytes": 10, "checksum": "md5:abc"}
+            ]
+        ),
+        "body.evidence.0.checksum",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("case", "body", "field"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
-async def test_bad_input_is_refused_naming_the_field_and_writes_nothing(http, intake, case, body,
-                                                                       field):
+async def test_bad_input_is_refused_naming_the_field_and_writes_nothing(
+    http, intake, case, body, field
+):
     response = await http.post("/v1/complaints", json=body)
     assert 400 <= response.status_code < 500, response.text
     payload = response.json()
@@ -90,12 +114,16 @@ async def test_bad_input_is_refused_naming_the_field_and_writes_nothing(http, in
 
 
 async def test_wrong_content_type_and_broken_json_are_refused(http, intake):
-    as_text = await http.post("/v1/complaints", content=b"hello",
-                              headers={"Content-Type": "text/plain"})
+    as_text = await http.post(
+        "/v1/complaints", content=b"hello", headers={"Content-Type": "text/plain"}
+    )
     assert as_text.status_code == 415
     assert as_text.json()["field"] == "Content-Type"
-    broken = await http.post("/v1/complaints", content=b'{"channel": "phone",',
-                             headers={"Content-Type": "application/json"})
+    broken = await http.post(
+        "/v1/complaints",
+        content=b'{"channel": "phone",',
+        headers={"Content-Type": "application/json"},
+    )
     assert broken.status_code == 422
     assert broken.json()["field"] == "body"
     assert await count(intake, "complaint") == 0
@@ -124,9 +152,15 @@ async def test_personal_data_is_encrypted_in_the_table_and_absent_from_logs(http
     with caplog.at_level(logging.DEBUG):
         created = (await http.post("/v1/complaints", json=complaint_body())).json()
     async with intake.runtime.engine.connect() as conn:
-        row = (await conn.execute(text(
-            "SELECT name_ct, phone_ct, email_ct, key_id FROM intake.complaint_contact "
-            "WHERE complaint_id = :id"), {"id": created["id"]})).one()
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT name_ct, phone_ct, email_ct, key_id FROM intake.complaint_contact "
+                    "WHERE complaint_id = :id"
+                ),
+                {"id": created["id"]},
+            )
+        ).one()
     assert row.key_id == "dev-1"
     stored = b"".join(bytes(v) for v in row[:3])
     for secret in (b"13800138000", b"wang.xiansheng", "王先生".encode()):
@@ -139,8 +173,12 @@ async def test_contact_details_are_masked_without_pii_scope_and_audited_with_it(
     async with as_role(http, "analyst") as analyst:
         masked = (await analyst.get(f"/v1/complaints/{created['id']}?include=contact")).json()
     assert masked["contact"] == {
-        "masked": True, "name": "王**", "phone": "138****8000", "email": "w***@example.com",
-        "address": None, "preferred_contact": "phone",
+        "masked": True,
+        "name": "王**",
+        "phone": "138****8000",
+        "email": "w***@example.com",
+        "address": None,
+        "preferred_contact": "phone",
     }
     clear = (await http.get(f"/v1/complaints/{created['id']}?include=contact")).json()
     assert clear["contact"]["phone"] == "13800138000"
@@ -151,15 +189,26 @@ async def test_contact_details_are_masked_without_pii_scope_and_audited_with_it(
 async def test_department_bound_callers_see_only_their_departments_complaints(http, intake):
     created = (await http.post("/v1/complaints", json=complaint_body())).json()
     routed = case_events.CaseRouted(
-        complaint_id=uuid.UUID(created["id"]), department="quality", actor="routing",
-        occurred_at=datetime.now(UTC), recorded_at=datetime.now(UTC), case_version=1,
-        rule_id="r1", rule_reason="category", handler_level="department_manager",
-        category="product_quality", severity="serious", urgency="priority",
+        complaint_id=uuid.UUID(created["id"]),
+        department="quality",
+        actor="routing",
+        occurred_at=datetime.now(UTC),
+        recorded_at=datetime.now(UTC),
+        case_version=1,
+        rule_id="r1",
+        rule_reason="category",
+        handler_level="department_manager",
+        category="product_quality",
+        severity="serious",
+        urgency="priority",
         contact_details_url="x",
     )
     async with intake.runtime.session_factory() as session, session.begin():
         await intake.handlers["CaseRouted"](session, routed, intake.runtime.outbox.envelope(routed))
-    async with as_role(http, "agent", "quality") as quality, as_role(http, "agent", "billing") as billing:
+    async with (
+        as_role(http, "agent", "quality") as quality,
+        as_role(http, "agent", "billing") as billing,
+    ):
         assert (await quality.get(f"/v1/complaints/{created['id']}")).status_code == 200
         assert (await billing.get(f"/v1/complaints/{created['id']}")).status_code == 404
         listed = (await billing.get("/v1/complaints")).json()
@@ -171,65 +220,100 @@ async def test_department_bound_callers_see_only_their_departments_complaints(ht
 
 async def test_a_late_record_counts_from_first_contact(http):
     contact_at = datetime.now(UTC) - timedelta(hours=5)
-    created = (await http.post("/v1/complaints", json=complaint_body(
-        channel="letter", contact_at=contact_at.isoformat()))).json()
+    created = (
+        await http.post(
+            "/v1/complaints",
+            json=complaint_body(channel="letter", contact_at=contact_at.isoformat()),
+        )
+    ).json()
     assert created["recorded_late"] is True
     assert datetime.fromisoformat(created["contact_at"]) == contact_at
 
 
 async def test_resolved_on_first_contact_is_still_recorded(http):
-    created = await http.post("/v1/complaints", json=complaint_body(
-        resolved_on_first_contact=True, first_contact_resolution="当场道歉并换货"))
+    created = await http.post(
+        "/v1/complaints",
+        json=complaint_body(
+            resolved_on_first_contact=True, first_contact_resolution="当场道歉并换货"
+        ),
+    )
     assert created.status_code == 201
     assert created.json()["status"] == "resolved_on_first_contact"
-    missing = await http.post("/v1/complaints", json=complaint_body(
-        description="另一件", resolved_on_first_contact=True))
+    missing = await http.post(
+        "/v1/complaints", json=complaint_body(description="另一件", resolved_on_first_contact=True)
+    )
     assert missing.status_code == 422
 
 
 async def test_repeat_complaints_by_the_same_customer_are_linked(http):
     first = (await http.post("/v1/complaints", json=complaint_body())).json()
-    second = (await http.post("/v1/complaints", json=complaint_body(
-        channel="email", description="上次的笔记本问题还没解决，客服也不回复。",
-        customer={"email": "Wang.Xiansheng@example.com"}))).json()
+    second = (
+        await http.post(
+            "/v1/complaints",
+            json=complaint_body(
+                channel="email",
+                description="上次的笔记本问题还没解决，客服也不回复。",
+                customer={"email": "Wang.Xiansheng@example.com"},
+            ),
+        )
+    ).json()
     assert second["related_complaint_ids"] == [first["id"]]
 
 
 async def test_manual_correction_is_kept_beside_the_automatic_result(http, intake):
     created = (await http.post("/v1/complaints", json=complaint_body())).json()
-    corrected = await http.put(f"/v1/complaints/{created['id']}/classification", json={
-        "category": "delivery_delay", "reason": "the scratch came from the courier"})
+    corrected = await http.put(
+        f"/v1/complaints/{created['id']}/classification",
+        json={"category": "delivery_delay", "reason": "the scratch came from the courier"},
+    )
     assert corrected.status_code == 200, corrected.text
     body = corrected.json()
     assert body["classification"]["category"] == "delivery_delay"
     assert body["automatic_classification"]["category"] == "product_quality"
     assert body["manual_classification"] == {"category": "delivery_delay"}
-    nothing = await http.put(f"/v1/complaints/{created['id']}/classification",
-                             json={"reason": "no change"})
+    nothing = await http.put(
+        f"/v1/complaints/{created['id']}/classification", json={"reason": "no change"}
+    )
     assert nothing.status_code == 422
 
 
 async def test_messages_with_evidence(http):
     created = (await http.post("/v1/complaints", json=complaint_body())).json()
-    added = await http.post(f"/v1/complaints/{created['id']}/messages", json={
-        "channel": "online_chat", "body": "补充照片",
-        "evidence": [{"type": "image", "uri": "s3://evidence/1.jpg", "size_bytes": 20480,
-                      "checksum": "sha256:" + "a" * 64}],
-    })
+    added = await http.post(
+        f"/v1/complaints/{created['id']}/messages",
+        json={
+            "channel": "online_chat",
+            "body": "补充照片",
+            "evidence": [
+                {
+                    "type": "image",
+                    "uri": "s3://evidence/1.jpg",
+                    "size_bytes": 20480,
+                    "checksum": "sha256:" + "a" * 64,
+                }
+            ],
+        },
+    )
     assert added.status_code == 201, added.text
     listed = (await http.get(f"/v1/complaints/{created['id']}/messages")).json()
     assert listed[0]["evidence"][0]["uri"] == "s3://evidence/1.jpg"
-    missing = await http.post(f"/v1/complaints/{uuid.uuid4()}/messages",
-                              json={"channel": "email", "body": "x"})
+    missing = await http.post(
+        f"/v1/complaints/{uuid.uuid4()}/messages", json={"channel": "email", "body": "x"}
+    )
     assert missing.status_code == 404
 
 
 async def test_batch_accepts_and_rejects_items_independently(http, intake):
-    response = await http.post("/v1/complaints:batch", json=[
-        complaint_body(channel="letter"),
-        complaint_body(channel="pigeon"),
-        complaint_body(channel="survey", description="满意度调查：客服态度很差", idempotency_key="s-1"),
-    ])
+    response = await http.post(
+        "/v1/complaints:batch",
+        json=[
+            complaint_body(channel="letter"),
+            complaint_body(channel="pigeon"),
+            complaint_body(
+                channel="survey", description="满意度调查：客服态度很差", idempotency_key="s-1"
+            ),
+        ],
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert (body["created"], body["rejected"]) == (2, 1)
@@ -243,16 +327,19 @@ async def test_csv_import(http, intake):
         "letter,李女士,13900001111,快递晚到一周，要求赔偿,compensation,\n"
         "letter,张先生,not-a-phone,价格比宣传的高,refund;explanation,20\n"
     ).encode()
-    response = await http.post("/v1/complaints:batch", content=csv_body,
-                               headers={"Content-Type": "text/csv"})
+    response = await http.post(
+        "/v1/complaints:batch", content=csv_body, headers={"Content-Type": "text/csv"}
+    )
     body = response.json()
     assert (body["created"], body["rejected"]) == (1, 1), body
     assert body["results"][1]["errors"][0]["field"].startswith("body.1.customer")
 
 
 async def test_oversize_batch_is_refused(http, intake):
-    response = await http.post("/v1/complaints:batch",
-                               json=[complaint_body()] * (intake.runtime.settings.max_batch_items + 1))
+    response = await http.post(
+        "/v1/complaints:batch",
+        json=[complaint_body()] * (intake.runtime.settings.max_batch_items + 1),
+    )
     assert response.status_code == 413
     assert response.json()["field"] == "body"
     assert await count(intake, "complaint") == 0
@@ -260,13 +347,19 @@ async def test_oversize_batch_is_refused(http, intake):
 
 async def test_list_filters_and_cursor_pagination(http):
     for index in range(5):
-        await http.post("/v1/complaints", json=complaint_body(description=f"快递延迟第{index}次，包裹还没到"))
+        await http.post(
+            "/v1/complaints", json=complaint_body(description=f"快递延迟第{index}次，包裹还没到")
+        )
     await http.post("/v1/complaints", json=complaint_body(channel="email"))
     page = (await http.get("/v1/complaints", params={"limit": 2, "channel": "phone"})).json()
     seen = [item["id"] for item in page["items"]]
     while page["next_cursor"]:
-        page = (await http.get("/v1/complaints", params={
-            "limit": 2, "channel": "phone", "cursor": page["next_cursor"]})).json()
+        page = (
+            await http.get(
+                "/v1/complaints",
+                params={"limit": 2, "channel": "phone", "cursor": page["next_cursor"]},
+            )
+        ).json()
         seen += [item["id"] for item in page["items"]]
     assert len(seen) == len(set(seen)) == 5
     by_phone = (await http.get("/v1/complaints", params={"customer_phone": "13800138000"})).json()
@@ -277,8 +370,9 @@ async def test_list_filters_and_cursor_pagination(http):
 
 async def test_anonymisation_erases_personal_data_and_keeps_the_record(http, intake):
     created = (await http.post("/v1/complaints", json=complaint_body())).json()
-    response = await http.post("/v1/customers:anonymize",
-                               json={"phone": "13800138000", "reason": "PIPL deletion request"})
+    response = await http.post(
+        "/v1/customers:anonymize", json={"phone": "13800138000", "reason": "PIPL deletion request"}
+    )
     assert response.json()["anonymized_complaints"] == [created["id"]]
     after = (await http.get(f"/v1/complaints/{created['id']}?include=contact")).json()
     assert after["anonymized"] is True
@@ -299,8 +393,10 @@ async def test_classifier_rules_change_without_a_deploy(http):
 async def test_channel_frontend_cannot_correct_or_read_contacts(http):
     created = (await http.post("/v1/complaints", json=complaint_body())).json()
     async with as_role(http, "channel_frontend") as frontend:
-        denied = await frontend.put(f"/v1/complaints/{created['id']}/classification",
-                                    json={"category": "other", "reason": "because"})
+        denied = await frontend.put(
+            f"/v1/complaints/{created['id']}/classification",
+            json={"category": "other", "reason": "because"},
+        )
         assert denied.status_code == 403
         masked = (await frontend.get(f"/v1/complaints/{created['id']}?include=contact")).json()
         assert masked["contact"]["masked"] is True

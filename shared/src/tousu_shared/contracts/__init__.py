@@ -11,7 +11,9 @@ EVENT_TYPES: dict[tuple[str, int], type[Event]] = {
     (cls.event_type, cls.schema_version): cls
     for module in _MODULES
     for cls in vars(module).values()
-    if isinstance(cls, type) and issubclass(cls, Event) and not cls.__name__.startswith("_")
+    if isinstance(cls, type)
+    and issubclass(cls, Event)
+    and not cls.__name__.startswith("_")
     and cls.__module__ == module.__name__
 }
 

@@ -11,12 +11,26 @@ from pydantic import BaseModel, ConfigDict
 from tousu_shared.contracts.base import Event
 
 Channel = Literal[
-    "phone", "email", "web_form", "online_chat", "social_media", "letter", "on_site", "survey",
+    "phone",
+    "email",
+    "web_form",
+    "online_chat",
+    "social_media",
+    "letter",
+    "on_site",
+    "survey",
     "app",
 ]
 Category = Literal[
-    "product_quality", "service_attitude", "price_dispute", "delivery_delay", "after_sales",
-    "handling_timeliness", "information_accuracy", "policy_execution", "other",
+    "product_quality",
+    "service_attitude",
+    "price_dispute",
+    "delivery_delay",
+    "after_sales",
+    "handling_timeliness",
+    "information_accuracy",
+    "policy_execution",
+    "other",
 ]
 Severity = Literal["minor", "general", "serious", "major"]
 Urgency = Literal["immediate", "priority", "routine", "deferred"]

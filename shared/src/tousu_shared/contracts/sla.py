@@ -14,12 +14,16 @@ class _SlaEvent(Event):
     milestone: str
     policy: str
     due_at: datetime
+    # Appended, optional: the case facts dashboards and routers filter SLA events by.
+    department: str | None = None
+    urgency: str | None = None
 
 
 class SlaMilestoneStarted(_SlaEvent):
     """A milestone's clock started."""
 
     started_at: datetime
+    target_seconds: float | None = None
 
 
 class SlaAtRisk(_SlaEvent):
@@ -27,12 +31,18 @@ class SlaAtRisk(_SlaEvent):
 
     fraction: float
     late: bool = False
+    # When the threshold fell due, and when a person may be told (calendar-aware, 0 delay
+    # for immediate cases).
+    scheduled_for: datetime | None = None
+    notify_at: datetime | None = None
 
 
 class SlaBreached(_SlaEvent):
     """A milestone passed its due time unmet."""
 
     late: bool = False
+    scheduled_for: datetime | None = None
+    notify_at: datetime | None = None
 
 
 class SlaMet(_SlaEvent):
@@ -40,6 +50,7 @@ class SlaMet(_SlaEvent):
 
     met_at: datetime
     elapsed_seconds: float
+    within_target: bool | None = None
 
 
 class SlaEscalated(_SlaEvent):
@@ -47,6 +58,10 @@ class SlaEscalated(_SlaEvent):
 
     level: str
     late: bool = False
+    scheduled_for: datetime | None = None
+    notify_at: datetime | None = None
+    # 0: the escalation that comes with the breach; 1, 2, …: re-escalations while overdue.
+    repeat: int = 0
 
 
 class CalendarDataMissing(_SlaEvent):
@@ -54,3 +69,42 @@ class CalendarDataMissing(_SlaEvent):
 
     calendar: str
     missing_dates: list[str]
+
+
+class _SlaClockEvent(Event):
+    """A change to a milestone's clock; `due_at` is None while the clock is paused."""
+
+    topic: ClassVar[str] = "sla.events"
+
+    milestone: str
+    policy: str
+    due_at: datetime | None = None
+    department: str | None = None
+    urgency: str | None = None
+
+
+class SlaMilestonePaused(_SlaClockEvent):
+    """A milestone's clock stopped counting (e.g. while waiting for the customer)."""
+
+    paused_at: datetime
+    paused_by: str
+    reason: str
+
+
+class SlaMilestoneResumed(_SlaClockEvent):
+    """A paused milestone counts again; `due_at` moved by the time spent paused."""
+
+    resumed_at: datetime
+    resumed_by: str | None = None
+
+
+class SlaMilestoneRetargeted(_SlaClockEvent):
+    """A new policy or calendar moved the due time (counted from the original start)."""
+
+    previous_due_at: datetime | None = None
+
+
+class SlaMilestoneCancelled(_SlaClockEvent):
+    """The deadline no longer applies (e.g. the case was closed)."""
+
+    cancelled_at: datetime

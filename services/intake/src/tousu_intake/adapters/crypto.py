@@ -34,11 +34,15 @@ class FieldCipher:
             return None
         nonce = os.urandom(_NONCE_BYTES)
         sealed = self._aead[self.active_key_id].encrypt(
-            nonce, plaintext.encode(), f"{row_id}:{field}".encode(),
+            nonce,
+            plaintext.encode(),
+            f"{row_id}:{field}".encode(),
         )
         return nonce + sealed
 
-    def decrypt(self, ciphertext: bytes | None, *, key_id: str, row_id: str, field: str) -> str | None:
+    def decrypt(
+        self, ciphertext: bytes | None, *, key_id: str, row_id: str, field: str
+    ) -> str | None:
         """The plaintext of a field encrypted under ``key_id``."""
         if ciphertext is None:
             return None
@@ -52,5 +56,6 @@ class FieldCipher:
         """A keyed hash that finds equal values without decrypting (kind keeps phone ≠ email)."""
         if normalised_value is None:
             return None
-        return hmac.new(self._index_key, f"{kind}:{normalised_value}".encode(),
-                        hashlib.sha256).digest()
+        return hmac.new(
+            self._index_key, f"{kind}:{normalised_value}".encode(), hashlib.sha256
+        ).digest()

@@ -8,7 +8,8 @@ from sqlalchemy.dialects import postgresql as pg
 metadata = sa.MetaData(schema="intake")
 
 complaint = sa.Table(
-    "complaint", metadata,
+    "complaint",
+    metadata,
     sa.Column("id", pg.UUID(as_uuid=True), primary_key=True),
     sa.Column("tracking_code", sa.Text, nullable=False, unique=True),
     sa.Column("channel", sa.Text, nullable=False),
@@ -58,9 +59,14 @@ sa.Index("ix_complaint_customer", complaint.c.customer_ref, complaint.c.received
 # Personal data, encrypted per field with AES-GCM; blind indexes find a customer without
 # decrypting. Kept apart so that every read of it is deliberate (and audited).
 complaint_contact = sa.Table(
-    "complaint_contact", metadata,
-    sa.Column("complaint_id", pg.UUID(as_uuid=True),
-              sa.ForeignKey("intake.complaint.id", ondelete="CASCADE"), primary_key=True),
+    "complaint_contact",
+    metadata,
+    sa.Column(
+        "complaint_id",
+        pg.UUID(as_uuid=True),
+        sa.ForeignKey("intake.complaint.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
     sa.Column("key_id", sa.Text, nullable=False),
     sa.Column("name_ct", sa.LargeBinary),
     sa.Column("phone_ct", sa.LargeBinary),
@@ -74,10 +80,15 @@ sa.Index("ix_contact_phone", complaint_contact.c.phone_index)
 sa.Index("ix_contact_email", complaint_contact.c.email_index)
 
 complaint_message = sa.Table(
-    "complaint_message", metadata,
+    "complaint_message",
+    metadata,
     sa.Column("id", pg.UUID(as_uuid=True), primary_key=True),
-    sa.Column("complaint_id", pg.UUID(as_uuid=True),
-              sa.ForeignKey("intake.complaint.id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "complaint_id",
+        pg.UUID(as_uuid=True),
+        sa.ForeignKey("intake.complaint.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
     sa.Column("channel", sa.Text, nullable=False),
     sa.Column("body", sa.Text),
     sa.Column("evidence", pg.JSONB, nullable=False),
@@ -87,22 +98,26 @@ complaint_message = sa.Table(
 sa.Index("ix_message_complaint", complaint_message.c.complaint_id, complaint_message.c.added_at)
 
 idempotency_key = sa.Table(
-    "idempotency_key", metadata,
+    "idempotency_key",
+    metadata,
     sa.Column("credential", sa.Text, primary_key=True),
     sa.Column("key", sa.Text, primary_key=True),
     sa.Column("request_hash", sa.Text, nullable=False),
     sa.Column("complaint_id", pg.UUID(as_uuid=True), nullable=False),
     sa.Column("response", pg.JSONB, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-              nullable=False),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+    ),
 )
 
 classifier_ruleset = sa.Table(
-    "classifier_ruleset", metadata,
+    "classifier_ruleset",
+    metadata,
     sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("rules", pg.JSONB, nullable=False),
     sa.Column("created_by", sa.Text, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-              nullable=False),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+    ),
     sa.Column("note", sa.Text),
 )

@@ -19,8 +19,17 @@ from tousu_shared.http import DbSession
 from tousu_intake.domain.classification import ClassifierRules
 from tousu_intake.domain.model import normalise_email, normalise_phone
 from tousu_intake.entrypoints.schemas import (
-    AnonymizeRequest, BatchItemResult, BatchResult, ClassificationUpdate, ComplaintCreate,
-    ComplaintCreated, ComplaintPage, ComplaintRead, MessageCreate, MessageRead, TrackingRead,
+    AnonymizeRequest,
+    BatchItemResult,
+    BatchResult,
+    ClassificationUpdate,
+    ComplaintCreate,
+    ComplaintCreated,
+    ComplaintPage,
+    ComplaintRead,
+    MessageCreate,
+    MessageRead,
+    TrackingRead,
 )
 from tousu_intake.service_layer import services
 from tousu_intake.service_layer.services import IntakeContext
@@ -33,7 +42,8 @@ Classifier = Annotated[Principal, require("classification:write")]
 RulesAdmin = Annotated[Principal, require("rules:write")]
 PiiAdmin = Annotated[Principal, require("pii:read")]
 IdempotencyKey = Annotated[
-    str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200),
+    str | None,
+    Header(alias="Idempotency-Key", min_length=1, max_length=200),
 ]
 
 
@@ -60,7 +70,8 @@ async def _body(request: Request, *, limit: int, media_types: tuple[str, ...]) -
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in media_types:
         raise UnsupportedMediaType(
-            f"send the body as {' or '.join(media_types)}", field="Content-Type",
+            f"send the body as {' or '.join(media_types)}",
+            field="Content-Type",
         )
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
@@ -80,8 +91,11 @@ def _parse_json(raw: bytes) -> Any:
 
 def _errors(exc: ValidationError, prefix: str = "body") -> list[dict[str, Any]]:
     return [
-        {"field": ".".join([prefix, *(str(p) for p in error["loc"])]), "message": error["msg"],
-         "type": error["type"]}
+        {
+            "field": ".".join([prefix, *(str(p) for p in error["loc"])]),
+            "message": error["msg"],
+            "type": error["type"],
+        }
         for error in exc.errors(include_url=False)
     ]
 
@@ -93,21 +107,42 @@ def _validate(model: type, data: Any) -> Any:
         raise InvalidInput("the request is not valid", errors=_errors(exc)) from exc
 
 
-@router.post("/complaints", status_code=201, response_model=ComplaintCreated,
-             openapi_extra={"requestBody": {"content": {"application/json": {
-                 "schema": ComplaintCreate.model_json_schema(ref_template="#/components/schemas/{model}")}},
-                 "required": True}})
+@router.post(
+    "/complaints",
+    status_code=201,
+    response_model=ComplaintCreated,
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "schema": ComplaintCreate.model_json_schema(
+                        ref_template="#/components/schemas/{model}"
+                    )
+                }
+            },
+            "required": True,
+        }
+    },
+)
 async def create_complaint(
-    request: Request, response: Response, principal: Writer, session: DbSession,
-    context: Context, idempotency_key: IdempotencyKey = None,
+    request: Request,
+    response: Response,
+    principal: Writer,
+    session: DbSession,
+    context: Context,
+    idempotency_key: IdempotencyKey = None,
 ) -> ComplaintCreated:
     """Record a complaint from any channel; a replay of the same Idempotency-Key returns it."""
-    _, raw = await _body(request, limit=context.settings.max_body_bytes,
-                         media_types=("application/json",))
+    _, raw = await _body(
+        request, limit=context.settings.max_body_bytes, media_types=("application/json",)
+    )
     body = _validate(ComplaintCreate, _parse_json(raw))
     async with session.begin():
         created, replayed = await services.submit_complaint(
-            body, idempotency=idempotency_key, principal=principal, context=context,
+            body,
+            idempotency=idempotency_key,
+            principal=principal,
+            context=context,
             db_session=session,
         )
     if replayed:
@@ -119,8 +154,11 @@ async def create_complaint(
 
 CSV_LIST_FIELDS = {"requested_remedies", "tags"}
 CSV_CUSTOMER_FIELDS = {
-    "customer_name": "name", "customer_phone": "phone", "customer_email": "email",
-    "customer_address": "address", "customer_tier": "tier",
+    "customer_name": "name",
+    "customer_phone": "phone",
+    "customer_email": "email",
+    "customer_address": "address",
+    "customer_tier": "tier",
     "preferred_contact": "preferred_contact",
 }
 
@@ -133,8 +171,9 @@ def _csv_items(raw: bytes) -> list[dict[str, Any]]:
         raise InvalidInput("the CSV is not UTF-8", field="body") from exc
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames or "channel" not in reader.fieldnames:
-        raise InvalidInput("the CSV needs a header row with at least a channel column",
-                           field="body")
+        raise InvalidInput(
+            "the CSV needs a header row with at least a channel column", field="body"
+        )
     items = []
     for row in reader:
         item: dict[str, Any] = {"customer": {}}
@@ -153,11 +192,15 @@ def _csv_items(raw: bytes) -> list[dict[str, Any]]:
 
 @router.post("/complaints:batch", response_model=BatchResult)
 async def import_complaints(
-    request: Request, principal: Writer, session: DbSession, context: Context,
+    request: Request,
+    principal: Writer,
+    session: DbSession,
+    context: Context,
 ) -> BatchResult:
     """Import many complaints (JSON array or CSV); each item is accepted or rejected alone."""
     media_type, raw = await _body(
-        request, limit=context.settings.max_batch_body_bytes,
+        request,
+        limit=context.settings.max_batch_body_bytes,
         media_types=("application/json", "text/csv"),
     )
     items = _csv_items(raw) if media_type == "text/csv" else _parse_json(raw)
@@ -167,7 +210,8 @@ async def import_complaints(
         raise InvalidInput("the batch is empty", field="body")
     if len(items) > context.settings.max_batch_items:
         raise PayloadTooLarge(
-            f"at most {context.settings.max_batch_items} complaints per batch", field="body",
+            f"at most {context.settings.max_batch_items} complaints per batch",
+            field="body",
             items=len(items),
         )
     results: list[BatchItemResult] = []
@@ -176,24 +220,39 @@ async def import_complaints(
         try:
             body = ComplaintCreate.model_validate(item)
         except ValidationError as exc:
-            results.append(BatchItemResult(index=index, status="rejected",
-                                           errors=_errors(exc, f"body.{index}")))
+            results.append(
+                BatchItemResult(
+                    index=index, status="rejected", errors=_errors(exc, f"body.{index}")
+                )
+            )
             continue
         # One transaction per item: a bad item never takes the good ones down with it.
         try:
             async with session.begin():
                 created, replayed = await services.submit_complaint(
-                    body, idempotency=str(key) if key else None, principal=principal,
-                    context=context, db_session=session,
+                    body,
+                    idempotency=str(key) if key else None,
+                    principal=principal,
+                    context=context,
+                    db_session=session,
                 )
         except ServiceError as exc:
-            results.append(BatchItemResult(index=index, status="rejected",
-                                           errors=[{"field": f"body.{index}", **exc.body()}]))
+            results.append(
+                BatchItemResult(
+                    index=index,
+                    status="rejected",
+                    errors=[{"field": f"body.{index}", **exc.body()}],
+                )
+            )
             continue
-        results.append(BatchItemResult(
-            index=index, status="replayed" if replayed else "created",
-            complaint_id=created.id, tracking_code=created.tracking_code,
-        ))
+        results.append(
+            BatchItemResult(
+                index=index,
+                status="replayed" if replayed else "created",
+                complaint_id=created.id,
+                tracking_code=created.tracking_code,
+            )
+        )
     return BatchResult(
         created=sum(r.status == "created" for r in results),
         replayed=sum(r.status == "replayed" for r in results),
@@ -204,11 +263,17 @@ async def import_complaints(
 
 @router.get("/complaints", response_model=ComplaintPage)
 async def list_complaints(
-    principal: Reader, session: DbSession, context: Context,
-    channel: Channel | None = None, category: Category | None = None,
-    severity: Severity | None = None, urgency: Urgency | None = None,
-    status: str | None = None, department: str | None = None,
-    received_from: datetime | None = None, received_to: datetime | None = None,
+    principal: Reader,
+    session: DbSession,
+    context: Context,
+    channel: Channel | None = None,
+    category: Category | None = None,
+    severity: Severity | None = None,
+    urgency: Urgency | None = None,
+    status: str | None = None,
+    department: str | None = None,
+    received_from: datetime | None = None,
+    received_to: datetime | None = None,
     customer_phone: Annotated[str | None, Query(max_length=32)] = None,
     customer_email: Annotated[str | None, Query(max_length=254)] = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
@@ -216,8 +281,10 @@ async def list_complaints(
 ) -> ComplaintPage:
     """Complaints newest first, with filters and cursor pagination."""
     if (customer_phone or customer_email) and not principal.can("pii:read"):
-        raise InvalidInput("searching by phone or email needs the pii:read scope",
-                           field="customer_phone" if customer_phone else "customer_email")
+        raise InvalidInput(
+            "searching by phone or email needs the pii:read scope",
+            field="customer_phone" if customer_phone else "customer_email",
+        )
     try:
         phone = normalise_phone(customer_phone) if customer_phone else None
     except ValueError as exc:
@@ -226,69 +293,107 @@ async def list_complaints(
         email = normalise_email(customer_email) if customer_email else None
     except ValueError as exc:
         raise InvalidInput(str(exc), field="customer_email") from exc
-    filters = {"channel": channel, "category": category, "severity": severity,
-               "urgency": urgency, "status": status, "department": department,
-               "received_from": received_from, "received_to": received_to}
+    filters = {
+        "channel": channel,
+        "category": category,
+        "severity": severity,
+        "urgency": urgency,
+        "status": status,
+        "department": department,
+        "received_from": received_from,
+        "received_to": received_to,
+    }
     async with session.begin():
         items, next_cursor = await services.list_complaints(
-            filters=filters, customer_phone=phone, customer_email=email, cursor=cursor,
-            limit=limit, principal=principal, context=context, db_session=session,
+            filters=filters,
+            customer_phone=phone,
+            customer_email=email,
+            cursor=cursor,
+            limit=limit,
+            principal=principal,
+            context=context,
+            db_session=session,
         )
         if phone or email:
-            await context.audit.record(session, principal, "pii.search", "complaint", None,
-                                       details={"by": "phone" if phone else "email"})
+            await context.audit.record(
+                session,
+                principal,
+                "pii.search",
+                "complaint",
+                None,
+                details={"by": "phone" if phone else "email"},
+            )
     return ComplaintPage(items=items, next_cursor=next_cursor)
 
 
 @router.get("/complaints/{complaint_id}", response_model=ComplaintRead)
 async def get_complaint(
-    complaint_id: uuid.UUID, principal: Reader, session: DbSession, context: Context,
+    complaint_id: uuid.UUID,
+    principal: Reader,
+    session: DbSession,
+    context: Context,
     include: Annotated[str | None, Query(pattern="^contact$")] = None,
 ) -> ComplaintRead:
     """One complaint; ``?include=contact`` adds contact details (clear only with pii:read)."""
     async with session.begin():
         return await services.get_complaint(
-            complaint_id, include_contact=include == "contact", principal=principal,
-            context=context, db_session=session,
+            complaint_id,
+            include_contact=include == "contact",
+            principal=principal,
+            context=context,
+            db_session=session,
         )
 
 
 @router.post("/complaints/{complaint_id}/messages", status_code=201, response_model=MessageRead)
 async def add_message(
-    complaint_id: uuid.UUID, body: MessageCreate, principal: Writer, session: DbSession,
+    complaint_id: uuid.UUID,
+    body: MessageCreate,
+    principal: Writer,
+    session: DbSession,
     context: Context,
 ) -> MessageRead:
     """Add a customer message and evidence references."""
     async with session.begin():
-        return await services.add_message(complaint_id, body, principal=principal,
-                                          context=context, db_session=session)
+        return await services.add_message(
+            complaint_id, body, principal=principal, context=context, db_session=session
+        )
 
 
 @router.get("/complaints/{complaint_id}/messages", response_model=list[MessageRead])
 async def list_messages(
-    complaint_id: uuid.UUID, principal: Reader, session: DbSession,
+    complaint_id: uuid.UUID,
+    principal: Reader,
+    session: DbSession,
 ) -> list[MessageRead]:
     """A complaint's messages, oldest first."""
     async with session.begin():
-        return await services.list_messages(complaint_id, principal=principal,
-                                            db_session=session)
+        return await services.list_messages(complaint_id, principal=principal, db_session=session)
 
 
 @router.put("/complaints/{complaint_id}/classification", response_model=ComplaintRead)
 async def correct_classification(
-    complaint_id: uuid.UUID, body: ClassificationUpdate, principal: Classifier,
-    session: DbSession, context: Context,
+    complaint_id: uuid.UUID,
+    body: ClassificationUpdate,
+    principal: Classifier,
+    session: DbSession,
+    context: Context,
 ) -> ComplaintRead:
     """A person's correction, kept beside the automatic classification."""
     async with session.begin():
         return await services.correct_classification(
-            complaint_id, body, principal=principal, context=context, db_session=session,
+            complaint_id,
+            body,
+            principal=principal,
+            context=context,
+            db_session=session,
         )
 
 
 @router.get("/track/{tracking_code}", response_model=TrackingRead)
 async def track(
-    tracking_code: Annotated[str, Path(min_length=4, max_length=20)], principal: Reader,
+    tracking_code: Annotated[str, Path(min_length=4, max_length=20)],
+    principal: Reader,
     session: DbSession,
 ) -> TrackingRead:
     """What the customer may see: status, next step, due dates; no personal data."""
@@ -305,23 +410,31 @@ async def get_rules(_: Reader, context: Context) -> dict[str, Any]:
 
 @router.put("/classifier/rules")
 async def put_rules(
-    rules: ClassifierRules, principal: RulesAdmin, session: DbSession, context: Context,
+    rules: ClassifierRules,
+    principal: RulesAdmin,
+    session: DbSession,
+    context: Context,
     note: Annotated[str | None, Query(max_length=500)] = None,
 ) -> dict[str, Any]:
     """Save a new classifier rule set; it applies within seconds, without a deploy."""
     async with session.begin():
-        version = await services.save_rules(rules, note=note, principal=principal,
-                                            context=context, db_session=session)
+        version = await services.save_rules(
+            rules, note=note, principal=principal, context=context, db_session=session
+        )
     context.classifiers.invalidate()
     return {"version": version}
 
 
 @router.post("/customers:anonymize")
 async def anonymize_customer(
-    body: AnonymizeRequest, principal: PiiAdmin, session: DbSession, context: Context,
+    body: AnonymizeRequest,
+    principal: PiiAdmin,
+    session: DbSession,
+    context: Context,
 ) -> dict[str, Any]:
     """Erase a customer's personal data (PIPL deletion request); statistics are kept."""
     async with session.begin():
-        ids = await services.anonymize_customer(body, principal=principal, context=context,
-                                                db_session=session)
+        ids = await services.anonymize_customer(
+            body, principal=principal, context=context, db_session=session
+        )
     return {"anonymized_complaints": [str(i) for i in ids]}

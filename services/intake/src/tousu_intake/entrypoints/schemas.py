@@ -7,9 +7,22 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from tousu_shared.contracts.complaint import (
-    Category, Channel, CustomerTier, Emotion, RiskFlag, Severity, Urgency,
+    Category,
+    Channel,
+    CustomerTier,
+    Emotion,
+    RiskFlag,
+    Severity,
+    Urgency,
 )
 
 from tousu_intake.domain.model import normalise_email, normalise_phone
@@ -18,7 +31,9 @@ Remedy = Literal["refund", "return", "repair", "compensation", "apology", "expla
 EvidenceType = Literal["chat_log", "email", "image", "audio", "video", "document", "other"]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
-Description = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]
+Description = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)
+]
 CLOCK_SKEW = timedelta(minutes=2)
 
 
@@ -72,7 +87,8 @@ class ComplaintCreate(_Strict):
 
     channel: Channel
     contact_at: datetime | None = Field(
-        default=None, description="when the customer first made contact; defaults to now",
+        default=None,
+        description="when the customer first made contact; defaults to now",
     )
     customer: CustomerCreate
     description: Description
@@ -90,7 +106,9 @@ class ComplaintCreate(_Strict):
     evidence: list[EvidenceRef] = Field(default_factory=list, max_length=50)
     tags: list[Tag] = Field(default_factory=list, max_length=20)
     resolved_on_first_contact: bool = False
-    first_contact_resolution: Annotated[str, StringConstraints(min_length=1, max_length=5000)] | None = None
+    first_contact_resolution: (
+        Annotated[str, StringConstraints(min_length=1, max_length=5000)] | None
+    ) = None
 
     @field_validator("contact_at")
     @classmethod
@@ -110,7 +128,9 @@ class ComplaintCreate(_Strict):
         if self.resolved_on_first_contact and not self.first_contact_resolution:
             raise ValueError("first_contact_resolution is required when resolved_on_first_contact")
         if self.first_contact_resolution and not self.resolved_on_first_contact:
-            raise ValueError("first_contact_resolution given but resolved_on_first_contact is false")
+            raise ValueError(
+                "first_contact_resolution given but resolved_on_first_contact is false"
+            )
         return self
 
 
@@ -200,7 +220,10 @@ class MessageCreate(_Strict):
     """A further message from the customer, with evidence references."""
 
     channel: Channel
-    body: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)] | None = None
+    body: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]
+        | None
+    ) = None
     evidence: list[EvidenceRef] = Field(default_factory=list, max_length=50)
 
     @model_validator(mode="after")

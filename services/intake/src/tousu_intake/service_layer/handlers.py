@@ -31,8 +31,11 @@ async def follow_case(session: AsyncSession, event: Event, envelope: Envelope) -
     """Mirror the case's status and department for tracking and department-bound reads."""
     status = STATUS_AFTER[type(event)]
     await session.execute(
-        complaint.update().where(complaint.c.id == event.complaint_id).values(
-            status=status, department=event.department,
+        complaint.update()
+        .where(complaint.c.id == event.complaint_id)
+        .values(
+            status=status,
+            department=event.department,
             status_changed_at=event.occurred_at,
         )
     )
@@ -58,6 +61,3 @@ def event_handlers(runtime: Runtime) -> dict[str, Handler]:
     handlers[sla_events.SlaMilestoneStarted.event_type] = follow_deadline
     handlers[sla_events.SlaMet.event_type] = follow_deadline
     return handlers
-
-
-

@@ -23,23 +23,43 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tousu_shared.audit import AuditLog
 from tousu_shared.auth import DEPARTMENT_ROLES, Principal
 from tousu_shared.contracts.complaint import (
-    ClassificationData, ComplaintAnonymized, ComplaintClassified, ComplaintReceived,
-    ComplaintReclassified, CustomerMessageAdded,
+    ClassificationData,
+    ComplaintAnonymized,
+    ComplaintClassified,
+    ComplaintReceived,
+    ComplaintReclassified,
+    CustomerMessageAdded,
 )
 from tousu_shared.errors import Conflict, InvalidInput, NotFound
 from tousu_shared.outbox import Outbox
 
 from tousu_intake.adapters.crypto import FieldCipher
 from tousu_intake.adapters.orm import (
-    classifier_ruleset, complaint, complaint_contact, complaint_message, idempotency_key,
+    classifier_ruleset,
+    complaint,
+    complaint_contact,
+    complaint_message,
+    idempotency_key,
 )
 from tousu_intake.domain import model
 from tousu_intake.domain.classification import (
-    Classification, Classifier, ClassifierRules, ComplaintFacts, load_default_rules,
+    Classification,
+    Classifier,
+    ClassifierRules,
+    ComplaintFacts,
+    load_default_rules,
 )
 from tousu_intake.entrypoints.schemas import (
-    AnonymizeRequest, ClassificationRead, ClassificationUpdate, ComplaintCreate, ComplaintCreated,
-    ComplaintRead, ContactRead, MessageCreate, MessageRead, TrackingRead,
+    AnonymizeRequest,
+    ClassificationRead,
+    ClassificationUpdate,
+    ComplaintCreate,
+    ComplaintCreated,
+    ComplaintRead,
+    ContactRead,
+    MessageCreate,
+    MessageRead,
+    TrackingRead,
 )
 from tousu_intake.settings import IntakeSettings
 
@@ -73,10 +93,13 @@ class ClassifierCache:
         if now - self._checked_at >= self._refresh_seconds:
             self._checked_at = now
             async with self._session_factory() as session:
-                row = (await session.execute(
-                    sa.select(classifier_ruleset.c.version, classifier_ruleset.c.rules)
-                    .order_by(classifier_ruleset.c.version.desc()).limit(1)
-                )).first()
+                row = (
+                    await session.execute(
+                        sa.select(classifier_ruleset.c.version, classifier_ruleset.c.rules)
+                        .order_by(classifier_ruleset.c.version.desc())
+                        .limit(1)
+                    )
+                ).first()
             if row is not None and row.version != self._version:
                 self._classifier = Classifier(ClassifierRules.model_validate(row.rules))
                 self._version = row.version
@@ -100,15 +123,23 @@ def _classification_data(c: Classification | dict[str, Any]) -> ClassificationDa
 
 def _classification_dict(c: Classification) -> dict[str, Any]:
     return {
-        "category": c.category, "severity": c.severity, "urgency": c.urgency,
-        "risk_flags": sorted(c.risk_flags), "customer_tier": c.customer_tier,
-        "impact": c.impact, "emotion": c.emotion,
+        "category": c.category,
+        "severity": c.severity,
+        "urgency": c.urgency,
+        "risk_flags": sorted(c.risk_flags),
+        "customer_tier": c.customer_tier,
+        "impact": c.impact,
+        "emotion": c.emotion,
     }
 
 
 async def submit_complaint(
-    body: ComplaintCreate, *, idempotency: str | None, principal: Principal,
-    context: IntakeContext, db_session: AsyncSession,
+    body: ComplaintCreate,
+    *,
+    idempotency: str | None,
+    principal: Principal,
+    context: IntakeContext,
+    db_session: AsyncSession,
 ) -> tuple[ComplaintCreated, bool]:
     """Record a complaint, classify it and enqueue its events; returns (result, replayed)."""
     settings, cipher = context.settings, context.cipher
@@ -118,119 +149,209 @@ async def submit_complaint(
     if idempotency is None and settings.duplicate_window_minutes:
         # A double click or a frontend retry without a key: same customer, channel and text.
         fingerprint = hashlib.sha256(
-            b"|".join([phone_index or b"", email_index or b"", body.channel.encode(),
-                       " ".join(body.description.split()).encode()])
+            b"|".join(
+                [
+                    phone_index or b"",
+                    email_index or b"",
+                    body.channel.encode(),
+                    " ".join(body.description.split()).encode(),
+                ]
+            )
         ).hexdigest()
         idempotency = f"auto:{fingerprint}"
     complaint_id = uuid.uuid4()
     received_at = datetime.now(UTC)
     contact_at = body.contact_at or received_at
-    customer_index = phone_index or email_index or cipher.blind_index("address", body.customer.address)
+    customer_index = (
+        phone_index or email_index or cipher.blind_index("address", body.customer.address)
+    )
     customer_ref = base64.b32encode(customer_index[:15]).decode().lower()
     related = await _recent_complaints(
-        phone_index, email_index, since=received_at - timedelta(days=settings.repeat_window_days),
+        phone_index,
+        email_index,
+        since=received_at - timedelta(days=settings.repeat_window_days),
         db_session=db_session,
     )
     version, classifier = await context.classifiers.current()
-    result = classifier.classify(ComplaintFacts(
-        description=body.description, channel=body.channel, customer_tier=body.customer.tier,
-        emotion=body.emotion, requested_remedies=list(body.requested_remedies),
-        amount=body.amount, product_ref=body.product_ref, subject_staff=body.subject_staff_ref,
-        subject_unit=body.subject_unit, affected_customers=body.affected_customers,
-        recent_complaints_by_customer=len(related),
-    ))
+    result = classifier.classify(
+        ComplaintFacts(
+            description=body.description,
+            channel=body.channel,
+            customer_tier=body.customer.tier,
+            emotion=body.emotion,
+            requested_remedies=list(body.requested_remedies),
+            amount=body.amount,
+            product_ref=body.product_ref,
+            subject_staff=body.subject_staff_ref,
+            subject_unit=body.subject_unit,
+            affected_customers=body.affected_customers,
+            recent_complaints_by_customer=len(related),
+        )
+    )
     classification = _classification_dict(result)
     ruleset_version = f"{version}:{result.ruleset_version}"
     status = "resolved_on_first_contact" if body.resolved_on_first_contact else "received"
     late = model.recorded_late(
-        contact_at, received_at,
+        contact_at,
+        received_at,
         allowed=timedelta(minutes=settings.late_record_after_minutes),
     )
     tracking_code = model.new_tracking_code()
     created = ComplaintCreated(
-        id=complaint_id, tracking_code=tracking_code, status=status, received_at=received_at,
-        contact_at=contact_at, recorded_late=late,
-        classification=ClassificationRead(**classification), explanation=result.explanation,
+        id=complaint_id,
+        tracking_code=tracking_code,
+        status=status,
+        received_at=received_at,
+        contact_at=contact_at,
+        recorded_late=late,
+        classification=ClassificationRead(**classification),
+        explanation=result.explanation,
         related_complaint_ids=related,
     )
     if idempotency is not None:
         # Claimed with the full answer, so a replay never sees a half-made record.
         replay = await _claim_idempotency_key(
-            principal, idempotency, request_hash, created, context=context,
+            principal,
+            idempotency,
+            request_hash,
+            created,
+            context=context,
             db_session=db_session,
         )
         if replay is not None:
             return replay, True
-    await db_session.execute(complaint.insert().values(
-        id=complaint_id, tracking_code=tracking_code, channel=body.channel,
-        contact_at=contact_at, received_at=received_at, recorded_late=late,
-        customer_ref=customer_ref, customer_tier=body.customer.tier,
-        description=body.description, requested_remedies=list(body.requested_remedies),
-        product_ref=body.product_ref, product_line=body.product_line, region=body.region,
-        order_ref=body.order_ref, amount=body.amount, currency=body.currency,
-        subject_staff_ref=body.subject_staff_ref, subject_unit=body.subject_unit,
-        reported_emotion=body.emotion, affected_customers=body.affected_customers,
-        tags=list(body.tags), resolved_on_first_contact=body.resolved_on_first_contact,
-        first_contact_resolution=body.first_contact_resolution,
-        related_complaint_ids=related, auto_classification=classification,
-        classification_explanation=result.explanation, ruleset_version=ruleset_version,
-        category=result.category, severity=result.severity, urgency=result.urgency,
-        status=status, status_changed_at=received_at, created_by=principal.actor,
-    ))
+    await db_session.execute(
+        complaint.insert().values(
+            id=complaint_id,
+            tracking_code=tracking_code,
+            channel=body.channel,
+            contact_at=contact_at,
+            received_at=received_at,
+            recorded_late=late,
+            customer_ref=customer_ref,
+            customer_tier=body.customer.tier,
+            description=body.description,
+            requested_remedies=list(body.requested_remedies),
+            product_ref=body.product_ref,
+            product_line=body.product_line,
+            region=body.region,
+            order_ref=body.order_ref,
+            amount=body.amount,
+            currency=body.currency,
+            subject_staff_ref=body.subject_staff_ref,
+            subject_unit=body.subject_unit,
+            reported_emotion=body.emotion,
+            affected_customers=body.affected_customers,
+            tags=list(body.tags),
+            resolved_on_first_contact=body.resolved_on_first_contact,
+            first_contact_resolution=body.first_contact_resolution,
+            related_complaint_ids=related,
+            auto_classification=classification,
+            classification_explanation=result.explanation,
+            ruleset_version=ruleset_version,
+            category=result.category,
+            severity=result.severity,
+            urgency=result.urgency,
+            status=status,
+            status_changed_at=received_at,
+            created_by=principal.actor,
+        )
+    )
     row_id = str(complaint_id)
     customer = body.customer
-    await db_session.execute(complaint_contact.insert().values(
-        complaint_id=complaint_id, key_id=cipher.active_key_id,
-        name_ct=cipher.encrypt(customer.name, row_id=row_id, field="name"),
-        phone_ct=cipher.encrypt(customer.phone, row_id=row_id, field="phone"),
-        email_ct=cipher.encrypt(customer.email, row_id=row_id, field="email"),
-        address_ct=cipher.encrypt(customer.address, row_id=row_id, field="address"),
-        phone_index=phone_index, email_index=email_index,
-        preferred_contact=customer.preferred_contact,
-    ))
+    await db_session.execute(
+        complaint_contact.insert().values(
+            complaint_id=complaint_id,
+            key_id=cipher.active_key_id,
+            name_ct=cipher.encrypt(customer.name, row_id=row_id, field="name"),
+            phone_ct=cipher.encrypt(customer.phone, row_id=row_id, field="phone"),
+            email_ct=cipher.encrypt(customer.email, row_id=row_id, field="email"),
+            address_ct=cipher.encrypt(customer.address, row_id=row_id, field="address"),
+            phone_index=phone_index,
+            email_index=email_index,
+            preferred_contact=customer.preferred_contact,
+        )
+    )
     if body.evidence:
-        await db_session.execute(complaint_message.insert().values(
-            id=uuid.uuid4(), complaint_id=complaint_id, channel=body.channel, body=None,
-            evidence=[e.model_dump(mode="json") for e in body.evidence], added_at=received_at,
-            added_by=principal.actor,
-        ))
+        await db_session.execute(
+            complaint_message.insert().values(
+                id=uuid.uuid4(),
+                complaint_id=complaint_id,
+                channel=body.channel,
+                body=None,
+                evidence=[e.model_dump(mode="json") for e in body.evidence],
+                added_at=received_at,
+                added_by=principal.actor,
+            )
+        )
     contact_url = f"{settings.public_base_url}/v1/complaints/{complaint_id}?include=contact"
-    await context.outbox.enqueue_many(db_session, [
-        (ComplaintReceived(
-            complaint_id=complaint_id, tracking_code=tracking_code, channel=body.channel,
-            contact_at=contact_at, received_at=received_at, customer_ref=customer_ref,
-            customer_tier=body.customer.tier, product_ref=body.product_ref,
-            product_line=body.product_line, region=body.region, order_ref=body.order_ref,
-            amount=body.amount, requested_remedies=list(body.requested_remedies),
-            subject_staff_ref=body.subject_staff_ref, subject_unit=body.subject_unit,
-            resolved_on_first_contact=body.resolved_on_first_contact,
-            related_complaint_ids=[str(r) for r in related], tags=list(body.tags),
-            contact_details_url=contact_url,
-        ), None),
-        (ComplaintClassified(
-            complaint_id=complaint_id, classification=_classification_data(classification),
-            explanation=result.explanation, ruleset_version=ruleset_version,
-        ), None),
-    ])
+    await context.outbox.enqueue_many(
+        db_session,
+        [
+            (
+                ComplaintReceived(
+                    complaint_id=complaint_id,
+                    tracking_code=tracking_code,
+                    channel=body.channel,
+                    contact_at=contact_at,
+                    received_at=received_at,
+                    customer_ref=customer_ref,
+                    customer_tier=body.customer.tier,
+                    product_ref=body.product_ref,
+                    product_line=body.product_line,
+                    region=body.region,
+                    order_ref=body.order_ref,
+                    amount=body.amount,
+                    requested_remedies=list(body.requested_remedies),
+                    subject_staff_ref=body.subject_staff_ref,
+                    subject_unit=body.subject_unit,
+                    resolved_on_first_contact=body.resolved_on_first_contact,
+                    related_complaint_ids=[str(r) for r in related],
+                    tags=list(body.tags),
+                    contact_details_url=contact_url,
+                ),
+                None,
+            ),
+            (
+                ComplaintClassified(
+                    complaint_id=complaint_id,
+                    classification=_classification_data(classification),
+                    explanation=result.explanation,
+                    ruleset_version=ruleset_version,
+                ),
+                None,
+            ),
+        ],
+    )
     return created, False
 
 
 async def _claim_idempotency_key(
-    principal: Principal, key: str, request_hash: str, created: ComplaintCreated, *,
-    context: IntakeContext, db_session: AsyncSession,
+    principal: Principal,
+    key: str,
+    request_hash: str,
+    created: ComplaintCreated,
+    *,
+    context: IntakeContext,
+    db_session: AsyncSession,
 ) -> ComplaintCreated | None:
     """Reserve the key with this request's answer, or return the answer of its first use."""
     statement = pg_insert(idempotency_key).values(
-        credential=principal.key_id, key=key, request_hash=request_hash,
-        complaint_id=created.id, response=created.model_dump(mode="json"),
+        credential=principal.key_id,
+        key=key,
+        request_hash=request_hash,
+        complaint_id=created.id,
+        response=created.model_dump(mode="json"),
     )
     if key.startswith("auto:"):
         # Automatic keys only guard a short window; an older one is free to reuse.
         window = timedelta(minutes=context.settings.duplicate_window_minutes)
         statement = statement.on_conflict_do_update(
             index_elements=[idempotency_key.c.credential, idempotency_key.c.key],
-            set_={name: statement.excluded[name]
-                  for name in ("request_hash", "complaint_id", "response", "created_at")},
+            set_={
+                name: statement.excluded[name]
+                for name in ("request_hash", "complaint_id", "response", "created_at")
+            },
             where=idempotency_key.c.created_at < datetime.now(UTC) - window,
         )
     else:
@@ -238,10 +359,13 @@ async def _claim_idempotency_key(
     claimed = (await db_session.execute(statement.returning(idempotency_key.c.key))).first()
     if claimed is not None:
         return None
-    stored = (await db_session.execute(
-        sa.select(idempotency_key.c.request_hash, idempotency_key.c.response)
-        .where(idempotency_key.c.credential == principal.key_id, idempotency_key.c.key == key)
-    )).one()
+    stored = (
+        await db_session.execute(
+            sa.select(idempotency_key.c.request_hash, idempotency_key.c.response).where(
+                idempotency_key.c.credential == principal.key_id, idempotency_key.c.key == key
+            )
+        )
+    ).one()
     if stored.request_hash != request_hash:
         if key.startswith("auto:"):
             return None  # same text, other details: a new complaint, unguarded
@@ -253,7 +377,10 @@ async def _claim_idempotency_key(
 
 
 async def _recent_complaints(
-    phone_index: bytes | None, email_index: bytes | None, *, since: datetime,
+    phone_index: bytes | None,
+    email_index: bytes | None,
+    *,
+    since: datetime,
     db_session: AsyncSession,
 ) -> list[uuid.UUID]:
     """Complaints by the same customer (same phone or email) since a time."""
@@ -268,7 +395,8 @@ async def _recent_complaints(
         sa.select(complaint.c.id)
         .join(complaint_contact, complaint_contact.c.complaint_id == complaint.c.id)
         .where(sa.or_(*conditions), complaint.c.received_at >= since)
-        .order_by(complaint.c.received_at.desc()).limit(50)
+        .order_by(complaint.c.received_at.desc())
+        .limit(50)
     )
     return list(rows.scalars())
 
@@ -278,7 +406,10 @@ def _effective(row: Any) -> dict[str, Any]:
 
 
 async def _load(
-    complaint_id: uuid.UUID, principal: Principal, *, db_session: AsyncSession,
+    complaint_id: uuid.UUID,
+    principal: Principal,
+    *,
+    db_session: AsyncSession,
     for_update: bool = False,
 ) -> Any:
     query = sa.select(complaint).where(complaint.c.id == complaint_id)
@@ -286,49 +417,78 @@ async def _load(
         query = query.with_for_update()
     row = (await db_session.execute(query)).first()
     # Department-bound callers see only complaints routed to their department.
-    if row is None or (principal.role in DEPARTMENT_ROLES and row.department != principal.department):
+    if row is None or (
+        principal.role in DEPARTMENT_ROLES and row.department != principal.department
+    ):
         raise NotFound(f"no complaint {complaint_id}", field="complaint_id")
     return row
 
 
 def _read_model(row: Any, contact: ContactRead | None) -> ComplaintRead:
     return ComplaintRead(
-        id=row.id, tracking_code=row.tracking_code, channel=row.channel, status=row.status,
-        department=row.department, contact_at=row.contact_at, received_at=row.received_at,
-        recorded_late=row.recorded_late, customer_ref=row.customer_ref,
-        customer_tier=row.customer_tier, description=row.description,
-        requested_remedies=row.requested_remedies, product_ref=row.product_ref,
-        product_line=row.product_line, region=row.region, order_ref=row.order_ref,
-        amount=row.amount, currency=row.currency, subject_staff_ref=row.subject_staff_ref,
-        subject_unit=row.subject_unit, affected_customers=row.affected_customers, tags=row.tags,
+        id=row.id,
+        tracking_code=row.tracking_code,
+        channel=row.channel,
+        status=row.status,
+        department=row.department,
+        contact_at=row.contact_at,
+        received_at=row.received_at,
+        recorded_late=row.recorded_late,
+        customer_ref=row.customer_ref,
+        customer_tier=row.customer_tier,
+        description=row.description,
+        requested_remedies=row.requested_remedies,
+        product_ref=row.product_ref,
+        product_line=row.product_line,
+        region=row.region,
+        order_ref=row.order_ref,
+        amount=row.amount,
+        currency=row.currency,
+        subject_staff_ref=row.subject_staff_ref,
+        subject_unit=row.subject_unit,
+        affected_customers=row.affected_customers,
+        tags=row.tags,
         resolved_on_first_contact=row.resolved_on_first_contact,
         first_contact_resolution=row.first_contact_resolution,
         related_complaint_ids=row.related_complaint_ids,
         classification=ClassificationRead(**_effective(row)),
         automatic_classification=ClassificationRead(**row.auto_classification),
         classification_explanation=row.classification_explanation,
-        ruleset_version=row.ruleset_version, manual_classification=row.manual_classification,
-        due_dates=row.due_dates, contact=contact, anonymized=row.anonymized_at is not None,
+        ruleset_version=row.ruleset_version,
+        manual_classification=row.manual_classification,
+        due_dates=row.due_dates,
+        contact=contact,
+        anonymized=row.anonymized_at is not None,
     )
 
 
 async def _contact(
-    complaint_id: uuid.UUID, *, reveal: bool, context: IntakeContext, db_session: AsyncSession,
+    complaint_id: uuid.UUID,
+    *,
+    reveal: bool,
+    context: IntakeContext,
+    db_session: AsyncSession,
 ) -> ContactRead | None:
-    row = (await db_session.execute(
-        sa.select(complaint_contact).where(complaint_contact.c.complaint_id == complaint_id)
-    )).first()
+    row = (
+        await db_session.execute(
+            sa.select(complaint_contact).where(complaint_contact.c.complaint_id == complaint_id)
+        )
+    ).first()
     if row is None:
         return None
     values = {
         name: context.cipher.decrypt(
-            getattr(row, f"{name}_ct"), key_id=row.key_id, row_id=str(complaint_id), field=name,
+            getattr(row, f"{name}_ct"),
+            key_id=row.key_id,
+            row_id=str(complaint_id),
+            field=name,
         )
         for name in PII_FIELDS
     }
     if not reveal:
         values = {
-            "name": model.mask_name(values["name"]), "phone": model.mask_phone(values["phone"]),
+            "name": model.mask_name(values["name"]),
+            "phone": model.mask_phone(values["phone"]),
             "email": model.mask_email(values["email"]),
             "address": model.mask_address(values["address"]),
         }
@@ -336,20 +496,30 @@ async def _contact(
 
 
 async def get_complaint(
-    complaint_id: uuid.UUID, *, include_contact: bool, principal: Principal,
-    context: IntakeContext, db_session: AsyncSession,
+    complaint_id: uuid.UUID,
+    *,
+    include_contact: bool,
+    principal: Principal,
+    context: IntakeContext,
+    db_session: AsyncSession,
 ) -> ComplaintRead:
     """One complaint; contact details in clear only for callers with pii:read (audited)."""
     row = await _load(complaint_id, principal, db_session=db_session)
     contact = None
     if include_contact:
         reveal = principal.can("pii:read")
-        contact = await _contact(complaint_id, reveal=reveal, context=context,
-                                 db_session=db_session)
+        contact = await _contact(
+            complaint_id, reveal=reveal, context=context, db_session=db_session
+        )
         if reveal:
             await context.audit.record(
-                db_session, principal, "pii.read", "complaint", str(complaint_id),
-                complaint_id=complaint_id, details={"fields": list(PII_FIELDS)},
+                db_session,
+                principal,
+                "pii.read",
+                "complaint",
+                str(complaint_id),
+                complaint_id=complaint_id,
+                details={"fields": list(PII_FIELDS)},
             )
     return _read_model(row, contact)
 
@@ -371,8 +541,14 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 
 
 async def list_complaints(
-    *, filters: dict[str, Any], customer_phone: str | None, customer_email: str | None,
-    cursor: str | None, limit: int, principal: Principal, context: IntakeContext,
+    *,
+    filters: dict[str, Any],
+    customer_phone: str | None,
+    customer_email: str | None,
+    cursor: str | None,
+    limit: int,
+    principal: Principal,
+    context: IntakeContext,
     db_session: AsyncSession,
 ) -> tuple[list[ComplaintRead], str | None]:
     """Complaints newest first, filtered, one keyset page at a time."""
@@ -389,62 +565,108 @@ async def list_complaints(
     if customer_phone or customer_email:
         indexes = []
         if customer_phone:
-            indexes.append(complaint_contact.c.phone_index
-                           == context.cipher.blind_index("phone", customer_phone))
+            indexes.append(
+                complaint_contact.c.phone_index
+                == context.cipher.blind_index("phone", customer_phone)
+            )
         if customer_email:
-            indexes.append(complaint_contact.c.email_index
-                           == context.cipher.blind_index("email", customer_email))
+            indexes.append(
+                complaint_contact.c.email_index
+                == context.cipher.blind_index("email", customer_email)
+            )
         query = query.join(complaint_contact, complaint_contact.c.complaint_id == complaint.c.id)
         query = query.where(sa.or_(*indexes))
     if cursor:
         received_at, last_id = decode_cursor(cursor)
-        query = query.where(sa.tuple_(complaint.c.received_at, complaint.c.id)
-                            < sa.tuple_(received_at, last_id))
+        query = query.where(
+            sa.tuple_(complaint.c.received_at, complaint.c.id) < sa.tuple_(received_at, last_id)
+        )
     query = query.order_by(complaint.c.received_at.desc(), complaint.c.id.desc()).limit(limit + 1)
     rows = list(await db_session.execute(query))
     next_cursor = (
-        encode_cursor(rows[limit - 1].received_at, rows[limit - 1].id) if len(rows) > limit
+        encode_cursor(rows[limit - 1].received_at, rows[limit - 1].id)
+        if len(rows) > limit
         else None
     )
     return [_read_model(row, None) for row in rows[:limit]], next_cursor
 
 
 async def add_message(
-    complaint_id: uuid.UUID, body: MessageCreate, *, principal: Principal,
-    context: IntakeContext, db_session: AsyncSession,
+    complaint_id: uuid.UUID,
+    body: MessageCreate,
+    *,
+    principal: Principal,
+    context: IntakeContext,
+    db_session: AsyncSession,
 ) -> MessageRead:
     """Store a further customer message and tell the other services."""
     await _load(complaint_id, principal, db_session=db_session, for_update=True)
     message_id, added_at = uuid.uuid4(), datetime.now(UTC)
     evidence = [e.model_dump(mode="json") for e in body.evidence]
-    await db_session.execute(complaint_message.insert().values(
-        id=message_id, complaint_id=complaint_id, channel=body.channel, body=body.body,
-        evidence=evidence, added_at=added_at, added_by=principal.actor,
-    ))
-    await context.outbox.enqueue(db_session, CustomerMessageAdded(
-        complaint_id=complaint_id, message_id=str(message_id), channel=body.channel,
-        evidence_count=len(evidence), added_at=added_at,
-    ))
-    return MessageRead(id=message_id, complaint_id=complaint_id, channel=body.channel,
-                       body=body.body, evidence=evidence, added_at=added_at)
+    await db_session.execute(
+        complaint_message.insert().values(
+            id=message_id,
+            complaint_id=complaint_id,
+            channel=body.channel,
+            body=body.body,
+            evidence=evidence,
+            added_at=added_at,
+            added_by=principal.actor,
+        )
+    )
+    await context.outbox.enqueue(
+        db_session,
+        CustomerMessageAdded(
+            complaint_id=complaint_id,
+            message_id=str(message_id),
+            channel=body.channel,
+            evidence_count=len(evidence),
+            added_at=added_at,
+        ),
+    )
+    return MessageRead(
+        id=message_id,
+        complaint_id=complaint_id,
+        channel=body.channel,
+        body=body.body,
+        evidence=evidence,
+        added_at=added_at,
+    )
 
 
 async def list_messages(
-    complaint_id: uuid.UUID, *, principal: Principal, db_session: AsyncSession,
+    complaint_id: uuid.UUID,
+    *,
+    principal: Principal,
+    db_session: AsyncSession,
 ) -> list[MessageRead]:
     """A complaint's messages, oldest first."""
     await _load(complaint_id, principal, db_session=db_session)
     rows = await db_session.execute(
-        sa.select(complaint_message).where(complaint_message.c.complaint_id == complaint_id)
+        sa.select(complaint_message)
+        .where(complaint_message.c.complaint_id == complaint_id)
         .order_by(complaint_message.c.added_at)
     )
-    return [MessageRead(id=r.id, complaint_id=r.complaint_id, channel=r.channel, body=r.body,
-                        evidence=r.evidence, added_at=r.added_at) for r in rows]
+    return [
+        MessageRead(
+            id=r.id,
+            complaint_id=r.complaint_id,
+            channel=r.channel,
+            body=r.body,
+            evidence=r.evidence,
+            added_at=r.added_at,
+        )
+        for r in rows
+    ]
 
 
 async def correct_classification(
-    complaint_id: uuid.UUID, body: ClassificationUpdate, *, principal: Principal,
-    context: IntakeContext, db_session: AsyncSession,
+    complaint_id: uuid.UUID,
+    body: ClassificationUpdate,
+    *,
+    principal: Principal,
+    context: IntakeContext,
+    db_session: AsyncSession,
 ) -> ComplaintRead:
     """Store a person's correction beside the automatic result and announce it."""
     row = await _load(complaint_id, principal, db_session=db_session, for_update=True)
@@ -459,21 +681,36 @@ async def correct_classification(
         raise Conflict("the correction changes nothing", field="classification")
     now = datetime.now(UTC)
     await db_session.execute(
-        complaint.update().where(complaint.c.id == complaint_id).values(
-            manual_classification=manual, manual_classified_by=principal.actor,
-            manual_classification_reason=body.reason, manual_classified_at=now,
-            category=effective["category"], severity=effective["severity"],
+        complaint.update()
+        .where(complaint.c.id == complaint_id)
+        .values(
+            manual_classification=manual,
+            manual_classified_by=principal.actor,
+            manual_classification_reason=body.reason,
+            manual_classified_at=now,
+            category=effective["category"],
+            severity=effective["severity"],
             urgency=effective["urgency"],
         )
     )
-    await context.outbox.enqueue(db_session, ComplaintReclassified(
-        complaint_id=complaint_id, classification=_classification_data(effective),
-        previous=_classification_data(previous), reason=body.reason,
-        corrected_by=principal.actor,
-    ))
+    await context.outbox.enqueue(
+        db_session,
+        ComplaintReclassified(
+            complaint_id=complaint_id,
+            classification=_classification_data(effective),
+            previous=_classification_data(previous),
+            reason=body.reason,
+            corrected_by=principal.actor,
+        ),
+    )
     await context.audit.record(
-        db_session, principal, "classification.correct", "complaint", str(complaint_id),
-        complaint_id=complaint_id, details={"changes": changes, "reason": body.reason},
+        db_session,
+        principal,
+        "classification.correct",
+        "complaint",
+        str(complaint_id),
+        complaint_id=complaint_id,
+        details={"changes": changes, "reason": body.reason},
     )
     row = await _load(complaint_id, principal, db_session=db_session)
     return _read_model(row, None)
@@ -481,77 +718,125 @@ async def correct_classification(
 
 async def track(tracking_code: str, *, db_session: AsyncSession) -> TrackingRead:
     """What the customer may see of their complaint."""
-    row = (await db_session.execute(
-        sa.select(complaint.c.tracking_code, complaint.c.status, complaint.c.received_at,
-                  complaint.c.due_dates)
-        .where(complaint.c.tracking_code == tracking_code.strip().upper())
-    )).first()
+    row = (
+        await db_session.execute(
+            sa.select(
+                complaint.c.tracking_code,
+                complaint.c.status,
+                complaint.c.received_at,
+                complaint.c.due_dates,
+            ).where(complaint.c.tracking_code == tracking_code.strip().upper())
+        )
+    ).first()
     if row is None:
         raise NotFound("no complaint with this tracking code", field="tracking_code")
     return TrackingRead(
-        tracking_code=row.tracking_code, status=row.status,
+        tracking_code=row.tracking_code,
+        status=row.status,
         next_step=model.CUSTOMER_NEXT_STEP.get(row.status, "We are working on your complaint."),
-        received_at=row.received_at, due_dates=row.due_dates,
+        received_at=row.received_at,
+        due_dates=row.due_dates,
     )
 
 
 async def anonymize_customer(
-    body: AnonymizeRequest, *, principal: Principal, context: IntakeContext,
+    body: AnonymizeRequest,
+    *,
+    principal: Principal,
+    context: IntakeContext,
     db_session: AsyncSession,
 ) -> list[uuid.UUID]:
     """Erase a customer's personal data from every complaint, keeping the statistics."""
     conditions = []
     if body.phone:
-        conditions.append(complaint_contact.c.phone_index
-                          == context.cipher.blind_index("phone", body.phone))
+        conditions.append(
+            complaint_contact.c.phone_index == context.cipher.blind_index("phone", body.phone)
+        )
     if body.email:
-        conditions.append(complaint_contact.c.email_index
-                          == context.cipher.blind_index("email", body.email))
-    ids = list((await db_session.execute(
-        sa.select(complaint_contact.c.complaint_id).where(sa.or_(*conditions)).with_for_update()
-    )).scalars())
+        conditions.append(
+            complaint_contact.c.email_index == context.cipher.blind_index("email", body.email)
+        )
+    ids = list(
+        (
+            await db_session.execute(
+                sa.select(complaint_contact.c.complaint_id)
+                .where(sa.or_(*conditions))
+                .with_for_update()
+            )
+        ).scalars()
+    )
     if not ids:
         raise NotFound("no complaint of this customer", field="phone" if body.phone else "email")
     now = datetime.now(UTC)
     await db_session.execute(
-        complaint_contact.update().where(complaint_contact.c.complaint_id.in_(ids)).values(
-            name_ct=None, phone_ct=None, email_ct=None, address_ct=None, phone_index=None,
-            email_index=None, preferred_contact=None,
+        complaint_contact.update()
+        .where(complaint_contact.c.complaint_id.in_(ids))
+        .values(
+            name_ct=None,
+            phone_ct=None,
+            email_ct=None,
+            address_ct=None,
+            phone_index=None,
+            email_index=None,
+            preferred_contact=None,
         )
     )
     await db_session.execute(
-        complaint.update().where(complaint.c.id.in_(ids)).values(
-            anonymized_at=now, description="[anonymised on the customer's request]",
+        complaint.update()
+        .where(complaint.c.id.in_(ids))
+        .values(
+            anonymized_at=now,
+            description="[anonymised on the customer's request]",
             first_contact_resolution=None,
         )
     )
-    await context.outbox.enqueue_many(db_session, [
-        (ComplaintAnonymized(complaint_id=cid, anonymized_at=now), None) for cid in ids
-    ])
+    await context.outbox.enqueue_many(
+        db_session,
+        [(ComplaintAnonymized(complaint_id=cid, anonymized_at=now), None) for cid in ids],
+    )
     await context.audit.record(
-        db_session, principal, "customer.anonymize", "customer", None,
+        db_session,
+        principal,
+        "customer.anonymize",
+        "customer",
+        None,
         details={"complaints": [str(cid) for cid in ids], "reason": body.reason},
     )
     return ids
 
 
 async def save_rules(
-    rules: ClassifierRules, *, note: str | None, principal: Principal, context: IntakeContext,
+    rules: ClassifierRules,
+    *,
+    note: str | None,
+    principal: Principal,
+    context: IntakeContext,
     db_session: AsyncSession,
 ) -> int:
     """Store a new classifier rule set version; the classifiers pick it up on their next check."""
-    latest = (await db_session.execute(
-        sa.select(sa.func.coalesce(sa.func.max(classifier_ruleset.c.version), 0))
-    )).scalar_one()
+    latest = (
+        await db_session.execute(
+            sa.select(sa.func.coalesce(sa.func.max(classifier_ruleset.c.version), 0))
+        )
+    ).scalar_one()
     version = latest + 1
     try:
-        await db_session.execute(classifier_ruleset.insert().values(
-            version=version, rules=rules.model_dump(mode="json"), created_by=principal.actor,
-            note=note,
-        ))
+        await db_session.execute(
+            classifier_ruleset.insert().values(
+                version=version,
+                rules=rules.model_dump(mode="json"),
+                created_by=principal.actor,
+                note=note,
+            )
+        )
     except IntegrityError as exc:
-        raise Conflict("another rule set was saved at the same time; retry",
-                       field="rules") from exc
-    await context.audit.record(db_session, principal, "classifier_rules.save",
-                               "classifier_ruleset", str(version), details={"note": note})
+        raise Conflict("another rule set was saved at the same time; retry", field="rules") from exc
+    await context.audit.record(
+        db_session,
+        principal,
+        "classifier_rules.save",
+        "classifier_ruleset",
+        str(version),
+        details={"note": note},
+    )
     return version
