@@ -41,7 +41,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
         "feedback.events",
         "feedback",
-        ("routing", "analytics"),
+        ("routing", "sla-monitor", "analytics"),
         "Surveys scheduled, answered, expired; customers confirmed or dissatisfied.",
     ),
     TopicSpec(

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from tousu_shared.contracts.complaint import ComplaintReclassified
 from tousu_shared.contracts.feedback import CustomerConfirmed, CustomerDissatisfied, SurveyExpired
-from tousu_shared.contracts.sla import SlaBreached
+from tousu_shared.contracts.sla import SlaBreached, SlaEscalated
 from tousu_shared.testing import wait_for
 
 pytestmark = pytest.mark.integration
@@ -203,3 +203,25 @@ async def test_a_reclassification_raises_the_handler_level_but_never_lowers_it(k
     assert case["handler_level"] == "director"
     assert case["history"][-1]["action"] == "add-note"
     assert "handler level stays director" in case["history"][-1]["note"]
+
+
+async def test_a_case_still_overdue_escalates_again_but_not_twice_for_one_breach(kit, quality):
+    case = await kit.open_case()
+    await kit.publish(breach(case["complaint_id"]))
+    case = await kit.case_when(case["id"], lambda c: c["escalation_level"] == 1)
+
+    def still_overdue(repeat: int) -> SlaEscalated:
+        return SlaEscalated(complaint_id=uuid.UUID(case["complaint_id"]),
+                            milestone="first_response", policy="default",
+                            due_at=datetime.now(UTC), level="department_manager", repeat=repeat)
+
+    await kit.publish(still_overdue(0))  # comes with the breach: already escalated
+    await kit.publish(still_overdue(1))  # an hour later and still overdue
+    # A later breach of another milestone: once it shows, everything before it was applied
+    # (one complaint's events are consumed in order).
+    await kit.publish(breach(case["complaint_id"], milestone="confirm"))
+    case = await kit.case_when(case["id"], lambda c: any(
+        "confirm" in (h["note"] or "") for h in c["history"]))
+    escalations = [h for h in case["history"] if h["action"] == "escalate"]
+    assert [h["details"]["to_level"] for h in escalations] == [
+        "department_manager", "director", "executive"]

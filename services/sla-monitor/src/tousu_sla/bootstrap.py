@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from tousu_shared.http import create_app
 from tousu_shared.runtime import Runtime, Service, include_routers
 from tousu_shared.topics import consumed_by
 
-from tousu_sla.entrypoints.api import router
+from tousu_sla.adapters.publisher import SlaEventPublisher
+from tousu_sla.entrypoints import api, stream
+from tousu_sla.entrypoints.scheduler import SlaScheduler
 from tousu_sla.service_layer.handlers import event_handlers
+from tousu_sla.service_layer.services import SlaContext
 from tousu_sla.settings import SlaSettings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
@@ -19,15 +23,23 @@ def bootstrap(settings: SlaSettings | None = None) -> Service:
     """Wire the sla-monitor service; nothing connects until it runs."""
     settings = settings or SlaSettings()
     runtime = Runtime.build(settings)
-    app = create_app(
-        runtime, title="Tousu sla-monitor", description="Every deadline of every case, with warnings and escalation.",
+    ctx = SlaContext(
+        publisher=SlaEventPublisher(runtime.outbox),
+        late_after=dt.timedelta(seconds=settings.late_after_seconds),
     )
-    include_routers(app, [router])
+    app = create_app(
+        runtime, title="Tousu sla-monitor",
+        description="Every deadline of every case, with warnings and escalation.",
+    )
+    app.state.sla = ctx
+    include_routers(app, [api.router, stream.router])
+    scheduler = SlaScheduler(settings, runtime.session_factory, ctx)
     return Service(
         name=settings.service_name,
         runtime=runtime,
         app=app,
-        handlers=event_handlers(runtime),
+        handlers=event_handlers(ctx),
         consumed_topics=consumed_by(settings.service_name),
         migrations_dir=MIGRATIONS_DIR,
+        background=[scheduler.run],
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from tousu_shared.settings import ServiceSettings
 
 
@@ -11,3 +12,14 @@ class SlaSettings(ServiceSettings):
     service_name: str = "sla-monitor"
     db_schema: str = "sla_monitor"
     http_port: int = 8003
+
+    # The scheduler sleeps at most this long, so a breach is seen well inside the 2 s budget.
+    scheduler_poll_ms: int = Field(default=250, ge=10)
+    scheduler_batch_size: int = Field(default=200, ge=1)
+    # A case whose firing raised is retried after this long instead of blocking the queue.
+    scheduler_retry_after_seconds: float = Field(default=30.0, gt=0)
+    # A firing this long after its due time was caught up after downtime (`late=True`).
+    late_after_seconds: float = Field(default=5.0, gt=0)
+    sse_poll_ms: int = Field(default=250, ge=10)
+    sse_ping_seconds: float = Field(default=15.0, ge=0)
+    event_log_retention_hours: int = Field(default=24 * 7, ge=1)

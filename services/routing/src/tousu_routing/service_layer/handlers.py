@@ -15,7 +15,7 @@ from tousu_shared.contracts.complaint import (
     ComplaintReclassified,
 )
 from tousu_shared.contracts.feedback import CustomerConfirmed, CustomerDissatisfied, SurveyExpired
-from tousu_shared.contracts.sla import SlaBreached
+from tousu_shared.contracts.sla import SlaBreached, SlaEscalated
 from tousu_shared.inbox import Handler, PermanentFailure
 from tousu_shared.runtime import Runtime
 
@@ -66,6 +66,21 @@ def event_handlers(runtime: Runtime) -> dict[str, Handler]:
         except cases.CaseNotOpened as exc:
             raise PermanentFailure(str(exc)) from exc
 
+    async def on_sla_still_overdue(
+        session: AsyncSession, event: Event, envelope: Envelope,
+    ) -> None:
+        assert isinstance(event, SlaEscalated)
+        # repeat 0 accompanies the SlaBreached that already raised the case one level.
+        if event.repeat == 0:
+            return
+        try:
+            await cases.escalate_for_breach(
+                runtime, event.complaint_id, milestone=event.milestone, policy=event.policy,
+                due_at=event.due_at, db_session=session,
+            )
+        except cases.CaseNotOpened as exc:
+            raise PermanentFailure(str(exc)) from exc
+
     async def on_customer_dissatisfied(
         session: AsyncSession, event: Event, envelope: Envelope,
     ) -> None:
@@ -105,6 +120,7 @@ def event_handlers(runtime: Runtime) -> dict[str, Handler]:
         ComplaintClassified.event_type: on_complaint_classified,
         ComplaintReclassified.event_type: on_complaint_reclassified,
         SlaBreached.event_type: on_sla_breached,
+        SlaEscalated.event_type: on_sla_still_overdue,
         CustomerDissatisfied.event_type: on_customer_dissatisfied,
         CustomerConfirmed.event_type: on_customer_confirmed,
         SurveyExpired.event_type: on_survey_expired,

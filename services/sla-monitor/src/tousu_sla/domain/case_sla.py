@@ -254,6 +254,69 @@ class CaseSla:
                 outcomes.append(MilestoneRetargeted(clock.key, self.policy.name, clock.due_at))
         return outcomes + self._new_calendar_gaps()
 
+    # -- memento (persistence) -------------------------------------------------------
+
+    def to_memento(self) -> dict[str, Any]:
+        """Everything needed to rebuild this case exactly, as JSON-ready data.
+
+        The policy set and calendars are not included: the caller stores which policy-set
+        version the case uses and passes it (and the current calendars) back on restore.
+        """
+        return {
+            "case_id": self.case_id,
+            "attributes": self.attributes.model_dump(mode="json"),
+            "policy": self.policy.name,
+            "starting_level": self._starting_level.value,
+            "events": [_event_to_data(event) for event in self.events],
+            "clocks": [self._clock_memento(clock) for clock in self.clocks.values()],
+            "finished_cycles": [self._clock_memento(clock) for clock in self.finished_cycles],
+            "reported_gaps": {
+                name: sorted(day.isoformat() for day in days)
+                for name, days in sorted(self._reported_gaps.items())
+            },
+        }
+
+    @classmethod
+    def from_memento(
+        cls,
+        memento: dict[str, Any],
+        policy_set: PolicySet,
+        calendars: Mapping[str, BusinessCalendar],
+        *,
+        late_after: dt.timedelta = LATE_AFTER,
+    ) -> CaseSla:
+        """Rebuild a case saved by `to_memento` under the policy set it was saved with."""
+        case = cls(
+            memento["case_id"],
+            policy_set,
+            calendars,
+            attributes=CaseAttributes.model_validate(memento["attributes"]),
+            escalation_level=EscalationLevel(memento["starting_level"]),
+            late_after=late_after,
+        )
+        case.policy = policy_set.policy(memento["policy"])
+        case.events = [_event_from_data(data) for data in memento["events"]]
+        case.clocks = {data["key"]: case._restore_clock(data) for data in memento["clocks"]}
+        case.finished_cycles = [case._restore_clock(data) for data in memento["finished_cycles"]]
+        case._reported_gaps = {
+            name: {dt.date.fromisoformat(day) for day in days}
+            for name, days in memento["reported_gaps"].items()
+        }
+        return case
+
+    def _clock_memento(self, clock: MilestoneClock) -> dict[str, Any]:
+        # A spec the case's policy holds unchanged is not repeated: it keeps each case small.
+        return clock.to_memento(include_spec=self.policy.milestone(clock.key) != clock.spec)
+
+    def _restore_clock(self, memento: dict[str, Any]) -> MilestoneClock:
+        if memento["spec"] is not None:
+            spec = MilestoneSpec.model_validate(memento["spec"])
+        else:
+            spec = self.policy.milestone(memento["key"])
+            if spec is None:
+                raise ValueError(f"policy {self.policy.name!r} lost milestone {memento['key']!r}")
+        return MilestoneClock.from_memento(memento, spec, self.timekeeper_for(spec))
+
     # -- internals -----------------------------------------------------------------
 
     @staticmethod
@@ -368,3 +431,21 @@ class CaseSla:
                 reported.update(new)
                 outcomes.append(CalendarDataMissing(calendar_name, frozenset(new)))
         return outcomes
+
+
+def _event_to_data(event: CaseEvent) -> dict[str, Any]:
+    return {
+        "type": event.type,
+        "occurred_at": event.occurred_at.isoformat(),
+        "payload": dict(event.payload),
+        "actor": event.actor,
+    }
+
+
+def _event_from_data(data: dict[str, Any]) -> CaseEvent:
+    return CaseEvent(
+        type=data["type"],
+        occurred_at=dt.datetime.fromisoformat(data["occurred_at"]),
+        payload=data["payload"],
+        actor=data["actor"],
+    )

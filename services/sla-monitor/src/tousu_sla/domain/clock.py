@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from .calendar import TimeKeeper, to_utc
 from .policy import MilestoneSpec
@@ -96,6 +97,15 @@ class Firing:
     def lateness(self) -> dt.timedelta:
         """How long after its due instant it fired."""
         return self.fired_at - self.scheduled_for
+
+    @property
+    def threshold_key(self) -> str:
+        """The identity of the threshold that fired (unique within one milestone cycle)."""
+        if self.kind is FiringKind.WARNING:
+            return f"warning:{self.warn_fraction}"
+        if self.kind is FiringKind.ESCALATION:
+            return f"escalation:{self.repeat}"
+        return "breach"
 
 
 @dataclass(frozen=True)
@@ -392,6 +402,46 @@ class MilestoneClock:
             fired_now.append(firing)
         return fired_now
 
+    # -- memento (persistence) -------------------------------------------------------
+
+    def to_memento(self, *, include_spec: bool = True) -> dict[str, Any]:
+        """Everything needed to rebuild this clock exactly, as JSON-ready data."""
+        return {
+            "key": self.key,
+            "spec": self.spec.model_dump(mode="json") if include_spec else None,
+            "started_at": self.started_at.isoformat(),
+            "starting_level": self._starting_level.value,
+            "escalation_level": self.escalation_level.value,
+            "pauses": [_pause_to_data(pause) for pause in self.pauses],
+            "met_at": _iso(self.met_at),
+            "elapsed_when_met_us": _micros(self.elapsed_when_met),
+            "cancelled_at": _iso(self.cancelled_at),
+            "fired": {key: _firing_to_data(firing) for key, firing in self.fired.items()},
+            "calendar_gaps": sorted(day.isoformat() for day in self.calendar_gaps),
+        }
+
+    @classmethod
+    def from_memento(
+        cls, memento: dict[str, Any], spec: MilestoneSpec, timekeeper: TimeKeeper
+    ) -> MilestoneClock:
+        """Rebuild a clock saved by `to_memento`, counting on the given (current) timekeeper."""
+        clock = cls(
+            spec,
+            timekeeper,
+            dt.datetime.fromisoformat(memento["started_at"]),
+            escalation_level=EscalationLevel(memento["starting_level"]),
+        )
+        clock.escalation_level = EscalationLevel(memento["escalation_level"])
+        clock.pauses = [_pause_from_data(data) for data in memento["pauses"]]
+        clock.met_at = _from_iso(memento["met_at"])
+        clock.elapsed_when_met = _from_micros(memento["elapsed_when_met_us"])
+        clock.cancelled_at = _from_iso(memento["cancelled_at"])
+        clock.fired = {key: _firing_from_data(data) for key, data in memento["fired"].items()}
+        clock.calendar_gaps.update(dt.date.fromisoformat(day) for day in memento["calendar_gaps"])
+        if clock.pauses:
+            clock._reschedule()  # the constructor scheduled without the pauses
+        return clock
+
     # -- internals -----------------------------------------------------------------
 
     def _thresholds(self) -> list[_Threshold]:
@@ -480,3 +530,69 @@ class MilestoneClock:
                 f"its last change {last_change.isoformat()}"
             )
         return at
+
+
+def _iso(instant: dt.datetime | None) -> str | None:
+    return None if instant is None else instant.isoformat()
+
+
+def _from_iso(text: str | None) -> dt.datetime | None:
+    return None if text is None else dt.datetime.fromisoformat(text)
+
+
+def _micros(duration: dt.timedelta | None) -> int | None:
+    # Whole microseconds keep durations exact through JSON (floats would round).
+    return None if duration is None else duration // dt.timedelta(microseconds=1)
+
+
+def _from_micros(micros: int | None) -> dt.timedelta | None:
+    return None if micros is None else dt.timedelta(microseconds=micros)
+
+
+def _pause_to_data(pause: PauseInterval) -> dict[str, Any]:
+    return {
+        "started_at": pause.started_at.isoformat(),
+        "paused_by": pause.paused_by,
+        "reason": pause.reason,
+        "ended_at": _iso(pause.ended_at),
+        "resumed_by": pause.resumed_by,
+    }
+
+
+def _pause_from_data(data: dict[str, Any]) -> PauseInterval:
+    return PauseInterval(
+        started_at=dt.datetime.fromisoformat(data["started_at"]),
+        paused_by=data["paused_by"],
+        reason=data["reason"],
+        ended_at=_from_iso(data["ended_at"]),
+        resumed_by=data["resumed_by"],
+    )
+
+
+def _firing_to_data(firing: Firing) -> dict[str, Any]:
+    return {
+        "milestone_key": firing.milestone_key,
+        "kind": firing.kind.value,
+        "scheduled_for": firing.scheduled_for.isoformat(),
+        "fired_at": firing.fired_at.isoformat(),
+        "late": firing.late,
+        "elapsed_threshold_us": _micros(firing.elapsed_threshold),
+        "warn_fraction": firing.warn_fraction,
+        "escalation_level": firing.escalation_level.value if firing.escalation_level else None,
+        "repeat": firing.repeat,
+    }
+
+
+def _firing_from_data(data: dict[str, Any]) -> Firing:
+    level = data["escalation_level"]
+    return Firing(
+        milestone_key=data["milestone_key"],
+        kind=FiringKind(data["kind"]),
+        scheduled_for=dt.datetime.fromisoformat(data["scheduled_for"]),
+        fired_at=dt.datetime.fromisoformat(data["fired_at"]),
+        late=data["late"],
+        elapsed_threshold=_from_micros(data["elapsed_threshold_us"]),
+        warn_fraction=data["warn_fraction"],
+        escalation_level=EscalationLevel(level) if level else None,
+        repeat=data["repeat"],
+    )

@@ -1,0 +1,275 @@
+"""Fixtures for sla-monitor tests against the real broker and database.
+
+Every test gets its own topics (so a new consumer group does not replay earlier tests'
+complaints), an emptied ``sla_monitor`` schema with the defaults re-seeded, and a test
+policy set with second-scale targets on the 24x7 calendar.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import ConsumerRecord
+from asgi_lifespan import LifespanManager
+from tousu_shared.auth import new_api_key
+from tousu_shared.contracts import Envelope, Event
+from tousu_shared.contracts.case import CaseRouted
+from tousu_shared.contracts.complaint import (
+    ClassificationData,
+    ComplaintClassified,
+    ComplaintReceived,
+    ComplaintReclassified,
+)
+from tousu_shared.kafka import ensure_topics
+from tousu_shared.runtime import Service
+from tousu_shared.testing import (
+    KAFKA_BOOTSTRAP,
+    TOPIC_NAMESPACE,
+    envelopes,
+    read_topic,
+    test_settings,
+    truncate_schema,
+    wait_for,
+)
+from tousu_shared.topics import all_topic_names
+from tousu_sla.bootstrap import bootstrap
+from tousu_sla.domain import MatchCriteria, MilestoneSpec, SlaPolicy
+from tousu_sla.entrypoints.scheduler import SlaScheduler
+from tousu_sla.service_layer import services
+from tousu_sla.settings import SlaSettings
+
+ADMIN_KEY = new_api_key()[1]
+S = dt.timedelta(seconds=1)
+WAIT = {"pause_events": ("CustomerWaitStarted",), "resume_events": ("CustomerWaitEnded",)}
+
+
+def fast_policies() -> list[SlaPolicy]:
+    """Second-scale policies: `urgent` for immediate cases, a relaxed catch-all otherwise."""
+    return [
+        SlaPolicy(
+            name="urgent",
+            match=MatchCriteria(urgency=("immediate",)),
+            milestones=(
+                MilestoneSpec(key="first_response", name="First response",
+                              start_event="ComplaintReceived",
+                              stop_events=("FirstResponseSent",), target=2 * S,
+                              warn_fractions=(0.5, 0.75), escalation_interval=1 * S),
+                MilestoneSpec(key="resolve", name="Resolved", start_event="ComplaintReceived",
+                              stop_events=("CaseResolved",), target=600 * S, clock="business",
+                              calendar="24x7", **WAIT),
+            ),
+        ),
+        SlaPolicy(
+            name="relaxed",
+            milestones=(
+                MilestoneSpec(key="record", name="Recorded", start_event="ComplaintReceived",
+                              start_at_field="contact_at", stop_events=("ComplaintReceived",),
+                              target=60 * S),
+                MilestoneSpec(key="first_response", name="First response",
+                              start_event="ComplaintReceived",
+                              stop_events=("FirstResponseSent",), target=120 * S),
+                MilestoneSpec(key="resolve", name="Resolved", start_event="ComplaintReceived",
+                              stop_events=("CaseResolved",), target=600 * S, clock="business",
+                              calendar="24x7", **WAIT),
+                MilestoneSpec(key="follow_up", name="Follow-up", start_event="CaseResolved",
+                              stop_events=("SurveyScheduled",), target=120 * S,
+                              repeatable=True),
+            ),
+        ),
+    ]
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class SlaHarness:
+    """The service under test with helpers to feed events and watch what it publishes."""
+
+    policies = staticmethod(fast_policies)
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.runtime = service.runtime
+        self.settings: SlaSettings = service.runtime.settings  # type: ignore[assignment]
+        self.ctx: services.SlaContext = service.app.state.sla
+        self._producer = None
+
+    # -- events in --------------------------------------------------------------------
+
+    async def send(self, *events: Event) -> None:
+        """Publish contract events on their topics, as intake / routing / feedback would."""
+        if self._producer is None:
+            self._producer = self.runtime.producer()
+            await self._producer.start()
+        for event in events:
+            envelope = self.runtime.outbox.envelope(event)
+            await self._producer.send_and_wait(
+                self.settings.topic(event.topic), envelope.to_bytes(),
+                key=envelope.subject.encode(),
+            )
+
+    async def apply(self, *events: Event) -> None:
+        """Run events through the consumer's handler directly, one transaction each."""
+        for event in events:
+            envelope = self.runtime.outbox.envelope(event)
+            handler = self.service.handlers[event.event_type]
+            async with self.runtime.session_factory() as session, session.begin():
+                await handler(session, event, envelope)
+
+    # -- workers ----------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def running(self, *, scheduler: bool = True) -> AsyncIterator[asyncio.Event]:
+        """Run the consumer and relay (and the scheduler) until the block ends."""
+        stop = asyncio.Event()
+        consumer = self.service.consumer()
+        tasks = [asyncio.create_task(consumer.run(stop)),
+                 asyncio.create_task(self.service.relay().run(stop))]
+        if scheduler:
+            tasks += [asyncio.create_task(worker(stop)) for worker in self.service.background]
+        try:
+            await wait_for(consumer.ready.is_set)
+            yield stop
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
+
+    def scheduler(self) -> SlaScheduler:
+        """A scheduler of its own (as another process would run)."""
+        return SlaScheduler(self.settings, self.runtime.session_factory, self.ctx)
+
+    # -- events out -------------------------------------------------------------------
+
+    async def sla_events(
+        self, complaint_id: uuid.UUID, until: Callable[[list[Envelope]], bool],
+    ) -> list[Envelope]:
+        """SLA events published on Kafka for one complaint, once `until` holds for them."""
+        subject = str(complaint_id).encode()
+
+        def mine(records: Iterable[ConsumerRecord]) -> list[Envelope]:
+            return envelopes([record for record in records if record.key == subject])
+
+        records = await read_topic(self.settings.topic("sla.events"),
+                                   until=lambda rs: until(mine(rs)), timeout=30.0)
+        return mine(records)
+
+    # -- HTTP -------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def http(self, key: str = ADMIN_KEY) -> AsyncIterator[httpx.AsyncClient]:
+        """An HTTP client speaking to the app in-process."""
+        async with LifespanManager(self.service.app) as manager:
+            transport = httpx.ASGITransport(app=manager.app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://sla",
+                headers={"Authorization": f"Bearer {key}"},
+            ) as client:
+                yield client
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+        await self.runtime.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def fresh_schema_after_the_run() -> AsyncIterator[None]:
+    """Leave the schema as a fresh migration does (defaults in force, no test policies), so a
+    service started after the tests does not run on second-scale test targets."""
+    yield
+    service = bootstrap(test_settings(SlaSettings))
+    try:
+        await truncate_schema(service.runtime.engine, "sla_monitor")
+        async with service.runtime.session_factory() as session, session.begin():
+            await services.ensure_default_catalog(db_session=session,
+                                                  ctx=service.app.state.sla)
+    finally:
+        await service.runtime.close()
+
+
+@pytest.fixture
+async def sla() -> AsyncIterator[SlaHarness]:
+    """The service on topics of its own, with an empty schema and the test policies."""
+    namespace = f"{TOPIC_NAMESPACE}sla-{uuid.uuid4().hex[:8]}."
+    await ensure_topics(KAFKA_BOOTSTRAP,
+                        [(f"{namespace}{name}", parts) for name, parts in all_topic_names()])
+    service = bootstrap(test_settings(
+        SlaSettings, topic_namespace=namespace, bootstrap_admin_key=ADMIN_KEY,
+        scheduler_poll_ms=50, sse_poll_ms=50,
+    ))
+    await truncate_schema(service.runtime.engine, "sla_monitor")
+    harness = SlaHarness(service)
+    async with service.runtime.session_factory() as session, session.begin():
+        await services.ensure_default_catalog(db_session=session, ctx=harness.ctx)
+        await services.publish_policy_set(
+            fast_policies(), based_on_version=None, comment="test", actor="test",
+            db_session=session, ctx=harness.ctx,
+        )
+    yield harness
+    await harness.close()
+
+
+# -- contract event factories (fixtures so test modules need no imports of helpers) ------
+
+
+class Events:
+    """Builds contract events for one complaint."""
+
+    def __init__(self, complaint_id: uuid.UUID | None = None) -> None:
+        self.complaint_id = complaint_id or uuid.uuid4()
+
+    def received(self, at: dt.datetime | None = None, *,
+                 contact_at: dt.datetime | None = None) -> ComplaintReceived:
+        at = at or now()
+        return ComplaintReceived(
+            complaint_id=self.complaint_id, tracking_code="TS-1", channel="phone",
+            contact_at=contact_at or at, received_at=at, customer_ref="cust-1",
+            customer_tier="regular", contact_details_url="https://intake/contact",
+        )
+
+    @staticmethod
+    def classification(urgency: str, severity: str = "general") -> ClassificationData:
+        return ClassificationData(category="product_quality", severity=severity,
+                                  urgency=urgency, customer_tier="regular")
+
+    def classified(self, urgency: str, severity: str = "general") -> ComplaintClassified:
+        return ComplaintClassified(
+            complaint_id=self.complaint_id,
+            classification=self.classification(urgency, severity),
+            explanation={"urgency": "test"}, ruleset_version="test",
+        )
+
+    def reclassified(self, urgency: str, *, previous: str = "routine") -> ComplaintReclassified:
+        return ComplaintReclassified(
+            complaint_id=self.complaint_id, classification=self.classification(urgency),
+            previous=self.classification(previous), reason="customer is a hospital",
+            corrected_by="manager:zhao",
+        )
+
+    def routed(self, department: str = "quality", urgency: str = "routine",
+               at: dt.datetime | None = None) -> CaseRouted:
+        return self.case(CaseRouted, at, department=department, rule_id="r1",
+                         rule_reason="test", handler_level="agent",
+                         category="product_quality", severity="general", urgency=urgency,
+                         contact_details_url="https://intake/contact")
+
+    def case(self, cls: type[Event], at: dt.datetime | None = None, **fields: Any) -> Event:
+        at = at or now()
+        fields.setdefault("department", "quality")
+        return cls(complaint_id=self.complaint_id, actor="agent:li", occurred_at=at,
+                   recorded_at=at, case_version=1, **fields)
+
+
+@pytest.fixture
+def new_complaint() -> Callable[[], Events]:
+    """A factory of event builders, one complaint each."""
+    return Events
+

@@ -1,0 +1,207 @@
+"""Acceptance story (domain.md §7): Mr. Wang's scratched, blue-screening laptop, end to end.
+
+Intake, routing and the SLA monitor run together on the real Kafka and Postgres, each with
+its relay and consumer (and the SLA scheduler), and the story is driven only through their
+public APIs. The SLA policy in force for the test is the seed's `immediate` timeline with one
+story hour compressed into one second, so the whole case takes about twenty seconds; every
+step happens at 80% of its story time (apology at 0.8 s for "1 h", …).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from pydantic import TypeAdapter
+from tousu_intake.bootstrap import bootstrap as intake_bootstrap
+from tousu_intake.settings import IntakeSettings
+from tousu_routing.bootstrap import bootstrap as routing_bootstrap
+from tousu_routing.service_layer.defaults import ensure_defaults
+from tousu_routing.service_layer.departments import ensure_department_topics
+from tousu_routing.settings import RoutingSettings
+from tousu_shared.auth import new_api_key
+from tousu_shared.kafka import ensure_topics
+from tousu_shared.testing import (
+    KAFKA_BOOTSTRAP,
+    TOPIC_NAMESPACE,
+    envelopes,
+    read_topic,
+    test_settings,
+    truncate_schema,
+    wait_for,
+)
+from tousu_shared.topics import all_topic_names
+from tousu_sla.bootstrap import bootstrap as sla_bootstrap
+from tousu_sla.service_layer.services import ensure_default_catalog
+from tousu_sla.settings import SlaSettings
+
+pytestmark = pytest.mark.integration
+
+ADMIN_KEY = new_api_key()[1]
+STORY_HOUR = 1.0  # seconds of test time per hour of the story
+PACE = 0.8  # each step happens at this fraction of its story time
+
+
+def compressed(duration: str) -> str:
+    """An ISO 8601 duration of the story as test time (PT6H → PT6S, P1D → PT24S)."""
+    hours = TypeAdapter(timedelta).validate_python(duration).total_seconds() / 3600
+    return f"PT{hours * STORY_HOUR:g}S"
+
+
+@contextlib.asynccontextmanager
+async def running(services):
+    """Each service's API (in-process), relay, consumer and background workers."""
+    stop = asyncio.Event()
+    tasks = []
+    for service in services:
+        tasks.append(asyncio.create_task(service.relay().run(stop)))
+        tasks.append(asyncio.create_task(service.consumer().run(stop)))
+        tasks += [asyncio.create_task(worker(stop)) for worker in service.background]
+    clients = []
+    async with contextlib.AsyncExitStack() as stack:
+        for service in services:
+            app = (await stack.enter_async_context(LifespanManager(service.app))).app
+            clients.append(await stack.enter_async_context(httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://test",
+                headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            )))
+        try:
+            yield clients
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
+
+
+@pytest.fixture
+async def system():
+    """Intake, routing and SLA monitor on one fresh topic namespace with empty schemas."""
+    namespace = f"{TOPIC_NAMESPACE}e2e-{uuid.uuid4().hex[:6]}."
+    await ensure_topics(KAFKA_BOOTSTRAP,
+                        [(namespace + name, parts) for name, parts in all_topic_names()])
+    common = {"bootstrap_admin_key": ADMIN_KEY, "topic_namespace": namespace}
+    intake = intake_bootstrap(test_settings(IntakeSettings, **common))
+    routing = routing_bootstrap(test_settings(RoutingSettings, **common))
+    sla = sla_bootstrap(test_settings(SlaSettings, **common))
+    await truncate_schema(intake.runtime.engine, "intake")
+    await truncate_schema(routing.runtime.engine, "routing")
+    await truncate_schema(sla.runtime.engine, "sla_monitor")
+    async with routing.runtime.session_factory() as session, session.begin():
+        await ensure_defaults(db_session=session)
+    await ensure_department_topics(routing.runtime)
+    async with sla.runtime.session_factory() as session, session.begin():
+        await ensure_default_catalog(db_session=session, ctx=sla.app.state.sla)
+    yield intake, routing, sla, namespace
+
+
+async def install_compressed_immediate_policy(sla_http: httpx.AsyncClient) -> None:
+    """Put the seed's immediate timeline, compressed, in front for product-quality cases."""
+    current = (await sla_http.get("/v1/sla-policies")).json()
+    policies = current["policies"]
+    immediate = next(p for p in policies if p["name"] == "immediate")
+    story = {**immediate, "name": "worked-case-compressed",
+             "match": {**immediate["match"], "urgency": None,
+                       "category": ["product_quality"]}}
+    story["milestones"] = [
+        {**m, "target": compressed(m["target"]),
+         "escalation_interval": compressed(m["escalation_interval"])}
+        for m in immediate["milestones"]
+    ]
+    response = await sla_http.put("/v1/sla-policies", json={
+        "policies": [story, *policies], "based_on_version": current["version"],
+        "comment": "worked case, 1 story hour = 1 s",
+    })
+    assert response.status_code == 200, response.text
+
+
+async def test_mr_wangs_laptop_is_resolved_on_the_seed_timeline_without_a_breach(system):
+    intake, routing, sla, namespace = system
+    async with running([intake, routing, sla]) as (intake_http, routing_http, sla_http):
+        await install_compressed_immediate_policy(sla_http)
+
+        # 0 h: Mr. Wang phones: screen scratched, blue screen, wants return and refund.
+        started = time.monotonic()
+        created = await intake_http.post("/v1/complaints", json={
+            "channel": "phone",
+            "customer": {"name": "王先生", "phone": "13800138000", "preferred_contact": "phone"},
+            "description": "在电商平台买的笔记本电脑，收货后发现屏幕有划痕，而且出现蓝屏，"
+                           "我非常生气，要求退货退款。",
+            "requested_remedies": ["return", "refund"], "product_ref": "LAPTOP-X1",
+            "order_ref": "ORD-WANG-1", "amount": "6999.00", "emotion": "angry",
+        })
+        assert created.status_code == 201, created.text
+        complaint = created.json()
+        assert complaint["classification"]["category"] == "product_quality"
+        assert complaint["classification"]["severity"] == "serious"
+
+        async def routed_case() -> dict[str, Any] | None:
+            page = (await routing_http.get(
+                "/v1/cases", params={"complaint_id": complaint["id"]})).json()
+            return page["items"][0] if page["items"] else None
+
+        case = await wait_for(routed_case, timeout=15)
+        assert case["handler_level"] == "department_manager"  # serious → manager
+
+        async def act(action: str, story_hours: float, **body: Any) -> None:
+            await asyncio.sleep(max(0.0, started + story_hours * STORY_HOUR * PACE
+                                    - time.monotonic()))
+            response = await routing_http.post(
+                f"/v1/cases/{case['id']}/actions/{action}", json=body)
+            assert response.status_code == 200, (action, response.text)
+
+        await act("acknowledge", 0.5, note="called back at once")
+        await act("respond-to-customer", 1, note="立即道歉表示理解，承诺24小时内解决")
+        await act("start-investigation", 6, note="technician on site")
+        await act("record-root-cause", 12, root_cause="screen damaged in transport",
+                  responsible_person="warehouse and logistics")
+        await act("propose-solution", 12, solution="full refund plus ¥200 compensation")
+        await act("resolve", 18, resolution="refund and ¥200 compensation paid")
+
+        async def all_met() -> dict[str, Any] | None:
+            view = await sla_http.get(f"/v1/cases/{complaint['id']}/sla")
+            if view.status_code != 200:
+                return None
+            body = view.json()
+            story = {m["key"]: m for m in body["milestones"]
+                     if m["key"] in {"record", "first_response", "confirm", "root_cause",
+                                     "initial_solution", "resolve"}}
+            return body if len(story) == 6 and all(m["met_at"] for m in story.values()) \
+                else None
+
+        sla_view = await wait_for(all_met, timeout=20)
+        history = (await routing_http.get(f"/v1/cases/{case['id']}")).json()["history"]
+
+        async def resolved() -> dict[str, Any] | None:
+            body = (await intake_http.get(f"/v1/track/{complaint['tracking_code']}")).json()
+            return body if body["status"] == "resolved" else None
+
+        tracked = await wait_for(resolved, timeout=15)
+
+    assert sla_view["policy"] == "worked-case-compressed"
+    for milestone in sla_view["milestones"]:
+        if milestone["met_at"]:
+            assert milestone["within_target"] is True, milestone
+        assert milestone["state"] != "breached", milestone
+
+    assert [step["action"] for step in history] == [
+        "route", "acknowledge", "respond-to-customer", "start-investigation",
+        "record-root-cause", "propose-solution", "resolve",
+    ]
+    received = datetime.fromisoformat(complaint["received_at"])
+    offsets = [(datetime.fromisoformat(step["occurred_at"]) - received).total_seconds()
+               for step in history[1:]]
+    assert offsets == sorted(offsets)
+    assert tracked["next_step"].startswith("The solution has been carried out")
+
+    records = await read_topic(
+        f"{namespace}sla.events",
+        until=lambda rs: sum(r.key == complaint["id"].encode() for r in rs) >= 6,
+    )
+    kinds = [e.type for e in envelopes(records) if e.subject == complaint["id"]]
+    assert "SlaMet" in kinds and "SlaBreached" not in kinds
