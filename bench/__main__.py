@@ -99,7 +99,9 @@ def wrk(key: str, rate: int, seconds: int, connections: int | None = None) -> di
             **os.environ,
             "RATE": str(rate),
             "CONNECTIONS": str(connections),
-            "RUN": RUN,
+            # A tag per call: every wrk run restarts its counter, and equal complaints within
+            # minutes would be answered as duplicates instead of recorded.
+            "RUN": f"{RUN}-{uuid.uuid4().hex[:6]}",
             "ADMIN_KEY": key,
         },
         capture_output=True,
@@ -158,7 +160,7 @@ async def clean_up(settings: IntakeSettings) -> None:
             sa.text(
                 "DELETE FROM intake.complaint WHERE created_by = 'pgbench' OR description LIKE :run"
             ),
-            {"run": f"%({RUN} #%"},
+            {"run": f"%({RUN}%"},
         )
         await conn.execute(
             sa.text("DELETE FROM intake.outbox WHERE topic = 'pgbench' OR topic LIKE :ns"),

@@ -18,7 +18,7 @@ def create_engine(settings: ServiceSettings) -> AsyncEngine:
         settings.sqlalchemy_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=settings.db_pool_pre_ping,
         connect_args={"server_settings": {"search_path": settings.db_schema}},
     )
 

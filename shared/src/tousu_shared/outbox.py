@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Histogram
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
@@ -49,6 +50,7 @@ class OutboxMessage:
     """One unsent outbox row."""
 
     id: int
+    lane: int
     topic: str
     key: str
     value: bytes
@@ -129,17 +131,22 @@ class OutboxRelay:
         self._engine = engine
         self._producer_factory = producer_factory
         self._producer: AIOKafkaProducer | None = None
+        # Lanes whose next row could not be published in the last batch, with the reason.
+        self.blocked_lanes: dict[int, str] = {}
+        # lane → (monotonic time it may be tried again, current backoff in seconds)
+        self._lane_backoff: dict[int, tuple[float, float]] = {}
         # A test hook standing in for a crash between publishing and marking rows sent.
         self._after_publish = after_publish
         schema = settings.db_schema
         self._claim_lanes = text(
             f"SELECT l.lane FROM {schema}.outbox_lane l "
-            f"WHERE EXISTS (SELECT 1 FROM {schema}.outbox o "
+            "WHERE l.lane <> ALL(CAST(:resting AS smallint[])) "
+            f"AND EXISTS (SELECT 1 FROM {schema}.outbox o "
             "               WHERE o.lane = l.lane AND o.sent_at IS NULL) "
             "ORDER BY l.lane FOR UPDATE OF l SKIP LOCKED LIMIT :lanes"
         )
         self._fetch = text(
-            f"SELECT id, topic, message_key, value, created_at FROM {schema}.outbox "
+            f"SELECT id, lane, topic, message_key, value, created_at FROM {schema}.outbox "
             "WHERE sent_at IS NULL AND lane = ANY(:lanes) ORDER BY id LIMIT :limit"
         )
         self._mark_sent = text(f"UPDATE {schema}.outbox SET sent_at = now() WHERE id = ANY(:ids)")
@@ -172,7 +179,8 @@ class OutboxRelay:
                 (
                     await conn.execute(
                         self._claim_lanes,
-                        {"lanes": self._settings.relay_lanes_per_claim},
+                        {"lanes": self._settings.relay_lanes_per_claim,
+                         "resting": self._resting_lanes()},
                     )
                 )
                 .scalars()
@@ -190,21 +198,73 @@ class OutboxRelay:
             if not rows:
                 return 0
             producer = await self._get_producer()
-            headers = [("content-type", CONTENT_TYPE.encode())]
-            # send() only appends to the producer's batches; waiting on all keeps them pipelined.
-            deliveries = [
-                await producer.send(row.topic, row.value, key=row.key.encode(), headers=headers)
-                for row in rows
-            ]
-            await asyncio.gather(*deliveries)
+            sent, self.blocked_lanes = await self._publish(producer, rows)
             if self._after_publish is not None:
-                await self._after_publish(rows)
-            await conn.execute(self._mark_sent, {"ids": [row.id for row in rows]})
+                await self._after_publish(sent)
+            if sent:
+                await conn.execute(self._mark_sent, {"ids": [row.id for row in sent]})
+        for row in sent:
+            self._lane_backoff.pop(row.lane, None)
+        if self.blocked_lanes:
+            RELAY_ERRORS.labels(service).inc()
+            log.error("outbox lanes held back: %s", self.blocked_lanes)
+            self._rest(self.blocked_lanes)
+            await self._discard_producer()
         now = time.time()
-        PUBLISHED.labels(service).inc(len(rows))
-        for row in rows:
+        PUBLISHED.labels(service).inc(len(sent))
+        for row in sent:
             COMMIT_TO_PUBLISH.labels(service).observe(max(0.0, now - row.created_at.timestamp()))
-        return len(rows)
+        return len(sent)
+
+    def _resting_lanes(self) -> list[int]:
+        now = time.monotonic()
+        return [lane for lane, (until, _) in self._lane_backoff.items() if until > now]
+
+    def _rest(self, lanes: dict[int, str]) -> None:
+        """Back off held-back lanes exponentially (to 30 s); the other lanes keep their pace."""
+        now = time.monotonic()
+        for lane in lanes:
+            _, previous = self._lane_backoff.get(lane, (0.0, 0.0))
+            delay = min(max(previous * 2, 0.1), 30.0)
+            self._lane_backoff[lane] = (now + delay, delay)
+
+    async def _publish(
+        self, producer: AIOKafkaProducer, rows: list[OutboxMessage],
+    ) -> tuple[list[OutboxMessage], dict[int, str]]:
+        """Send rows in id order; a failure holds back its lane from that row on, not others."""
+        topics = {row.topic for row in rows}
+        if not topics <= producer.client.cluster.topics():
+            # Without this, a send to a missing topic blocks for the whole request timeout.
+            await producer.client.force_metadata_update()
+        known = producer.client.cluster.topics()
+        headers = [("content-type", CONTENT_TYPE.encode())]
+        blocked: dict[int, str] = {}
+        deliveries: list[tuple[OutboxMessage, asyncio.Future]] = []
+        for row in rows:
+            if row.lane in blocked:
+                continue
+            if row.topic not in known:
+                blocked[row.lane] = f"topic {row.topic} does not exist"
+                continue
+            try:
+                # send() only appends to the producer's batches; all of them go out pipelined.
+                future = await producer.send(
+                    row.topic, row.value, key=row.key.encode(), headers=headers,
+                )
+            except KafkaError as exc:
+                blocked[row.lane] = f"{type(exc).__name__}: {exc}"
+                continue
+            deliveries.append((row, future))
+        results = await asyncio.gather(*(f for _, f in deliveries), return_exceptions=True)
+        sent = []
+        for (row, _), result in zip(deliveries, results, strict=True):
+            if row.lane in blocked:
+                continue
+            if isinstance(result, BaseException):
+                blocked[row.lane] = f"{type(result).__name__}: {result}"
+                continue
+            sent.append(row)
+        return sent, blocked
 
     async def purge_sent(self) -> None:
         """Delete rows sent longer ago than the retention."""

@@ -25,6 +25,9 @@ class ServiceSettings(BaseSettings):
     db_password: SecretStr | None = None
     database_url: str | None = None
     db_pool_size: int = 10
+    # A ping per connection checkout costs a round trip on every request; off by default, a
+    # dropped connection is then noticed by its first query and the pool is invalidated.
+    db_pool_pre_ping: bool = False
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     # Prefixed to every topic name: tests run on their own topics this way.
@@ -50,6 +53,10 @@ class ServiceSettings(BaseSettings):
         if self.database_url:
             return self.database_url
         password = self.db_password.get_secret_value() if self.db_password else self.db_schema
+        return (
+                f"postgresql+asyncpg://{self.db_schema}:{password}@/{self.pg_database}"
+                f"?host={self.pg_host}&port={self.pg_port}"
+            )
         return (
             f"postgresql+asyncpg://{self.db_schema}:{password}"
             f"@{self.pg_host}:{self.pg_port}/{self.pg_database}"

@@ -13,9 +13,17 @@ from tousu_analytics.settings import AnalyticsSettings
 from tousu_shared.contracts import Envelope
 from tousu_shared.contracts.complaint import CustomerMessageAdded
 from tousu_shared.inbox import EventConsumer, PermanentFailure
-from tousu_shared.outbox import OutboxRelay
+from tousu_shared.kafka import ensure_topics
+from tousu_shared.outbox import OutboxRelay, lane_of
 from tousu_shared.runtime import Runtime
-from tousu_shared.testing import envelopes, read_topic, test_settings, truncate_schema, wait_for
+from tousu_shared.testing import (
+    KAFKA_BOOTSTRAP,
+    envelopes,
+    read_topic,
+    test_settings,
+    truncate_schema,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -257,3 +265,33 @@ async def test_per_complaint_order_holds_across_partitions_and_two_relays(runtim
     assert {uuid.UUID(k) for k in seen} == set(complaints)
     for sequence in seen.values():
         assert sequence == list(range(per_complaint))
+
+
+async def test_an_unpublishable_row_holds_back_only_its_own_lane(runtime):
+    stuck = uuid.uuid4()
+    flowing = next(c for c in iter(uuid.uuid4, None) if lane_of(str(c)) != lane_of(str(stuck)))
+    missing_topic = f"missing-{uuid.uuid4().hex[:8]}"
+    async with runtime.session_factory() as session, session.begin():
+        await runtime.outbox.enqueue(session, message(stuck, 1), topic=missing_topic)
+        await runtime.outbox.enqueue(session, message(stuck, 2))  # same key: must wait behind
+        await runtime.outbox.enqueue(session, message(flowing, 1))
+    relay = OutboxRelay(
+        runtime.settings.model_copy(update={"relay_lanes_per_claim": 16}),
+        runtime.engine, runtime.producer,
+    )
+    try:
+        assert await relay.relay_once() == 1
+        assert set(relay.blocked_lanes) == {lane_of(str(stuck))}
+        assert "does not exist" in relay.blocked_lanes[lane_of(str(stuck))]
+        # Once the topic exists, the held-back lane flows, in order, after its backoff.
+        await ensure_topics(KAFKA_BOOTSTRAP, [(runtime.settings.topic(missing_topic), 1)])
+        await asyncio.sleep(0.2)
+        assert await relay.relay_once() == 2
+    finally:
+        await relay.close()
+    records = await read_topic(
+        topic(runtime), until=lambda rs: {str(stuck).encode(), str(flowing).encode()}
+        <= {r.key for r in rs},
+    )
+    mine = [r for r in records if r.key == str(stuck).encode()]
+    assert [e.data["message_id"] for e in envelopes(mine)] == ["2"]

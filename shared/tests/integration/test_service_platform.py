@@ -11,10 +11,11 @@ import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
+from tousu_routing.service_layer.defaults import ensure_defaults
 from tousu_shared.auth import new_api_key
 from tousu_shared.migrations import downgrade, upgrade
 from tousu_shared.runtime import Service
-from tousu_shared.testing import test_settings, wait_for
+from tousu_shared.testing import test_settings, truncate_schema, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -93,6 +94,11 @@ async def test_credential_issued_on_one_service_works_on_another_and_revokes_eve
     kafka_topics,
 ):
     intake, routing = build("intake"), build("routing")
+    # Start from empty outboxes: rows left by other runs would be published here too.
+    await truncate_schema(intake.runtime.engine, "intake")
+    await truncate_schema(routing.runtime.engine, "routing")
+    async with routing.runtime.session_factory() as session, session.begin():
+        await ensure_defaults(db_session=session)
     stop = asyncio.Event()
     workers = [
         intake.relay().run(stop),
@@ -116,7 +122,7 @@ async def test_credential_issued_on_one_service_works_on_another_and_revokes_eve
                 response = await routing_http.get(
                     "/v1/admin/credentials", headers=bearer(ADMIN_KEY)
                 )
-                return any(c["name"] == "desk-7" for c in response.json())
+                return any(c["key_id"] == issued.json()["key_id"] for c in response.json())
 
             await wait_for(listed_on_routing)
             # An agent may not administer credentials anywhere.

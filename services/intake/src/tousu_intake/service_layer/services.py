@@ -65,6 +65,36 @@ from tousu_intake.settings import IntakeSettings
 
 PII_FIELDS = ("name", "phone", "email", "address")
 
+# The write path's statements, compiled once: building them per request (forty columns of
+# value coercion) cost more CPU than the database work itself.
+INSERT_COMPLAINT = complaint.insert()
+INSERT_CONTACT = complaint_contact.insert()
+INSERT_MESSAGE = complaint_message.insert()
+RECENT_COMPLAINTS = (
+    sa.select(complaint.c.id)
+    .join(complaint_contact, complaint_contact.c.complaint_id == complaint.c.id)
+    .where(
+        sa.or_(
+            complaint_contact.c.phone_index == sa.bindparam("phone_index"),
+            complaint_contact.c.email_index == sa.bindparam("email_index"),
+        ),
+        complaint.c.received_at >= sa.bindparam("since"),
+    )
+    .order_by(complaint.c.received_at.desc())
+    .limit(50)
+)
+_CLAIM = pg_insert(idempotency_key)
+CLAIM_KEY = _CLAIM.on_conflict_do_nothing().returning(idempotency_key.c.key)
+# Automatic keys only guard a short window; an older one is free to reuse.
+CLAIM_EXPIRED_OR_NEW_KEY = _CLAIM.on_conflict_do_update(
+    index_elements=[idempotency_key.c.credential, idempotency_key.c.key],
+    set_={
+        name: _CLAIM.excluded[name]
+        for name in ("request_hash", "complaint_id", "response", "created_at")
+    },
+    where=idempotency_key.c.created_at < sa.bindparam("reuse_before"),
+).returning(idempotency_key.c.key)
+
 
 @dataclass
 class IntakeContext:
@@ -221,7 +251,8 @@ async def submit_complaint(
         if replay is not None:
             return replay, True
     await db_session.execute(
-        complaint.insert().values(
+        INSERT_COMPLAINT,
+        dict(
             id=complaint_id,
             tracking_code=tracking_code,
             channel=body.channel,
@@ -255,12 +286,13 @@ async def submit_complaint(
             status=status,
             status_changed_at=received_at,
             created_by=principal.actor,
-        )
+        ),
     )
     row_id = str(complaint_id)
     customer = body.customer
     await db_session.execute(
-        complaint_contact.insert().values(
+        INSERT_CONTACT,
+        dict(
             complaint_id=complaint_id,
             key_id=cipher.active_key_id,
             name_ct=cipher.encrypt(customer.name, row_id=row_id, field="name"),
@@ -270,11 +302,12 @@ async def submit_complaint(
             phone_index=phone_index,
             email_index=email_index,
             preferred_contact=customer.preferred_contact,
-        )
+        ),
     )
     if body.evidence:
         await db_session.execute(
-            complaint_message.insert().values(
+            INSERT_MESSAGE,
+            dict(
                 id=uuid.uuid4(),
                 complaint_id=complaint_id,
                 channel=body.channel,
@@ -282,7 +315,7 @@ async def submit_complaint(
                 evidence=[e.model_dump(mode="json") for e in body.evidence],
                 added_at=received_at,
                 added_by=principal.actor,
-            )
+            ),
         )
     contact_url = f"{settings.public_base_url}/v1/complaints/{complaint_id}?include=contact"
     await context.outbox.enqueue_many(
@@ -336,27 +369,19 @@ async def _claim_idempotency_key(
     db_session: AsyncSession,
 ) -> ComplaintCreated | None:
     """Reserve the key with this request's answer, or return the answer of its first use."""
-    statement = pg_insert(idempotency_key).values(
-        credential=principal.key_id,
-        key=key,
-        request_hash=request_hash,
-        complaint_id=created.id,
-        response=created.model_dump(mode="json"),
-    )
+    row = {
+        "credential": principal.key_id,
+        "key": key,
+        "request_hash": request_hash,
+        "complaint_id": created.id,
+        "response": created.model_dump(mode="json"),
+    }
     if key.startswith("auto:"):
-        # Automatic keys only guard a short window; an older one is free to reuse.
         window = timedelta(minutes=context.settings.duplicate_window_minutes)
-        statement = statement.on_conflict_do_update(
-            index_elements=[idempotency_key.c.credential, idempotency_key.c.key],
-            set_={
-                name: statement.excluded[name]
-                for name in ("request_hash", "complaint_id", "response", "created_at")
-            },
-            where=idempotency_key.c.created_at < datetime.now(UTC) - window,
-        )
+        row["reuse_before"] = datetime.now(UTC) - window
+        claimed = (await db_session.execute(CLAIM_EXPIRED_OR_NEW_KEY, row)).first()
     else:
-        statement = statement.on_conflict_do_nothing()
-    claimed = (await db_session.execute(statement.returning(idempotency_key.c.key))).first()
+        claimed = (await db_session.execute(CLAIM_KEY, row)).first()
     if claimed is not None:
         return None
     stored = (
@@ -384,19 +409,11 @@ async def _recent_complaints(
     db_session: AsyncSession,
 ) -> list[uuid.UUID]:
     """Complaints by the same customer (same phone or email) since a time."""
-    conditions = []
-    if phone_index:
-        conditions.append(complaint_contact.c.phone_index == phone_index)
-    if email_index:
-        conditions.append(complaint_contact.c.email_index == email_index)
-    if not conditions:
+    if not (phone_index or email_index):
         return []
     rows = await db_session.execute(
-        sa.select(complaint.c.id)
-        .join(complaint_contact, complaint_contact.c.complaint_id == complaint.c.id)
-        .where(sa.or_(*conditions), complaint.c.received_at >= since)
-        .order_by(complaint.c.received_at.desc())
-        .limit(50)
+        RECENT_COMPLAINTS,
+        {"phone_index": phone_index, "email_index": email_index, "since": since},
     )
     return list(rows.scalars())
 
@@ -604,7 +621,8 @@ async def add_message(
     message_id, added_at = uuid.uuid4(), datetime.now(UTC)
     evidence = [e.model_dump(mode="json") for e in body.evidence]
     await db_session.execute(
-        complaint_message.insert().values(
+        INSERT_MESSAGE,
+        dict(
             id=message_id,
             complaint_id=complaint_id,
             channel=body.channel,
@@ -612,7 +630,7 @@ async def add_message(
             evidence=evidence,
             added_at=added_at,
             added_by=principal.actor,
-        )
+        ),
     )
     await context.outbox.enqueue(
         db_session,
