@@ -82,7 +82,9 @@ def intake_processes(env: dict[str, str]):
 
 def wrk(key: str, rate: int, seconds: int, connections: int | None = None) -> dict:
     """One rate step with wrk; returns its RESULT line."""
-    connections = connections or max(8, min(256, rate // 20))
+    # Each connection waits CONNECTIONS/RATE s between requests (wrk's delay hook), so there
+    # must be enough of them to cover the latency, or the loop closes and caps the rate.
+    connections = connections or max(16, min(512, rate // 4))
     out = subprocess.run(
         [
             ensure_tool("wrk", "wrk"),

@@ -72,7 +72,8 @@ for service in "${ORDER[@]}"; do
 done
 echo "  Kafka        127.0.0.1:${KAFKA_PORT:-9092}"
 echo "  PostgreSQL   127.0.0.1:${PG_PORT:-5432}/tousu"
-echo "  Admin key    $KEY_FILE  (send as 'Authorization: Bearer <key>')"
+echo "  Admin key    $ADMIN_KEY"
+echo "               (also in $KEY_FILE; send as 'Authorization: Bearer <key>')"
 echo
 echo "Ctrl-C or 'make stop' stops everything."
 if [ -t 0 ] || [ -z "${CI:-}" ]; then

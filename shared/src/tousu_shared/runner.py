@@ -12,9 +12,11 @@ from collections.abc import Callable, Iterator
 
 import uvicorn
 
+from tousu_shared.kafka import ensure_topics
 from tousu_shared.logging import configure_logging
 from tousu_shared.migrations import downgrade, upgrade
 from tousu_shared.runtime import Service
+from tousu_shared.topics import all_topic_names
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,13 @@ async def serve(service: Service, roles: tuple[str, ...]) -> None:
     def _shutdown() -> None:
         stop.set()
         server.should_exit = True
+
+    if {"consumer", "relay"} & set(roles):
+        # The registry's topics, idempotently: a consumer of a missing topic would wait in
+        # start() and not even stop on a signal.
+        await ensure_topics(settings.kafka_bootstrap, [
+            (settings.topic(name), partitions) for name, partitions in all_topic_names()
+        ])
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
