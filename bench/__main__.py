@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 PORT = int(os.environ.get("BENCH_INTAKE_PORT", "18001"))
 API_PROCESSES = int(os.environ.get("BENCH_API_PROCESSES", "2"))
 STEP_SECONDS = int(os.environ.get("BENCH_STEP_SECONDS", "10"))
-RATES = [int(r) for r in os.environ.get("BENCH_RATES", "250,500,1000,1500,2000").split(",")]
+RATES = [int(r) for r in os.environ.get("BENCH_RATES", "50,100,150,200,300,500,1000").split(",")]
 RUN = f"bench-{uuid.uuid4().hex[:8]}"
 
 
