@@ -136,7 +136,7 @@ async def get_session(request: Request):
 DbSession = Annotated[AsyncSession, Depends(get_session)]
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     """The service runtime."""
     return request.app.state.runtime
 

@@ -11,6 +11,7 @@ import socket
 from collections.abc import Callable, Iterator
 
 import uvicorn
+import uvloop
 
 from tousu_shared.kafka import ensure_topics
 from tousu_shared.logging import configure_logging
@@ -117,4 +118,5 @@ def main(build: Callable[[], Service], argv: list[str] | None = None) -> None:
         return
     roles = ROLES if args.command == "all" else (args.command,)
     log.info("starting %s on %s:%s", ", ".join(roles), settings.http_host, settings.http_port)
-    asyncio.run(serve(service, roles))
+    # uvloop: uvicorn picks it only for loops it creates itself, and this one is ours.
+    uvloop.run(serve(service, roles))

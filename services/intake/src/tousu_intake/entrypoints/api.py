@@ -57,7 +57,7 @@ class PayloadTooLarge(ServiceError):
     code = "payload_too_large"
 
 
-def get_context(request: Request) -> IntakeContext:
+async def get_context(request: Request) -> IntakeContext:
     """The intake use cases' collaborators."""
     return request.app.state.intake
 

@@ -36,7 +36,7 @@ Writer = Annotated[Principal, require("sla:write")]
 PageSize = Annotated[int, Query(ge=1, le=500)]
 
 
-def get_context(request: Request) -> services.SlaContext:
+async def get_context(request: Request) -> services.SlaContext:
     """The SLA use cases' collaborators."""
     return request.app.state.sla
 
