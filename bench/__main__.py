@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 PORT = int(os.environ.get("BENCH_INTAKE_PORT", "18001"))
 API_PROCESSES = int(os.environ.get("BENCH_API_PROCESSES", "2"))
 STEP_SECONDS = int(os.environ.get("BENCH_STEP_SECONDS", "10"))
-RATES = [int(r) for r in os.environ.get("BENCH_RATES", "50,100,150,200,300,500,1000").split(",")]
+CONCURRENCY = [int(c) for c in os.environ.get("BENCH_CONCURRENCY", "1,2,4,8,16,32,64").split(",")]
 RUN = f"bench-{uuid.uuid4().hex[:8]}"
 
 
@@ -80,15 +80,12 @@ def intake_processes(env: dict[str, str]):
         logs.close()
 
 
-def wrk(key: str, rate: int, seconds: int, connections: int | None = None) -> dict:
-    """One rate step with wrk; returns its RESULT line."""
-    # Each connection waits CONNECTIONS/RATE s between requests (wrk's delay hook), so there
-    # must be enough of them to cover the latency, or the loop closes and caps the rate.
-    connections = connections or max(16, min(512, rate // 4))
+def wrk(key: str, connections: int, seconds: int, rate: int = 0) -> dict:
+    """One step with wrk: closed loop over ``connections`` (or paced to ``rate``/s)."""
     out = subprocess.run(
         [
             ensure_tool("wrk", "wrk"),
-            "-t2",
+            f"-t{min(2, connections)}",
             f"-c{connections}",
             f"-d{seconds}s",
             "--timeout",
@@ -113,6 +110,7 @@ def wrk(key: str, rate: int, seconds: int, connections: int | None = None) -> di
     line = next(line for line in out.splitlines() if line.startswith("RESULT "))
     result = json.loads(line.removeprefix("RESULT "))
     result["rate"] = result["created"] / result["seconds"]
+    result["connections"] = connections
     return result
 
 
@@ -198,34 +196,37 @@ def main() -> None:
     }
     print(
         f"Tousu bench {RUN}: {os.cpu_count()} cores; intake = {API_PROCESSES} API processes "
-        f"+ 1 relay; wrk drives POST /v1/complaints with distinct complaints, "
+        f"+ 1 relay; wrk posts distinct complaints, "
         f"{STEP_SECONDS} s per step",
         flush=True,
     )
     try:
         with intake_processes(env):
-            wrk(key, 200, 3)  # warm-up: jieba, connection pools, prepared statements
-            print("\nintake write path (open rate per step, 201s only):")
+            wrk(key, 8, 3)  # warm-up: jieba, connection pools, prepared statements
+            print("\nintake write path (closed loop: each connection sends as soon as answered):")
             print(
-                f"  {'offered/s':>10} {'sustained/s':>12} {'p50 ms':>8} {'p99 ms':>8} "
+                f"  {'connections':>11} {'complaints/s':>13} {'p50 ms':>8} {'p99 ms':>8} "
                 f"{'max ms':>8} {'non-201':>8}"
             )
-            best = 0.0
-            for rate in RATES:
-                result = wrk(key, rate, STEP_SECONDS)
-                best = max(best, result["rate"])
+            steps = []
+            for connections in CONCURRENCY:
+                result = wrk(key, connections, STEP_SECONDS)
+                steps.append(result)
                 print(
-                    f"  {rate:>10} {result['rate']:>12.0f} {result['p50_ms']:>8.1f} "
+                    f"  {connections:>11} {result['rate']:>13.0f} {result['p50_ms']:>8.1f} "
                     f"{result['p99_ms']:>8.1f} {result['max_ms']:>8.1f} "
                     f"{result['failed'] + result['errors']:>8}",
                     flush=True,
                 )
-                if result["rate"] < 0.9 * rate:
-                    break
-            half = max(50, int(best / 2))
+            best = max(step["rate"] for step in steps)
+            half = min(steps, key=lambda step: abs(step["rate"] - best / 2))
             print(
-                f"\nend to end at half the best rate ({half}/s): 201 → ComplaintClassified "
-                "readable on Kafka",
+                f"\n  best {best:.0f}/s; at about half of it ({half['rate']:.0f}/s, "
+                f"{half['connections']} connections): p50 {half['p50_ms']:.1f} ms, "
+                f"p99 {half['p99_ms']:.1f} ms"
+            )
+            print(
+                "\nend to end under that load: 201 → ComplaintClassified readable on Kafka",
                 flush=True,
             )
             latencies, load = asyncio.run(
@@ -237,12 +238,11 @@ def main() -> None:
                     seconds=STEP_SECONDS,
                     sample_rate=20,
                     run=RUN,
-                    background=lambda: wrk(key, half, STEP_SECONDS),
+                    background=lambda: wrk(key, half["connections"], STEP_SECONDS),
                 )
             )
             print(
-                f"  {len(latencies)} samples: {summary(latencies)}; "
-                f"background load p99 {load['p99_ms']:.1f} ms at {load['rate']:.0f}/s"
+                f"  {len(latencies)} samples: {summary(latencies)}; background {load['rate']:.0f}/s"
             )
         ceiling = pgbench_ceiling(settings, STEP_SECONDS)
         print(

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 from tousu_shared.auth import Principal, require
 from tousu_shared.contracts.complaint import Category, Channel, Severity, Urgency
 from tousu_shared.errors import InvalidInput, ServiceError
@@ -76,7 +77,12 @@ async def _body(request: Request, *, limit: int, media_types: tuple[str, ...]) -
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body is larger than {limit} bytes", field="body")
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except ClientDisconnect as exc:
+        # The caller hung up mid-body: nothing was written, and there is no one to answer.
+        raise InvalidInput("the client disconnected before sending the whole body",
+                           field="body") from exc
     if len(raw) > limit:
         raise PayloadTooLarge(f"the body is larger than {limit} bytes", field="body")
     return media_type, raw
