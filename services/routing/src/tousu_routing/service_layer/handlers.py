@@ -23,6 +23,20 @@ from tousu_routing.domain import ClosureReason
 from tousu_routing.service_layer import cases
 
 
+def _dead_letter_when_unknown(handler: Handler) -> Handler:
+    """An event about a complaint or case routing never saw can never apply."""
+
+    async def wrapped(session: AsyncSession, event: Event, envelope: Envelope) -> None:
+        try:
+            await handler(session, event, envelope)
+        except (cases.ComplaintNotReceived, cases.CaseNotOpened) as exc:
+            # One complaint's events share a partition, so what is missing was dead-lettered
+            # or never sent; waiting would not bring it.
+            raise PermanentFailure(str(exc)) from exc
+
+    return wrapped
+
+
 def event_handlers(runtime: Runtime) -> dict[str, Handler]:
     """Event type → handler."""
 
@@ -36,92 +50,62 @@ def event_handlers(runtime: Runtime) -> dict[str, Handler]:
         session: AsyncSession, event: Event, envelope: Envelope,
     ) -> None:
         assert isinstance(event, ComplaintClassified)
-        try:
-            await cases.open_case(runtime, event.complaint_id, event.classification,
-                                  db_session=session)
-        except cases.ComplaintNotReceived as exc:
-            # One complaint's events share a partition, so a missing ComplaintReceived was
-            # dead-lettered or never sent; waiting would not bring it.
-            raise PermanentFailure(str(exc)) from exc
+        await cases.open_case(runtime, event.complaint_id, event.classification,
+                              db_session=session)
 
     async def on_complaint_reclassified(
         session: AsyncSession, event: Event, envelope: Envelope,
     ) -> None:
         assert isinstance(event, ComplaintReclassified)
-        try:
-            await cases.apply_reclassification(
-                runtime, event.complaint_id, event.classification, reason=event.reason,
-                corrected_by=event.corrected_by, db_session=session,
-            )
-        except cases.ComplaintNotReceived as exc:
-            raise PermanentFailure(str(exc)) from exc
+        await cases.apply_reclassification(
+            runtime, event.complaint_id, event.classification, reason=event.reason,
+            corrected_by=event.corrected_by, db_session=session,
+        )
 
-    async def on_sla_breached(session: AsyncSession, event: Event, envelope: Envelope) -> None:
-        assert isinstance(event, SlaBreached)
-        try:
-            await cases.escalate_for_breach(
-                runtime, event.complaint_id, milestone=event.milestone, policy=event.policy,
-                due_at=event.due_at, db_session=session,
-            )
-        except cases.CaseNotOpened as exc:
-            raise PermanentFailure(str(exc)) from exc
-
-    async def on_sla_still_overdue(
-        session: AsyncSession, event: Event, envelope: Envelope,
-    ) -> None:
-        assert isinstance(event, SlaEscalated)
-        # repeat 0 accompanies the SlaBreached that already raised the case one level.
-        if event.repeat == 0:
+    async def on_sla_overdue(session: AsyncSession, event: Event, envelope: Envelope) -> None:
+        assert isinstance(event, SlaBreached | SlaEscalated)
+        # An SlaEscalated with repeat 0 comes with the SlaBreached that already raised the
+        # case one level; later repeats mean it is still overdue.
+        if isinstance(event, SlaEscalated) and event.repeat == 0:
             return
-        try:
-            await cases.escalate_for_breach(
-                runtime, event.complaint_id, milestone=event.milestone, policy=event.policy,
-                due_at=event.due_at, db_session=session,
-            )
-        except cases.CaseNotOpened as exc:
-            raise PermanentFailure(str(exc)) from exc
+        await cases.escalate_for_breach(
+            runtime, event.complaint_id, milestone=event.milestone, policy=event.policy,
+            due_at=event.due_at, db_session=session,
+        )
 
     async def on_customer_dissatisfied(
         session: AsyncSession, event: Event, envelope: Envelope,
     ) -> None:
         assert isinstance(event, CustomerDissatisfied)
-        try:
-            await cases.reopen_for_dissatisfaction(
-                runtime, event.complaint_id, comment=event.comment,
-                satisfaction=event.satisfaction, db_session=session,
-            )
-        except cases.CaseNotOpened as exc:
-            raise PermanentFailure(str(exc)) from exc
+        await cases.reopen_for_dissatisfaction(
+            runtime, event.complaint_id, comment=event.comment,
+            satisfaction=event.satisfaction, db_session=session,
+        )
 
     async def on_customer_confirmed(
         session: AsyncSession, event: Event, envelope: Envelope,
     ) -> None:
         assert isinstance(event, CustomerConfirmed)
-        try:
-            await cases.close_after_feedback(
-                runtime, event.complaint_id, reason=ClosureReason.CUSTOMER_CONFIRMED,
-                happened_at=event.confirmed_at, db_session=session,
-            )
-        except cases.CaseNotOpened as exc:
-            raise PermanentFailure(str(exc)) from exc
+        await cases.close_after_feedback(
+            runtime, event.complaint_id, reason=ClosureReason.CUSTOMER_CONFIRMED,
+            happened_at=event.confirmed_at, db_session=session,
+        )
 
     async def on_survey_expired(session: AsyncSession, event: Event, envelope: Envelope) -> None:
         assert isinstance(event, SurveyExpired)
-        try:
-            await cases.close_after_feedback(
-                runtime, event.complaint_id, reason=ClosureReason.NO_RESPONSE,
-                happened_at=None, db_session=session,
-            )
-        except cases.CaseNotOpened as exc:
-            raise PermanentFailure(str(exc)) from exc
+        await cases.close_after_feedback(
+            runtime, event.complaint_id, reason=ClosureReason.NO_RESPONSE,
+            happened_at=None, db_session=session,
+        )
 
-    return {
+    handlers: dict[str, Handler] = {
         ComplaintReceived.event_type: on_complaint_received,
         ComplaintClassified.event_type: on_complaint_classified,
         ComplaintReclassified.event_type: on_complaint_reclassified,
-        SlaBreached.event_type: on_sla_breached,
-        SlaEscalated.event_type: on_sla_still_overdue,
+        SlaBreached.event_type: on_sla_overdue,
+        SlaEscalated.event_type: on_sla_overdue,
         CustomerDissatisfied.event_type: on_customer_dissatisfied,
         CustomerConfirmed.event_type: on_customer_confirmed,
         SurveyExpired.event_type: on_survey_expired,
     }
+    return {event_type: _dead_letter_when_unknown(h) for event_type, h in handlers.items()}
