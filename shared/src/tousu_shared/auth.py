@@ -45,6 +45,7 @@ Scope = Literal[
     "cases:manage",
     "departments:write",
     "sla:read",
+    "sla:pause",
     "sla:write",
     "feedback:write",
     "feedback:read",
@@ -64,6 +65,7 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
             "cases:read",
             "cases:act",
             "sla:read",
+            "sla:pause",
             "feedback:write",
             "feedback:read",
         }
@@ -78,12 +80,15 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
             "cases:act",
             "cases:manage",
             "sla:read",
+            "sla:pause",
             "feedback:write",
             "feedback:read",
             "analytics:read",
         }
     ),
-    "ops": frozenset({"complaints:read", "cases:read", "sla:read", "sla:write", "analytics:read"}),
+    "ops": frozenset(
+        {"complaints:read", "cases:read", "sla:read", "sla:pause", "sla:write", "analytics:read"}
+    ),
     "analyst": frozenset(
         {"complaints:read", "cases:read", "sla:read", "analytics:read", "feedback:read"}
     ),

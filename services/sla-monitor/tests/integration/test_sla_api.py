@@ -304,3 +304,27 @@ async def test_event_log_rejects_a_second_firing_of_one_threshold(sla, new_compl
         ))).scalars().all()
     assert keys and len(keys) == len(set(keys))
     assert await sla.scheduler().run_once() == 0  # nothing left due: nothing fires again
+
+
+async def test_agents_pause_only_their_own_departments_clocks(sla, new_complaint):
+    complaint = new_complaint()
+    await sla.apply(complaint.received(ago(60)), complaint.routed(department="quality"))
+    url = f"/v1/cases/{complaint.complaint_id}/sla/customer-wait"
+    async with sla.http() as admin:
+        keys = {}
+        for name, role, department in [("qa", "agent", "quality"), ("lg", "agent", "logistics"),
+                                       ("bi", "analyst", None)]:
+            issued = await admin.post("/v1/admin/credentials", json={
+                "name": name, "role": role, "department": department})
+            keys[name] = issued.json()["api_key"]
+    async with sla.http(keys["lg"]) as other_department:
+        assert (await other_department.post(url, json={"reason": "x"})).status_code == 404
+    async with sla.http(keys["bi"]) as analyst:
+        assert (await analyst.post(url, json={"reason": "x"})).status_code == 403
+    async with sla.http(keys["qa"]) as agent:
+        paused = await agent.post(url, json={"reason": "waiting for the customer's photos"})
+        assert paused.status_code == 200, paused.text
+        resolve = next(m for m in paused.json()["milestones"] if m["key"] == "resolve")
+        assert resolve["pauses"][0]["paused_by"] == "agent:qa"
+        # Policies stay out of an agent's reach.
+        assert (await agent.put("/v1/sla-policies", json={})).status_code == 403

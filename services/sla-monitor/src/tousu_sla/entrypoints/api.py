@@ -33,6 +33,8 @@ router = APIRouter(prefix="/v1", tags=["sla-monitor"])
 
 Reader = Annotated[Principal, require("sla:read")]
 Writer = Annotated[Principal, require("sla:write")]
+# Agents and managers pause their own department's clocks while they wait for the customer.
+Pauser = Annotated[Principal, require("sla:pause")]
 PageSize = Annotated[int, Query(ge=1, le=500)]
 
 
@@ -70,7 +72,7 @@ async def get_case_sla(
 
 @router.post("/cases/{case_id}/sla/customer-wait")
 async def start_customer_wait(
-    case_id: uuid.UUID, body: CustomerWait, principal: Writer, session: DbSession,
+    case_id: uuid.UUID, body: CustomerWait, principal: Pauser, session: DbSession,
     runtime: RuntimeDep, ctx: Context,
 ) -> CaseSlaRead:
     """The case waits for the customer: milestones whose policy allows it stop counting."""
@@ -79,7 +81,7 @@ async def start_customer_wait(
 
 @router.delete("/cases/{case_id}/sla/customer-wait")
 async def end_customer_wait(
-    case_id: uuid.UUID, principal: Writer, session: DbSession, runtime: RuntimeDep,
+    case_id: uuid.UUID, principal: Pauser, session: DbSession, runtime: RuntimeDep,
     ctx: Context,
 ) -> CaseSlaRead:
     """The customer answered: paused milestones count again."""
@@ -91,6 +93,9 @@ async def _customer_wait(
     session: DbSession, runtime: RuntimeDep, ctx: services.SlaContext,
 ) -> CaseSlaRead:
     async with session.begin():
+        current = await services.case_sla(case_id, db_session=session, ctx=ctx)
+        if not principal.may_see_department(current.sla.attributes.department or ""):
+            raise NotFound(f"no SLA for case {case_id}", field="case_id")
         await services.record_customer_wait(
             case_id, waiting=waiting, reason=reason, actor=principal.actor,
             db_session=session, ctx=ctx,
