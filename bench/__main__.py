@@ -15,8 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import sqlalchemy as sa
+from aiokafka.admin import AIOKafkaAdminClient
 from tousu_intake.settings import IntakeSettings
 from tousu_shared.auth import new_api_key
+from tousu_shared.db import create_engine
 from tousu_shared.kafka import ensure_topics
 from tousu_shared.topics import all_topic_names
 
@@ -150,10 +153,7 @@ def pgbench_ceiling(settings: IntakeSettings, seconds: int) -> float:
 
 
 async def clean_up(settings: IntakeSettings) -> None:
-    """Remove what the bench wrote, so a development database keeps only its own data."""
-    import sqlalchemy as sa
-    from tousu_shared.db import create_engine
-
+    """Remove what the bench wrote, so a development stack keeps only its own data."""
     engine = create_engine(settings)
     async with engine.begin() as conn:
         await conn.execute(
@@ -173,6 +173,14 @@ async def clean_up(settings: IntakeSettings) -> None:
             )
         )
     await engine.dispose()
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        ours = [name for name in await admin.list_topics() if name.startswith(f"{RUN}.")]
+        if ours:
+            await admin.delete_topics(ours)
+    finally:
+        await admin.close()
 
 
 def main() -> None:

@@ -10,11 +10,12 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -123,10 +124,19 @@ async def wait_for(
 
 
 @pytest.fixture(scope="session")
-async def kafka_topics() -> str:
-    """Creates this run's topics; yields their namespace."""
+async def kafka_topics() -> AsyncIterator[str]:
+    """Creates this run's topics; yields their namespace; deletes every topic under it after."""
     await ensure_topics(
         KAFKA_BOOTSTRAP,
         [(f"{TOPIC_NAMESPACE}{name}", parts) for name, parts in all_topic_names()],
     )
-    return TOPIC_NAMESPACE
+    yield TOPIC_NAMESPACE
+    # A developer's broker would otherwise gather a dozen topics per run.
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP)
+    await admin.start()
+    try:
+        ours = [name for name in await admin.list_topics() if name.startswith(TOPIC_NAMESPACE)]
+        if ours:
+            await admin.delete_topics(ours)
+    finally:
+        await admin.close()
