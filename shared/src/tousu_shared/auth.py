@@ -96,6 +96,7 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
 }
 
 KEY_PREFIX = "tsk"
+_CACHE_LIMIT = 10_000
 
 
 @dataclass(frozen=True)
@@ -223,6 +224,9 @@ class CredentialStore:
         async with self._session_factory() as session:
             row = (await session.execute(self._select, {"key_id": key_id})).first()
         value = tuple(row) if row else None
+        if len(self._cache) >= _CACHE_LIMIT:
+            # Forged keys would otherwise grow the cache without bound.
+            self._cache.clear()
         self._cache[key_id] = (now, value)
         return value
 

@@ -30,8 +30,9 @@ from tousu_shared.contracts.complaint import (
     ComplaintReclassified,
     CustomerMessageAdded,
 )
-from tousu_shared.errors import Conflict, InvalidInput, NotFound
+from tousu_shared.errors import Conflict, NotFound
 from tousu_shared.outbox import Outbox
+from tousu_shared.pagination import decode_cursor, encode_cursor
 
 from tousu_intake.adapters.crypto import FieldCipher
 from tousu_intake.adapters.orm import (
@@ -434,9 +435,7 @@ async def _load(
         query = query.with_for_update()
     row = (await db_session.execute(query)).first()
     # Department-bound callers see only complaints routed to their department.
-    if row is None or (
-        principal.role in DEPARTMENT_ROLES and row.department != principal.department
-    ):
+    if row is None or not principal.may_see_department(row.department or ""):
         raise NotFound(f"no complaint {complaint_id}", field="complaint_id")
     return row
 
@@ -541,22 +540,6 @@ async def get_complaint(
     return _read_model(row, contact)
 
 
-def encode_cursor(received_at: datetime, complaint_id: uuid.UUID) -> str:
-    """An opaque keyset cursor."""
-    raw = orjson.dumps([received_at.isoformat(), str(complaint_id)])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """The position a cursor stands for; raises ``InvalidInput`` on a forged one."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        received_at, complaint_id = orjson.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(received_at), uuid.UUID(complaint_id)
-    except (ValueError, TypeError) as exc:
-        raise InvalidInput("cursor is not one this API issued", field="cursor") from exc
-
-
 async def list_complaints(
     *,
     filters: dict[str, Any],
@@ -594,7 +577,7 @@ async def list_complaints(
         query = query.join(complaint_contact, complaint_contact.c.complaint_id == complaint.c.id)
         query = query.where(sa.or_(*indexes))
     if cursor:
-        received_at, last_id = decode_cursor(cursor)
+        received_at, last_id = decode_cursor(cursor, datetime, uuid.UUID)
         query = query.where(
             sa.tuple_(complaint.c.received_at, complaint.c.id) < sa.tuple_(received_at, last_id)
         )

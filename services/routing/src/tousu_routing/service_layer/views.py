@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from tousu_shared.auth import Principal
-from tousu_shared.errors import Forbidden, InvalidInput, NotFound
+from tousu_shared.errors import Forbidden, NotFound
+from tousu_shared.pagination import decode_cursor, encode_cursor
 
 from tousu_routing.adapters.orm import routed_case
 from tousu_routing.adapters.repository import CaseRecord, CaseRepository
@@ -40,22 +38,6 @@ class CasePage:
 
     items: list[dict[str, Any]]
     next_cursor: str | None
-
-
-def encode_cursor(created_at: datetime, case_id: uuid.UUID) -> str:
-    """An opaque cursor pointing just after a case in the list order."""
-    raw = orjson.dumps([created_at.isoformat(), str(case_id)])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """The (created_at, id) a cursor points after; a tampered cursor is the caller's error."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created_at, case_id = orjson.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(created_at), uuid.UUID(case_id)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise InvalidInput("the cursor is not one this API returned", field="cursor") from exc
 
 
 async def get_case(case_id: uuid.UUID, principal: Principal, *,
@@ -97,7 +79,7 @@ async def list_cases(
     if filters.created_to is not None:
         query = query.where(routed_case.c.created_at < filters.created_to)
     if cursor is not None:
-        created_at, case_id = decode_cursor(cursor)
+        created_at, case_id = decode_cursor(cursor, datetime, uuid.UUID)
         query = query.where(
             sa.tuple_(routed_case.c.created_at, routed_case.c.id) < sa.tuple_(
                 sa.literal(created_at, sa.DateTime(timezone=True)),

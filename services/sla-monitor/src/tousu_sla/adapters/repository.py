@@ -6,17 +6,16 @@ scheduler alike), then its milestone rows in key order; several cases in case-id
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from tousu_shared.pagination import decode_cursor, encode_cursor
 
 from tousu_sla.adapters import orm
 from tousu_sla.domain import (
@@ -74,17 +73,12 @@ class MilestonePageKey:
 
     def encode(self) -> str:
         """An opaque cursor for the API."""
-        raw = orjson.dumps([self.due_at.isoformat(), str(self.case_id), self.milestone_key])
-        return base64.urlsafe_b64encode(raw).decode()
+        return encode_cursor(self.due_at, self.case_id, self.milestone_key)
 
     @classmethod
     def decode(cls, cursor: str) -> MilestonePageKey:
-        """Parse a cursor; raises ValueError when it was not made by `encode`."""
-        try:
-            due, case_id, key = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
-            return cls(dt.datetime.fromisoformat(due), uuid.UUID(case_id), str(key))
-        except (ValueError, TypeError, orjson.JSONDecodeError) as error:
-            raise ValueError(f"not a valid cursor: {cursor!r}") from error
+        """Parse a cursor; a forged one is a 422 naming ``cursor``."""
+        return cls(*decode_cursor(cursor, dt.datetime, uuid.UUID, str))
 
 
 @dataclass(frozen=True)

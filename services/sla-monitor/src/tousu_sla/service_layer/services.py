@@ -453,10 +453,7 @@ async def milestone_list(
     db_session: AsyncSession, ctx: SlaContext,
 ) -> MilestonePage:
     """Breached or at-risk milestones, most overdue first, with keyset pagination."""
-    try:
-        after = MilestonePageKey.decode(cursor) if cursor else None
-    except ValueError as error:
-        raise InvalidInput(str(error), field="cursor") from error
+    after = MilestonePageKey.decode(cursor) if cursor else None
     rows = await ctx.repository(db_session).milestone_page(
         breached=breached, include_closed=include_closed, department=department,
         milestone_key=milestone_key, urgency=urgency, after=after, limit=limit + 1,

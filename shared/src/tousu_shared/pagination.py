@@ -1,0 +1,38 @@
+"""Opaque keyset cursors: the sort key of the last item of a page, for every list API."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from tousu_shared.errors import InvalidInput
+
+_PARSERS: dict[type, Callable[[str], Any]] = {
+    datetime: datetime.fromisoformat,
+    uuid.UUID: uuid.UUID,
+    str: str,
+}
+
+
+def encode_cursor(*position: datetime | uuid.UUID | str) -> str:
+    """A cursor pointing just after the item whose sort key is ``position``."""
+    values = [v.isoformat() if isinstance(v, datetime) else str(v) for v in position]
+    return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, *types: type) -> tuple[Any, ...]:
+    """The sort key a cursor stands for; a forged or foreign one is a 422 naming ``cursor``."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = orjson.loads(base64.urlsafe_b64decode(padded))
+        if not isinstance(values, list) or len(values) != len(types):
+            raise ValueError("wrong shape")
+        return tuple(_PARSERS[kind](value) for kind, value in zip(types, values, strict=True))
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise InvalidInput("the cursor is not one this API returned", field="cursor") from exc
