@@ -53,8 +53,10 @@ test: migrate ## Run every test against the real Kafka and Postgres
 bench: migrate ## Measure throughput and latency; prints figures
 	@$(UV) run --frozen python -m bench
 
-lint: install ## Static checks
+lint: install ## Static checks: ruff (lint and format) and mypy over shared/ and every service
 	@$(UV) run --frozen ruff check .
+	@$(UV) run --frozen ruff format --check .
+	@$(UV) run --frozen mypy
 
 classifier-report: install ## Classifier accuracy and confusion matrix on the evaluation set
 	@$(UV) run --frozen python -m tousu_intake.domain.classification.evaluate --split all

@@ -63,15 +63,21 @@ async def running(services):
     for service in services:
         tasks.append(asyncio.create_task(service.relay().run(stop)))
         tasks.append(asyncio.create_task(service.consumer().run(stop)))
-        tasks += [asyncio.create_task(worker(stop)) for worker in service.background]
+        workers = [*service.workers.values(), *service.relay_companions]
+        tasks += [asyncio.create_task(worker(stop)) for worker in workers]
     clients = []
     async with contextlib.AsyncExitStack() as stack:
         for service in services:
             app = (await stack.enter_async_context(LifespanManager(service.app))).app
-            clients.append(await stack.enter_async_context(httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://test",
-                headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-            )))
+            clients.append(
+                await stack.enter_async_context(
+                    httpx.AsyncClient(
+                        transport=httpx.ASGITransport(app=app),
+                        base_url="http://test",
+                        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+                    )
+                )
+            )
         try:
             yield clients
         finally:
@@ -83,8 +89,9 @@ async def running(services):
 async def system():
     """Intake, routing and SLA monitor on one fresh topic namespace with empty schemas."""
     namespace = f"{TOPIC_NAMESPACE}e2e-{uuid.uuid4().hex[:6]}."
-    await ensure_topics(KAFKA_BOOTSTRAP,
-                        [(namespace + name, parts) for name, parts in all_topic_names()])
+    await ensure_topics(
+        KAFKA_BOOTSTRAP, [(namespace + name, parts) for name, parts in all_topic_names()]
+    )
     common = {"bootstrap_admin_key": ADMIN_KEY, "topic_namespace": namespace}
     intake = intake_bootstrap(test_settings(IntakeSettings, **common))
     routing = routing_bootstrap(test_settings(RoutingSettings, **common))
@@ -105,18 +112,27 @@ async def install_compressed_immediate_policy(sla_http: httpx.AsyncClient) -> No
     current = (await sla_http.get("/v1/sla-policies")).json()
     policies = current["policies"]
     immediate = next(p for p in policies if p["name"] == "immediate")
-    story = {**immediate, "name": "worked-case-compressed",
-             "match": {**immediate["match"], "urgency": None,
-                       "category": ["product_quality"]}}
+    story = {
+        **immediate,
+        "name": "worked-case-compressed",
+        "match": {**immediate["match"], "urgency": None, "category": ["product_quality"]},
+    }
     story["milestones"] = [
-        {**m, "target": compressed(m["target"]),
-         "escalation_interval": compressed(m["escalation_interval"])}
+        {
+            **m,
+            "target": compressed(m["target"]),
+            "escalation_interval": compressed(m["escalation_interval"]),
+        }
         for m in immediate["milestones"]
     ]
-    response = await sla_http.put("/v1/sla-policies", json={
-        "policies": [story, *policies], "based_on_version": current["version"],
-        "comment": "worked case, 1 story hour = 1 s",
-    })
+    response = await sla_http.put(
+        "/v1/sla-policies",
+        json={
+            "policies": [story, *policies],
+            "based_on_version": current["version"],
+            "comment": "worked case, 1 story hour = 1 s",
+        },
+    )
     assert response.status_code == 200, response.text
 
 
@@ -126,22 +142,33 @@ async def test_mr_wangs_laptop_is_resolved_on_the_seed_timeline_without_a_breach
         await install_compressed_immediate_policy(sla_http)
 
         # 0 h: Mr. Wang phones: screen scratched, blue screen, wants return and refund.
-        created = await intake_http.post("/v1/complaints", json={
-            "channel": "phone",
-            "customer": {"name": "王先生", "phone": "13800138000", "preferred_contact": "phone"},
-            "description": "在电商平台买的笔记本电脑，收货后发现屏幕有划痕，而且出现蓝屏，"
-                           "我非常生气，要求退货退款。",
-            "requested_remedies": ["return", "refund"], "product_ref": "LAPTOP-X1",
-            "order_ref": "ORD-WANG-1", "amount": "6999.00", "emotion": "angry",
-        })
+        created = await intake_http.post(
+            "/v1/complaints",
+            json={
+                "channel": "phone",
+                "customer": {
+                    "name": "王先生",
+                    "phone": "13800138000",
+                    "preferred_contact": "phone",
+                },
+                "description": "在电商平台买的笔记本电脑，收货后发现屏幕有划痕，而且出现蓝屏，"
+                "我非常生气，要求退货退款。",
+                "requested_remedies": ["return", "refund"],
+                "product_ref": "LAPTOP-X1",
+                "order_ref": "ORD-WANG-1",
+                "amount": "6999.00",
+                "emotion": "angry",
+            },
+        )
         assert created.status_code == 201, created.text
         complaint = created.json()
         assert complaint["classification"]["category"] == "product_quality"
         assert complaint["classification"]["severity"] == "serious"
 
         async def routed_case() -> dict[str, Any] | None:
-            page = (await routing_http.get(
-                "/v1/cases", params={"complaint_id": complaint["id"]})).json()
+            page = (
+                await routing_http.get("/v1/cases", params={"complaint_id": complaint["id"]})
+            ).json()
             return page["items"][0] if page["items"] else None
 
         case = await wait_for(routed_case, timeout=15)
@@ -155,14 +182,19 @@ async def test_mr_wangs_laptop_is_resolved_on_the_seed_timeline_without_a_breach
             await asyncio.sleep(max(0.0, wait))
             response = await routing_http.post(
                 f"/v1/cases/{case['id']}/actions/{action}",
-                json={**body, "occurred_at": occurred_at.isoformat()})
+                json={**body, "occurred_at": occurred_at.isoformat()},
+            )
             assert response.status_code == 200, (action, response.text)
 
         await act("acknowledge", 0.5, note="called back at once")
         await act("respond-to-customer", 1, note="立即道歉表示理解，承诺24小时内解决")
         await act("start-investigation", 6, note="technician on site")
-        await act("record-root-cause", 12, root_cause="screen damaged in transport",
-                  responsible_person="warehouse and logistics")
+        await act(
+            "record-root-cause",
+            12,
+            root_cause="screen damaged in transport",
+            responsible_person="warehouse and logistics",
+        )
         await act("propose-solution", 12, solution="full refund plus ¥200 compensation")
         await act("resolve", 18, resolution="refund and ¥200 compensation paid")
 
@@ -171,11 +203,20 @@ async def test_mr_wangs_laptop_is_resolved_on_the_seed_timeline_without_a_breach
             if view.status_code != 200:
                 return None
             body = view.json()
-            story = {m["key"]: m for m in body["milestones"]
-                     if m["key"] in {"record", "first_response", "confirm", "root_cause",
-                                     "initial_solution", "resolve"}}
-            return body if len(story) == 6 and all(m["met_at"] for m in story.values()) \
-                else None
+            story = {
+                m["key"]: m
+                for m in body["milestones"]
+                if m["key"]
+                in {
+                    "record",
+                    "first_response",
+                    "confirm",
+                    "root_cause",
+                    "initial_solution",
+                    "resolve",
+                }
+            }
+            return body if len(story) == 6 and all(m["met_at"] for m in story.values()) else None
 
         sla_view = await wait_for(all_met, timeout=30)
         history = (await routing_http.get(f"/v1/cases/{case['id']}")).json()["history"]
@@ -193,11 +234,18 @@ async def test_mr_wangs_laptop_is_resolved_on_the_seed_timeline_without_a_breach
         assert milestone["state"] != "breached", milestone
 
     assert [step["action"] for step in history] == [
-        "route", "acknowledge", "respond-to-customer", "start-investigation",
-        "record-root-cause", "propose-solution", "resolve",
+        "route",
+        "acknowledge",
+        "respond-to-customer",
+        "start-investigation",
+        "record-root-cause",
+        "propose-solution",
+        "resolve",
     ]
-    offsets = [(datetime.fromisoformat(step["occurred_at"]) - received_at).total_seconds()
-               for step in history[1:]]
+    offsets = [
+        (datetime.fromisoformat(step["occurred_at"]) - received_at).total_seconds()
+        for step in history[1:]
+    ]
     # The seed's timeline: 0.5 h acknowledged, 1 h apology, 6 h on site, 12 h cause and plan,
     # 18 h refunded — in compressed seconds.
     assert offsets == [h * STORY_HOUR * PACE for h in (0.5, 1, 6, 12, 12, 18)]

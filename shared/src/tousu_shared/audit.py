@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -11,6 +13,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tousu_shared.auth import Principal
 from tousu_shared.logging import correlation_id_var
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One audit entry, as a unit of work collects it before commit."""
+
+    actor: str
+    role: str
+    action: str
+    resource_type: str
+    resource_id: str | None = None
+    complaint_id: uuid.UUID | None = None
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 class AuditLog:
@@ -43,18 +58,41 @@ class AuditLog:
         details: dict[str, Any] | None = None,
     ) -> None:
         """Append one entry; it commits with the caller's transaction."""
+        await self.record_many(
+            session,
+            [
+                AuditEntry(
+                    actor=principal.actor,
+                    role=principal.role,
+                    action=action,
+                    resource_type=resource_type,
+                    resource_id=resource_id,
+                    complaint_id=complaint_id,
+                    details=details or {},
+                )
+            ],
+        )
+
+    async def record_many(self, session: AsyncSession, entries: Sequence[AuditEntry]) -> None:
+        """Append entries in order; they commit with the caller's transaction."""
+        if not entries:
+            return
+        correlation_id = correlation_id_var.get()
         await session.execute(
             self._insert,
-            {
-                "actor": principal.actor,
-                "role": principal.role,
-                "action": action,
-                "resource_type": resource_type,
-                "resource_id": resource_id,
-                "complaint_id": complaint_id,
-                "correlation_id": correlation_id_var.get(),
-                "details": orjson.dumps(details or {}).decode(),
-            },
+            [
+                {
+                    "actor": entry.actor,
+                    "role": entry.role,
+                    "action": entry.action,
+                    "resource_type": entry.resource_type,
+                    "resource_id": entry.resource_id,
+                    "complaint_id": entry.complaint_id,
+                    "correlation_id": correlation_id,
+                    "details": orjson.dumps(entry.details).decode(),
+                }
+                for entry in entries
+            ],
         )
 
     async def entries(

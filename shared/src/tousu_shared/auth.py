@@ -14,7 +14,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Literal, get_args
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -30,6 +30,9 @@ from tousu_shared.contracts.platform import (
     Role,
 )
 from tousu_shared.errors import Forbidden, Unauthorized
+
+if TYPE_CHECKING:
+    from tousu_shared.uow import SqlUnitOfWork
 
 ROLES: tuple[str, ...] = get_args(Role)
 DEPARTMENT_ROLES = frozenset({"agent", "manager"})
@@ -118,9 +121,30 @@ class Principal:
         """Whether the caller holds a scope."""
         return scope in self.scopes
 
-    def may_see_department(self, department: str) -> bool:
-        """Department-bound callers see only their own department's cases."""
-        return self.role not in DEPARTMENT_ROLES or self.department == department
+    @property
+    def department_bound(self) -> bool:
+        """Agents and managers work inside one department; other roles see every one."""
+        return self.role in DEPARTMENT_ROLES
+
+    def may_see_department(self, department: str | None) -> bool:
+        """The one department-visibility rule: department-bound callers see only their own."""
+        return not self.department_bound or self.department == department
+
+    def visible_department(self, requested: str | None) -> str | None:
+        """The department a list is narrowed to for this caller (None: every department).
+
+        Every list endpoint of every service calls this: a department-bound caller who names
+        no department gets their own, and one who names another department gets a 403 naming
+        the ``department`` field, never a silently narrowed list.
+        """
+        if not self.department_bound:
+            return requested
+        if requested is not None and requested != self.department:
+            raise Forbidden(
+                f"you may only see department {self.department}",
+                field="department",
+            )
+        return self.department
 
 
 def _sha256(secret: str) -> str:
@@ -234,8 +258,12 @@ class CredentialStore:
         """Drop a cached entry (after a local revocation)."""
         self._cache.pop(key_id, None)
 
-    async def apply(self, session: AsyncSession, event: Event, envelope: Envelope) -> None:
-        """Replicate a credential event into this service's table (idempotent)."""
+    async def apply(self, uow: SqlUnitOfWork, event: Event, envelope: Envelope | None) -> None:
+        """Inbox handler: replicate a credential event into this service's table."""
+        await self.store(uow.session, event)
+
+    async def store(self, session: AsyncSession, event: Event) -> None:
+        """Write a credential event into this service's table (idempotent)."""
         if isinstance(event, CredentialIssued):
             await session.execute(
                 text(

@@ -223,22 +223,21 @@ def _admin_router() -> APIRouter:
     async def issue_credential(
         body: CredentialCreate,
         principal: Admin,
-        session: DbSession,
         runtime: RuntimeDep,
     ) -> CredentialIssuedRead:
         """Issue a credential; its key is shown in this response only."""
         event, api_key = credential_issued_event(body, issued_by=principal.actor)
-        async with session.begin():
-            await runtime.credentials.apply(session, event, None)  # type: ignore[arg-type]
-            await runtime.outbox.enqueue(session, event)
-            await runtime.audit.record(
-                session,
+        async with runtime.uow() as uow:
+            await runtime.credentials.store(uow.session, event)
+            uow.publish(event)
+            uow.audit(
                 principal,
                 "credential.issue",
                 "credential",
                 event.key_id,
                 details={"role": event.role, "department": event.department},
             )
+            await uow.commit()
         return CredentialIssuedRead(
             **event.model_dump(include=set(CredentialRead.model_fields)),
             api_key=api_key,
@@ -263,13 +262,12 @@ def _admin_router() -> APIRouter:
     async def revoke_credential(
         key_id: str,
         principal: Admin,
-        session: DbSession,
         runtime: RuntimeDep,
     ) -> Response:
         """Revoke a credential everywhere."""
-        async with session.begin():
+        async with runtime.uow() as uow:
             exists = (
-                await session.execute(
+                await uow.session.execute(
                     text(
                         f"SELECT 1 FROM {runtime.settings.db_schema}.credential WHERE key_id = :k "
                         "AND revoked_at IS NULL FOR UPDATE"
@@ -280,11 +278,10 @@ def _admin_router() -> APIRouter:
             if exists is None:
                 raise NotFound(f"no active credential {key_id}", field="key_id")
             event = credential_revoked_event(key_id, revoked_by=principal.actor)
-            await runtime.credentials.apply(session, event, None)  # type: ignore[arg-type]
-            await runtime.outbox.enqueue(session, event)
-            await runtime.audit.record(
-                session, principal, "credential.revoke", "credential", key_id
-            )
+            await runtime.credentials.store(uow.session, event)
+            uow.publish(event)
+            uow.audit(principal, "credential.revoke", "credential", key_id)
+            await uow.commit()
         return Response(status_code=204)
 
     @router.get("/audit")

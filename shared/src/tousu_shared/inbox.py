@@ -13,12 +13,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError
 from prometheus_client import Counter, Histogram
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenacity import (
     AsyncRetrying,
     retry_if_not_exception_type,
@@ -30,6 +30,7 @@ from tousu_shared.contracts import Envelope, Event, decode
 from tousu_shared.logging import log_context
 from tousu_shared.settings import ServiceSettings
 from tousu_shared.topics import dlq_topic
+from tousu_shared.uow import SqlUnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,10 @@ CONSUMED = Counter(
 )
 HANDLE_SECONDS = Histogram("tousu_event_handle_seconds", "Handler time per event", ["service"])
 
-Handler = Callable[[AsyncSession, Event, Envelope], Awaitable[None]]
+# A handler changes state through the unit of work it is given and never commits: the
+# consumer commits the inbox row, the effect and the events it published together.
+Handler = Callable[[Any, Event, Envelope], Awaitable[None]]
+UnitOfWorkFactory = Callable[[], SqlUnitOfWork]
 
 
 class PermanentFailure(Exception):
@@ -61,7 +65,7 @@ class EventConsumer:
     def __init__(
         self,
         settings: ServiceSettings,
-        session_factory: async_sessionmaker[AsyncSession],
+        uow_factory: UnitOfWorkFactory,
         handlers: Mapping[str, Handler],
         *,
         topics: Iterable[str],
@@ -70,7 +74,7 @@ class EventConsumer:
         name: str | None = None,
     ) -> None:
         self._settings = settings
-        self._session_factory = session_factory
+        self._uow_factory = uow_factory
         self._handlers = dict(handlers)
         self._topics = [settings.topic(topic) for topic in topics]
         self._consumer_factory = consumer_factory
@@ -184,16 +188,17 @@ class EventConsumer:
             causation_id=str(envelope.id),
             complaint_id=envelope.subject,
         ):
-            async with self._session_factory() as session, session.begin():
+            async with self._uow_factory() as uow:
                 first_time = (
-                    await session.execute(
+                    await uow.session.execute(
                         self._record,
                         self._inbox_row(record, envelope, "applied"),
                     )
                 ).first()
                 if first_time is None:
                     return "duplicate"
-                await handler(session, event, envelope)
+                await handler(uow, event, envelope)
+                await uow.commit()
         HANDLE_SECONDS.labels(self._settings.service_name).observe(time.perf_counter() - started)
         return "applied"
 
@@ -231,11 +236,12 @@ class EventConsumer:
         )
         if envelope is not None:
             # Remember it, so a redelivery is not dead-lettered a second time.
-            async with self._session_factory() as session, session.begin():
-                await session.execute(
+            async with self._uow_factory() as uow:
+                await uow.session.execute(
                     self._record,
                     self._inbox_row(record, envelope, "dead_lettered"),
                 )
+                await uow.commit()
         type_label = envelope.type if envelope else "unparseable"
         CONSUMED.labels(self._settings.service_name, type_label, "dead_lettered").inc()
         return "dead_lettered"

@@ -11,9 +11,8 @@ from alembic.config import Config
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tousu_shared.outbox import OUTBOX_LANES
 from tousu_shared.settings import ServiceSettings
-
-OUTBOX_LANES = 16
 
 
 def alembic_config(migrations_dir: Path, settings: ServiceSettings) -> Config:

@@ -25,10 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from tousu_shared.contracts import CONTENT_TYPE, Envelope, Event
 from tousu_shared.logging import causation_id_var, correlation_id_var
-from tousu_shared.migrations import OUTBOX_LANES
 from tousu_shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
+
+# Fixed at migration time: the lane table has one row per lane.
+OUTBOX_LANES = 16
 
 PUBLISHED = Counter("tousu_outbox_published_total", "Events published by the relay", ["service"])
 RELAY_ERRORS = Counter("tousu_outbox_relay_errors_total", "Relay batches that failed", ["service"])
@@ -179,8 +181,10 @@ class OutboxRelay:
                 (
                     await conn.execute(
                         self._claim_lanes,
-                        {"lanes": self._settings.relay_lanes_per_claim,
-                         "resting": self._resting_lanes()},
+                        {
+                            "lanes": self._settings.relay_lanes_per_claim,
+                            "resting": self._resting_lanes(),
+                        },
                     )
                 )
                 .scalars()
@@ -229,7 +233,9 @@ class OutboxRelay:
             self._lane_backoff[lane] = (now + delay, delay)
 
     async def _publish(
-        self, producer: AIOKafkaProducer, rows: list[OutboxMessage],
+        self,
+        producer: AIOKafkaProducer,
+        rows: list[OutboxMessage],
     ) -> tuple[list[OutboxMessage], dict[int, str]]:
         """Send rows in id order; a failure holds back its lane from that row on, not others."""
         topics = {row.topic for row in rows}
@@ -249,7 +255,10 @@ class OutboxRelay:
             try:
                 # send() only appends to the producer's batches; all of them go out pipelined.
                 future = await producer.send(
-                    row.topic, row.value, key=row.key.encode(), headers=headers,
+                    row.topic,
+                    row.value,
+                    key=row.key.encode(),
+                    headers=headers,
                 )
             except KafkaError as exc:
                 blocked[row.lane] = f"{type(exc).__name__}: {exc}"

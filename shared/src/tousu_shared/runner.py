@@ -1,4 +1,9 @@
-"""Runs a service process: its API, consumer and relay together, or one of them alone."""
+"""Runs a service process: every role together (``all``), or one role alone.
+
+The roles are ``api``, ``consumer``, ``relay`` and the service's own workers (the SLA
+monitor's ``scheduler``, for example). Each can run alone, and twice: none of them relies on
+being the only one.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +26,12 @@ from tousu_shared.topics import all_topic_names
 
 log = logging.getLogger(__name__)
 
-ROLES = ("api", "consumer", "relay")
+PLATFORM_ROLES = ("api", "consumer", "relay")
+
+
+def roles_of(service: Service) -> tuple[str, ...]:
+    """Every role this service can run."""
+    return (*PLATFORM_ROLES, *service.workers)
 
 
 class _Server(uvicorn.Server):
@@ -51,12 +61,13 @@ async def serve(service: Service, roles: tuple[str, ...]) -> None:
         stop.set()
         server.should_exit = True
 
-    if {"consumer", "relay"} & set(roles):
+    if set(roles) - {"api"}:
         # The registry's topics, idempotently: a consumer of a missing topic would wait in
         # start() and not even stop on a signal.
-        await ensure_topics(settings.kafka_bootstrap, [
-            (settings.topic(name), partitions) for name, partitions in all_topic_names()
-        ])
+        await ensure_topics(
+            settings.kafka_bootstrap,
+            [(settings.topic(name), partitions) for name, partitions in all_topic_names()],
+        )
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -74,8 +85,11 @@ async def serve(service: Service, roles: tuple[str, ...]) -> None:
             group.create_task(_until_done(service.consumer().run(stop), _shutdown), name="consumer")
         if "relay" in roles:
             group.create_task(_until_done(service.relay().run(stop), _shutdown), name="relay")
-            for worker in service.background:
-                group.create_task(_until_done(worker(stop), _shutdown))
+            for companion in service.relay_companions:
+                group.create_task(_until_done(companion(stop), _shutdown))
+        for name, worker in service.workers.items():
+            if name in roles:
+                group.create_task(_until_done(worker(stop), _shutdown), name=name)
     if "api" not in roles:
         await service.runtime.close()
 
@@ -98,16 +112,17 @@ async def _until_done(work, shutdown: Callable[[], None]) -> None:
 
 def main(build: Callable[[], Service], argv: list[str] | None = None) -> None:
     """Command line of ``python -m tousu_<service>``."""
+    service = build()
+    roles = roles_of(service)
     parser = argparse.ArgumentParser(description="Run a Tousu service.")
     parser.add_argument(
         "command",
         nargs="?",
         default="all",
-        choices=("all", *ROLES, "migrate", "downgrade"),
-        help="all (default) runs the API, consumer and relay in one process",
+        choices=("all", *roles, "migrate", "downgrade"),
+        help=f"all (default) runs every role in one process: {', '.join(roles)}",
     )
     args = parser.parse_args(argv)
-    service = build()
     settings = service.runtime.settings
     configure_logging(settings.service_name, settings.log_level)
     if args.command == "migrate":
@@ -116,7 +131,7 @@ def main(build: Callable[[], Service], argv: list[str] | None = None) -> None:
     if args.command == "downgrade":
         downgrade(service.migrations_dir, settings)
         return
-    roles = ROLES if args.command == "all" else (args.command,)
-    log.info("starting %s on %s:%s", ", ".join(roles), settings.http_host, settings.http_port)
+    chosen = roles if args.command == "all" else (args.command,)
+    log.info("starting %s on %s:%s", ", ".join(chosen), settings.http_host, settings.http_port)
     # uvloop: uvicorn picks it only for loops it creates itself, and this one is ours.
-    uvloop.run(serve(service, roles))
+    uvloop.run(serve(service, chosen))

@@ -1,11 +1,17 @@
-"""The composition root every service builds on: its engine, outbox, clients and workers."""
+"""The composition root every service builds on: its engine, outbox, clients and workers.
+
+Each service's ``bootstrap.py`` builds one :class:`Runtime` (infrastructure), one context of
+its own (its unit-of-work factory, clock and caches) and one :class:`Service` (what the
+runner can start: the API, the consumer, the relay and the service's own workers).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import APIRouter, FastAPI
@@ -19,6 +25,12 @@ from tousu_shared.inbox import EventConsumer, Handler
 from tousu_shared.kafka import create_consumer, create_producer
 from tousu_shared.outbox import Outbox, OutboxRelay
 from tousu_shared.settings import ServiceSettings
+from tousu_shared.uow import SqlUnitOfWork, sql_unit_of_work_factory
+
+U = TypeVar("U", bound=SqlUnitOfWork)
+
+# A long-running role of its own (e.g. the SLA scheduler): runs until the event is set.
+Worker = Callable[[asyncio.Event], Awaitable[None]]
 
 
 @dataclass
@@ -52,6 +64,14 @@ class Runtime:
             ),
         )
 
+    def unit_of_work_factory(self, cls: type[U]) -> Callable[[], U]:
+        """New units of work of a service's type, on this runtime's database and outbox."""
+        return sql_unit_of_work_factory(cls, self.session_factory, self.outbox, self.audit)
+
+    def uow(self) -> SqlUnitOfWork:
+        """A plain unit of work, for the platform's own writes (credentials)."""
+        return SqlUnitOfWork(self.session_factory, self.outbox, self.audit)
+
     def producer(self) -> AIOKafkaProducer:
         """A new idempotent producer (started by its user)."""
         return create_producer(self.settings)
@@ -67,15 +87,23 @@ class Runtime:
 
 @dataclass
 class Service:
-    """One service: its API, what it consumes, its relay and its migrations."""
+    """One service: its API, what it consumes, its relay, its workers and its migrations.
+
+    ``uow`` makes the unit of work the consumer applies each event in; ``workers`` are roles
+    of their own that ``python -m tousu_<service> <name>`` runs alone (and ``all`` runs with
+    the rest); ``relay_companions`` run beside the relay because they serve it (e.g. making
+    sure a topic exists before the relay publishes to it).
+    """
 
     name: str
     runtime: Runtime
     app: FastAPI
+    uow: Callable[[], SqlUnitOfWork]
     handlers: Mapping[str, Handler]
     consumed_topics: list[str]
     migrations_dir: Path
-    background: list[Callable[[asyncio.Event], object]] = field(default_factory=list)
+    workers: Mapping[str, Worker] = field(default_factory=dict)
+    relay_companions: list[Worker] = field(default_factory=list)
 
     def consumer(self) -> EventConsumer:
         """The service's idempotent consumer of every topic it subscribes to."""
@@ -85,7 +113,7 @@ class Service:
         topics = list(dict.fromkeys([*self.consumed_topics, "platform.credentials"]))
         return EventConsumer(
             self.runtime.settings,
-            self.runtime.session_factory,
+            self.uow,
             handlers,
             topics=topics,
             consumer_factory=self.runtime.consumer,
@@ -95,6 +123,21 @@ class Service:
     def relay(self) -> OutboxRelay:
         """The service's outbox relay."""
         return OutboxRelay(self.runtime.settings, self.runtime.engine, self.runtime.producer)
+
+
+def session_handlers(handlers: Mapping[str, Handler]) -> dict[str, Handler]:
+    """Transitional: handlers written against a bare session, given the unit of work's.
+
+    Used only until a service's handlers take its unit of work; remove with the last user.
+    """
+
+    def adapt(handler: Handler) -> Handler:
+        async def on_event(uow: SqlUnitOfWork, event, envelope) -> None:  # type: ignore[no-untyped-def]
+            await handler(uow.session, event, envelope)
+
+        return on_event
+
+    return {event_type: adapt(handler) for event_type, handler in handlers.items()}
 
 
 def include_routers(app: FastAPI, routers: Iterable[APIRouter]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -12,7 +14,9 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TOUSU_", extra="ignore")
 
     service_name: str
-    db_schema: str
+    # Not configurable: the schema is the service's own (its ORM tables, its role, its
+    # migrations all name it), so each service's settings class fixes it.
+    db_schema: ClassVar[str]
     http_port: int
     http_host: str = "127.0.0.1"
     # Lets several API processes share one port (SO_REUSEPORT), the kernel spreading connections.
@@ -53,10 +57,6 @@ class ServiceSettings(BaseSettings):
         if self.database_url:
             return self.database_url
         password = self.db_password.get_secret_value() if self.db_password else self.db_schema
-        return (
-                f"postgresql+asyncpg://{self.db_schema}:{password}@/{self.pg_database}"
-                f"?host={self.pg_host}&port={self.pg_port}"
-            )
         return (
             f"postgresql+asyncpg://{self.db_schema}:{password}"
             f"@{self.pg_host}:{self.pg_port}/{self.pg_database}"

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text
 from tousu_analytics.settings import AnalyticsSettings
+from tousu_shared.auth import Principal
 from tousu_shared.contracts import Envelope
 from tousu_shared.contracts.complaint import CustomerMessageAdded
 from tousu_shared.inbox import EventConsumer, PermanentFailure
@@ -24,6 +25,7 @@ from tousu_shared.testing import (
     truncate_schema,
     wait_for,
 )
+from tousu_shared.uow import SqlUnitOfWork
 
 pytestmark = pytest.mark.integration
 
@@ -56,8 +58,8 @@ def message(complaint_id: uuid.UUID, seq: int) -> CustomerMessageAdded:
     )
 
 
-async def record_effect(session, event, envelope: Envelope) -> None:
-    await session.execute(
+async def record_effect(uow, event, envelope: Envelope) -> None:
+    await uow.session.execute(
         text(f"INSERT INTO {EFFECTS} VALUES (:e, :c, :s)"),
         {"e": envelope.id, "c": event.complaint_id, "s": int(event.message_id)},
     )
@@ -66,7 +68,7 @@ async def record_effect(session, event, envelope: Envelope) -> None:
 def consumer_for(runtime: Runtime, handler=record_effect) -> EventConsumer:
     return EventConsumer(
         runtime.settings,
-        runtime.session_factory,
+        runtime.uow,
         {"CustomerMessageAdded": handler},
         topics=["complaint.events"],
         consumer_factory=runtime.consumer,
@@ -103,14 +105,30 @@ def topic(runtime: Runtime, name: str = "complaint.events") -> str:
     return runtime.settings.topic(name)
 
 
-async def test_rolled_back_event_is_never_published_and_committed_one_is(runtime):
+async def test_unit_of_work_commits_state_events_and_audit_together_or_nothing(runtime):
     kept, dropped = uuid.uuid4(), uuid.uuid4()
-    async with runtime.session_factory() as session:
-        async with session.begin():
-            await runtime.outbox.enqueue(session, message(dropped, 1))
-            await session.rollback()
-        async with session.begin():
-            await runtime.outbox.enqueue(session, message(kept, 1))
+    who = Principal(key_id="k", name="tester", role="admin", department=None)
+
+    async def change(uow: SqlUnitOfWork, complaint: uuid.UUID) -> None:
+        await uow.session.execute(
+            text(f"INSERT INTO {EFFECTS} VALUES (gen_random_uuid(), :c, 1)"),
+            {"c": complaint},
+        )
+        uow.publish(message(complaint, 1))
+        uow.audit(who, "test.change", "complaint", complaint_id=complaint)
+
+    with pytest.raises(RuntimeError):
+        async with runtime.uow() as uow:
+            await change(uow, dropped)
+            raise RuntimeError("the use case failed half-way")
+    async with runtime.uow() as uow:
+        await change(uow, kept)
+        await uow.commit()
+
+    async with runtime.engine.connect() as conn:
+        for table in (EFFECTS, "analytics.audit_log"):
+            rows = (await conn.execute(text(f"SELECT complaint_id FROM {table}"))).scalars().all()
+            assert rows == [kept], table
     relay = OutboxRelay(runtime.settings, runtime.engine, runtime.producer)
     async with running(relay):
         records = await read_topic(
@@ -177,12 +195,12 @@ async def test_poison_event_goes_to_dlq_with_reason_and_next_event_is_processed(
     poison, healthy = uuid.uuid4(), uuid.uuid4()
     attempts = 0
 
-    async def fragile(session, event, envelope):
+    async def fragile(uow, event, envelope):
         nonlocal attempts
         if event.complaint_id == poison:
             attempts += 1
             raise ValueError("cannot apply this event")
-        await record_effect(session, event, envelope)
+        await record_effect(uow, event, envelope)
 
     async with runtime.session_factory() as session, session.begin():
         await runtime.outbox.enqueue(session, message(poison, 1))
@@ -214,7 +232,7 @@ async def test_permanent_failure_skips_retries(runtime):
     complaint = uuid.uuid4()
     calls = 0
 
-    async def refuse(session, event, envelope):
+    async def refuse(uow, event, envelope):
         nonlocal calls
         calls += event.complaint_id == complaint
         raise PermanentFailure("business rule says no")
@@ -277,7 +295,8 @@ async def test_an_unpublishable_row_holds_back_only_its_own_lane(runtime):
         await runtime.outbox.enqueue(session, message(flowing, 1))
     relay = OutboxRelay(
         runtime.settings.model_copy(update={"relay_lanes_per_claim": 16}),
-        runtime.engine, runtime.producer,
+        runtime.engine,
+        runtime.producer,
     )
     try:
         assert await relay.relay_once() == 1
@@ -290,8 +309,8 @@ async def test_an_unpublishable_row_holds_back_only_its_own_lane(runtime):
     finally:
         await relay.close()
     records = await read_topic(
-        topic(runtime), until=lambda rs: {str(stuck).encode(), str(flowing).encode()}
-        <= {r.key for r in rs},
+        topic(runtime),
+        until=lambda rs: {str(stuck).encode(), str(flowing).encode()} <= {r.key for r in rs},
     )
     mine = [r for r in records if r.key == str(stuck).encode()]
     assert [e.data["message_id"] for e in envelopes(mine)] == ["2"]

@@ -11,8 +11,12 @@ from tousu_shared.outbox import Outbox, lane_of
 from tousu_shared.settings import ServiceSettings
 
 
+class _Settings(ServiceSettings):
+    db_schema = "intake"
+
+
 def outbox() -> Outbox:
-    return Outbox(ServiceSettings(service_name="intake", db_schema="intake", http_port=1))
+    return Outbox(_Settings(service_name="intake", http_port=1))
 
 
 def test_envelope_round_trips_with_cloudevents_attribute_names():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from tousu_shared.settings import ServiceSettings
 
 
@@ -9,5 +11,5 @@ class AnalyticsSettings(ServiceSettings):
     """Configuration from ``TOUSU_*`` environment variables."""
 
     service_name: str = "analytics"
-    db_schema: str = "analytics"
+    db_schema: ClassVar[str] = "analytics"
     http_port: int = 8005

@@ -6,7 +6,8 @@ import base64
 from pathlib import Path
 
 from tousu_shared.http import create_app
-from tousu_shared.runtime import Runtime, Service, include_routers
+from tousu_shared.runtime import Runtime, Service, include_routers, session_handlers
+from tousu_shared.uow import SqlUnitOfWork
 from tousu_shared.topics import consumed_by
 
 from tousu_intake.adapters.crypto import FieldCipher
@@ -51,7 +52,8 @@ def bootstrap(settings: IntakeSettings | None = None) -> Service:
         name=settings.service_name,
         runtime=runtime,
         app=app,
-        handlers=event_handlers(runtime),
+        uow=runtime.unit_of_work_factory(SqlUnitOfWork),
+        handlers=session_handlers(event_handlers(runtime)),
         consumed_topics=consumed_by(settings.service_name),
         migrations_dir=MIGRATIONS_DIR,
     )

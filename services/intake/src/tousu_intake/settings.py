@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import base64
 import hashlib
 
@@ -17,7 +19,7 @@ class IntakeSettings(ServiceSettings):
     """Configuration from ``TOUSU_*`` environment variables."""
 
     service_name: str = "intake"
-    db_schema: str = "intake"
+    db_schema: ClassVar[str] = "intake"
     http_port: int = 8001
 
     # key id → base64 AES-256 key; new rows use the active key, old rows keep theirs.

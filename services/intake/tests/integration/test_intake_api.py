@@ -203,8 +203,9 @@ async def test_department_bound_callers_see_only_their_departments_complaints(ht
         urgency="priority",
         contact_details_url="x",
     )
-    async with intake.runtime.session_factory() as session, session.begin():
-        await intake.handlers["CaseRouted"](session, routed, intake.runtime.outbox.envelope(routed))
+    async with intake.uow() as uow:
+        await intake.handlers["CaseRouted"](uow, routed, intake.runtime.outbox.envelope(routed))
+        await uow.commit()
     async with (
         as_role(http, "agent", "quality") as quality,
         as_role(http, "agent", "billing") as billing,

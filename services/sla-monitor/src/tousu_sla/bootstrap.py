@@ -6,7 +6,8 @@ import datetime as dt
 from pathlib import Path
 
 from tousu_shared.http import create_app
-from tousu_shared.runtime import Runtime, Service, include_routers
+from tousu_shared.runtime import Runtime, Service, include_routers, session_handlers
+from tousu_shared.uow import SqlUnitOfWork
 from tousu_shared.topics import consumed_by
 
 from tousu_sla.adapters.publisher import SlaEventPublisher
@@ -38,8 +39,9 @@ def bootstrap(settings: SlaSettings | None = None) -> Service:
         name=settings.service_name,
         runtime=runtime,
         app=app,
-        handlers=event_handlers(ctx),
+        uow=runtime.unit_of_work_factory(SqlUnitOfWork),
+        handlers=session_handlers(event_handlers(ctx)),
         consumed_topics=consumed_by(settings.service_name),
         migrations_dir=MIGRATIONS_DIR,
-        background=[scheduler.run],
+        workers={"scheduler": scheduler.run},
     )

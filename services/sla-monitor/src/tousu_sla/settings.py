@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 from tousu_shared.settings import ServiceSettings
 
@@ -10,7 +12,7 @@ class SlaSettings(ServiceSettings):
     """Configuration from ``TOUSU_*`` environment variables."""
 
     service_name: str = "sla-monitor"
-    db_schema: str = "sla_monitor"
+    db_schema: ClassVar[str] = "sla_monitor"
     http_port: int = 8003
 
     # The scheduler sleeps at most this long, so a breach is seen well inside the 2 s budget.

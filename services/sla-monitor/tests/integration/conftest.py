@@ -121,8 +121,9 @@ class SlaHarness:
         for event in events:
             envelope = self.runtime.outbox.envelope(event)
             handler = self.service.handlers[event.event_type]
-            async with self.runtime.session_factory() as session, session.begin():
-                await handler(session, event, envelope)
+            async with self.service.uow() as uow:
+                await handler(uow, event, envelope)
+                await uow.commit()
 
     # -- workers ----------------------------------------------------------------------
 
@@ -134,7 +135,7 @@ class SlaHarness:
         tasks = [asyncio.create_task(consumer.run(stop)),
                  asyncio.create_task(self.service.relay().run(stop))]
         if scheduler:
-            tasks += [asyncio.create_task(worker(stop)) for worker in self.service.background]
+            tasks += [asyncio.create_task(worker(stop)) for worker in self.service.workers.values()]
         try:
             await wait_for(consumer.ready.is_set)
             yield stop

@@ -6,8 +6,7 @@ from datetime import datetime
 from typing import ClassVar, Literal
 
 from tousu_shared.contracts.base import Event
-
-HandlerLevel = Literal["agent", "department_manager", "director", "executive"]
+from tousu_shared.contracts.vocabulary import Category, HandlerLevel, Severity, Urgency
 
 
 class _CaseEvent(Event):
@@ -29,9 +28,9 @@ class CaseRouted(_CaseEvent):
     assignee: str | None = None
     queued_reason: str | None = None
     notify_management: bool = False
-    category: str
-    severity: str
-    urgency: str
+    category: Category
+    severity: Severity
+    urgency: Urgency
     contact_details_url: str
 
 

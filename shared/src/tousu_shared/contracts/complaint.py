@@ -4,39 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from tousu_shared.contracts.base import Event
-
-Channel = Literal[
-    "phone",
-    "email",
-    "web_form",
-    "online_chat",
-    "social_media",
-    "letter",
-    "on_site",
-    "survey",
-    "app",
-]
-Category = Literal[
-    "product_quality",
-    "service_attitude",
-    "price_dispute",
-    "delivery_delay",
-    "after_sales",
-    "handling_timeliness",
-    "information_accuracy",
-    "policy_execution",
-    "other",
-]
-Severity = Literal["minor", "general", "serious", "major"]
-Urgency = Literal["immediate", "priority", "routine", "deferred"]
-RiskFlag = Literal["safety", "fraud", "data_leak", "legal", "media"]
-CustomerTier = Literal["vip", "regular"]
-Emotion = Literal["angry", "disappointed", "anxious", "calm"]
+from tousu_shared.contracts.vocabulary import (
+    Category,
+    Channel,
+    CustomerTier,
+    Emotion,
+    RiskFlag,
+    Severity,
+    Urgency,
+)
 
 
 class ClassificationData(BaseModel):

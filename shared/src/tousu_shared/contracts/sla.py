@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import ClassVar
 
 from tousu_shared.contracts.base import Event
+from tousu_shared.contracts.vocabulary import HandlerLevel
 
 
 class _SlaEvent(Event):
@@ -54,13 +55,22 @@ class SlaMet(_SlaEvent):
 
 
 class SlaEscalated(_SlaEvent):
-    """A breached milestone escalated the case one level up the chain."""
+    """The one escalation trigger: the case must now be handled at ``level``.
 
-    level: str
+    The SLA monitor publishes it once when a case becomes overdue (any milestone breached
+    and unmet) and once more per configured interval while any milestone stays overdue,
+    never twice for milestones that fell due together. ``milestone`` names the milestone
+    that made the case overdue (or keeps it so); routing raises the case to ``level`` and
+    ignores an event whose level the case already has.
+    """
+
+    level: HandlerLevel
+    from_level: HandlerLevel | None = None
+    overdue_milestones: list[str] = []
     late: bool = False
     scheduled_for: datetime | None = None
     notify_at: datetime | None = None
-    # 0: the escalation that comes with the breach; 1, 2, …: re-escalations while overdue.
+    # 0: the escalation when the case became overdue; 1, 2, …: each interval it stays so.
     repeat: int = 0
 
 
