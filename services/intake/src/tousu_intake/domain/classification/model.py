@@ -144,3 +144,9 @@ class Classification(BaseModel):
     emotion: Emotion
     explanation: dict[str, Any]
     ruleset_version: str
+    # Per dimension (category, severity, urgency, emotion, risk_flags), 0..1.
+    confidence: dict[str, float] = Field(default_factory=dict)
+    # Some dimension's confidence fell below the review threshold of the rules (policy data).
+    needs_review: bool = False
+    # The trained model that contributed, if any (the rules' version is ruleset_version).
+    model_version: str | None = None
