@@ -32,13 +32,40 @@ from tousu_sla.settings import SlaSettings
 
 UTC = dt.UTC
 CASE_COLUMNS = (
-    "case_id", "policy_set_version", "policy_name", "calendar_etags", "urgency", "severity",
-    "customer_tier", "category", "channel", "department", "escalation_level", "state",
+    "case_id",
+    "policy_set_version",
+    "policy_name",
+    "calendar_etags",
+    "urgency",
+    "severity",
+    "customer_tier",
+    "category",
+    "channel",
+    "department",
+    "escalation_level",
+    "state",
 )
 MILESTONE_COLUMNS = (
-    "case_id", "milestone_key", "cycle", "name", "policy_name", "clock", "calendar",
-    "department", "urgency", "started_at", "target_seconds", "due_at", "next_fire_at", "state",
-    "escalation_level", "pauses", "at_risk_at", "breached_at", "met_at", "elapsed_seconds",
+    "case_id",
+    "milestone_key",
+    "cycle",
+    "name",
+    "policy_name",
+    "clock",
+    "calendar",
+    "department",
+    "urgency",
+    "started_at",
+    "target_seconds",
+    "due_at",
+    "next_fire_at",
+    "state",
+    "escalation_level",
+    "pauses",
+    "at_risk_at",
+    "breached_at",
+    "met_at",
+    "elapsed_seconds",
     "cancelled_at",
 )
 JSON_COLUMNS = {"calendar_etags", "state", "pauses"}
@@ -47,14 +74,19 @@ COPY_CHUNK = 20_000
 
 
 async def measure_breach_latency(
-    open_cases: int = 100_000, *, due_cases: int = 50, due_spread_seconds: float = 5.0,
+    open_cases: int = 100_000,
+    *,
+    due_cases: int = 50,
+    due_spread_seconds: float = 5.0,
 ) -> dict[str, Any]:
     """Detection lag (due time → committed SlaBreached) of `due_cases` among `open_cases`."""
     settings = SlaSettings(topic_namespace="bench.")
     runtime = Runtime.build(settings)
     ctx = services.SlaContext(publisher=SlaEventPublisher(runtime.outbox))
-    raw = await asyncpg.connect(settings.sqlalchemy_url.replace("+asyncpg", ""),
-                                server_settings={"search_path": settings.db_schema})
+    raw = await asyncpg.connect(
+        settings.sqlalchemy_url.replace("+asyncpg", ""),
+        server_settings={"search_path": settings.db_schema},
+    )
     bulk_ids = [uuid.uuid4() for _ in range(open_cases)]
     due_ids: list[uuid.UUID] = []
     try:
@@ -84,8 +116,9 @@ async def measure_breach_latency(
                 await repo.save_case(StoredCase(sla, policy.version, etags, {}))
 
         stop = asyncio.Event()
-        scheduler = asyncio.create_task(SlaScheduler(settings, runtime.session_factory, ctx)
-                                        .run(stop))
+        scheduler = asyncio.create_task(
+            SlaScheduler(settings, runtime.session_factory, ctx).run(stop)
+        )
         seen = await _watch_breaches(raw, due_at, give_up_after=due_spread_seconds + 30)
         stop.set()
         await scheduler
@@ -111,39 +144,52 @@ async def measure_breach_latency(
 
 def _template_case(case_id: uuid.UUID, policy: Any, calendars: dict, at: dt.datetime) -> CaseSla:
     sla = CaseSla(str(case_id), policy.policy_set, calendars)
-    sla.apply(CaseEvent("ComplaintReceived", at, {"channel": "phone", "customer_tier": "regular",
-                                                  "department": BENCH_DEPARTMENT}))
+    sla.apply(
+        CaseEvent(
+            "ComplaintReceived",
+            at,
+            {"channel": "phone", "customer_tier": "regular", "department": BENCH_DEPARTMENT},
+        )
+    )
     return sla
 
 
 async def _copy_open_cases(
-    raw: asyncpg.Connection, case_ids: list[uuid.UUID], policy: Any, calendars: dict,
+    raw: asyncpg.Connection,
+    case_ids: list[uuid.UUID],
+    policy: Any,
+    calendars: dict,
     etags: dict[str, str],
 ) -> int:
     # One real aggregate is built and stored; the others are copies under their own ids.
     template_id = uuid.UUID(int=0)
     sla = _template_case(template_id, policy, calendars, dt.datetime.now(UTC))
     stored = StoredCase(sla, policy.version, {}, {})
-    stored.calendar_etags = {name: etags[name] for name in
-                             {c.timekeeper.name for c in sla.clocks.values()} if name in etags}
+    stored.calendar_etags = {
+        name: etags[name]
+        for name in {c.timekeeper.name for c in sla.clocks.values()}
+        if name in etags
+    }
     case_template = case_row(stored)
     open_rows = [row for row in milestone_rows(sla) if row["next_fire_at"] is not None]
     state_json = orjson.dumps(case_template["state"]).decode()
     template_text = str(template_id)
     milestones = 0
     for start in range(0, len(case_ids), COPY_CHUNK):
-        chunk = case_ids[start:start + COPY_CHUNK]
+        chunk = case_ids[start : start + COPY_CHUNK]
         cases = []
         rows = []
         for case_id in chunk:
-            values = {**case_template, "case_id": case_id,
-                      "state": state_json.replace(template_text, str(case_id))}
+            values = {
+                **case_template,
+                "case_id": case_id,
+                "state": state_json.replace(template_text, str(case_id)),
+            }
             cases.append(_record(values, CASE_COLUMNS))
             for row in open_rows:
                 rows.append(_record({**row, "case_id": case_id}, MILESTONE_COLUMNS))
         await raw.copy_records_to_table("sla_case", records=cases, columns=CASE_COLUMNS)
-        await raw.copy_records_to_table("sla_milestone", records=rows,
-                                        columns=MILESTONE_COLUMNS)
+        await raw.copy_records_to_table("sla_milestone", records=rows, columns=MILESTONE_COLUMNS)
         milestones += len(rows)
     return milestones
 
@@ -151,7 +197,8 @@ async def _copy_open_cases(
 def _record(values: dict[str, Any], columns: tuple[str, ...]) -> tuple:
     return tuple(
         (value if isinstance(value, str) else orjson.dumps(value).decode())
-        if column in JSON_COLUMNS else value
+        if column in JSON_COLUMNS
+        else value
         for column, value in ((column, values[column]) for column in columns)
     )
 
@@ -160,9 +207,15 @@ def _due_case(case_id: uuid.UUID, due: dt.datetime, policy: Any, calendars: dict
     received = due - dt.timedelta(seconds=10)
     sla = _template_case(case_id, policy, calendars, received)
     # A wall-clock milestone of 10 s whose only timer is its breach (no warnings first).
-    spec = MilestoneSpec(key="bench_breach", name="Benchmark deadline",
-                         start_event="ComplaintReceived", stop_events=("CaseResolved",),
-                         target=due - received, warn_fractions=(), escalation_interval=None)
+    spec = MilestoneSpec(
+        key="bench_breach",
+        name="Benchmark deadline",
+        start_event="ComplaintReceived",
+        stop_events=("CaseResolved",),
+        target=due - received,
+        warn_fractions=(),
+        escalation_interval=None,
+    )
     sla.clocks[spec.key] = MilestoneClock(spec, WALL_CLOCK, received)
     return sla
 
@@ -177,7 +230,10 @@ async def _claim_plan(raw: asyncpg.Connection) -> str:
 
 
 async def _watch_breaches(
-    raw: asyncpg.Connection, due_at: dict[uuid.UUID, dt.datetime], *, give_up_after: float,
+    raw: asyncpg.Connection,
+    due_at: dict[uuid.UUID, dt.datetime],
+    *,
+    give_up_after: float,
 ) -> dict[uuid.UUID, dt.datetime]:
     # Reads only what is new in the log since the last poll, so watching costs next to nothing.
     seen: dict[uuid.UUID, dt.datetime] = {}
@@ -186,7 +242,8 @@ async def _watch_breaches(
     while len(seen) < len(due_at) and time.monotonic() < deadline:
         rows = await raw.fetch(
             "SELECT id, complaint_id FROM sla_event_log WHERE id > $1 "
-            "AND event_type = 'SlaBreached' ORDER BY id", last_id,
+            "AND event_type = 'SlaBreached' ORDER BY id",
+            last_id,
         )
         observed = dt.datetime.now(UTC)
         for row in rows:
@@ -206,8 +263,10 @@ def _percentile(ordered: list[float], fraction: float) -> float:
 
 async def _clean_up(raw: asyncpg.Connection, case_ids: list[uuid.UUID]) -> None:
     await raw.execute("DELETE FROM sla_event_log WHERE complaint_id = ANY($1::uuid[])", case_ids)
-    await raw.execute("DELETE FROM outbox WHERE message_key = ANY($1::text[])",
-                      [str(case_id) for case_id in case_ids])
+    await raw.execute(
+        "DELETE FROM outbox WHERE message_key = ANY($1::text[])",
+        [str(case_id) for case_id in case_ids],
+    )
     await raw.execute("DELETE FROM sla_case WHERE case_id = ANY($1::uuid[])", case_ids)
 
 

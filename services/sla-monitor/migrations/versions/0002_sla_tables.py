@@ -25,10 +25,12 @@ TABLES = ("sla_event_log", "sla_milestone", "sla_case", "sla_calendar", "sla_pol
 
 def _timestamps() -> list[sa.Column]:
     return [
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False,
-                  server_default=sa.func.now()),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False,
-                  server_default=sa.func.now()),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
     ]
 
 
@@ -40,8 +42,9 @@ def upgrade() -> None:
         sa.Column("etag", pg.UUID, nullable=False),
         sa.Column("comment", sa.Text),
         sa.Column("created_by", sa.Text, nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False,
-                  server_default=sa.func.now()),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
         schema=SCHEMA,
     )
     calendar = op.create_table(
@@ -74,8 +77,12 @@ def upgrade() -> None:
     )
     op.create_table(
         "sla_milestone",
-        sa.Column("case_id", pg.UUID, sa.ForeignKey(f"{SCHEMA}.sla_case.case_id",
-                                                    ondelete="CASCADE"), primary_key=True),
+        sa.Column(
+            "case_id",
+            pg.UUID,
+            sa.ForeignKey(f"{SCHEMA}.sla_case.case_id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
         sa.Column("milestone_key", sa.Text, primary_key=True),
         sa.Column("cycle", sa.Integer, nullable=False),
         sa.Column("name", sa.Text, nullable=False),
@@ -96,21 +103,40 @@ def upgrade() -> None:
         sa.Column("met_at", sa.DateTime(timezone=True)),
         sa.Column("elapsed_seconds", sa.Float),
         sa.Column("cancelled_at", sa.DateTime(timezone=True)),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False,
-                  server_default=sa.func.now()),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
         schema=SCHEMA,
     )
     # The scheduler's only way in: due work by time, never a scan of every case.
-    op.create_index("ix_sla_milestone_next_fire_at", "sla_milestone", ["next_fire_at"],
-                    schema=SCHEMA, postgresql_where=OPEN_MILESTONE)
-    op.create_index("ix_sla_milestone_open_calendar", "sla_milestone", ["calendar"],
-                    schema=SCHEMA, postgresql_where=OPEN_MILESTONE)
-    op.create_index("ix_sla_milestone_breached", "sla_milestone",
-                    ["due_at", "case_id", "milestone_key"], schema=SCHEMA,
-                    postgresql_where=sa.text("breached_at IS NOT NULL"))
-    op.create_index("ix_sla_milestone_at_risk", "sla_milestone",
-                    ["due_at", "case_id", "milestone_key"], schema=SCHEMA,
-                    postgresql_where=sa.text("state = 'at_risk'"))
+    op.create_index(
+        "ix_sla_milestone_next_fire_at",
+        "sla_milestone",
+        ["next_fire_at"],
+        schema=SCHEMA,
+        postgresql_where=OPEN_MILESTONE,
+    )
+    op.create_index(
+        "ix_sla_milestone_open_calendar",
+        "sla_milestone",
+        ["calendar"],
+        schema=SCHEMA,
+        postgresql_where=OPEN_MILESTONE,
+    )
+    op.create_index(
+        "ix_sla_milestone_breached",
+        "sla_milestone",
+        ["due_at", "case_id", "milestone_key"],
+        schema=SCHEMA,
+        postgresql_where=sa.text("breached_at IS NOT NULL"),
+    )
+    op.create_index(
+        "ix_sla_milestone_at_risk",
+        "sla_milestone",
+        ["due_at", "case_id", "milestone_key"],
+        schema=SCHEMA,
+        postgresql_where=sa.text("state = 'at_risk'"),
+    )
     op.create_table(
         "sla_event_log",
         sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
@@ -122,16 +148,18 @@ def upgrade() -> None:
         sa.Column("urgency", sa.Text),
         sa.Column("firing_key", sa.Text, unique=True),
         sa.Column("envelope", pg.JSONB, nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False,
-                  server_default=sa.func.now()),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
         schema=SCHEMA,
     )
     # xid8 has no SQLAlchemy type; the writer's transaction id orders the live stream.
-    op.execute(f"ALTER TABLE {SCHEMA}.sla_event_log "
-               "ADD COLUMN xid xid8 NOT NULL DEFAULT pg_current_xact_id()")
+    op.execute(
+        f"ALTER TABLE {SCHEMA}.sla_event_log "
+        "ADD COLUMN xid xid8 NOT NULL DEFAULT pg_current_xact_id()"
+    )
     op.create_index("ix_sla_event_log_stream", "sla_event_log", ["xid", "id"], schema=SCHEMA)
-    op.create_index("ix_sla_event_log_created_at", "sla_event_log", ["created_at"],
-                    schema=SCHEMA)
+    op.create_index("ix_sla_event_log_created_at", "sla_event_log", ["created_at"], schema=SCHEMA)
     _seed_defaults(policy_set, calendar)
 
 
@@ -142,15 +170,31 @@ def _seed_defaults(policy_set: sa.Table, calendar: sa.Table) -> None:
         default_policy_set,
     )
 
-    op.bulk_insert(policy_set, [{
-        "version": 1, "body": default_policy_set().model_dump(mode="json"),
-        "etag": str(uuid.uuid4()), "comment": "domain.md §4 defaults", "created_by": "migration",
-    }])
-    op.bulk_insert(calendar, [
-        {"name": cal.name, "version": 1, "body": cal.model_dump(mode="json"),
-         "etag": str(uuid.uuid4()), "updated_by": "migration"}
-        for cal in (chinese_statutory_calendar(), always_open_calendar())
-    ])
+    op.bulk_insert(
+        policy_set,
+        [
+            {
+                "version": 1,
+                "body": default_policy_set().model_dump(mode="json"),
+                "etag": str(uuid.uuid4()),
+                "comment": "domain.md §4 defaults",
+                "created_by": "migration",
+            }
+        ],
+    )
+    op.bulk_insert(
+        calendar,
+        [
+            {
+                "name": cal.name,
+                "version": 1,
+                "body": cal.model_dump(mode="json"),
+                "etag": str(uuid.uuid4()),
+                "updated_by": "migration",
+            }
+            for cal in (chinese_statutory_calendar(), always_open_calendar())
+        ],
+    )
 
 
 def downgrade() -> None:

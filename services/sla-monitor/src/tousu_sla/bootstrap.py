@@ -7,8 +7,8 @@ from pathlib import Path
 
 from tousu_shared.http import create_app
 from tousu_shared.runtime import Runtime, Service, include_routers, session_handlers
-from tousu_shared.uow import SqlUnitOfWork
 from tousu_shared.topics import consumed_by
+from tousu_shared.uow import SqlUnitOfWork
 
 from tousu_sla.adapters.publisher import SlaEventPublisher
 from tousu_sla.entrypoints import api, stream
@@ -29,7 +29,8 @@ def bootstrap(settings: SlaSettings | None = None) -> Service:
         late_after=dt.timedelta(seconds=settings.late_after_seconds),
     )
     app = create_app(
-        runtime, title="Tousu sla-monitor",
+        runtime,
+        title="Tousu sla-monitor",
         description="Every deadline of every case, with warnings and escalation.",
     )
     app.state.sla = ctx

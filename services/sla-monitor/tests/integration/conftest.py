@@ -57,30 +57,63 @@ def fast_policies() -> list[SlaPolicy]:
             name="urgent",
             match=MatchCriteria(urgency=("immediate",)),
             milestones=(
-                MilestoneSpec(key="first_response", name="First response",
-                              start_event="ComplaintReceived",
-                              stop_events=("FirstResponseSent",), target=2 * S,
-                              warn_fractions=(0.5, 0.75), escalation_interval=1 * S),
-                MilestoneSpec(key="resolve", name="Resolved", start_event="ComplaintReceived",
-                              stop_events=("CaseResolved",), target=600 * S, clock="business",
-                              calendar="24x7", **WAIT),
+                MilestoneSpec(
+                    key="first_response",
+                    name="First response",
+                    start_event="ComplaintReceived",
+                    stop_events=("FirstResponseSent",),
+                    target=2 * S,
+                    warn_fractions=(0.5, 0.75),
+                    escalation_interval=1 * S,
+                ),
+                MilestoneSpec(
+                    key="resolve",
+                    name="Resolved",
+                    start_event="ComplaintReceived",
+                    stop_events=("CaseResolved",),
+                    target=600 * S,
+                    clock="business",
+                    calendar="24x7",
+                    **WAIT,
+                ),
             ),
         ),
         SlaPolicy(
             name="relaxed",
             milestones=(
-                MilestoneSpec(key="record", name="Recorded", start_event="ComplaintReceived",
-                              start_at_field="contact_at", stop_events=("ComplaintReceived",),
-                              target=60 * S),
-                MilestoneSpec(key="first_response", name="First response",
-                              start_event="ComplaintReceived",
-                              stop_events=("FirstResponseSent",), target=120 * S),
-                MilestoneSpec(key="resolve", name="Resolved", start_event="ComplaintReceived",
-                              stop_events=("CaseResolved",), target=600 * S, clock="business",
-                              calendar="24x7", **WAIT),
-                MilestoneSpec(key="follow_up", name="Follow-up", start_event="CaseResolved",
-                              stop_events=("SurveyScheduled",), target=120 * S,
-                              repeatable=True),
+                MilestoneSpec(
+                    key="record",
+                    name="Recorded",
+                    start_event="ComplaintReceived",
+                    start_at_field="contact_at",
+                    stop_events=("ComplaintReceived",),
+                    target=60 * S,
+                ),
+                MilestoneSpec(
+                    key="first_response",
+                    name="First response",
+                    start_event="ComplaintReceived",
+                    stop_events=("FirstResponseSent",),
+                    target=120 * S,
+                ),
+                MilestoneSpec(
+                    key="resolve",
+                    name="Resolved",
+                    start_event="ComplaintReceived",
+                    stop_events=("CaseResolved",),
+                    target=600 * S,
+                    clock="business",
+                    calendar="24x7",
+                    **WAIT,
+                ),
+                MilestoneSpec(
+                    key="follow_up",
+                    name="Follow-up",
+                    start_event="CaseResolved",
+                    stop_events=("SurveyScheduled",),
+                    target=120 * S,
+                    repeatable=True,
+                ),
             ),
         ),
     ]
@@ -112,7 +145,8 @@ class SlaHarness:
         for event in events:
             envelope = self.runtime.outbox.envelope(event)
             await self._producer.send_and_wait(
-                self.settings.topic(event.topic), envelope.to_bytes(),
+                self.settings.topic(event.topic),
+                envelope.to_bytes(),
                 key=envelope.subject.encode(),
             )
 
@@ -132,8 +166,10 @@ class SlaHarness:
         """Run the consumer and relay (and the scheduler) until the block ends."""
         stop = asyncio.Event()
         consumer = self.service.consumer()
-        tasks = [asyncio.create_task(consumer.run(stop)),
-                 asyncio.create_task(self.service.relay().run(stop))]
+        tasks = [
+            asyncio.create_task(consumer.run(stop)),
+            asyncio.create_task(self.service.relay().run(stop)),
+        ]
         if scheduler:
             tasks += [asyncio.create_task(worker(stop)) for worker in self.service.workers.values()]
         try:
@@ -150,7 +186,9 @@ class SlaHarness:
     # -- events out -------------------------------------------------------------------
 
     async def sla_events(
-        self, complaint_id: uuid.UUID, until: Callable[[list[Envelope]], bool],
+        self,
+        complaint_id: uuid.UUID,
+        until: Callable[[list[Envelope]], bool],
     ) -> list[Envelope]:
         """SLA events published on Kafka for one complaint, once `until` holds for them."""
         subject = str(complaint_id).encode()
@@ -158,8 +196,9 @@ class SlaHarness:
         def mine(records: Iterable[ConsumerRecord]) -> list[Envelope]:
             return envelopes([record for record in records if record.key == subject])
 
-        records = await read_topic(self.settings.topic("sla.events"),
-                                   until=lambda rs: until(mine(rs)), timeout=30.0)
+        records = await read_topic(
+            self.settings.topic("sla.events"), until=lambda rs: until(mine(rs)), timeout=30.0
+        )
         return mine(records)
 
     # -- HTTP -------------------------------------------------------------------------
@@ -170,7 +209,8 @@ class SlaHarness:
         async with LifespanManager(self.service.app) as manager:
             transport = httpx.ASGITransport(app=manager.app)
             async with httpx.AsyncClient(
-                transport=transport, base_url="http://sla",
+                transport=transport,
+                base_url="http://sla",
                 headers={"Authorization": f"Bearer {key}"},
             ) as client:
                 yield client
@@ -190,8 +230,7 @@ async def fresh_schema_after_the_run() -> AsyncIterator[None]:
     try:
         await truncate_schema(service.runtime.engine, "sla_monitor")
         async with service.runtime.session_factory() as session, session.begin():
-            await services.ensure_default_catalog(db_session=session,
-                                                  ctx=service.app.state.sla)
+            await services.ensure_default_catalog(db_session=session, ctx=service.app.state.sla)
     finally:
         await service.runtime.close()
 
@@ -200,19 +239,29 @@ async def fresh_schema_after_the_run() -> AsyncIterator[None]:
 async def sla() -> AsyncIterator[SlaHarness]:
     """The service on topics of its own, with an empty schema and the test policies."""
     namespace = f"{TOPIC_NAMESPACE}sla-{uuid.uuid4().hex[:8]}."
-    await ensure_topics(KAFKA_BOOTSTRAP,
-                        [(f"{namespace}{name}", parts) for name, parts in all_topic_names()])
-    service = bootstrap(test_settings(
-        SlaSettings, topic_namespace=namespace, bootstrap_admin_key=ADMIN_KEY,
-        scheduler_poll_ms=50, sse_poll_ms=50,
-    ))
+    await ensure_topics(
+        KAFKA_BOOTSTRAP, [(f"{namespace}{name}", parts) for name, parts in all_topic_names()]
+    )
+    service = bootstrap(
+        test_settings(
+            SlaSettings,
+            topic_namespace=namespace,
+            bootstrap_admin_key=ADMIN_KEY,
+            scheduler_poll_ms=50,
+            sse_poll_ms=50,
+        )
+    )
     await truncate_schema(service.runtime.engine, "sla_monitor")
     harness = SlaHarness(service)
     async with service.runtime.session_factory() as session, session.begin():
         await services.ensure_default_catalog(db_session=session, ctx=harness.ctx)
         await services.publish_policy_set(
-            fast_policies(), based_on_version=None, comment="test", actor="test",
-            db_session=session, ctx=harness.ctx,
+            fast_policies(),
+            based_on_version=None,
+            comment="test",
+            actor="test",
+            db_session=session,
+            ctx=harness.ctx,
         )
     yield harness
     await harness.close()
@@ -227,50 +276,74 @@ class Events:
     def __init__(self, complaint_id: uuid.UUID | None = None) -> None:
         self.complaint_id = complaint_id or uuid.uuid4()
 
-    def received(self, at: dt.datetime | None = None, *,
-                 contact_at: dt.datetime | None = None) -> ComplaintReceived:
+    def received(
+        self, at: dt.datetime | None = None, *, contact_at: dt.datetime | None = None
+    ) -> ComplaintReceived:
         at = at or now()
         return ComplaintReceived(
-            complaint_id=self.complaint_id, tracking_code="TS-1", channel="phone",
-            contact_at=contact_at or at, received_at=at, customer_ref="cust-1",
-            customer_tier="regular", contact_details_url="https://intake/contact",
+            complaint_id=self.complaint_id,
+            tracking_code="TS-1",
+            channel="phone",
+            contact_at=contact_at or at,
+            received_at=at,
+            customer_ref="cust-1",
+            customer_tier="regular",
+            contact_details_url="https://intake/contact",
         )
 
     @staticmethod
     def classification(urgency: str, severity: str = "general") -> ClassificationData:
-        return ClassificationData(category="product_quality", severity=severity,
-                                  urgency=urgency, customer_tier="regular")
+        return ClassificationData(
+            category="product_quality", severity=severity, urgency=urgency, customer_tier="regular"
+        )
 
     def classified(self, urgency: str, severity: str = "general") -> ComplaintClassified:
         return ComplaintClassified(
             complaint_id=self.complaint_id,
             classification=self.classification(urgency, severity),
-            explanation={"urgency": "test"}, ruleset_version="test",
+            explanation={"urgency": "test"},
+            ruleset_version="test",
         )
 
     def reclassified(self, urgency: str, *, previous: str = "routine") -> ComplaintReclassified:
         return ComplaintReclassified(
-            complaint_id=self.complaint_id, classification=self.classification(urgency),
-            previous=self.classification(previous), reason="customer is a hospital",
+            complaint_id=self.complaint_id,
+            classification=self.classification(urgency),
+            previous=self.classification(previous),
+            reason="customer is a hospital",
             corrected_by="manager:zhao",
         )
 
-    def routed(self, department: str = "quality", urgency: str = "routine",
-               at: dt.datetime | None = None) -> CaseRouted:
-        return self.case(CaseRouted, at, department=department, rule_id="r1",
-                         rule_reason="test", handler_level="agent",
-                         category="product_quality", severity="general", urgency=urgency,
-                         contact_details_url="https://intake/contact")
+    def routed(
+        self, department: str = "quality", urgency: str = "routine", at: dt.datetime | None = None
+    ) -> CaseRouted:
+        return self.case(
+            CaseRouted,
+            at,
+            department=department,
+            rule_id="r1",
+            rule_reason="test",
+            handler_level="agent",
+            category="product_quality",
+            severity="general",
+            urgency=urgency,
+            contact_details_url="https://intake/contact",
+        )
 
     def case(self, cls: type[Event], at: dt.datetime | None = None, **fields: Any) -> Event:
         at = at or now()
         fields.setdefault("department", "quality")
-        return cls(complaint_id=self.complaint_id, actor="agent:li", occurred_at=at,
-                   recorded_at=at, case_version=1, **fields)
+        return cls(
+            complaint_id=self.complaint_id,
+            actor="agent:li",
+            occurred_at=at,
+            recorded_at=at,
+            case_version=1,
+            **fields,
+        )
 
 
 @pytest.fixture
 def new_complaint() -> Callable[[], Events]:
     """A factory of event builders, one complaint each."""
     return Events
-

@@ -62,8 +62,10 @@ async def test_customer_wait_pauses_the_clock_and_records_who_and_why(sla, new_c
     await sla.apply(complaint.received(ago(60)))
     async with sla.http() as http:
         before = (await http.get(f"/v1/cases/{complaint.complaint_id}/sla")).json()
-        paused = await http.post(f"/v1/cases/{complaint.complaint_id}/sla/customer-wait",
-                                 json={"reason": "waiting for photos of the screen"})
+        paused = await http.post(
+            f"/v1/cases/{complaint.complaint_id}/sla/customer-wait",
+            json={"reason": "waiting for photos of the screen"},
+        )
         assert paused.status_code == 200, paused.text
         await asyncio.sleep(1.2)
         resumed = await http.delete(f"/v1/cases/{complaint.complaint_id}/sla/customer-wait")
@@ -77,12 +79,12 @@ async def test_customer_wait_pauses_the_clock_and_records_who_and_why(sla, new_c
     assert pause["ended_at"] is None
     # The first response does not pause for the customer: its policy says so.
     first_response = next(m for m in paused.json()["milestones"] if m["key"] == "first_response")
-    assert first_response["state"] == "running" and first_response["due_at"] == due[
-        "first_response"]
+    assert (
+        first_response["state"] == "running" and first_response["due_at"] == due["first_response"]
+    )
     resolve = next(m for m in resumed.json()["milestones"] if m["key"] == "resolve")
     assert resolve["state"] == "running" and resolve["pauses"][0]["ended_at"]
-    moved = dt.datetime.fromisoformat(resolve["due_at"]) - dt.datetime.fromisoformat(
-        due["resolve"])
+    moved = dt.datetime.fromisoformat(resolve["due_at"]) - dt.datetime.fromisoformat(due["resolve"])
     assert moved.total_seconds() == pytest.approx(resolve["paused_seconds"], abs=1e-6)
     assert moved >= dt.timedelta(seconds=1)
     actions = [entry["action"] for entry in audit]
@@ -130,28 +132,48 @@ async def test_policies_are_validated_versioned_and_apply_to_the_next_event(sla,
     await sla.apply(complaint.received(received_at))
     policies = [policy.model_dump(mode="json") for policy in sla.policies()]
     # An operator adds a milestone, without code: root cause within 2 days.
-    policies[-1]["milestones"].append({
-        "key": "root_cause", "name": "Root cause analysed", "start_event": "ComplaintReceived",
-        "stop_events": ["RootCauseRecorded", "CaseResolved"], "target": "P2D",
-    })
+    policies[-1]["milestones"].append(
+        {
+            "key": "root_cause",
+            "name": "Root cause analysed",
+            "start_event": "ComplaintReceived",
+            "stop_events": ["RootCauseRecorded", "CaseResolved"],
+            "target": "P2D",
+        }
+    )
     async with sla.http() as http:
         current = (await http.get("/v1/sla-policies")).json()
         no_default = await http.put("/v1/sla-policies", json={"policies": policies[:1]})
-        unknown_calendar = await http.put("/v1/sla-policies", json={"policies": [
-            *policies[:-1],
-            {**policies[-1], "milestones": [{**policies[-1]["milestones"][2],
-                                             "calendar": "atlantis"}]},
-        ]})
-        stale = await http.put("/v1/sla-policies", json={
-            "policies": policies, "based_on_version": current["version"] - 1})
-        published = await http.put("/v1/sla-policies", json={
-            "policies": policies, "based_on_version": current["version"],
-            "comment": "root cause within 2 days"})
+        unknown_calendar = await http.put(
+            "/v1/sla-policies",
+            json={
+                "policies": [
+                    *policies[:-1],
+                    {
+                        **policies[-1],
+                        "milestones": [{**policies[-1]["milestones"][2], "calendar": "atlantis"}],
+                    },
+                ]
+            },
+        )
+        stale = await http.put(
+            "/v1/sla-policies",
+            json={"policies": policies, "based_on_version": current["version"] - 1},
+        )
+        published = await http.put(
+            "/v1/sla-policies",
+            json={
+                "policies": policies,
+                "based_on_version": current["version"],
+                "comment": "root cause within 2 days",
+            },
+        )
         versions = (await http.get("/v1/sla-policies/versions")).json()
         await sla.apply(complaint.case(FirstResponseSent))
         view = (await http.get(f"/v1/cases/{complaint.complaint_id}/sla")).json()
-        analyst = (await http.post("/v1/admin/credentials", json={
-            "name": "bi", "role": "analyst"})).json()["api_key"]
+        analyst = (
+            await http.post("/v1/admin/credentials", json={"name": "bi", "role": "analyst"})
+        ).json()["api_key"]
     assert no_default.status_code == 422, no_default.text
     assert "catch-all" in no_default.json()["message"]
     assert unknown_calendar.status_code == 422
@@ -172,17 +194,27 @@ async def test_policies_are_validated_versioned_and_apply_to_the_next_event(sla,
 
 async def test_calendar_override_moves_a_due_date(sla, new_complaint):
     policies = [policy.model_dump(mode="json") for policy in sla.policies()]
-    policies[-1]["milestones"].append({
-        "key": "plan", "name": "Initial solution", "start_event": "ComplaintReceived",
-        "stop_events": ["SolutionProposed"], "target_working_days": 1, "clock": "business",
-        "calendar": "weekdays",
-    })
+    policies[-1]["milestones"].append(
+        {
+            "key": "plan",
+            "name": "Initial solution",
+            "start_event": "ComplaintReceived",
+            "stop_events": ["SolutionProposed"],
+            "target_working_days": 1,
+            "clock": "business",
+            "calendar": "weekdays",
+        }
+    )
     monday_10 = dt.datetime(2031, 3, 3, 10, tzinfo=SHANGHAI)
     complaint = new_complaint()
     async with sla.http() as http:
-        created = await http.put("/v1/calendars/weekdays", json={
-            "timezone": "Asia/Shanghai", "working_periods": [{"start": "09:00", "end": "18:00"}],
-        })
+        created = await http.put(
+            "/v1/calendars/weekdays",
+            json={
+                "timezone": "Asia/Shanghai",
+                "working_periods": [{"start": "09:00", "end": "18:00"}],
+            },
+        )
         assert created.status_code == 200, created.text
         assert (await http.put("/v1/sla-policies", json={"policies": policies})).status_code == 200
         await sla.apply(complaint.received(monday_10))
@@ -193,8 +225,9 @@ async def test_calendar_override_moves_a_due_date(sla, new_complaint):
             return dt.datetime.fromisoformat(plan["due_at"])
 
         assert await plan_due() == dt.datetime(2031, 3, 4, 10, tzinfo=SHANGHAI)
-        day_off = await http.put("/v1/calendars/weekdays/dates/2031-03-04",
-                                 json={"working": False, "reason": "typhoon"})
+        day_off = await http.put(
+            "/v1/calendars/weekdays/dates/2031-03-04", json={"working": False, "reason": "typhoon"}
+        )
         assert day_off.status_code == 200, day_off.text
         assert day_off.json()["calendar"]["overrides"] == {"2031-03-04": False}
         assert await plan_due() == dt.datetime(2031, 3, 5, 10, tzinfo=SHANGHAI)
@@ -211,38 +244,67 @@ async def test_calendar_override_moves_a_due_date(sla, new_complaint):
     # The scheduler recomputes the stored deadline and announces the move.
     await sla.scheduler().run_once()
     async with sla.runtime.engine.connect() as conn:
-        row = (await conn.execute(text(
-            "SELECT due_at FROM sla_monitor.sla_milestone "
-            "WHERE case_id = :id AND milestone_key = 'plan'"), {"id": complaint.complaint_id},
-        )).one()
-        moved = (await conn.execute(text(
-            "SELECT envelope->'data' FROM sla_monitor.sla_event_log "
-            "WHERE complaint_id = :id AND event_type = 'SlaMilestoneRetargeted'"),
-            {"id": complaint.complaint_id},
-        )).scalars().all()
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT due_at FROM sla_monitor.sla_milestone "
+                    "WHERE case_id = :id AND milestone_key = 'plan'"
+                ),
+                {"id": complaint.complaint_id},
+            )
+        ).one()
+        moved = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT envelope->'data' FROM sla_monitor.sla_event_log "
+                        "WHERE complaint_id = :id AND event_type = 'SlaMilestoneRetargeted'"
+                    ),
+                    {"id": complaint.complaint_id},
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert row.due_at == dt.datetime(2031, 3, 5, 10, tzinfo=SHANGHAI)
     assert [m["milestone"] for m in moved] == ["plan"]
 
 
 async def test_statutory_year_without_data_raises_an_alert_until_filled(sla, new_complaint):
     policies = [policy.model_dump(mode="json") for policy in sla.policies()]
-    policies[-1]["milestones"].append({
-        "key": "plan", "name": "Initial solution", "start_event": "ComplaintReceived",
-        "stop_events": ["SolutionProposed"], "target_working_days": 3, "clock": "business",
-        "calendar": "cn-statutory",
-    })
+    policies[-1]["milestones"].append(
+        {
+            "key": "plan",
+            "name": "Initial solution",
+            "start_event": "ComplaintReceived",
+            "stop_events": ["SolutionProposed"],
+            "target_working_days": 3,
+            "clock": "business",
+            "calendar": "cn-statutory",
+        }
+    )
     complaint = new_complaint()
     async with sla.http() as http:
         assert (await http.put("/v1/sla-policies", json={"policies": policies})).status_code == 200
         await sla.apply(complaint.received(dt.datetime(2031, 3, 3, 10, tzinfo=SHANGHAI)))
         async with sla.runtime.engine.connect() as conn:
-                alerts = (await conn.execute(text(
-                "SELECT envelope->'data' FROM sla_monitor.sla_event_log "
-                "WHERE complaint_id = :id AND event_type = 'CalendarDataMissing'"),
-                {"id": complaint.complaint_id},
-            )).scalars().all()
-        filled = await http.put("/v1/calendars/cn-statutory/years/2031", json={
-            "holidays": ["2031-03-04"], "makeup_workdays": []})
+            alerts = (
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT envelope->'data' FROM sla_monitor.sla_event_log "
+                            "WHERE complaint_id = :id AND event_type = 'CalendarDataMissing'"
+                        ),
+                        {"id": complaint.complaint_id},
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        filled = await http.put(
+            "/v1/calendars/cn-statutory/years/2031",
+            json={"holidays": ["2031-03-04"], "makeup_workdays": []},
+        )
         status = (await http.get("/v1/calendars/cn-statutory/dates/2031-03-05")).json()
         view = (await http.get(f"/v1/cases/{complaint.complaint_id}/sla")).json()
     (alert,) = alerts
@@ -251,15 +313,15 @@ async def test_statutory_year_without_data_raises_an_alert_until_filled(sla, new
     assert status["data_missing"] is False and status["is_working"] is True
     plan = next(m for m in view["milestones"] if m["key"] == "plan")
     # Mon 10:00 + 3 working days, with Tuesday now a holiday: Friday 10:00.
-    assert dt.datetime.fromisoformat(plan["due_at"]) == dt.datetime(2031, 3, 7, 10,
-                                                                     tzinfo=SHANGHAI)
+    assert dt.datetime.fromisoformat(plan["due_at"]) == dt.datetime(2031, 3, 7, 10, tzinfo=SHANGHAI)
 
 
 async def test_live_stream_yields_events_and_resumes_after_last_event_id(sla, new_complaint):
     async with sla.http() as http:
         # A dashboard following the stream sees what is published after it joined.
-        follower = asyncio.create_task(http.get(
-            "/v1/sla-events/stream", params={"max_events": 1, "event_type": "SlaMet"}))
+        follower = asyncio.create_task(
+            http.get("/v1/sla-events/stream", params={"max_events": 1, "event_type": "SlaMet"})
+        )
         published = []
         while not follower.done() and len(published) < 40:
             complaint = new_complaint()
@@ -267,13 +329,19 @@ async def test_live_stream_yields_events_and_resumes_after_last_event_id(sla, ne
             await sla.apply(complaint.received(ago(5), contact_at=ago(6)))
             await asyncio.wait([follower], timeout=0.5)
         followed = await follower
-        first_two = await http.get("/v1/sla-events/stream",
-                                   params={"from_start": "true", "max_events": 2})
+        first_two = await http.get(
+            "/v1/sla-events/stream", params={"from_start": "true", "max_events": 2}
+        )
         first, second = sse_events(first_two.text)
-        resumed = await http.get("/v1/sla-events/stream", params={"max_events": 1},
-                                 headers={"Last-Event-ID": first["id"]})
-        filtered = await http.get("/v1/sla-events/stream", params={
-            "from_start": "true", "max_events": 1, "milestone": "resolve"})
+        resumed = await http.get(
+            "/v1/sla-events/stream",
+            params={"max_events": 1},
+            headers={"Last-Event-ID": first["id"]},
+        )
+        filtered = await http.get(
+            "/v1/sla-events/stream",
+            params={"from_start": "true", "max_events": 1, "milestone": "resolve"},
+        )
         broken = await http.get("/v1/sla-events/stream", headers={"Last-Event-ID": "x"})
     assert followed.status_code == 200
     assert followed.headers["content-type"].startswith("text/event-stream")
@@ -299,9 +367,18 @@ async def test_event_log_rejects_a_second_firing_of_one_threshold(sla, new_compl
     await sla.apply(complaint.received(ago(300)))
     await sla.scheduler().run_once()
     async with sla.runtime.engine.connect() as conn:
-        keys = (await conn.execute(text(
-            "SELECT firing_key FROM sla_monitor.sla_event_log WHERE firing_key IS NOT NULL"
-        ))).scalars().all()
+        keys = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT firing_key FROM sla_monitor.sla_event_log "
+                        "WHERE firing_key IS NOT NULL"
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert keys and len(keys) == len(set(keys))
     assert await sla.scheduler().run_once() == 0  # nothing left due: nothing fires again
 
@@ -312,10 +389,14 @@ async def test_agents_pause_only_their_own_departments_clocks(sla, new_complaint
     url = f"/v1/cases/{complaint.complaint_id}/sla/customer-wait"
     async with sla.http() as admin:
         keys = {}
-        for name, role, department in [("qa", "agent", "quality"), ("lg", "agent", "logistics"),
-                                       ("bi", "analyst", None)]:
-            issued = await admin.post("/v1/admin/credentials", json={
-                "name": name, "role": role, "department": department})
+        for name, role, department in [
+            ("qa", "agent", "quality"),
+            ("lg", "agent", "logistics"),
+            ("bi", "analyst", None),
+        ]:
+            issued = await admin.post(
+                "/v1/admin/credentials", json={"name": name, "role": role, "department": department}
+            )
             keys[name] = issued.json()["api_key"]
     async with sla.http(keys["lg"]) as other_department:
         assert (await other_department.post(url, json={"reason": "x"})).status_code == 404

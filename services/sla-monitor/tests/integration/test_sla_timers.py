@@ -34,7 +34,8 @@ def timers(events: list[Envelope], milestone: str = "first_response") -> list[tu
     """The timer firings of one milestone in publication order."""
     return [
         (e.type, e.data.get("fraction", e.data.get("level")))
-        for e in events if e.type in TIMER_TYPES and e.data["milestone"] == milestone
+        for e in events
+        if e.type in TIMER_TYPES and e.data["milestone"] == milestone
     ]
 
 
@@ -47,27 +48,30 @@ def ts(value: str) -> dt.datetime:
 
 
 async def test_unanswered_case_warns_breaches_escalates_to_the_top_then_meets_late(
-    sla, new_complaint,
+    sla,
+    new_complaint,
 ):
     complaint = new_complaint()
     async with sla.running():
         await sla.send(complaint.received(), complaint.classified("immediate"))
         events = await sla.sla_events(
-            complaint.complaint_id, lambda es: len(timers(es)) >= len(URGENT_FIRST_RESPONSE),
+            complaint.complaint_id,
+            lambda es: len(timers(es)) >= len(URGENT_FIRST_RESPONSE),
         )
         assert timers(events) == URGENT_FIRST_RESPONSE
         (started,) = of_type(events, "SlaMilestoneStarted", "first_response")
-        assert events.index(started) < events.index(of_type(events, "SlaAtRisk",
-                                                             "first_response")[0])
+        assert events.index(started) < events.index(
+            of_type(events, "SlaAtRisk", "first_response")[0]
+        )
         (breach,) = of_type(events, "SlaBreached", "first_response")
         assert breach.data["policy"] == "urgent" and breach.data["late"] is False
         # Due 2 s after the original start, even though the case began on the relaxed policy.
-        assert ts(breach.data["due_at"]) - ts(started.data["started_at"]) == dt.timedelta(
-            seconds=2)
+        assert ts(breach.data["due_at"]) - ts(started.data["started_at"]) == dt.timedelta(seconds=2)
 
         await sla.send(complaint.case(FirstResponseSent))
         events = await sla.sla_events(
-            complaint.complaint_id, lambda es: of_type(es, "SlaMet", "first_response"),
+            complaint.complaint_id,
+            lambda es: of_type(es, "SlaMet", "first_response"),
         )
     (met,) = of_type(events, "SlaMet", "first_response")
     assert met.data["within_target"] is False
@@ -83,7 +87,8 @@ async def test_unanswered_case_warns_breaches_escalates_to_the_top_then_meets_la
 
 
 async def test_milestones_met_in_time_publish_met_with_elapsed_time_and_no_warnings(
-    sla, new_complaint,
+    sla,
+    new_complaint,
 ):
     complaint = new_complaint()
     contacted = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=40)
@@ -92,7 +97,8 @@ async def test_milestones_met_in_time_publish_met_with_elapsed_time_and_no_warni
         await sla.send(complaint.received(received, contact_at=contacted))
         await sla.send(complaint.case(FirstResponseSent, received + dt.timedelta(seconds=5)))
         events = await sla.sla_events(
-            complaint.complaint_id, lambda es: of_type(es, "SlaMet", "first_response"),
+            complaint.complaint_id,
+            lambda es: of_type(es, "SlaMet", "first_response"),
         )
     (recorded,) = of_type(events, "SlaMet", "record")
     assert recorded.data["elapsed_seconds"] == 30  # from first contact to the record
@@ -110,14 +116,16 @@ async def test_reclassification_retargets_from_the_original_start(sla, new_compl
     async with sla.running():
         await sla.send(complaint.received())
         events = await sla.sla_events(
-            complaint.complaint_id, lambda es: of_type(es, "SlaMilestoneStarted", "resolve"),
+            complaint.complaint_id,
+            lambda es: of_type(es, "SlaMilestoneStarted", "resolve"),
         )
         (started,) = of_type(events, "SlaMilestoneStarted", "first_response")
         assert started.data["policy"] == "relaxed"
         await asyncio.sleep(0.5)  # the raise in priority comes a little later
         await sla.send(complaint.reclassified("immediate"))
         events = await sla.sla_events(
-            complaint.complaint_id, lambda es: of_type(es, "SlaBreached", "first_response"),
+            complaint.complaint_id,
+            lambda es: of_type(es, "SlaBreached", "first_response"),
         )
     (retargeted,) = of_type(events, "SlaMilestoneRetargeted", "first_response")
     original_start = ts(started.data["started_at"])
@@ -129,17 +137,23 @@ async def test_reclassification_retargets_from_the_original_start(sla, new_compl
 
 
 async def test_killed_scheduler_catches_up_late_and_misses_or_repeats_nothing(
-    sla, new_complaint,
+    sla,
+    new_complaint,
 ):
     sla.ctx.late_after = dt.timedelta(seconds=1)
     complaint = new_complaint()
 
     async def fired() -> int:
         async with sla.runtime.engine.connect() as conn:
-            return (await conn.execute(text(
-                "SELECT count(*) FROM sla_monitor.sla_event_log WHERE complaint_id = :id "
-                "AND event_type IN ('SlaAtRisk', 'SlaBreached', 'SlaEscalated')"
-            ), {"id": complaint.complaint_id})).scalar_one()
+            return (
+                await conn.execute(
+                    text(
+                        "SELECT count(*) FROM sla_monitor.sla_event_log WHERE complaint_id = :id "
+                        "AND event_type IN ('SlaAtRisk', 'SlaBreached', 'SlaEscalated')"
+                    ),
+                    {"id": complaint.complaint_id},
+                )
+            ).scalar_one()
 
     async with sla.running(scheduler=False) as stop:
         scheduler = asyncio.create_task(sla.scheduler().run(stop))
@@ -155,7 +169,8 @@ async def test_killed_scheduler_catches_up_late_and_misses_or_repeats_nothing(
         assert await fired() == fired_before
         restarted = asyncio.create_task(sla.scheduler().run(stop))
         events = await sla.sla_events(
-            complaint.complaint_id, lambda es: len(timers(es)) >= len(URGENT_FIRST_RESPONSE),
+            complaint.complaint_id,
+            lambda es: len(timers(es)) >= len(URGENT_FIRST_RESPONSE),
         )
         await asyncio.sleep(1)  # room for a duplicate to show up, if there were one
         seen = len(events)
@@ -177,10 +192,15 @@ async def test_two_schedulers_never_fire_a_timer_twice(sla, new_complaint):
 
         async def every_case_at_the_top() -> bool:
             async with sla.runtime.engine.connect() as conn:
-                done = (await conn.execute(text(
-                    "SELECT count(*) FROM sla_monitor.sla_event_log "
-                    "WHERE event_type = 'SlaEscalated' AND envelope->'data'->>'level' = 'executive'"
-                ))).scalar_one()
+                done = (
+                    await conn.execute(
+                        text(
+                            "SELECT count(*) FROM sla_monitor.sla_event_log "
+                            "WHERE event_type = 'SlaEscalated' "
+                            "AND envelope->'data'->>'level' = 'executive'"
+                        )
+                    )
+                ).scalar_one()
             return done >= len(complaints)
 
         await wait_for(every_case_at_the_top, timeout=60)
@@ -188,38 +208,52 @@ async def test_two_schedulers_never_fire_a_timer_twice(sla, new_complaint):
         stop.set()
         await asyncio.gather(*workers)
     async with sla.runtime.engine.connect() as conn:
-        rows = (await conn.execute(text(
-            "SELECT complaint_id, event_type, milestone, envelope->'data' AS data "
-            "FROM sla_monitor.sla_event_log WHERE milestone = 'first_response' "
-            "AND event_type IN ('SlaAtRisk', 'SlaBreached', 'SlaEscalated')"
-        ))).all()
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT complaint_id, event_type, milestone, envelope->'data' AS data "
+                    "FROM sla_monitor.sla_event_log WHERE milestone = 'first_response' "
+                    "AND event_type IN ('SlaAtRisk', 'SlaBreached', 'SlaEscalated')"
+                )
+            )
+        ).all()
     fired = Counter(
         (row.complaint_id, row.event_type, row.data.get("fraction", row.data.get("level")))
         for row in rows
     )
     assert len(fired) == len(complaints) * len(URGENT_FIRST_RESPONSE)
     assert set(fired.values()) == {1}
-    events = await sla.sla_events(complaints[-1].complaint_id,
-                                  lambda es: len(timers(es)) >= len(URGENT_FIRST_RESPONSE))
+    events = await sla.sla_events(
+        complaints[-1].complaint_id, lambda es: len(timers(es)) >= len(URGENT_FIRST_RESPONSE)
+    )
     assert timers(events) == URGENT_FIRST_RESPONSE
 
 
 async def test_follow_up_starts_at_resolution_and_is_met_by_the_scheduled_survey(
-    sla, new_complaint,
+    sla,
+    new_complaint,
 ):
     complaint = new_complaint()
     async with sla.running():
-        await sla.send(complaint.received(), complaint.case(CaseResolved, resolution="refund",
-                                                            root_cause="transport",
-                                                            responsible_person="li"))
-        await sla.sla_events(complaint.complaint_id,
-                             lambda es: of_type(es, "SlaMilestoneStarted", "follow_up"))
-        await sla.send(SurveyScheduled(
-            complaint_id=complaint.complaint_id, survey_id="s-1",
-            due_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=24),
-        ))
-        events = await sla.sla_events(complaint.complaint_id,
-                                      lambda es: of_type(es, "SlaMet", "follow_up"))
+        await sla.send(
+            complaint.received(),
+            complaint.case(
+                CaseResolved, resolution="refund", root_cause="transport", responsible_person="li"
+            ),
+        )
+        await sla.sla_events(
+            complaint.complaint_id, lambda es: of_type(es, "SlaMilestoneStarted", "follow_up")
+        )
+        await sla.send(
+            SurveyScheduled(
+                complaint_id=complaint.complaint_id,
+                survey_id="s-1",
+                due_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=24),
+            )
+        )
+        events = await sla.sla_events(
+            complaint.complaint_id, lambda es: of_type(es, "SlaMet", "follow_up")
+        )
     (met,) = of_type(events, "SlaMet", "follow_up")
     assert met.data["within_target"] is True
     assert of_type(events, "SlaMet", "resolve")
@@ -230,19 +264,36 @@ async def test_a_broken_case_is_set_aside_and_does_not_hold_up_the_others(sla, n
     long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=300)
     await sla.apply(good.received(long_ago), broken.received(long_ago))
     async with sla.runtime.engine.begin() as conn:
-        await conn.execute(text(
-            "UPDATE sla_monitor.sla_case SET state = jsonb_set(state, '{attributes}', '\"?\"') "
-            "WHERE case_id = :id"), {"id": broken.complaint_id})
+        await conn.execute(
+            text(
+                "UPDATE sla_monitor.sla_case SET state = jsonb_set(state, '{attributes}', '\"?\"') "
+                "WHERE case_id = :id"
+            ),
+            {"id": broken.complaint_id},
+        )
     assert await sla.scheduler().run_once() == 2
     async with sla.runtime.engine.connect() as conn:
-        errors = dict((await conn.execute(text(
-            "SELECT case_id, last_error FROM sla_monitor.sla_case"))).all())
-        breached = (await conn.execute(text(
-            "SELECT DISTINCT complaint_id FROM sla_monitor.sla_event_log "
-            "WHERE event_type = 'SlaBreached'"))).scalars().all()
-        retry_at = (await conn.execute(text(
-            "SELECT min(next_fire_at) FROM sla_monitor.sla_milestone WHERE case_id = :id"),
-            {"id": broken.complaint_id})).scalar_one()
+        errors = dict(
+            (await conn.execute(text("SELECT case_id, last_error FROM sla_monitor.sla_case"))).all()
+        )
+        breached = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT DISTINCT complaint_id FROM sla_monitor.sla_event_log "
+                        "WHERE event_type = 'SlaBreached'"
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+        retry_at = (
+            await conn.execute(
+                text("SELECT min(next_fire_at) FROM sla_monitor.sla_milestone WHERE case_id = :id"),
+                {"id": broken.complaint_id},
+            )
+        ).scalar_one()
     assert breached == [good.complaint_id]
     assert errors[good.complaint_id] is None
     assert "ValidationError" in errors[broken.complaint_id]

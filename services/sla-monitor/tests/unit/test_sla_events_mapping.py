@@ -28,9 +28,15 @@ def sh(year, month, day, hour=0, minute=0):
 
 
 def envelope_for(event, at=None) -> Envelope:
-    return Envelope(source="test", type=event.event_type, subject=str(event.complaint_id),
-                    schema_version=1, correlation_id="c", data={},
-                    **({"time": at} if at else {}))
+    return Envelope(
+        source="test",
+        type=event.event_type,
+        subject=str(event.complaint_id),
+        schema_version=1,
+        correlation_id="c",
+        data={},
+        **({"time": at} if at else {}),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,25 +47,30 @@ def calendars():
 def test_classification_is_flattened_for_the_aggregate_and_timed_by_its_envelope():
     event = ComplaintClassified(
         complaint_id=uuid.uuid4(),
-        classification=ClassificationData(category="price_dispute", severity="serious",
-                                          urgency="priority", customer_tier="vip"),
-        explanation={"long": "text"}, ruleset_version="7",
+        classification=ClassificationData(
+            category="price_dispute", severity="serious", urgency="priority", customer_tier="vip"
+        ),
+        explanation={"long": "text"},
+        ruleset_version="7",
     )
     published = sh(2025, 3, 3, 10)
     case_event = to_case_event(event, envelope_for(event, published))
     assert case_event.type == "ComplaintClassified"
     assert case_event.occurred_at == published
-    assert {key: case_event.payload[key] for key in ("urgency", "severity", "customer_tier",
-                                                     "category")} == {
-        "urgency": "priority", "severity": "serious", "customer_tier": "vip",
-        "category": "price_dispute"}
+    assert {
+        key: case_event.payload[key] for key in ("urgency", "severity", "customer_tier", "category")
+    } == {
+        "urgency": "priority",
+        "severity": "serious",
+        "customer_tier": "vip",
+        "category": "price_dispute",
+    }
     assert "classification" not in case_event.payload
     assert "explanation" not in case_event.payload
 
 
 def test_feedback_events_without_a_time_of_their_own_use_the_publication_time():
-    event = SurveyScheduled(complaint_id=uuid.uuid4(), survey_id="s",
-                            due_at=sh(2025, 3, 4, 10))
+    event = SurveyScheduled(complaint_id=uuid.uuid4(), survey_id="s", due_at=sh(2025, 3, 4, 10))
     published = sh(2025, 3, 3, 12)
     assert to_case_event(event, envelope_for(event, published)).occurred_at == published
 
@@ -94,8 +105,9 @@ def test_an_immediate_case_pages_at_once(calendars):
 def test_a_retarget_that_moves_nothing_is_not_published(calendars):
     case = CaseSla(str(uuid.uuid4()), default_policy_set(), calendars)
     case.apply(CaseEvent("ComplaintReceived", sh(2025, 3, 3, 10), {}))
-    unchanged = MilestoneRetargeted("first_response", "standard",
-                                    case.clocks["first_response"].due_at)
+    unchanged = MilestoneRetargeted(
+        "first_response", "standard", case.clocks["first_response"].due_at
+    )
     assert contract_events(case, [unchanged], previous_due=due_times(case)) == []
     moved = contract_events(case, [unchanged], previous_due={"first_response": None})
     assert moved[0].event.previous_due_at is None

@@ -36,10 +36,16 @@ def round_trip(case: CaseSla, policies: PolicySet, calendars) -> CaseSla:
 def test_restored_case_has_the_same_views_and_next_timer(calendars):
     policies = default_policy_set()
     case = CaseSla("case-1", policies, calendars)
-    case.apply(CaseEvent("ComplaintReceived", sh(2025, 3, 3, 10),
-                         {"contact_at": "2025-03-03T09:30:00+08:00", "urgency": "routine"}))
-    case.apply(CaseEvent("CustomerWaitStarted", sh(2025, 3, 3, 11), {"reason": "photos"},
-                         actor="agent:li"))
+    case.apply(
+        CaseEvent(
+            "ComplaintReceived",
+            sh(2025, 3, 3, 10),
+            {"contact_at": "2025-03-03T09:30:00+08:00", "urgency": "routine"},
+        )
+    )
+    case.apply(
+        CaseEvent("CustomerWaitStarted", sh(2025, 3, 3, 11), {"reason": "photos"}, actor="agent:li")
+    )
     case.fire(sh(2025, 3, 3, 23))
     restored = round_trip(case, policies, calendars)
     now = sh(2025, 3, 4, 9)
@@ -65,13 +71,21 @@ def test_a_spec_the_policy_no_longer_holds_is_stored_with_the_clock(calendars):
     policies = default_policy_set()
     case = CaseSla("case-3", policies, calendars)
     case.apply(CaseEvent("ComplaintReceived", sh(2025, 3, 3, 10), {}))
-    extra = MilestoneSpec(key="callback", name="Callback", start_event="ComplaintReceived",
-                          stop_events=("SurveyAnswered",), target=dt.timedelta(hours=3))
+    extra = MilestoneSpec(
+        key="callback",
+        name="Callback",
+        start_event="ComplaintReceived",
+        stop_events=("SurveyAnswered",),
+        target=dt.timedelta(hours=3),
+    )
     standard = policies.policy("standard")
-    changed = PolicySet(version=2, policies=(
-        *policies.policies[:-1],
-        SlaPolicy(name="standard", milestones=(*standard.milestones, extra)),
-    ))
+    changed = PolicySet(
+        version=2,
+        policies=(
+            *policies.policies[:-1],
+            SlaPolicy(name="standard", milestones=(*standard.milestones, extra)),
+        ),
+    )
     case.use_policy_set(changed, sh(2025, 3, 3, 11))
     restored = round_trip(case, changed, calendars)
     assert restored.clocks["callback"].spec == extra

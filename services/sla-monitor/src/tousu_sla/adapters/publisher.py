@@ -33,20 +33,23 @@ class SlaEventPublisher:
         if not outgoing:
             return
         envelopes = await self._outbox.enqueue_many(
-            session, [(item.event, None) for item in outgoing],
+            session,
+            [(item.event, None) for item in outgoing],
         )
         rows = []
         for item, envelope in zip(outgoing, envelopes, strict=True):
             data = item.event
-            rows.append({
-                "event_id": envelope.id,
-                "event_type": envelope.type,
-                "complaint_id": data.complaint_id,
-                "milestone": getattr(data, "milestone", None),
-                "department": getattr(data, "department", None),
-                "urgency": getattr(data, "urgency", None),
-                "firing_key": item.firing_key,
-                "envelope": orjson.loads(envelope.to_bytes()),
-            })
+            rows.append(
+                {
+                    "event_id": envelope.id,
+                    "event_type": envelope.type,
+                    "complaint_id": data.complaint_id,
+                    "milestone": getattr(data, "milestone", None),
+                    "department": getattr(data, "department", None),
+                    "urgency": getattr(data, "urgency", None),
+                    "firing_key": item.firing_key,
+                    "envelope": orjson.loads(envelope.to_bytes()),
+                }
+            )
         # A repeated firing key violates the unique index and rolls the whole firing back.
         await session.execute(insert(orm.event_log), rows)

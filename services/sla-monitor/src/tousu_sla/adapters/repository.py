@@ -139,8 +139,9 @@ class SlaRepository:
 
     async def _policy_set_where(self, version: int | None) -> PolicySetRecord | None:
         table = orm.policy_set
-        query = sa.select(table.c.version, table.c.etag, table.c.comment, table.c.created_by,
-                          table.c.created_at)
+        query = sa.select(
+            table.c.version, table.c.etag, table.c.comment, table.c.created_by, table.c.created_at
+        )
         if version is None:
             query = query.order_by(table.c.version.desc()).limit(1)
         else:
@@ -150,43 +151,59 @@ class SlaRepository:
             return None
         parsed = self._cache.policy_sets.get(row.etag)
         if parsed is None:
-            body = (await self._session.execute(
-                sa.select(table.c.body).where(table.c.version == row.version)
-            )).scalar_one()
+            body = (
+                await self._session.execute(
+                    sa.select(table.c.body).where(table.c.version == row.version)
+                )
+            ).scalar_one()
             parsed = PolicySet.model_validate(body)
             self._cache.policy_sets[row.etag] = parsed
-        return PolicySetRecord(row.version, row.etag, parsed, row.comment, row.created_by,
-                               row.created_at)
+        return PolicySetRecord(
+            row.version, row.etag, parsed, row.comment, row.created_by, row.created_at
+        )
 
     async def policy_set_versions(self) -> list[dict[str, Any]]:
         """Every stored version, newest first, without bodies."""
         table = orm.policy_set
         rows = await self._session.execute(
-            sa.select(table.c.version, table.c.comment, table.c.created_by, table.c.created_at)
-            .order_by(table.c.version.desc())
+            sa.select(
+                table.c.version, table.c.comment, table.c.created_by, table.c.created_at
+            ).order_by(table.c.version.desc())
         )
         return [dict(row._mapping) for row in rows]
 
     async def lock_policy_sets(self) -> None:
         """Serialise publishers of a new version (the version number is max + 1)."""
-        await self._session.execute(sa.text(
-            "SELECT pg_advisory_xact_lock(hashtext('sla_monitor.sla_policy_set'))"
-        ))
+        await self._session.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtext('sla_monitor.sla_policy_set'))")
+        )
 
     async def add_policy_set(
-        self, policy_set: PolicySet, *, created_by: str, comment: str | None,
+        self,
+        policy_set: PolicySet,
+        *,
+        created_by: str,
+        comment: str | None,
     ) -> PolicySetRecord:
         """Store a new version; its number is the one inside `policy_set`."""
         etag = uuid.uuid4()
-        row = (await self._session.execute(
-            insert(orm.policy_set).values(
-                version=policy_set.version, body=policy_set.model_dump(mode="json"), etag=etag,
-                comment=comment, created_by=created_by,
-            ).returning(orm.policy_set.c.created_at)
-        )).one()
+        row = (
+            await self._session.execute(
+                insert(orm.policy_set)
+                .values(
+                    version=policy_set.version,
+                    body=policy_set.model_dump(mode="json"),
+                    etag=etag,
+                    comment=comment,
+                    created_by=created_by,
+                )
+                .returning(orm.policy_set.c.created_at)
+            )
+        ).one()
         self._cache.policy_sets[etag] = policy_set
-        return PolicySetRecord(policy_set.version, etag, policy_set, comment, created_by,
-                               row.created_at)
+        return PolicySetRecord(
+            policy_set.version, etag, policy_set, comment, created_by, row.created_at
+        )
 
     # -- calendars -------------------------------------------------------------------
 
@@ -200,8 +217,9 @@ class SlaRepository:
 
     async def _calendars_where(self, name: str | None, *, lock: bool) -> dict[str, CalendarRecord]:
         table = orm.calendar
-        query = sa.select(table.c.name, table.c.version, table.c.etag, table.c.updated_by,
-                          table.c.updated_at).order_by(table.c.name)
+        query = sa.select(
+            table.c.name, table.c.version, table.c.etag, table.c.updated_by, table.c.updated_at
+        ).order_by(table.c.name)
         if name is not None:
             query = query.where(table.c.name == name)
         if lock:
@@ -215,41 +233,63 @@ class SlaRepository:
             for etag, body in bodies:
                 self._cache.calendars[etag] = BusinessCalendar.model_validate(body)
         return {
-            row.name: CalendarRecord(row.name, row.version, row.etag,
-                                     self._cache.calendars[row.etag], row.updated_by,
-                                     row.updated_at)
+            row.name: CalendarRecord(
+                row.name,
+                row.version,
+                row.etag,
+                self._cache.calendars[row.etag],
+                row.updated_by,
+                row.updated_at,
+            )
             for row in rows
         }
 
     async def save_calendar(
-        self, calendar: BusinessCalendar, *, version: int, updated_by: str,
+        self,
+        calendar: BusinessCalendar,
+        *,
+        version: int,
+        updated_by: str,
     ) -> CalendarRecord:
         """Insert or replace a calendar at the given version."""
         etag = uuid.uuid4()
         table = orm.calendar
-        values = {"name": calendar.name, "version": version,
-                  "body": calendar.model_dump(mode="json"), "etag": etag,
-                  "updated_by": updated_by}
-        row = (await self._session.execute(
-            insert(table).values(**values)
-            .on_conflict_do_update(index_elements=[table.c.name], set_={
-                **{key: value for key, value in values.items() if key != "name"},
-                "updated_at": sa.func.now(),
-            })
-            .returning(table.c.updated_at)
-        )).one()
+        values = {
+            "name": calendar.name,
+            "version": version,
+            "body": calendar.model_dump(mode="json"),
+            "etag": etag,
+            "updated_by": updated_by,
+        }
+        row = (
+            await self._session.execute(
+                insert(table)
+                .values(**values)
+                .on_conflict_do_update(
+                    index_elements=[table.c.name],
+                    set_={
+                        **{key: value for key, value in values.items() if key != "name"},
+                        "updated_at": sa.func.now(),
+                    },
+                )
+                .returning(table.c.updated_at)
+            )
+        ).one()
         self._cache.calendars[etag] = calendar
         return CalendarRecord(calendar.name, version, etag, calendar, updated_by, row.updated_at)
 
     async def mark_calendar_cases_due(self, calendar_name: str, now: dt.datetime) -> int:
         """Make the scheduler recompute every open milestone counted on a changed calendar."""
-        result = await self._session.execute(sa.text(
-            "UPDATE sla_milestone m SET next_fire_at = :now FROM ("
-            "  SELECT case_id, milestone_key FROM sla_milestone"
-            "  WHERE calendar = :name AND next_fire_at IS NOT NULL"
-            "  ORDER BY case_id, milestone_key FOR UPDATE"
-            ") due WHERE m.case_id = due.case_id AND m.milestone_key = due.milestone_key"
-        ), {"now": now, "name": calendar_name})
+        result = await self._session.execute(
+            sa.text(
+                "UPDATE sla_milestone m SET next_fire_at = :now FROM ("
+                "  SELECT case_id, milestone_key FROM sla_milestone"
+                "  WHERE calendar = :name AND next_fire_at IS NOT NULL"
+                "  ORDER BY case_id, milestone_key FOR UPDATE"
+                ") due WHERE m.case_id = due.case_id AND m.milestone_key = due.milestone_key"
+            ),
+            {"now": now, "name": calendar_name},
+        )
         return result.rowcount
 
     # -- cases -----------------------------------------------------------------------
@@ -265,7 +305,8 @@ class SlaRepository:
     async def case_states(self, case_ids: list[uuid.UUID]) -> list[Mapping[str, Any]]:
         """The stored rows of several cases (the caller already holds their locks)."""
         rows = await self._session.execute(
-            sa.select(orm.sla_case).where(orm.sla_case.c.case_id.in_(case_ids))
+            sa.select(orm.sla_case)
+            .where(orm.sla_case.c.case_id.in_(case_ids))
             .order_by(orm.sla_case.c.case_id)
         )
         return [row._mapping for row in rows]
@@ -275,13 +316,15 @@ class SlaRepository:
         return (await self.stored_due_times_of([case_id])).get(case_id, {})
 
     async def stored_due_times_of(
-        self, case_ids: list[uuid.UUID],
+        self,
+        case_ids: list[uuid.UUID],
     ) -> dict[uuid.UUID, dict[str, dt.datetime | None]]:
         """Each milestone's due time as last stored, per case."""
         milestone = orm.milestone
         rows = await self._session.execute(
-            sa.select(milestone.c.case_id, milestone.c.milestone_key, milestone.c.due_at)
-            .where(milestone.c.case_id.in_(case_ids))
+            sa.select(milestone.c.case_id, milestone.c.milestone_key, milestone.c.due_at).where(
+                milestone.c.case_id.in_(case_ids)
+            )
         )
         due: dict[uuid.UUID, dict[str, dt.datetime | None]] = {}
         for case_id, key, due_at in rows:
@@ -291,7 +334,8 @@ class SlaRepository:
     async def insert_case_if_absent(self, stored: StoredCase) -> None:
         """Create a case row unless a concurrent writer already did."""
         await self._session.execute(
-            insert(orm.sla_case).values(**case_row(stored))
+            insert(orm.sla_case)
+            .values(**case_row(stored))
             .on_conflict_do_nothing(index_elements=[orm.sla_case.c.case_id])
         )
 
@@ -314,11 +358,17 @@ class SlaRepository:
             await self._session.execute(_UPSERT_MILESTONE, rows)
 
     async def record_failure(
-        self, case_id: uuid.UUID, error: str, *, retry_at: dt.datetime, now: dt.datetime,
+        self,
+        case_id: uuid.UUID,
+        error: str,
+        *,
+        retry_at: dt.datetime,
+        now: dt.datetime,
     ) -> None:
         """Note why a case could not be processed and retry it later, not in a hot loop."""
         await self._session.execute(
-            sa.update(orm.sla_case).where(orm.sla_case.c.case_id == case_id)
+            sa.update(orm.sla_case)
+            .where(orm.sla_case.c.case_id == case_id)
             .values(last_error=error[:2000], updated_at=sa.func.now())
         )
         milestone = orm.milestone
@@ -337,25 +387,37 @@ class SlaRepository:
         row) is what several schedulers and the consumer contend for, so a case is worked
         on by one transaction at a time and none waits for another.
         """
-        rows = await self._session.execute(sa.text(
-            "SELECT c.case_id FROM sla_milestone m JOIN sla_case c ON c.case_id = m.case_id "
-            "WHERE m.next_fire_at <= :now ORDER BY m.next_fire_at LIMIT :limit "
-            "FOR UPDATE OF c SKIP LOCKED"
-        ), {"now": now, "limit": limit})
+        rows = await self._session.execute(
+            sa.text(
+                "SELECT c.case_id FROM sla_milestone m JOIN sla_case c ON c.case_id = m.case_id "
+                "WHERE m.next_fire_at <= :now ORDER BY m.next_fire_at LIMIT :limit "
+                "FOR UPDATE OF c SKIP LOCKED"
+            ),
+            {"now": now, "limit": limit},
+        )
         return sorted(set(rows.scalars()))
 
     async def earliest_next_fire_at(self) -> dt.datetime | None:
         """When the scheduler is next needed (from the index)."""
-        return (await self._session.execute(
-            sa.select(sa.func.min(orm.milestone.c.next_fire_at))
-            .where(orm.milestone.c.next_fire_at.is_not(None))
-        )).scalar_one()
+        return (
+            await self._session.execute(
+                sa.select(sa.func.min(orm.milestone.c.next_fire_at)).where(
+                    orm.milestone.c.next_fire_at.is_not(None)
+                )
+            )
+        ).scalar_one()
 
     # -- lists for the API -----------------------------------------------------------
 
     async def milestone_page(
-        self, *, breached: bool, include_closed: bool, department: str | None,
-        milestone_key: str | None, urgency: str | None, after: MilestonePageKey | None,
+        self,
+        *,
+        breached: bool,
+        include_closed: bool,
+        department: str | None,
+        milestone_key: str | None,
+        urgency: str | None,
+        after: MilestonePageKey | None,
         limit: int,
     ) -> list[Mapping[str, Any]]:
         """Breached or at-risk milestones in due order, filtered, after a keyset position."""
@@ -367,8 +429,11 @@ class SlaRepository:
                 query = query.where(table.c.state == "breached")
         else:
             query = query.where(table.c.state == "at_risk")
-        for column, value in (("department", department), ("milestone_key", milestone_key),
-                              ("urgency", urgency)):
+        for column, value in (
+            ("department", department),
+            ("milestone_key", milestone_key),
+            ("urgency", urgency),
+        ):
             if value is not None:
                 query = query.where(table.c[column] == value)
         if after is not None:
@@ -384,28 +449,37 @@ class SlaRepository:
 
     async def event_log_tail(self) -> StreamPosition:
         """The position after every entry that can be read now."""
-        row = (await self._session.execute(sa.text(
-            "SELECT xid::text AS xid, id FROM sla_event_log "
-            "WHERE xid < pg_snapshot_xmin(pg_current_snapshot()) "
-            "ORDER BY xid DESC, id DESC LIMIT 1"
-        ))).first()
+        row = (
+            await self._session.execute(
+                sa.text(
+                    "SELECT xid::text AS xid, id FROM sla_event_log "
+                    "WHERE xid < pg_snapshot_xmin(pg_current_snapshot()) "
+                    "ORDER BY xid DESC, id DESC LIMIT 1"
+                )
+            )
+        ).first()
         return STREAM_START if row is None else StreamPosition(int(row.xid), row.id)
 
     async def event_log_after(
-        self, position: StreamPosition, limit: int,
+        self,
+        position: StreamPosition,
+        limit: int,
     ) -> list[tuple[StreamPosition, Mapping[str, Any]]]:
         """Entries after a position, oldest first, never skipping one that commits later.
 
         Ordered by the writer's transaction id, and only up to the oldest transaction still
         running: every entry that becomes visible later sorts after what was returned.
         """
-        rows = await self._session.execute(sa.text(
-            "SELECT xid::text AS xid, id, event_type, milestone, department, urgency, envelope "
-            "FROM sla_event_log "
-            "WHERE (xid, id) > (CAST(:xid AS xid8), :id) "
-            "AND xid < pg_snapshot_xmin(pg_current_snapshot()) "
-            "ORDER BY xid, id LIMIT :limit"
-        ), {"xid": position.xid, "id": position.id, "limit": limit})
+        rows = await self._session.execute(
+            sa.text(
+                "SELECT xid::text AS xid, id, event_type, milestone, department, urgency, envelope "
+                "FROM sla_event_log "
+                "WHERE (xid, id) > (CAST(:xid AS xid8), :id) "
+                "AND xid < pg_snapshot_xmin(pg_current_snapshot()) "
+                "ORDER BY xid, id LIMIT :limit"
+            ),
+            {"xid": position.xid, "id": position.id, "limit": limit},
+        )
         return [(StreamPosition(int(row.xid), row.id), row._mapping) for row in rows]
 
     async def purge_event_log(self, *, older_than: dt.datetime) -> int:
@@ -422,8 +496,11 @@ def _upsert_milestone() -> sa.Insert:
     return statement.on_conflict_do_update(
         index_elements=[orm.milestone.c.case_id, orm.milestone.c.milestone_key],
         set_={
-            **{column.name: statement.excluded[column.name]
-               for column in orm.milestone.columns if column.name not in kept},
+            **{
+                column.name: statement.excluded[column.name]
+                for column in orm.milestone.columns
+                if column.name not in kept
+            },
             "updated_at": sa.func.now(),
         },
     )
@@ -434,8 +511,11 @@ def _upsert_case() -> sa.Insert:
     return statement.on_conflict_do_update(
         index_elements=[orm.sla_case.c.case_id],
         set_={
-            **{column.name: statement.excluded[column.name] for column in orm.sla_case.columns
-               if column.name not in {"case_id", "created_at", "updated_at", "last_error"}},
+            **{
+                column.name: statement.excluded[column.name]
+                for column in orm.sla_case.columns
+                if column.name not in {"case_id", "created_at", "updated_at", "last_error"}
+            },
             "last_error": None,
             "updated_at": sa.func.now(),
         },
@@ -481,7 +561,8 @@ def case_row(stored: StoredCase) -> dict[str, Any]:
 def _milestone_row(sla: CaseSla, clock: MilestoneClock, *, cycle: int) -> dict[str, Any]:
     fired = clock.fired.values()
     at_risk = [
-        firing.fired_at for firing in fired
+        firing.fired_at
+        for firing in fired
         if firing.kind is FiringKind.WARNING
         and (firing.warn_fraction or 0) >= clock.spec.at_risk_fraction
     ]
@@ -506,8 +587,9 @@ def _milestone_row(sla: CaseSla, clock: MilestoneClock, *, cycle: int) -> dict[s
         "at_risk_at": min(at_risk, default=None),
         "breached_at": min(breached, default=None),
         "met_at": clock.met_at,
-        "elapsed_seconds": (clock.elapsed_when_met.total_seconds()
-                            if clock.elapsed_when_met is not None else None),
+        "elapsed_seconds": (
+            clock.elapsed_when_met.total_seconds() if clock.elapsed_when_met is not None else None
+        ),
         "cancelled_at": clock.cancelled_at,
     }
 
@@ -524,7 +606,8 @@ def pause_data(pause: PauseInterval) -> dict[str, Any]:
 
 
 def used_calendar_etags(
-    sla: CaseSla, calendars: Mapping[str, CalendarRecord],
+    sla: CaseSla,
+    calendars: Mapping[str, CalendarRecord],
 ) -> dict[str, str]:
     """The revision of every calendar the case's clocks count on."""
     names = {clock.timekeeper.name for clock in sla.clocks.values()}
@@ -532,7 +615,8 @@ def used_calendar_etags(
 
 
 def calendars_changed(
-    stored_etags: Mapping[str, str], calendars: Mapping[str, CalendarRecord],
+    stored_etags: Mapping[str, str],
+    calendars: Mapping[str, CalendarRecord],
 ) -> bool:
     """Whether a calendar the case counts on was edited since its due times were computed."""
     return any(

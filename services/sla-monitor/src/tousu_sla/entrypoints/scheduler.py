@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 FIRINGS = Counter("tousu_sla_firings_total", "Timer firings published", ["event_type", "late"])
 DETECTION_LAG = Histogram(
-    "tousu_sla_detection_lag_seconds", "From a timer's due time to its firing",
+    "tousu_sla_detection_lag_seconds",
+    "From a timer's due time to its firing",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 30, 300),
 )
 FAILED_CASES = Counter("tousu_sla_scheduler_failed_cases_total", "Cases whose firing raised")
@@ -89,7 +90,9 @@ class SlaScheduler:
         now = now or self._ctx.clock()
         async with self._session_factory() as session, session.begin():
             case_ids = await services.claim_due_cases(
-                db_session=session, ctx=self._ctx, now=now,
+                db_session=session,
+                ctx=self._ctx,
+                now=now,
                 limit=self._settings.scheduler_batch_size,
             )
             if not case_ids:
@@ -97,34 +100,46 @@ class SlaScheduler:
             try:
                 async with session.begin_nested():
                     batch = await services.fire_due_cases(
-                        case_ids, db_session=session, ctx=self._ctx, now=now,
+                        case_ids,
+                        db_session=session,
+                        ctx=self._ctx,
+                        now=now,
                     )
             except Exception:
-                log.exception("storing a batch of %d cases failed; firing them one by one",
-                              len(case_ids))
+                log.exception(
+                    "storing a batch of %d cases failed; firing them one by one", len(case_ids)
+                )
                 batch = await self._fire_one_by_one(session, case_ids, now)
             for case_id, error in batch.failed.items():
                 # One broken case must not hold up every deadline queued behind it.
                 FAILED_CASES.inc()
-                log.error("SLA timers of case %s failed; retrying later", case_id,
-                          exc_info=error)
+                log.error("SLA timers of case %s failed; retrying later", case_id, exc_info=error)
                 await services.defer_failed_case(
-                    case_id, f"{type(error).__name__}: {error}", db_session=session,
-                    ctx=self._ctx, now=now,
+                    case_id,
+                    f"{type(error).__name__}: {error}",
+                    db_session=session,
+                    ctx=self._ctx,
+                    now=now,
                     retry_after=dt.timedelta(seconds=self._settings.scheduler_retry_after_seconds),
                 )
         _observe(batch.published, committed_at=self._ctx.clock())
         return len(case_ids)
 
     async def _fire_one_by_one(
-        self, session: AsyncSession, case_ids: list[uuid.UUID], now: dt.datetime,
+        self,
+        session: AsyncSession,
+        case_ids: list[uuid.UUID],
+        now: dt.datetime,
     ) -> services.FiredBatch:
         batch = services.FiredBatch()
         for case_id in case_ids:
             try:
                 async with session.begin_nested():
                     batch.published += await services.fire_due(
-                        case_id, db_session=session, ctx=self._ctx, now=now,
+                        case_id,
+                        db_session=session,
+                        ctx=self._ctx,
+                        now=now,
                     )
             except Exception as error:  # reported and deferred by the caller
                 batch.failed[case_id] = error
@@ -142,7 +157,8 @@ class SlaScheduler:
     async def _purge_event_log(self) -> None:
         async with self._session_factory() as session, session.begin():
             await services.purge_event_log(
-                db_session=session, ctx=self._ctx,
+                db_session=session,
+                ctx=self._ctx,
                 retention=dt.timedelta(hours=self._settings.event_log_retention_hours),
             )
 

@@ -25,8 +25,13 @@ class PauseRead(BaseModel):
     @classmethod
     def of(cls, pause: PauseInterval) -> PauseRead:
         """From the domain."""
-        return cls(started_at=pause.started_at, ended_at=pause.ended_at,
-                   paused_by=pause.paused_by, reason=pause.reason, resumed_by=pause.resumed_by)
+        return cls(
+            started_at=pause.started_at,
+            ended_at=pause.ended_at,
+            paused_by=pause.paused_by,
+            reason=pause.reason,
+            resumed_by=pause.resumed_by,
+        )
 
 
 class MilestoneRead(BaseModel):
@@ -53,13 +58,20 @@ class MilestoneRead(BaseModel):
     def of(cls, view: MilestoneView) -> MilestoneRead:
         """From the domain view."""
         return cls(
-            key=view.key, name=view.name, state=view.state.value, clock=view.clock,
-            calendar=view.calendar, started_at=view.started_at,
-            target_seconds=view.target.total_seconds(), due_at=view.due_at,
+            key=view.key,
+            name=view.name,
+            state=view.state.value,
+            clock=view.clock,
+            calendar=view.calendar,
+            started_at=view.started_at,
+            target_seconds=view.target.total_seconds(),
+            due_at=view.due_at,
             elapsed_seconds=view.elapsed.total_seconds(),
             paused_seconds=view.paused_time.total_seconds(),
-            pauses=[PauseRead.of(pause) for pause in view.pauses], met_at=view.met_at,
-            within_target=view.within_target, escalation_level=view.escalation_level.value,
+            pauses=[PauseRead.of(pause) for pause in view.pauses],
+            met_at=view.met_at,
+            within_target=view.within_target,
+            escalation_level=view.escalation_level.value,
             warning_times={str(fraction): at for fraction, at in view.warning_times.items()},
             next_fire_at=view.next_fire_at,
         )
@@ -81,9 +93,12 @@ class CaseSlaRead(BaseModel):
         """From the stored aggregate."""
         sla = stored.sla
         return cls(
-            complaint_id=uuid.UUID(sla.case_id), as_of=now, policy=sla.policy.name,
+            complaint_id=uuid.UUID(sla.case_id),
+            as_of=now,
+            policy=sla.policy.name,
             policy_set_version=stored.policy_set_version,
-            attributes=sla.attributes.model_dump(), escalation_level=sla.escalation_level.value,
+            attributes=sla.attributes.model_dump(),
+            escalation_level=sla.escalation_level.value,
             milestones=[MilestoneRead.of(view) for view in sla.views(now)],
         )
 
@@ -115,10 +130,18 @@ class MilestoneListItem(BaseModel):
     def of(cls, row: Mapping[str, Any]) -> MilestoneListItem:
         """From a milestone row."""
         return cls(
-            complaint_id=row["case_id"], milestone=row["milestone_key"], name=row["name"],
-            policy=row["policy_name"], department=row["department"], urgency=row["urgency"],
-            state=row["state"], started_at=row["started_at"], due_at=row["due_at"],
-            at_risk_at=row["at_risk_at"], breached_at=row["breached_at"], met_at=row["met_at"],
+            complaint_id=row["case_id"],
+            milestone=row["milestone_key"],
+            name=row["name"],
+            policy=row["policy_name"],
+            department=row["department"],
+            urgency=row["urgency"],
+            state=row["state"],
+            started_at=row["started_at"],
+            due_at=row["due_at"],
+            at_risk_at=row["at_risk_at"],
+            breached_at=row["breached_at"],
+            met_at=row["met_at"],
             escalation_level=row["escalation_level"],
         )
 
@@ -143,7 +166,9 @@ class PolicySetRead(BaseModel):
     def of(cls, record: PolicySetRecord) -> PolicySetRead:
         """From the stored record."""
         return cls(
-            version=record.version, comment=record.comment, created_by=record.created_by,
+            version=record.version,
+            comment=record.comment,
+            created_by=record.created_by,
             created_at=record.created_at,
             policies=record.policy_set.model_dump(mode="json")["policies"],
         )
@@ -163,7 +188,8 @@ class PolicySetUpdate(BaseModel):
 
     policies: list[SlaPolicy] = Field(min_length=1)
     based_on_version: int | None = Field(
-        default=None, description="refuse the update unless this is still the current version",
+        default=None,
+        description="refuse the update unless this is still the current version",
     )
     comment: str | None = Field(default=None, max_length=500)
 
@@ -206,19 +232,26 @@ class CalendarRead(BaseModel):
     @classmethod
     def of(cls, record: CalendarRecord) -> CalendarRead:
         """From the stored record."""
-        return cls(name=record.name, version=record.version, updated_by=record.updated_by,
-                   updated_at=record.updated_at,
-                   calendar=record.calendar.model_dump(mode="json"))
+        return cls(
+            name=record.name,
+            version=record.version,
+            updated_by=record.updated_by,
+            updated_at=record.updated_at,
+            calendar=record.calendar.model_dump(mode="json"),
+        )
 
 
 def calendar_summary(record: CalendarRecord) -> CalendarSummary:
     """The list entry of a calendar."""
     calendar = record.calendar
     return CalendarSummary(
-        name=record.name, version=record.version, timezone=calendar.timezone,
+        name=record.name,
+        version=record.version,
+        timezone=calendar.timezone,
         always_open=calendar.always_open,
         data_years=sorted(calendar.data_years) if calendar.data_years is not None else None,
-        overrides=len(calendar.overrides), updated_by=record.updated_by,
+        overrides=len(calendar.overrides),
+        updated_by=record.updated_by,
         updated_at=record.updated_at,
     )
 

@@ -30,15 +30,19 @@ BATCH = 500
 
 @router.get("/sla-events/stream", response_class=EventSourceResponse)
 async def sla_event_stream(
-    request: Request, principal: Reader, ctx: Context,
+    request: Request,
+    principal: Reader,
+    ctx: Context,
     department: str | None = None,
     milestone: str | None = None,
     urgency: str | None = None,
     event_type: Annotated[list[str] | None, Query(description="repeat to allow several")] = None,
-    from_start: Annotated[bool, Query(
-        description="replay the retained log instead of starting at its end")] = False,
-    max_events: Annotated[int | None, Query(
-        ge=1, description="close the stream after this many events")] = None,
+    from_start: Annotated[
+        bool, Query(description="replay the retained log instead of starting at its end")
+    ] = False,
+    max_events: Annotated[
+        int | None, Query(ge=1, description="close the stream after this many events")
+    ] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> EventSourceResponse:
     """SLA events as they are published: SlaAtRisk, SlaBreached, SlaEscalated, SlaMet, …"""
@@ -52,8 +56,9 @@ async def sla_event_stream(
         try:
             resume_from = StreamPosition.decode(last_event_id)
         except ValueError as error:
-            raise InvalidInput("Last-Event-ID is not a position of this stream",
-                               field="Last-Event-ID") from error
+            raise InvalidInput(
+                "Last-Event-ID is not a position of this stream", field="Last-Event-ID"
+            ) from error
     settings = request.app.state.runtime.settings
     session_factory = request.app.state.runtime.session_factory
 
@@ -61,13 +66,17 @@ async def sla_event_stream(
         position = resume_from
         if position is None:
             async with session_factory() as session:
-                position = (STREAM_START if from_start
-                            else await services.stream_tail(db_session=session, ctx=ctx))
+                position = (
+                    STREAM_START
+                    if from_start
+                    else await services.stream_tail(db_session=session, ctx=ctx)
+                )
         sent = 0
         while True:
             async with session_factory() as session:
-                entries = await services.stream_after(position, limit=BATCH,
-                                                      db_session=session, ctx=ctx)
+                entries = await services.stream_after(
+                    position, limit=BATCH, db_session=session, ctx=ctx
+                )
             for entry_position, entry in entries:
                 # The position advances over entries the filters drop, too.
                 position = entry_position
@@ -75,7 +84,8 @@ async def sla_event_stream(
                     continue
                 yield ServerSentEvent(
                     data=orjson.dumps(entry["envelope"]).decode(),
-                    event=entry["event_type"], id=entry_position.encode(),
+                    event=entry["event_type"],
+                    id=entry_position.encode(),
                 )
                 sent += 1
                 if max_events is not None and sent >= max_events:
@@ -87,7 +97,9 @@ async def sla_event_stream(
 
 
 def _wanted(
-    entry: Mapping[str, Any], filters: Mapping[str, str | None], event_types: list[str] | None,
+    entry: Mapping[str, Any],
+    filters: Mapping[str, str | None],
+    event_types: list[str] | None,
 ) -> bool:
     if event_types and entry["event_type"] not in event_types:
         return False

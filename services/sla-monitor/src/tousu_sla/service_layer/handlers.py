@@ -19,7 +19,10 @@ def event_handlers(ctx: services.SlaContext) -> dict[str, Handler]:
     async def apply(session: AsyncSession, event: Event, envelope: Envelope) -> None:
         try:
             await services.apply_event(
-                event.complaint_id, to_case_event(event, envelope), db_session=session, ctx=ctx,
+                event.complaint_id,
+                to_case_event(event, envelope),
+                db_session=session,
+                ctx=ctx,
             )
         except services.EventNotApplicable as error:
             raise PermanentFailure(str(error)) from error

@@ -88,8 +88,9 @@ async def ensure_default_catalog(*, db_session: AsyncSession, ctx: SlaContext) -
     if await repo.current_policy_set() is None:
         await repo.lock_policy_sets()
         if await repo.current_policy_set() is None:
-            await repo.add_policy_set(default_policy_set(), created_by="system",
-                                      comment="domain.md §4 defaults")
+            await repo.add_policy_set(
+                default_policy_set(), created_by="system", comment="domain.md §4 defaults"
+            )
             changed.append("policy_set")
     for default in (chinese_statutory_calendar(), always_open_calendar()):
         existing = await repo.calendar(default.name, for_update=True)
@@ -106,7 +107,8 @@ async def ensure_default_catalog(*, db_session: AsyncSession, ctx: SlaContext) -
 
 
 def _with_new_library_years(
-    stored: BusinessCalendar, library: BusinessCalendar,
+    stored: BusinessCalendar,
+    library: BusinessCalendar,
 ) -> BusinessCalendar | None:
     if stored.data_years is None or library.data_years is None:
         return None
@@ -138,7 +140,10 @@ async def policy_set_in_force(*, db_session: AsyncSession, ctx: SlaContext) -> P
 
 
 async def policy_set_version(
-    version: int, *, db_session: AsyncSession, ctx: SlaContext,
+    version: int,
+    *,
+    db_session: AsyncSession,
+    ctx: SlaContext,
 ) -> PolicySetRecord:
     """One stored version of the policy set."""
     record = await ctx.repository(db_session).policy_set(version)
@@ -169,10 +174,12 @@ async def publish_policy_set(
     if based_on_version is not None and based_on_version != current_version:
         raise Conflict(
             f"the policy set is at version {current_version}, not {based_on_version}",
-            field="based_on_version", current_version=current_version,
+            field="based_on_version",
+            current_version=current_version,
         )
-    policy_set = _validated(lambda: PolicySet(version=current_version + 1,
-                                              policies=tuple(policies)))
+    policy_set = _validated(
+        lambda: PolicySet(version=current_version + 1, policies=tuple(policies))
+    )
     calendars = await repo.calendars()
     for p_index, policy in enumerate(policy_set.policies):
         for m_index, spec in enumerate(policy.milestones):
@@ -204,7 +211,11 @@ def calendar_from_definition(name: str, definition: Mapping[str, Any]) -> Busine
 
 
 async def put_calendar(
-    calendar: BusinessCalendar, *, actor: str, db_session: AsyncSession, ctx: SlaContext,
+    calendar: BusinessCalendar,
+    *,
+    actor: str,
+    db_session: AsyncSession,
+    ctx: SlaContext,
 ) -> CalendarRecord:
     """Create or replace a calendar; open deadlines counted on it are recomputed."""
     if calendar.name == WALL_CLOCK.name:
@@ -215,7 +226,12 @@ async def put_calendar(
 
 
 async def set_calendar_date(
-    name: str, day: dt.date, working: bool | None, *, actor: str, db_session: AsyncSession,
+    name: str,
+    day: dt.date,
+    working: bool | None,
+    *,
+    actor: str,
+    db_session: AsyncSession,
     ctx: SlaContext,
 ) -> CalendarRecord:
     """Override one date as working (True) or off (False), or drop the override (None)."""
@@ -231,16 +247,23 @@ async def set_calendar_date(
 
 
 async def fill_calendar_year(
-    name: str, year: int, *, holidays: Iterable[dt.date], makeup_workdays: Iterable[dt.date],
-    actor: str, db_session: AsyncSession, ctx: SlaContext,
+    name: str,
+    year: int,
+    *,
+    holidays: Iterable[dt.date],
+    makeup_workdays: Iterable[dt.date],
+    actor: str,
+    db_session: AsyncSession,
+    ctx: SlaContext,
 ) -> CalendarRecord:
     """Publish one year's holidays and make-up working days (调休); the year then counts
     as known data instead of being guessed by the weekend rule."""
     holidays, makeup_workdays = set(holidays), set(makeup_workdays)
     outside = sorted(day for day in holidays | makeup_workdays if day.year != year)
     if outside:
-        raise InvalidInput(f"dates outside {year}: {[d.isoformat() for d in outside]}",
-                           field="holidays")
+        raise InvalidInput(
+            f"dates outside {year}: {[d.isoformat() for d in outside]}", field="holidays"
+        )
     repo = ctx.repository(db_session)
     existing = await _calendar_for_edit(repo, name)
     current = existing.calendar
@@ -261,11 +284,17 @@ async def _calendar_for_edit(repo: SlaRepository, name: str) -> CalendarRecord:
 
 
 async def _store_calendar(
-    repo: SlaRepository, existing: CalendarRecord | None, calendar: BusinessCalendar, *,
-    actor: str, now: dt.datetime,
+    repo: SlaRepository,
+    existing: CalendarRecord | None,
+    calendar: BusinessCalendar,
+    *,
+    actor: str,
+    now: dt.datetime,
 ) -> CalendarRecord:
     record = await repo.save_calendar(
-        calendar, version=(existing.version + 1) if existing else 1, updated_by=actor,
+        calendar,
+        version=(existing.version + 1) if existing else 1,
+        updated_by=actor,
     )
     if existing is not None:
         # Due times may move either way; the scheduler recomputes these cases right away.
@@ -274,9 +303,7 @@ async def _store_calendar(
 
 
 def _calendar_with(calendar: BusinessCalendar, **changes: Any) -> BusinessCalendar:
-    return _validated(lambda: BusinessCalendar.model_validate(
-        {**calendar.model_dump(), **changes}
-    ))
+    return _validated(lambda: BusinessCalendar.model_validate({**calendar.model_dump(), **changes}))
 
 
 def _validated(build: Callable[[], T]) -> T:
@@ -284,8 +311,11 @@ def _validated(build: Callable[[], T]) -> T:
         return build()
     except ValidationError as error:
         errors = [
-            {"field": ".".join(str(part) for part in item["loc"]), "message": item["msg"],
-             "type": item["type"]}
+            {
+                "field": ".".join(str(part) for part in item["loc"]),
+                "message": item["msg"],
+                "type": item["type"],
+            }
             for item in error.errors()
         ]
         message = errors[0]["message"] if errors else "invalid"
@@ -296,7 +326,11 @@ def _validated(build: Callable[[], T]) -> T:
 
 
 async def apply_event(
-    case_id: uuid.UUID, event: CaseEvent, *, db_session: AsyncSession, ctx: SlaContext,
+    case_id: uuid.UUID,
+    event: CaseEvent,
+    *,
+    db_session: AsyncSession,
+    ctx: SlaContext,
 ) -> list[OutgoingEvent]:
     """Apply one complaint/case/feedback event to the case's SLA and publish the outcome."""
     repo = ctx.repository(db_session)
@@ -319,8 +353,13 @@ async def apply_event(
 
 
 async def record_customer_wait(
-    case_id: uuid.UUID, *, waiting: bool, reason: str | None, actor: str,
-    db_session: AsyncSession, ctx: SlaContext,
+    case_id: uuid.UUID,
+    *,
+    waiting: bool,
+    reason: str | None,
+    actor: str,
+    db_session: AsyncSession,
+    ctx: SlaContext,
 ) -> list[OutgoingEvent]:
     """Pause (waiting) or resume the milestones whose policy pauses for the customer."""
     repo = ctx.repository(db_session)
@@ -336,7 +375,11 @@ async def record_customer_wait(
 
 
 async def claim_due_cases(
-    *, db_session: AsyncSession, ctx: SlaContext, now: dt.datetime, limit: int,
+    *,
+    db_session: AsyncSession,
+    ctx: SlaContext,
+    now: dt.datetime,
+    limit: int,
 ) -> list[uuid.UUID]:
     """Lock cases with a timer due by `now` that no one else holds (case-id order)."""
     return await ctx.repository(db_session).claim_due_cases(now, limit)
@@ -351,7 +394,11 @@ class FiredBatch:
 
 
 async def fire_due_cases(
-    case_ids: list[uuid.UUID], *, db_session: AsyncSession, ctx: SlaContext, now: dt.datetime,
+    case_ids: list[uuid.UUID],
+    *,
+    db_session: AsyncSession,
+    ctx: SlaContext,
+    now: dt.datetime,
 ) -> FiredBatch:
     """Fire whatever fell due on claimed cases and publish it (each threshold once).
 
@@ -380,7 +427,11 @@ async def fire_due_cases(
 
 
 async def fire_due(
-    case_id: uuid.UUID, *, db_session: AsyncSession, ctx: SlaContext, now: dt.datetime,
+    case_id: uuid.UUID,
+    *,
+    db_session: AsyncSession,
+    ctx: SlaContext,
+    now: dt.datetime,
 ) -> list[OutgoingEvent]:
     """Fire one claimed case on its own (the fallback when a batch cannot be stored)."""
     repo = ctx.repository(db_session)
@@ -393,24 +444,35 @@ async def fire_due(
 
 
 def _fire(
-    stored: StoredCase, calendars: Mapping[str, CalendarRecord], now: dt.datetime,
+    stored: StoredCase,
+    calendars: Mapping[str, CalendarRecord],
+    now: dt.datetime,
 ) -> list[SlaOutcome]:
     outcomes = _refresh_calendars(stored, calendars) + stored.sla.fire(now)
     next_fire = stored.sla.next_fire_at()
     if next_fire is not None and next_fire <= now:
         # Storing this would make the scheduler claim the case again at once, forever.
         raise SchedulingStalled(
-            f"case {stored.sla.case_id} is still due at {next_fire} after firing")
+            f"case {stored.sla.case_id} is still due at {next_fire} after firing"
+        )
     return outcomes
 
 
 async def defer_failed_case(
-    case_id: uuid.UUID, error: str, *, db_session: AsyncSession, ctx: SlaContext,
-    now: dt.datetime, retry_after: dt.timedelta,
+    case_id: uuid.UUID,
+    error: str,
+    *,
+    db_session: AsyncSession,
+    ctx: SlaContext,
+    now: dt.datetime,
+    retry_after: dt.timedelta,
 ) -> None:
     """Record why a case's timers could not fire and try it again later."""
     await ctx.repository(db_session).record_failure(
-        case_id, error, retry_at=now + retry_after, now=now,
+        case_id,
+        error,
+        retry_at=now + retry_after,
+        now=now,
     )
 
 
@@ -420,14 +482,20 @@ async def next_due_at(*, db_session: AsyncSession, ctx: SlaContext) -> dt.dateti
 
 
 async def purge_event_log(
-    *, db_session: AsyncSession, ctx: SlaContext, retention: dt.timedelta,
+    *,
+    db_session: AsyncSession,
+    ctx: SlaContext,
+    retention: dt.timedelta,
 ) -> int:
     """Drop live-stream entries older than the retention."""
     return await ctx.repository(db_session).purge_event_log(older_than=ctx.clock() - retention)
 
 
 async def case_sla(
-    case_id: uuid.UUID, *, db_session: AsyncSession, ctx: SlaContext,
+    case_id: uuid.UUID,
+    *,
+    db_session: AsyncSession,
+    ctx: SlaContext,
 ) -> StoredCase:
     """A case's SLA as of now, on the current calendars (read only)."""
     repo = ctx.repository(db_session)
@@ -448,22 +516,36 @@ class MilestonePage:
 
 
 async def milestone_list(
-    *, breached: bool, include_closed: bool = False, department: str | None,
-    milestone_key: str | None, urgency: str | None, cursor: str | None, limit: int,
-    db_session: AsyncSession, ctx: SlaContext,
+    *,
+    breached: bool,
+    include_closed: bool = False,
+    department: str | None,
+    milestone_key: str | None,
+    urgency: str | None,
+    cursor: str | None,
+    limit: int,
+    db_session: AsyncSession,
+    ctx: SlaContext,
 ) -> MilestonePage:
     """Breached or at-risk milestones, most overdue first, with keyset pagination."""
     after = MilestonePageKey.decode(cursor) if cursor else None
     rows = await ctx.repository(db_session).milestone_page(
-        breached=breached, include_closed=include_closed, department=department,
-        milestone_key=milestone_key, urgency=urgency, after=after, limit=limit + 1,
+        breached=breached,
+        include_closed=include_closed,
+        department=department,
+        milestone_key=milestone_key,
+        urgency=urgency,
+        after=after,
+        limit=limit + 1,
     )
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
         next_cursor = MilestonePageKey(
-            last["due_at"], last["case_id"], last["milestone_key"],
+            last["due_at"],
+            last["case_id"],
+            last["milestone_key"],
         ).encode()
     return MilestonePage(rows, next_cursor)
 
@@ -474,7 +556,11 @@ async def stream_tail(*, db_session: AsyncSession, ctx: SlaContext) -> StreamPos
 
 
 async def stream_after(
-    position: StreamPosition, *, limit: int, db_session: AsyncSession, ctx: SlaContext,
+    position: StreamPosition,
+    *,
+    limit: int,
+    db_session: AsyncSession,
+    ctx: SlaContext,
 ) -> list[tuple[StreamPosition, Mapping[str, Any]]]:
     """Published SLA events after a stream position, oldest first."""
     return await ctx.repository(db_session).event_log_after(position, limit)
@@ -484,14 +570,18 @@ async def stream_after(
 
 
 async def _case_for_update(
-    repo: SlaRepository, case_id: uuid.UUID, current: PolicySetRecord,
-    calendars: Mapping[str, CalendarRecord], ctx: SlaContext,
+    repo: SlaRepository,
+    case_id: uuid.UUID,
+    current: PolicySetRecord,
+    calendars: Mapping[str, CalendarRecord],
+    ctx: SlaContext,
 ) -> StoredCase:
     stored = await _stored_case(repo, case_id, calendars, ctx, for_update=True)
     if stored is not None:
         return stored
-    fresh = CaseSla(str(case_id), current.policy_set, _calendar_map(calendars),
-                    late_after=ctx.late_after)
+    fresh = CaseSla(
+        str(case_id), current.policy_set, _calendar_map(calendars), late_after=ctx.late_after
+    )
     # Two topics may bring a new case's first events at once: one insert wins, both lock.
     await repo.insert_case_if_absent(StoredCase(fresh, current.version, {}, {}))
     stored = await _stored_case(repo, case_id, calendars, ctx, for_update=True)
@@ -500,8 +590,12 @@ async def _case_for_update(
 
 
 async def _stored_case(
-    repo: SlaRepository, case_id: uuid.UUID, calendars: Mapping[str, CalendarRecord],
-    ctx: SlaContext, *, for_update: bool,
+    repo: SlaRepository,
+    case_id: uuid.UUID,
+    calendars: Mapping[str, CalendarRecord],
+    ctx: SlaContext,
+    *,
+    for_update: bool,
 ) -> StoredCase | None:
     row = await repo.case_state(case_id, for_update=for_update)
     if row is None:
@@ -510,15 +604,19 @@ async def _stored_case(
 
 
 async def _restore(
-    repo: SlaRepository, row: Mapping[str, Any], calendars: Mapping[str, CalendarRecord],
-    stored_due: dict[str, dt.datetime | None], ctx: SlaContext,
+    repo: SlaRepository,
+    row: Mapping[str, Any],
+    calendars: Mapping[str, CalendarRecord],
+    stored_due: dict[str, dt.datetime | None],
+    ctx: SlaContext,
 ) -> StoredCase:
     version = row["policy_set_version"]
     record = await repo.policy_set(version)
     if record is None:
         raise LookupError(f"case {row['case_id']} uses missing policy set {version}")
-    sla = CaseSla.from_memento(row["state"], record.policy_set, _calendar_map(calendars),
-                               late_after=ctx.late_after)
+    sla = CaseSla.from_memento(
+        row["state"], record.policy_set, _calendar_map(calendars), late_after=ctx.late_after
+    )
     return StoredCase(sla, version, dict(row["calendar_etags"]), stored_due)
 
 
@@ -527,7 +625,8 @@ def _calendar_map(calendars: Mapping[str, CalendarRecord]) -> dict[str, Business
 
 
 def _refresh_calendars(
-    stored: StoredCase, calendars: Mapping[str, CalendarRecord],
+    stored: StoredCase,
+    calendars: Mapping[str, CalendarRecord],
 ) -> list[SlaOutcome]:
     if not calendars_changed(stored.calendar_etags, calendars):
         return []
@@ -535,8 +634,12 @@ def _refresh_calendars(
 
 
 async def _store_and_publish(
-    repo: SlaRepository, stored: StoredCase, outcomes: list[SlaOutcome],
-    calendars: Mapping[str, CalendarRecord], db_session: AsyncSession, ctx: SlaContext,
+    repo: SlaRepository,
+    stored: StoredCase,
+    outcomes: list[SlaOutcome],
+    calendars: Mapping[str, CalendarRecord],
+    db_session: AsyncSession,
+    ctx: SlaContext,
 ) -> list[OutgoingEvent]:
     stored.calendar_etags = used_calendar_etags(stored.sla, calendars)
     await repo.save_case(stored)

@@ -60,44 +60,83 @@ class _Translator:
             return self._firing(outcome)
         if isinstance(outcome, MilestoneStarted):
             clock = self.case.clocks[outcome.milestone_key]
-            return [OutgoingEvent(contracts.SlaMilestoneStarted(
-                milestone=outcome.milestone_key, due_at=outcome.due_at or self._due(clock),
-                started_at=outcome.started_at, target_seconds=clock.target.total_seconds(),
-                **self._common(),
-            ))]
+            return [
+                OutgoingEvent(
+                    contracts.SlaMilestoneStarted(
+                        milestone=outcome.milestone_key,
+                        due_at=outcome.due_at or self._due(clock),
+                        started_at=outcome.started_at,
+                        target_seconds=clock.target.total_seconds(),
+                        **self._common(),
+                    )
+                )
+            ]
         if isinstance(outcome, MilestoneMet):
             clock = self.case.clocks[outcome.milestone_key]
-            return [OutgoingEvent(contracts.SlaMet(
-                milestone=outcome.milestone_key, due_at=self._due(clock), met_at=outcome.met_at,
-                elapsed_seconds=outcome.elapsed.total_seconds(),
-                within_target=outcome.within_target, **self._common(),
-            ))]
+            return [
+                OutgoingEvent(
+                    contracts.SlaMet(
+                        milestone=outcome.milestone_key,
+                        due_at=self._due(clock),
+                        met_at=outcome.met_at,
+                        elapsed_seconds=outcome.elapsed.total_seconds(),
+                        within_target=outcome.within_target,
+                        **self._common(),
+                    )
+                )
+            ]
         if isinstance(outcome, MilestonePaused):
-            return [OutgoingEvent(contracts.SlaMilestonePaused(
-                milestone=outcome.milestone_key, due_at=None, paused_at=outcome.paused_at,
-                paused_by=outcome.paused_by, reason=outcome.reason, **self._common(),
-            ))]
+            return [
+                OutgoingEvent(
+                    contracts.SlaMilestonePaused(
+                        milestone=outcome.milestone_key,
+                        due_at=None,
+                        paused_at=outcome.paused_at,
+                        paused_by=outcome.paused_by,
+                        reason=outcome.reason,
+                        **self._common(),
+                    )
+                )
+            ]
         if isinstance(outcome, MilestoneResumed):
             clock = self.case.clocks[outcome.milestone_key]
             resumed_by = clock.pauses[-1].resumed_by if clock.pauses else None
-            return [OutgoingEvent(contracts.SlaMilestoneResumed(
-                milestone=outcome.milestone_key, due_at=outcome.due_at,
-                resumed_at=outcome.resumed_at, resumed_by=resumed_by, **self._common(),
-            ))]
+            return [
+                OutgoingEvent(
+                    contracts.SlaMilestoneResumed(
+                        milestone=outcome.milestone_key,
+                        due_at=outcome.due_at,
+                        resumed_at=outcome.resumed_at,
+                        resumed_by=resumed_by,
+                        **self._common(),
+                    )
+                )
+            ]
         if isinstance(outcome, MilestoneRetargeted):
             previous = self.previous_due.get(outcome.milestone_key)
             if outcome.milestone_key in self.previous_due and previous == outcome.due_at:
                 return []  # re-evaluated, but the deadline did not move: nothing to tell
-            return [OutgoingEvent(contracts.SlaMilestoneRetargeted(
-                milestone=outcome.milestone_key, due_at=outcome.due_at,
-                previous_due_at=previous, **self._common(),
-            ))]
+            return [
+                OutgoingEvent(
+                    contracts.SlaMilestoneRetargeted(
+                        milestone=outcome.milestone_key,
+                        due_at=outcome.due_at,
+                        previous_due_at=previous,
+                        **self._common(),
+                    )
+                )
+            ]
         if isinstance(outcome, MilestoneCancelled):
-            return [OutgoingEvent(contracts.SlaMilestoneCancelled(
-                milestone=outcome.milestone_key, due_at=self.case.clocks[
-                    outcome.milestone_key].due_at,
-                cancelled_at=outcome.cancelled_at, **self._common(),
-            ))]
+            return [
+                OutgoingEvent(
+                    contracts.SlaMilestoneCancelled(
+                        milestone=outcome.milestone_key,
+                        due_at=self.case.clocks[outcome.milestone_key].due_at,
+                        cancelled_at=outcome.cancelled_at,
+                        **self._common(),
+                    )
+                )
+            ]
         if isinstance(outcome, CalendarDataMissing):
             return self._calendar_gap(outcome)
         raise TypeError(f"no SLA event for outcome {outcome!r}")
@@ -117,28 +156,37 @@ class _Translator:
         clock = self.case.clocks[firing.milestone_key]
         key = f"{self.case.case_id}:{clock.key}:{clock.started_at.isoformat()}:"
         timing = {
-            "milestone": firing.milestone_key, "due_at": self._due(clock), "late": firing.late,
-            "scheduled_for": firing.scheduled_for, "notify_at": self._notify_at(clock, firing),
+            "milestone": firing.milestone_key,
+            "due_at": self._due(clock),
+            "late": firing.late,
+            "scheduled_for": firing.scheduled_for,
+            "notify_at": self._notify_at(clock, firing),
             **self._common(),
         }
         if firing.kind is FiringKind.WARNING:
-            return [OutgoingEvent(
-                contracts.SlaAtRisk(fraction=firing.warn_fraction or 0.0, **timing),
-                key + firing.threshold_key,
-            )]
+            return [
+                OutgoingEvent(
+                    contracts.SlaAtRisk(fraction=firing.warn_fraction or 0.0, **timing),
+                    key + firing.threshold_key,
+                )
+            ]
         level = (firing.escalation_level or clock.escalation_level).value
         if firing.kind is FiringKind.BREACH:
             # The breach raises the case one level: published as its own SlaEscalated, so
             # consumers escalate on SlaEscalated alone.
             return [
                 OutgoingEvent(contracts.SlaBreached(**timing), key + "breach"),
-                OutgoingEvent(contracts.SlaEscalated(level=level, repeat=0, **timing),
-                              key + "breach:escalated"),
+                OutgoingEvent(
+                    contracts.SlaEscalated(level=level, repeat=0, **timing),
+                    key + "breach:escalated",
+                ),
             ]
-        return [OutgoingEvent(
-            contracts.SlaEscalated(level=level, repeat=firing.repeat, **timing),
-            key + firing.threshold_key,
-        )]
+        return [
+            OutgoingEvent(
+                contracts.SlaEscalated(level=level, repeat=firing.repeat, **timing),
+                key + firing.threshold_key,
+            )
+        ]
 
     def _notify_at(self, clock: MilestoneClock, firing: Firing) -> dt.datetime:
         # People are told in working time (no 3 a.m. pages) unless the case is immediate.
@@ -147,18 +195,26 @@ class _Translator:
             calendar = self.case.calendars.get(DEFAULT_CALENDAR)
         if calendar is None:
             return firing.fired_at
-        return next_notification_time(firing.fired_at, self.case.attributes.urgency,
-                                      calendar).at
+        return next_notification_time(firing.fired_at, self.case.attributes.urgency, calendar).at
 
     def _calendar_gap(self, gap: CalendarDataMissing) -> list[OutgoingEvent]:
-        clocks = [clock for clock in self.case.clocks.values()
-                  if clock.timekeeper.name == gap.calendar_name]
+        clocks = [
+            clock
+            for clock in self.case.clocks.values()
+            if clock.timekeeper.name == gap.calendar_name
+        ]
         clocks.sort(key=lambda clock: clock.is_finished)  # prefer a running milestone
         if not clocks:
             return []
         clock = clocks[0]
-        return [OutgoingEvent(contracts.CalendarDataMissing(
-            milestone=clock.key, due_at=clock.due_at or clock.started_at,
-            calendar=gap.calendar_name,
-            missing_dates=sorted(day.isoformat() for day in gap.dates), **self._common(),
-        ))]
+        return [
+            OutgoingEvent(
+                contracts.CalendarDataMissing(
+                    milestone=clock.key,
+                    due_at=clock.due_at or clock.started_at,
+                    calendar=gap.calendar_name,
+                    missing_dates=sorted(day.isoformat() for day in gap.dates),
+                    **self._common(),
+                )
+            )
+        ]

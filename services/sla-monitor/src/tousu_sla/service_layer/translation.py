@@ -15,7 +15,12 @@ _DROPPED_FIELDS = frozenset({"complaint_id", "explanation", "contact_details_url
 # Contract fields that say when the fact happened, by precedence. ComplaintReceived's
 # `received_at` (not `contact_at`) is when it was recorded: the record milestone's stop.
 _TIME_FIELDS = (
-    "occurred_at", "received_at", "added_at", "answered_at", "confirmed_at", "anonymized_at",
+    "occurred_at",
+    "received_at",
+    "added_at",
+    "answered_at",
+    "confirmed_at",
+    "anonymized_at",
 )
 
 
