@@ -181,7 +181,7 @@ def _operations_router() -> APIRouter:
 
     @router.get("/readyz")
     async def readyz(request: Request) -> JSONResponse:
-        """The database and Kafka both answer."""
+        """The database and Kafka both answer, and no partition waits on a transient failure."""
         runtime: Runtime = request.app.state.runtime
         checks = {"database": "ok", "kafka": "ok"}
         try:
@@ -202,6 +202,13 @@ def _operations_router() -> APIRouter:
             await asyncio.wait_for(producer.client.fetch_all_metadata(), 2)
         except Exception as exc:
             checks["kafka"] = f"error: {type(exc).__name__}"
+        stalled = {
+            partition: reason
+            for consumer in runtime.consumers
+            for partition, reason in consumer.stalled.items()
+        }
+        if runtime.consumers:
+            checks["consumer"] = "ok" if not stalled else f"stalled: {stalled}"
         ready = all(value == "ok" for value in checks.values())
         return JSONResponse(
             {"status": "ready" if ready else "not_ready", "checks": checks},

@@ -1,9 +1,17 @@
 """Idempotent consumer: the inbox row and the handler's effect commit together, offsets after.
 
-A redelivered event finds its inbox row and has no second effect. A failing event is retried
-with backoff; after the configured attempts (at once for a malformed one or a
-``PermanentFailure``) it goes to the topic's dead-letter topic with the reason in its headers,
-and the consumer moves on.
+A redelivered event finds its inbox row and has no second effect.
+
+Failures, by kind:
+- transient (database or broker unavailable, serialization failure, timeout; see
+  :mod:`tousu_shared.transient`): retried without limit, with backoff. Only the partition
+  concerned waits (it is paused while its batch is being applied); the others go on. The
+  stall shows in ``/readyz`` and in the ``tousu_consumer_stalled_partitions`` gauge, and
+  it never ends the worker nor sends the event to the dead-letter topic;
+- a malformed event or a ``PermanentFailure``: dead-lettered at once;
+- any other error (a defect the event triggers): retried the configured number of times,
+  then dead-lettered with the reason in its headers, so one bad event does not stall its
+  partition for ever. ``python -m tousu_shared.cli dlq-replay`` puts dead letters back.
 """
 
 from __future__ import annotations
@@ -13,26 +21,29 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError
-from prometheus_client import Counter, Histogram
-from sqlalchemy import text
-from tenacity import (
-    AsyncRetrying,
-    retry_if_not_exception_type,
-    stop_after_attempt,
-    wait_exponential,
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
 )
+from aiokafka.errors import CommitFailedError
+from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy import text
+from tenacity import wait_exponential_jitter
 
 from tousu_shared.contracts import Envelope, Event, decode
 from tousu_shared.logging import log_context
 from tousu_shared.settings import ServiceSettings
 from tousu_shared.topics import dlq_topic
+from tousu_shared.transient import is_transient
 from tousu_shared.uow import SqlUnitOfWork
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CONSUMED = Counter(
     "tousu_events_consumed_total",
@@ -40,6 +51,16 @@ CONSUMED = Counter(
     ["service", "type", "outcome"],
 )
 HANDLE_SECONDS = Histogram("tousu_event_handle_seconds", "Handler time per event", ["service"])
+TRANSIENT_RETRIES = Counter(
+    "tousu_consumer_transient_retries_total",
+    "Attempts that failed for a transient reason and will be retried",
+    ["service"],
+)
+STALLED = Gauge(
+    "tousu_consumer_stalled_partitions",
+    "Partitions waiting for a transient failure to pass",
+    ["service"],
+)
 
 # A handler changes state through the unit of work it is given and never commits: the
 # consumer commits the inbox row, the effect and the events it published together.
@@ -87,31 +108,89 @@ class EventConsumer:
             "ON CONFLICT DO NOTHING RETURNING 1"
         )
         self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        # One task per partition whose batch is being applied; the partition is paused
+        # meanwhile so that its next records wait and keep their order.
+        self._inflight: dict[TopicPartition, asyncio.Task[None]] = {}
+        # "topic-partition" → why it is waiting (transient failures only).
+        self.stalled: dict[str, str] = {}
+        self._backoff = wait_exponential_jitter(
+            multiplier=max(settings.consumer_retry_backoff_ms, 1) / 1000,
+            max=5.0,
+            jitter=0.1,
+        )
         self.ready = asyncio.Event()
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Consume until stopped."""
+        """Consume until stopped; only a defect in the consumer itself ends it."""
         stop = stop or asyncio.Event()
         consumer = self._consumer_factory(self._topics, self.name)
+        consumer.subscribe(self._topics, listener=_CancelOnRevoke(self))
         await consumer.start()
+        self._consumer = consumer
         self._producer = self._producer_factory()
         await self._producer.start()
+        stopping = asyncio.create_task(stop.wait())
+        fetch: asyncio.Task[dict[TopicPartition, list[ConsumerRecord]]] | None = None
         try:
             while not stop.is_set():
-                batches = await consumer.getmany(timeout_ms=200)
+                if fetch is None:
+                    fetch = asyncio.create_task(consumer.getmany(timeout_ms=200))
+                # Wake for new records, a partition finishing its batch (to resume it), or stop.
+                await asyncio.wait(
+                    {fetch, stopping, *self._inflight.values()},
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                self._reap()
                 if not self.ready.is_set() and consumer.assignment():
                     self.ready.set()
-                if not batches:
-                    continue
-                await asyncio.gather(
-                    *(
-                        self._consume_partition(consumer, tp, records)
-                        for tp, records in batches.items()
-                    )
-                )
+                if fetch.done():
+                    batches, fetch = fetch.result(), None
+                    for tp, records in batches.items():
+                        if records:
+                            self._start_partition(consumer, tp, records)
         finally:
+            if fetch is not None:
+                fetch.cancel()
+            stopping.cancel()
+            await self._cancel_partitions(list(self._inflight))
+            self._set_stalled_gauge()
             await consumer.stop()
             await self._producer.stop()
+
+    def _start_partition(
+        self,
+        consumer: AIOKafkaConsumer,
+        tp: TopicPartition,
+        records: list[ConsumerRecord],
+    ) -> None:
+        consumer.pause(tp)
+        self._inflight[tp] = asyncio.create_task(
+            self._consume_partition(consumer, tp, records),
+            name=f"consume {tp.topic}-{tp.partition}",
+        )
+
+    def _reap(self) -> None:
+        """Resume partitions whose batch is done; a failure of the consumer's own code ends it."""
+        for tp, task in list(self._inflight.items()):
+            if not task.done():
+                continue
+            del self._inflight[tp]
+            if task.cancelled():
+                continue
+            task.result()  # re-raises a defect: the runner then restarts the process whole
+            assert self._consumer is not None
+            if tp in self._consumer.assignment():
+                self._consumer.resume(tp)
+
+    async def _cancel_partitions(self, partitions: list[TopicPartition]) -> None:
+        """Stop applying these partitions' batches (their open transactions roll back)."""
+        tasks = [self._inflight.pop(tp) for tp in partitions if tp in self._inflight]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for tp in partitions:
+            self.stalled.pop(_label(tp), None)
 
     async def _consume_partition(
         self,
@@ -122,7 +201,11 @@ class EventConsumer:
         for record in records:
             await self.process(record)
         try:
-            await consumer.commit({tp: records[-1].offset + 1})
+            await self._until_done(
+                tp,
+                "offset commit",
+                lambda: consumer.commit({tp: records[-1].offset + 1}),
+            )
         except CommitFailedError:
             # The partition moved to another member; it re-reads from the last commit and the
             # inbox turns the repeats into no-ops.
@@ -146,34 +229,70 @@ class EventConsumer:
                 envelope,
                 DeadLetter(f"contract violation: {exc}", 1),
             )
-        attempts = 0
-        try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self._settings.consumer_max_attempts),
-                wait=wait_exponential(
-                    multiplier=self._settings.consumer_retry_backoff_ms / 1000,
-                    max=10,
-                ),
-                retry=retry_if_not_exception_type(PermanentFailure),
-                reraise=True,
-            ):
-                with attempt:
-                    attempts = attempt.retry_state.attempt_number
-                    outcome = await self._apply(record, envelope, event, handler)
-        except Exception as exc:
-            log.warning(
-                "event failed after %d attempts",
-                attempts,
-                extra={"event_type": envelope.type, "event_id": str(envelope.id)},
-                exc_info=True,
-            )
-            return await self._dead_letter(
-                record,
-                envelope,
-                DeadLetter(f"{type(exc).__name__}: {exc}", attempts),
-            )
+        tp = TopicPartition(record.topic, record.partition)
+        failures = 0
+        while True:
+            try:
+                outcome = await self._until_done(
+                    tp,
+                    envelope.type,
+                    lambda: self._apply(record, envelope, event, handler),
+                )
+                break
+            except PermanentFailure as exc:
+                return await self._dead_letter(record, envelope, DeadLetter(str(exc), 1))
+            except Exception as exc:
+                failures += 1
+                if failures >= self._settings.consumer_max_attempts:
+                    log.warning(
+                        "event failed after %d attempts",
+                        failures,
+                        extra={"event_type": envelope.type, "event_id": str(envelope.id)},
+                        exc_info=True,
+                    )
+                    return await self._dead_letter(
+                        record,
+                        envelope,
+                        DeadLetter(f"{type(exc).__name__}: {exc}", failures),
+                    )
+                await asyncio.sleep(self._wait(failures))
         CONSUMED.labels(self._settings.service_name, envelope.type, outcome).inc()
         return outcome
+
+    async def _until_done(
+        self, tp: TopicPartition, what: str, work: Callable[[], Awaitable[T]]
+    ) -> T:
+        """Run ``work`` until it succeeds or fails for a reason that is not transient."""
+        attempt = 0
+        while True:
+            try:
+                result = await work()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                attempt += 1
+                TRANSIENT_RETRIES.labels(self._settings.service_name).inc()
+                if _label(tp) not in self.stalled:
+                    log.warning(
+                        "%s waits for a transient failure to pass (%s); retrying",
+                        _label(tp),
+                        type(exc).__name__,
+                        extra={"topic": tp.topic, "partition": tp.partition, "work": what},
+                    )
+                self.stalled[_label(tp)] = f"{what}: {type(exc).__name__}"
+                self._set_stalled_gauge()
+                await asyncio.sleep(self._wait(attempt))
+                continue
+            if self.stalled.pop(_label(tp), None) is not None:
+                log.info("%s recovered after %d retries", _label(tp), attempt)
+                self._set_stalled_gauge()
+            return result
+
+    def _wait(self, attempt: int) -> float:
+        return float(self._backoff(_Attempt(attempt)))
+
+    def _set_stalled_gauge(self) -> None:
+        STALLED.labels(self._settings.service_name).set(len(self.stalled))
 
     async def _apply(
         self,
@@ -219,6 +338,7 @@ class EventConsumer:
         envelope: Envelope | None,
         dead: DeadLetter,
     ) -> str:
+        tp = TopicPartition(record.topic, record.partition)
         headers = list(record.headers or ()) + [
             ("dlq.reason", dead.reason[:2000].encode()),
             ("dlq.attempts", str(dead.attempts).encode()),
@@ -227,21 +347,58 @@ class EventConsumer:
             ("dlq.partition", str(record.partition).encode()),
             ("dlq.offset", str(record.offset).encode()),
         ]
-        assert self._producer is not None, "dead-lettering needs a running consumer"
-        await self._producer.send_and_wait(
-            dlq_topic(record.topic),
-            record.value,
-            key=record.key,
-            headers=headers,
+        producer = self._producer
+        assert producer is not None, "dead-lettering needs a running consumer"
+        await self._until_done(
+            tp,
+            "dead-letter publish",
+            lambda: producer.send_and_wait(
+                dlq_topic(record.topic),
+                record.value,
+                key=record.key,
+                headers=headers,
+            ),
         )
         if envelope is not None:
             # Remember it, so a redelivery is not dead-lettered a second time.
-            async with self._uow_factory() as uow:
-                await uow.session.execute(
-                    self._record,
-                    self._inbox_row(record, envelope, "dead_lettered"),
-                )
-                await uow.commit()
+            await self._until_done(
+                tp,
+                "dead-letter record",
+                lambda: self._record_dead_letter(record, envelope),
+            )
         type_label = envelope.type if envelope else "unparseable"
         CONSUMED.labels(self._settings.service_name, type_label, "dead_lettered").inc()
         return "dead_lettered"
+
+    async def _record_dead_letter(self, record: ConsumerRecord, envelope: Envelope) -> None:
+        async with self._uow_factory() as uow:
+            await uow.session.execute(
+                self._record,
+                self._inbox_row(record, envelope, "dead_lettered"),
+            )
+            await uow.commit()
+
+
+def _label(tp: TopicPartition) -> str:
+    return f"{tp.topic}-{tp.partition}"
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """The one field of tenacity's retry state its wait strategies read."""
+
+    attempt_number: int
+
+
+class _CancelOnRevoke(ConsumerRebalanceListener):
+    """A partition taken away mid-batch stops at once; its new owner re-reads it from the
+    last committed offset and the inbox turns what was already applied into no-ops."""
+
+    def __init__(self, owner: EventConsumer) -> None:
+        self._owner = owner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._owner._cancel_partitions(list(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        return None

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 import uvicorn
 import uvloop
 
+from tousu_shared.dlq import ReplayReport, replay_dead_letters
 from tousu_shared.kafka import ensure_topics
 from tousu_shared.logging import configure_logging
 from tousu_shared.migrations import downgrade, upgrade
@@ -110,6 +111,13 @@ async def _until_done(work, shutdown: Callable[[], None]) -> None:
         shutdown()
 
 
+async def _replay(service: Service) -> ReplayReport:
+    try:
+        return await replay_dead_letters(service)
+    finally:
+        await service.runtime.close()
+
+
 def main(build: Callable[[], Service], argv: list[str] | None = None) -> None:
     """Command line of ``python -m tousu_<service>``."""
     service = build()
@@ -119,7 +127,7 @@ def main(build: Callable[[], Service], argv: list[str] | None = None) -> None:
         "command",
         nargs="?",
         default="all",
-        choices=("all", *roles, "migrate", "downgrade"),
+        choices=("all", *roles, "migrate", "downgrade", "dlq-replay"),
         help=f"all (default) runs every role in one process: {', '.join(roles)}",
     )
     args = parser.parse_args(argv)
@@ -130,6 +138,10 @@ def main(build: Callable[[], Service], argv: list[str] | None = None) -> None:
         return
     if args.command == "downgrade":
         downgrade(service.migrations_dir, settings)
+        return
+    if args.command == "dlq-replay":
+        report = uvloop.run(_replay(service))
+        print(report.summary())
         return
     chosen = roles if args.command == "all" else (args.command,)
     log.info("starting %s on %s:%s", ", ".join(chosen), settings.http_host, settings.http_port)

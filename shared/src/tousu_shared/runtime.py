@@ -43,6 +43,8 @@ class Runtime:
     outbox: Outbox
     audit: AuditLog
     credentials: CredentialStore
+    # The consumers running in this process, so readiness can report a stalled partition.
+    consumers: list[EventConsumer] = field(default_factory=list)
 
     @classmethod
     def build(cls, settings: ServiceSettings) -> Runtime:
@@ -110,15 +112,21 @@ class Service:
         handlers: dict[str, Handler] = dict(self.handlers)
         handlers.setdefault(CredentialIssued.event_type, self.runtime.credentials.apply)
         handlers.setdefault(CredentialRevoked.event_type, self.runtime.credentials.apply)
-        topics = list(dict.fromkeys([*self.consumed_topics, "platform.credentials"]))
-        return EventConsumer(
+        consumer = EventConsumer(
             self.runtime.settings,
             self.uow,
             handlers,
-            topics=topics,
+            topics=self.topics,
             consumer_factory=self.runtime.consumer,
             producer_factory=self.runtime.producer,
         )
+        self.runtime.consumers.append(consumer)
+        return consumer
+
+    @property
+    def topics(self) -> list[str]:
+        """The logical topics the service's consumer subscribes to."""
+        return list(dict.fromkeys([*self.consumed_topics, "platform.credentials"]))
 
     def relay(self) -> OutboxRelay:
         """The service's outbox relay."""

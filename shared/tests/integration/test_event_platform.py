@@ -6,17 +6,21 @@ import asyncio
 import contextlib
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
+from fastapi import FastAPI
 from sqlalchemy import text
 from tousu_analytics.settings import AnalyticsSettings
 from tousu_shared.auth import Principal
 from tousu_shared.contracts import Envelope
 from tousu_shared.contracts.complaint import CustomerMessageAdded
+from tousu_shared.dlq import replay_dead_letters
 from tousu_shared.inbox import EventConsumer, PermanentFailure
 from tousu_shared.kafka import ensure_topics
 from tousu_shared.outbox import OutboxRelay, lane_of
-from tousu_shared.runtime import Runtime
+from tousu_shared.runtime import Runtime, Service
 from tousu_shared.testing import (
     KAFKA_BOOTSTRAP,
     envelopes,
@@ -314,3 +318,97 @@ async def test_an_unpublishable_row_holds_back_only_its_own_lane(runtime):
     )
     mine = [r for r in records if r.key == str(stuck).encode()]
     assert [e.data["message_id"] for e in envelopes(mine)] == ["2"]
+
+
+def keys_on_two_partitions() -> tuple[uuid.UUID, uuid.UUID]:
+    """Two complaint ids whose events land on different partitions of a 3-partition topic."""
+    partitioner, partitions = DefaultPartitioner(), [0, 1, 2]
+    first = uuid.uuid4()
+    home = partitioner(str(first).encode(), partitions, partitions)
+    while True:
+        other = uuid.uuid4()
+        if partitioner(str(other).encode(), partitions, partitions) != home:
+            return first, other
+
+
+async def test_transient_failure_is_retried_past_the_attempt_limit_and_stalls_only_its_partition(
+    runtime,
+):
+    stuck, other = keys_on_two_partitions()
+    outage = asyncio.Event()  # set = the "database" is back
+    failures = 0
+
+    async def needs_database(uow, event, envelope):
+        nonlocal failures
+        if event.complaint_id == stuck and not outage.is_set():
+            failures += 1
+            raise ConnectionRefusedError("database unavailable")
+        await record_effect(uow, event, envelope)
+
+    async with runtime.session_factory() as session, session.begin():
+        await runtime.outbox.enqueue(session, message(stuck, 1))
+        await runtime.outbox.enqueue(session, message(other, 1))
+    relay = OutboxRelay(runtime.settings, runtime.engine, runtime.producer)
+    consumer = consumer_for(runtime, needs_database)
+    async with running(relay, consumer):
+        # The other partition is applied while the first one waits.
+        assert [row.complaint_id for row in await wait_for(lambda: effects(runtime, other))] == [
+            other
+        ]
+        await wait_for(lambda: failures > 2 * runtime.settings.consumer_max_attempts)
+        assert any(
+            reason.endswith("ConnectionRefusedError") for reason in consumer.stalled.values()
+        )
+        outage.set()
+        rows = await wait_for(lambda: effects(runtime, stuck))
+        await wait_for(lambda: not consumer.stalled)
+    assert [row.complaint_id for row in rows] == [stuck]
+    async with runtime.engine.connect() as conn:
+        outcomes = (
+            (
+                await conn.execute(
+                    text("SELECT outcome FROM analytics.inbox WHERE consumer = :c"),
+                    {"c": consumer.name},
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert "dead_lettered" not in outcomes
+
+
+async def test_dead_letters_are_replayed_once_after_the_cause_is_fixed(runtime):
+    complaint = uuid.uuid4()
+    fixed = False
+
+    async def buggy(uow, event, envelope):
+        if event.complaint_id == complaint and not fixed:
+            raise ValueError("a defect this event triggers")
+        await record_effect(uow, event, envelope)
+
+    service = Service(
+        name="analytics",
+        runtime=runtime,
+        app=FastAPI(),
+        uow=runtime.uow,
+        handlers={"CustomerMessageAdded": buggy},
+        consumed_topics=["complaint.events"],
+        migrations_dir=Path("."),
+    )
+    async with runtime.session_factory() as session, session.begin():
+        await runtime.outbox.enqueue(session, message(complaint, 1))
+    relay = OutboxRelay(runtime.settings, runtime.engine, runtime.producer)
+    async with running(relay, consumer_for(runtime, buggy)):
+        await read_topic(
+            topic(runtime, "complaint.events.dlq"),
+            until=lambda rs: any(r.key == str(complaint).encode() for r in rs),
+        )
+    fixed = True
+    first = await replay_dead_letters(service)
+    second = await replay_dead_letters(service)
+    assert len(first.replayed) >= 1 and second.replayed == []
+    async with running(consumer_for(runtime, buggy)):
+        rows = await wait_for(lambda: effects(runtime, complaint))
+        await asyncio.sleep(0.5)  # a second application would show up by now
+        rows = await effects(runtime, complaint)
+    assert [row.complaint_id for row in rows] == [complaint]
