@@ -95,7 +95,8 @@ def _field_name(location: Iterable[Any]) -> str:
     return ".".join(str(part) for part in location)
 
 
-async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
     errors = [
         {"field": _field_name(error["loc"]), "message": error["msg"], "type": error["type"]}
         for error in exc.errors()
@@ -106,11 +107,13 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
     )
 
 
-async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
+async def _service_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
     return JSONResponse(exc.body(), status_code=exc.status_code)
 
 
-async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
     return JSONResponse(
         {"error": _HTTP_CODES.get(exc.status_code, "http_error"), "message": str(exc.detail)},
         status_code=exc.status_code,
