@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -33,7 +34,6 @@ from aiokafka import (
 from aiokafka.errors import CommitFailedError
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import text
-from tenacity import wait_exponential_jitter
 
 from tousu_shared.contracts import Envelope, Event, decode
 from tousu_shared.logging import log_context
@@ -114,11 +114,7 @@ class EventConsumer:
         self._inflight: dict[TopicPartition, asyncio.Task[None]] = {}
         # "topic-partition" → why it is waiting (transient failures only).
         self.stalled: dict[str, str] = {}
-        self._backoff = wait_exponential_jitter(
-            multiplier=max(settings.consumer_retry_backoff_ms, 1) / 1000,
-            max=5.0,
-            jitter=0.1,
-        )
+        self._backoff_base = max(settings.consumer_retry_backoff_ms, 1) / 1000
         self.ready = asyncio.Event()
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -289,7 +285,8 @@ class EventConsumer:
             return result
 
     def _wait(self, attempt: int) -> float:
-        return float(self._backoff(_Attempt(attempt)))
+        """Exponential backoff capped at 5 s, with a little jitter so partitions spread out."""
+        return min(self._backoff_base * 2 ** (attempt - 1), 5.0) * random.uniform(1.0, 1.1)
 
     def _set_stalled_gauge(self) -> None:
         STALLED.labels(self._settings.service_name).set(len(self.stalled))
@@ -381,13 +378,6 @@ class EventConsumer:
 
 def _label(tp: TopicPartition) -> str:
     return f"{tp.topic}-{tp.partition}"
-
-
-@dataclass(frozen=True)
-class _Attempt:
-    """The one field of tenacity's retry state its wait strategies read."""
-
-    attempt_number: int
 
 
 class _CancelOnRevoke(ConsumerRebalanceListener):

@@ -1,5 +1,11 @@
 """Transactional outbox: events commit with the state change, a relay publishes them to Kafka.
 
+Waking: a relay LISTENs on its schema's channel and sleeps until a writer's
+:class:`CommitSignal` sends a NOTIFY after committing outbox rows (one per few milliseconds
+per process however many commits, and off the request's path), so an idle stack costs
+nothing and a new event leaves within milliseconds. A slow fallback poll covers writers that
+do not signal and notifications lost while the listening connection was down.
+
 Ordering: every event of one key lands in one lane (crc32 of the key). A relay takes a lane
 row lock (``FOR UPDATE SKIP LOCKED``) for as long as it publishes that lane's rows in id
 order, so several relays can run at once and one key's events still leave in order. Rows of
@@ -10,9 +16,11 @@ while it inserts them. There is no id watermark: the relay always reads every un
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import zlib
+from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,11 +67,49 @@ class OutboxMessage:
     created_at: Any
 
 
+def notify_channel(settings: ServiceSettings) -> str:
+    """The LISTEN/NOTIFY channel of a service's outbox."""
+    return f"tousu_outbox_{settings.db_schema}"
+
+
+class CommitSignal:
+    """Tells every relay of the schema that outbox rows were committed.
+
+    ``poke()`` after a commit schedules one NOTIFY a short window later; further pokes in
+    that window ride on it. It is sent on its own connection after the commits it covers,
+    so a relay woken by it sees their rows.
+    """
+
+    def __init__(self, settings: ServiceSettings, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._window = settings.relay_notify_window_ms / 1000
+        self._notify = text("SELECT pg_notify(:channel, '')")
+        self._channel = notify_channel(settings)
+        self._pending: asyncio.Task[None] | None = None
+
+    def poke(self) -> None:
+        """Rows were committed: make sure a NOTIFY follows soon."""
+        if self._pending is None or self._pending.done():
+            self._pending = asyncio.get_running_loop().create_task(self._send())
+
+    async def _send(self) -> None:
+        await asyncio.sleep(self._window)
+        # A poke from now on needs a notification of its own.
+        self._pending = None
+        try:
+            async with self._engine.connect() as conn:
+                await conn.execute(self._notify, {"channel": self._channel})
+                await conn.commit()
+        except Exception as exc:  # the relay's fallback poll still finds the rows
+            log.warning("outbox notify failed: %s", type(exc).__name__)
+
+
 class Outbox:
     """Writes events into the service's outbox table inside the caller's transaction."""
 
-    def __init__(self, settings: ServiceSettings) -> None:
+    def __init__(self, settings: ServiceSettings, signal: CommitSignal | None = None) -> None:
         self._settings = settings
+        self.signal = signal
         self._source = f"tousu/{settings.service_name}"
         self._insert = text(
             f"INSERT INTO {settings.db_schema}.outbox "
@@ -139,6 +185,9 @@ class OutboxRelay:
         self._lane_backoff: dict[int, tuple[float, float]] = {}
         # A test hook standing in for a crash between publishing and marking rows sent.
         self._after_publish = after_publish
+        self._wake = asyncio.Event()
+        self._listener: AsyncConnection | None = None
+        self._listener_raw: Any = None
         schema = settings.db_schema
         self._claim_lanes = text(
             f"SELECT l.lane FROM {schema}.outbox_lane l "
@@ -280,6 +329,53 @@ class OutboxRelay:
         async with self._engine.begin() as conn:
             await conn.execute(self._purge, {"hours": self._settings.outbox_retention_hours})
 
+    async def _listen(self) -> bool:
+        """(Re)open the LISTEN connection when it is not open; returns whether it is."""
+        raw = self._listener_raw
+        if raw is not None and not raw.is_closed():
+            return True
+        await self._stop_listening()
+        try:
+            conn = await self._engine.connect()
+            try:
+                raw = (await conn.get_raw_connection()).driver_connection
+                assert raw is not None, "asyncpg gives every pooled connection a driver"
+                await raw.add_listener(notify_channel(self._settings), self._on_notify)
+            except BaseException:
+                await conn.close()
+                raise
+        except Exception as exc:
+            log.warning("relay cannot listen (%s); polling meanwhile", type(exc).__name__)
+            return False
+        self._listener, self._listener_raw = conn, raw
+        return True
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _stop_listening(self) -> None:
+        conn, self._listener, self._listener_raw = self._listener, None, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    async def _wait_for_work(self, stop: asyncio.Event) -> None:
+        """Sleep until a NOTIFY, the fallback poll or the stop, whichever comes first."""
+        listening = await self._listen()
+        interval = (
+            self._settings.relay_fallback_poll_ms
+            if listening
+            else (self._settings.relay_idle_poll_ms)
+        )
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=interval / 1000, return_when=FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Relay until stopped; a failed batch stays unsent and is retried with backoff."""
         stop = stop or asyncio.Event()
@@ -288,6 +384,9 @@ class OutboxRelay:
         last_purge = time.monotonic()
         try:
             while not stop.is_set():
+                # Cleared before reading: a commit signalled while this batch runs wakes the
+                # next wait at once instead of being lost.
+                self._wake.clear()
                 try:
                     published = await self.relay_once()
                     backoff = idle
@@ -302,8 +401,9 @@ class OutboxRelay:
                     await self.purge_sent()
                     last_purge = time.monotonic()
                 if published < self._settings.relay_batch_size:
-                    await _sleep_unless(stop, idle)
+                    await self._wait_for_work(stop)
         finally:
+            await self._stop_listening()
             await self.close()
 
 

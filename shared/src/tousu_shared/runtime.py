@@ -23,7 +23,7 @@ from tousu_shared.contracts.platform import CredentialIssued, CredentialRevoked
 from tousu_shared.db import create_engine, create_session_factory
 from tousu_shared.inbox import EventConsumer, Handler
 from tousu_shared.kafka import create_consumer, create_producer
-from tousu_shared.outbox import Outbox, OutboxRelay
+from tousu_shared.outbox import CommitSignal, Outbox, OutboxRelay
 from tousu_shared.settings import ServiceSettings
 from tousu_shared.uow import SqlUnitOfWork, sql_unit_of_work_factory
 
@@ -56,7 +56,7 @@ class Runtime:
             settings=settings,
             engine=engine,
             session_factory=session_factory,
-            outbox=Outbox(settings),
+            outbox=Outbox(settings, CommitSignal(settings, engine)),
             audit=AuditLog(settings.db_schema),
             credentials=CredentialStore(
                 session_factory,
@@ -140,7 +140,7 @@ def session_handlers(handlers: Mapping[str, Handler]) -> dict[str, Handler]:
     """
 
     def adapt(handler: Handler) -> Handler:
-        async def on_event(uow: SqlUnitOfWork, event, envelope) -> None:  # type: ignore[no-untyped-def]
+        async def on_event(uow: SqlUnitOfWork, event, envelope) -> None:
             await handler(uow.session, event, envelope)
 
         return on_event

@@ -39,7 +39,13 @@ class ServiceSettings(BaseSettings):
     consumer_group_suffix: str = ""
 
     relay_batch_size: int = Field(default=500, ge=1)
+    # Relays sleep until a commit's NOTIFY wakes them; they look anyway after the fallback
+    # interval (a writer that does not notify, a lost notification), and poll at the idle
+    # interval only while they cannot listen (database restarting).
+    relay_fallback_poll_ms: int = Field(default=2000, ge=1)
     relay_idle_poll_ms: int = Field(default=20, ge=1)
+    # Commits within this window share one NOTIFY, sent after they committed.
+    relay_notify_window_ms: int = Field(default=2, ge=0)
     relay_lanes_per_claim: int = Field(default=8, ge=1)
     outbox_retention_hours: int = Field(default=24, ge=1)
 

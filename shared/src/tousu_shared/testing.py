@@ -41,6 +41,8 @@ def test_settings(cls: type[S], **overrides: Any) -> S:
         "topic_namespace": TOPIC_NAMESPACE,
         "consumer_group_suffix": f"-{RUN_ID}-{uuid.uuid4().hex[:6]}",
         "relay_idle_poll_ms": 10,
+        # Tests also enqueue rows directly (no commit signal); keep the fallback look short.
+        "relay_fallback_poll_ms": 100,
         "consumer_max_attempts": 3,
         "consumer_retry_backoff_ms": 10,
         "credential_cache_seconds": 0.0,

@@ -176,6 +176,7 @@ class SqlUnitOfWork(UnitOfWork):
         self._outbox = outbox
         self._audit_log = audit_log
         self._session: AsyncSession | None = None
+        self._enqueued = False
 
     @property
     def session(self) -> AsyncSession:
@@ -205,6 +206,7 @@ class SqlUnitOfWork(UnitOfWork):
 
     async def _store(self, messages: list[OutgoingMessage], entries: list[AuditEntry]) -> None:
         session = self.session
+        self._enqueued = bool(messages)
         if messages:
             envelopes = await self._outbox.enqueue_many(
                 session,
@@ -215,6 +217,8 @@ class SqlUnitOfWork(UnitOfWork):
 
     async def _commit(self) -> None:
         await self.session.commit()
+        if self._enqueued and self._outbox.signal is not None:
+            self._outbox.signal.poke()
 
     async def _rollback(self) -> None:
         if self._session is not None:

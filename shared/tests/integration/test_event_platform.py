@@ -412,3 +412,25 @@ async def test_dead_letters_are_replayed_once_after_the_cause_is_fixed(runtime):
         await asyncio.sleep(0.5)  # a second application would show up by now
         rows = await effects(runtime, complaint)
     assert [row.complaint_id for row in rows] == [complaint]
+
+
+async def test_a_committed_unit_of_work_wakes_a_sleeping_relay_without_polling(kafka_topics):
+    # A fallback poll of ten minutes: only the commit's NOTIFY can get the event out in time.
+    runtime = Runtime.build(
+        test_settings(AnalyticsSettings, relay_fallback_poll_ms=600_000, relay_idle_poll_ms=600_000)
+    )
+    relay = OutboxRelay(runtime.settings, runtime.engine, runtime.producer)
+    complaint = uuid.uuid4()
+    try:
+        async with running(relay):
+            await wait_for(lambda: relay._listener is not None)  # asleep, listening
+            async with runtime.uow() as uow:
+                uow.publish(message(complaint, 1))
+                await uow.commit()
+            await read_topic(
+                topic(runtime),
+                until=lambda rs: any(r.key == str(complaint).encode() for r in rs),
+                timeout=15,
+            )
+    finally:
+        await runtime.close()
