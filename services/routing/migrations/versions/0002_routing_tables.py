@@ -22,10 +22,12 @@ APPEND_ONLY_TABLES = ("case_history", "routing_rule_revision")
 
 def _timestamps() -> list[sa.Column]:
     return [
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False,
-                  server_default=sa.func.now()),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False,
-                  server_default=sa.func.now()),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
     ]
 
 
@@ -43,8 +45,9 @@ def upgrade() -> None:
         "member",
         sa.Column("id", sa.Text, primary_key=True),
         sa.Column("name", sa.Text, nullable=False),
-        sa.Column("department", sa.Text, sa.ForeignKey(f"{SCHEMA}.department.code"),
-                  nullable=False),
+        sa.Column(
+            "department", sa.Text, sa.ForeignKey(f"{SCHEMA}.department.code"), nullable=False
+        ),
         sa.Column("level", sa.Text, nullable=False),
         sa.Column("availability", sa.Text, nullable=False, server_default="available"),
         sa.Column("manager_id", sa.Text),
@@ -57,15 +60,17 @@ def upgrade() -> None:
         sa.Column("id", sa.Text, primary_key=True),
         sa.Column("position", sa.Integer, nullable=False),
         sa.Column("name", sa.Text, nullable=False),
-        sa.Column("target_department", sa.Text, sa.ForeignKey(f"{SCHEMA}.department.code"),
-                  nullable=False),
+        sa.Column(
+            "target_department", sa.Text, sa.ForeignKey(f"{SCHEMA}.department.code"), nullable=False
+        ),
         sa.Column("criteria", pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
         sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
         sa.Column("version", sa.Integer, nullable=False, server_default="1"),
         sa.Column("updated_by", sa.Text, nullable=False),
         *_timestamps(),
-        sa.UniqueConstraint("position", name="uq_routing_rule_position", deferrable=True,
-                            initially="DEFERRED"),
+        sa.UniqueConstraint(
+            "position", name="uq_routing_rule_position", deferrable=True, initially="DEFERRED"
+        ),
         schema=SCHEMA,
     )
     op.create_table(
@@ -76,8 +81,9 @@ def upgrade() -> None:
         sa.Column("change", sa.Text, nullable=False),
         sa.Column("snapshot", pg.JSONB, nullable=False),
         sa.Column("changed_by", sa.Text, nullable=False),
-        sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False,
-                  server_default=sa.func.now()),
+        sa.Column(
+            "changed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
         sa.UniqueConstraint("rule_id", "version"),
         schema=SCHEMA,
     )
@@ -94,8 +100,9 @@ def upgrade() -> None:
         sa.Column("subject_staff_ref", sa.Text),
         sa.Column("subject_unit", sa.Text),
         sa.Column("contact_details_url", sa.Text, nullable=False),
-        sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False,
-                  server_default=sa.func.now()),
+        sa.Column(
+            "stored_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
         schema=SCHEMA,
     )
     op.create_table(
@@ -142,15 +149,25 @@ def upgrade() -> None:
     # Keyset pagination walks (created_at, id); the other indexes serve the list filters
     # and the load count of assignees.
     op.create_index("ix_routed_case_created", "routed_case", ["created_at", "id"], schema=SCHEMA)
-    op.create_index("ix_routed_case_department_state", "routed_case", ["department", "state"],
-                    schema=SCHEMA)
-    op.create_index("ix_routed_case_assignee", "routed_case", ["assignee_id"], schema=SCHEMA,
-                    postgresql_where=sa.text("assignee_id IS NOT NULL"))
+    op.create_index(
+        "ix_routed_case_department_state", "routed_case", ["department", "state"], schema=SCHEMA
+    )
+    op.create_index(
+        "ix_routed_case_assignee",
+        "routed_case",
+        ["assignee_id"],
+        schema=SCHEMA,
+        postgresql_where=sa.text("assignee_id IS NOT NULL"),
+    )
     op.create_table(
         "case_history",
         sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-        sa.Column("case_id", pg.UUID(as_uuid=True), sa.ForeignKey(f"{SCHEMA}.routed_case.id"),
-                  nullable=False),
+        sa.Column(
+            "case_id",
+            pg.UUID(as_uuid=True),
+            sa.ForeignKey(f"{SCHEMA}.routed_case.id"),
+            nullable=False,
+        ),
         sa.Column("version", sa.Integer, nullable=False),
         sa.Column("action", sa.Text, nullable=False),
         sa.Column("from_state", sa.Text),
@@ -201,7 +218,14 @@ def _seed_defaults() -> None:
 
 
 def downgrade() -> None:
-    for table in ("case_history", "routed_case", "complaint_fact", "routing_rule_revision",
-                  "routing_rule", "member", "department"):
+    for table in (
+        "case_history",
+        "routed_case",
+        "complaint_fact",
+        "routing_rule_revision",
+        "routing_rule",
+        "member",
+        "department",
+    ):
         op.drop_table(table, schema=SCHEMA)
     op.execute(f"DROP FUNCTION IF EXISTS {SCHEMA}.refuse_change_of_append_only_row()")

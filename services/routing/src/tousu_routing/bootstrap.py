@@ -1,18 +1,28 @@
-"""Composition root of the routing service, used by its process, its API and its tests."""
+"""Composition root of the routing service, used by its process, its API and its tests.
+
+It builds the runtime (infrastructure), the one ``RoutingContext`` every use case, event
+handler and endpoint gets, and the ``Service`` the runner starts.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 
+from tousu_shared.clock import utc_now
 from tousu_shared.http import create_app
-from tousu_shared.runtime import Runtime, Service, include_routers, session_handlers
-from tousu_shared.uow import SqlUnitOfWork
+from tousu_shared.runtime import Runtime, Service, include_routers
 from tousu_shared.topics import consumed_by
 
 from tousu_routing.entrypoints.api import install_error_handlers, router
-from tousu_routing.service_layer.departments import ensure_department_topics
+from tousu_routing.service_layer.context import RoutingContext
+from tousu_routing.service_layer.departments import (
+    create_department_topics,
+    ensure_department_topics,
+)
 from tousu_routing.service_layer.handlers import event_handlers
+from tousu_routing.service_layer.unit_of_work import RoutingUnitOfWork
 from tousu_routing.settings import RoutingSettings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
@@ -22,10 +32,18 @@ def bootstrap(settings: RoutingSettings | None = None) -> Service:
     """Wire the routing service; nothing connects until it runs."""
     settings = settings or RoutingSettings()
     runtime = Runtime.build(settings)
+    uow = runtime.unit_of_work_factory(RoutingUnitOfWork)
+    ctx = RoutingContext(
+        uow=uow,
+        clock=utc_now,
+        department_topics=functools.partial(create_department_topics, settings),
+    )
     app = create_app(
-        runtime, title="Tousu routing",
+        runtime,
+        title="Tousu routing",
         description="Departments, routing rules and the case workflow.",
     )
+    app.state.routing = ctx
     install_error_handlers(app)
     include_routers(app, [router])
 
@@ -40,8 +58,8 @@ def bootstrap(settings: RoutingSettings | None = None) -> Service:
         name=settings.service_name,
         runtime=runtime,
         app=app,
-        uow=runtime.unit_of_work_factory(SqlUnitOfWork),
-        handlers=session_handlers(event_handlers(runtime)),
+        uow=uow,
+        handlers=event_handlers(ctx),
         consumed_topics=consumed_by(settings.service_name),
         migrations_dir=MIGRATIONS_DIR,
         relay_companions=[department_topics_exist],

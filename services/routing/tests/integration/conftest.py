@@ -55,10 +55,12 @@ def bearer(key: str) -> dict[str, str]:
 async def service() -> AsyncIterator[Service]:
     """The routing service on its own topics, with an empty schema and the defaults seeded."""
     namespace = f"{TOPIC_NAMESPACE}{uuid.uuid4().hex[:8]}."
-    await ensure_topics(KAFKA_BOOTSTRAP, [(namespace + name, parts)
-                                          for name, parts in all_topic_names()])
-    routing = bootstrap(test_settings(RoutingSettings, bootstrap_admin_key=ADMIN_KEY,
-                                      topic_namespace=namespace))
+    await ensure_topics(
+        KAFKA_BOOTSTRAP, [(namespace + name, parts) for name, parts in all_topic_names()]
+    )
+    routing = bootstrap(
+        test_settings(RoutingSettings, bootstrap_admin_key=ADMIN_KEY, topic_namespace=namespace)
+    )
     await _reset_schema(routing)
     await ensure_department_topics(routing.runtime)
     try:
@@ -92,8 +94,10 @@ async def workers(service: Service) -> AsyncIterator[None]:
     """The service's consumer and outbox relay, running until the test ends."""
     stop = asyncio.Event()
     consumer = service.consumer()
-    tasks = [asyncio.create_task(consumer.run(stop)),
-             asyncio.create_task(service.relay().run(stop))]
+    tasks = [
+        asyncio.create_task(consumer.run(stop)),
+        asyncio.create_task(service.relay().run(stop)),
+    ]
     try:
         await wait_for(lambda: consumer.ready.is_set() or any(t.done() for t in tasks))
         yield
@@ -107,8 +111,9 @@ async def http(service: Service) -> AsyncIterator[httpx.AsyncClient]:
     """An API client holding the bootstrap admin key."""
     async with LifespanManager(service.app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test",
-                                     headers=bearer(ADMIN_KEY)) as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", headers=bearer(ADMIN_KEY)
+        ) as client:
             yield client
 
 
@@ -124,8 +129,11 @@ async def kit(service: Service, http: httpx.AsyncClient, workers: None) -> Kit:
 def envelope_of(event: Event) -> Envelope:
     """An event wrapped the way its producing service would."""
     return Envelope(
-        source="tousu/test", type=event.event_type, subject=event.subject,
-        dataschemaversion=event.schema_version, correlationid=event.subject,
+        source="tousu/test",
+        type=event.event_type,
+        subject=event.subject,
+        dataschemaversion=event.schema_version,
+        correlationid=event.subject,
         data=event.model_dump(mode="json", exclude={"complaint_id"}),
     )
 
@@ -134,9 +142,13 @@ def received(complaint_id: uuid.UUID, **overrides: Any) -> ComplaintReceived:
     """A received complaint (no personal data), contacted an hour ago."""
     contact_at = datetime.now(UTC) - timedelta(hours=1)
     values: dict[str, Any] = {
-        "complaint_id": complaint_id, "tracking_code": f"TS-{complaint_id.hex[:8]}",
-        "channel": "phone", "contact_at": contact_at, "received_at": contact_at,
-        "customer_ref": "cust-blind-1", "customer_tier": "regular",
+        "complaint_id": complaint_id,
+        "tracking_code": f"TS-{complaint_id.hex[:8]}",
+        "channel": "phone",
+        "contact_at": contact_at,
+        "received_at": contact_at,
+        "customer_ref": "cust-blind-1",
+        "customer_tier": "regular",
         "contact_details_url": f"http://intake/v1/complaints/{complaint_id}/contact",
     }
     values.update(overrides)
@@ -145,8 +157,12 @@ def received(complaint_id: uuid.UUID, **overrides: Any) -> ComplaintReceived:
 
 def classification(**overrides: Any) -> ClassificationData:
     """A classification: product quality, general, routine unless told otherwise."""
-    values: dict[str, Any] = {"category": "product_quality", "severity": "general",
-                              "urgency": "routine", "customer_tier": "regular"}
+    values: dict[str, Any] = {
+        "category": "product_quality",
+        "severity": "general",
+        "urgency": "routine",
+        "customer_tier": "regular",
+    }
     values.update(overrides)
     return ClassificationData(**values)
 
@@ -154,17 +170,24 @@ def classification(**overrides: Any) -> ClassificationData:
 def classified(complaint_id: uuid.UUID, **overrides: Any) -> ComplaintClassified:
     """The classifier's result for a complaint."""
     return ComplaintClassified(
-        complaint_id=complaint_id, classification=classification(**overrides),
-        explanation={"category": "keyword"}, ruleset_version="test",
+        complaint_id=complaint_id,
+        classification=classification(**overrides),
+        explanation={"category": "keyword"},
+        ruleset_version="test",
     )
 
 
 async def read_all(topic: str) -> list[ConsumerRecord]:
     """Every record a topic holds right now (reads up to the end offset of each partition)."""
     # Without a group the consumer takes every partition of the topic itself.
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA_BOOTSTRAP, group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest",
-                                isolation_level="read_committed")
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=KAFKA_BOOTSTRAP,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )
     await consumer.start()
     records: list[ConsumerRecord] = []
     try:
@@ -208,27 +231,39 @@ class Kit:
         try:
             for event in events:
                 envelope = envelope_of(event)
-                await producer.send_and_wait(self.topic(event.topic), envelope.to_bytes(),
-                                             key=event.subject.encode())
+                await producer.send_and_wait(
+                    self.topic(event.topic), envelope.to_bytes(), key=event.subject.encode()
+                )
                 sent.append(envelope)
         finally:
             await producer.stop()
         return sent
 
-    async def open_case(self, *, received_overrides: dict[str, Any] | None = None,
-                        **classification_overrides: Any) -> dict[str, Any]:
+    async def open_case(
+        self, *, received_overrides: dict[str, Any] | None = None, **classification_overrides: Any
+    ) -> dict[str, Any]:
         """Send a complaint through intake's events; its case once routing opened it."""
-        return (await self.open_cases(1, received_overrides=received_overrides,
-                                      **classification_overrides))[0]
+        return (
+            await self.open_cases(
+                1, received_overrides=received_overrides, **classification_overrides
+            )
+        )[0]
 
-    async def open_cases(self, count: int, *, received_overrides: dict[str, Any] | None = None,
-                         **classification_overrides: Any) -> list[dict[str, Any]]:
+    async def open_cases(
+        self,
+        count: int,
+        *,
+        received_overrides: dict[str, Any] | None = None,
+        **classification_overrides: Any,
+    ) -> list[dict[str, Any]]:
         """Several complaints in one batch of events; their cases in the same order."""
         ids = [uuid.uuid4() for _ in range(count)]
         events: list[Event] = []
         for complaint_id in ids:
-            events += [received(complaint_id, **(received_overrides or {})),
-                       classified(complaint_id, **classification_overrides)]
+            events += [
+                received(complaint_id, **(received_overrides or {})),
+                classified(complaint_id, **classification_overrides),
+            ]
         await self.publish(*events)
         return [await self.case_of(complaint_id) for complaint_id in ids]
 
@@ -249,8 +284,9 @@ class Kit:
         assert response.status_code == 200, response.text
         return response.json()
 
-    async def case_when(self, case_id: str,
-                        condition: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    async def case_when(
+        self, case_id: str, condition: Callable[[dict[str, Any]], bool]
+    ) -> dict[str, Any]:
         """The case once a condition holds (after an event was consumed)."""
 
         async def check():
@@ -259,36 +295,60 @@ class Kit:
 
         return await wait_for(check)
 
-    async def act(self, case: dict[str, Any], action: str, body: dict[str, Any] | None = None,
-                  *, key: str | None = None, expect: int = 200) -> dict[str, Any]:
+    async def act(
+        self,
+        case: dict[str, Any],
+        action: str,
+        body: dict[str, Any] | None = None,
+        *,
+        key: str | None = None,
+        expect: int = 200,
+    ) -> dict[str, Any]:
         """Perform an action on a case with its current version; returns the response body."""
         headers = {"If-Match": f'"{case["version"]}"'}
         if key is not None:
             headers.update(bearer(key))
-        response = await self.http.post(f"/v1/cases/{case['id']}/actions/{action}",
-                                        json=body or {}, headers=headers)
+        response = await self.http.post(
+            f"/v1/cases/{case['id']}/actions/{action}", json=body or {}, headers=headers
+        )
         assert response.status_code == expect, response.text
         return response.json()
 
-    async def department(self, code: str, members: list[tuple[str, str]] = (),
-                         **fields: Any) -> dict[str, Any]:
+    async def department(
+        self, code: str, members: list[tuple[str, str]] = (), **fields: Any
+    ) -> dict[str, Any]:
         """Create a department with members given as (id, level)."""
-        response = await self.http.post("/v1/departments", json={
-            "code": code, "name": fields.pop("name", code.title()), **fields,
-        })
+        response = await self.http.post(
+            "/v1/departments",
+            json={
+                "code": code,
+                "name": fields.pop("name", code.title()),
+                **fields,
+            },
+        )
         assert response.status_code == 201, response.text
         for member_id, level in members:
-            added = await self.http.post(f"/v1/departments/{code}/members", json={
-                "id": member_id, "name": member_id.upper(), "level": level,
-            })
+            added = await self.http.post(
+                f"/v1/departments/{code}/members",
+                json={
+                    "id": member_id,
+                    "name": member_id.upper(),
+                    "level": level,
+                },
+            )
             assert added.status_code == 201, added.text
         return (await self.http.get(f"/v1/departments/{code}")).json()
 
-    async def rule(self, name: str, target: str, order: int | None = None,
-                   **criteria: list[str]) -> dict[str, Any]:
+    async def rule(
+        self, name: str, target: str, order: int | None = None, **criteria: list[str]
+    ) -> dict[str, Any]:
         """Create a routing rule."""
-        body: dict[str, Any] = {"id": name, "name": name, "target_department": target,
-                                "criteria": criteria}
+        body: dict[str, Any] = {
+            "id": name,
+            "name": name,
+            "target_department": target,
+            "criteria": criteria,
+        }
         if order is not None:
             body["order"] = order
         response = await self.http.post("/v1/routing-rules", json=body)
@@ -297,9 +357,14 @@ class Kit:
 
     async def credential(self, role: str, department: str | None = None) -> str:
         """Issue a credential through this service's admin API (stored locally at once)."""
-        response = await self.http.post("/v1/admin/credentials", json={
-            "name": f"{role}-{uuid.uuid4().hex[:6]}", "role": role, "department": department,
-        })
+        response = await self.http.post(
+            "/v1/admin/credentials",
+            json={
+                "name": f"{role}-{uuid.uuid4().hex[:6]}",
+                "role": role,
+                "department": department,
+            },
+        )
         assert response.status_code == 201, response.text
         return response.json()["api_key"]
 
@@ -308,18 +373,23 @@ class Kit:
 
         async def drained():
             async with self.service.runtime.engine.connect() as conn:
-                unsent = await conn.scalar(text(
-                    "SELECT count(*) FROM routing.outbox WHERE sent_at IS NULL"
-                ))
+                unsent = await conn.scalar(
+                    text("SELECT count(*) FROM routing.outbox WHERE sent_at IS NULL")
+                )
             return unsent == 0
 
         await wait_for(drained)
 
-    async def published(self, logical_topic: str,
-                        complaint_id: str | uuid.UUID | None = None) -> list[Envelope]:
+    async def published(
+        self, logical_topic: str, complaint_id: str | uuid.UUID | None = None
+    ) -> list[Envelope]:
         """What routing published on a topic (for one complaint), in order."""
         await self.outbox_drained()
-        records = sorted(await read_all(self.topic(logical_topic)),
-                         key=lambda r: (r.partition, r.offset))
-        return [Envelope.from_bytes(r.value) for r in records
-                if complaint_id is None or r.key == str(complaint_id).encode()]
+        records = sorted(
+            await read_all(self.topic(logical_topic)), key=lambda r: (r.partition, r.offset)
+        )
+        return [
+            Envelope.from_bytes(r.value)
+            for r in records
+            if complaint_id is None or r.key == str(complaint_id).encode()
+        ]

@@ -26,21 +26,19 @@ async def test_an_agent_sees_and_acts_on_their_department_only(kit, two_departme
     assert (await kit.http.get(f"/v1/cases/{own['id']}", headers=as_agent)).status_code == 200
     hidden = await kit.http.get(f"/v1/cases/{other['id']}", headers=as_agent)
     assert hidden.status_code == 404
-    missing = await kit.http.get("/v1/cases/00000000-0000-0000-0000-000000000000",
-                                 headers=as_agent)
+    missing = await kit.http.get("/v1/cases/00000000-0000-0000-0000-000000000000", headers=as_agent)
     assert hidden.json()["error"] == missing.json()["error"] == "not_found"
-    acting = await kit.http.post(f"/v1/cases/{other['id']}/actions/acknowledge",
-                                 headers=as_agent)
+    acting = await kit.http.post(f"/v1/cases/{other['id']}/actions/acknowledge", headers=as_agent)
     assert acting.status_code == 404
-    asking = await kit.http.get("/v1/cases", params={"department": "logistics"},
-                                headers=as_agent)
+    asking = await kit.http.get("/v1/cases", params={"department": "logistics"}, headers=as_agent)
     assert asking.status_code == 403
 
     acknowledged = await kit.act(own, "acknowledge", key=agent)
     assert acknowledged["history"][-1]["actor"].startswith("agent:")
     # A transfer hands the case over: the agent no longer sees it.
-    await kit.act(acknowledged, "transfer", {"to_department": "logistics", "reason": "carrier"},
-                  key=agent)
+    await kit.act(
+        acknowledged, "transfer", {"to_department": "logistics", "reason": "carrier"}, key=agent
+    )
     assert (await kit.http.get(f"/v1/cases/{own['id']}", headers=as_agent)).status_code == 404
     assert (await kit.http.get("/v1/cases", headers=as_agent)).json()["items"] == []
 
@@ -50,22 +48,31 @@ async def test_department_roles_are_limited_to_what_they_may_change(kit, two_dep
     manager = await kit.credential("manager", "quality")
     case = await kit.open_case(category="product_quality")
 
-    closing = await kit.http.post(f"/v1/cases/{case['id']}/actions/close",
-                                  headers=kit.bearer(agent))
+    closing = await kit.http.post(
+        f"/v1/cases/{case['id']}/actions/close", headers=kit.bearer(agent)
+    )
     assert closing.status_code == 403
-    new_department = await kit.http.post("/v1/departments", json={"code": "x", "name": "X"},
-                                         headers=kit.bearer(manager))
+    new_department = await kit.http.post(
+        "/v1/departments", json={"code": "x", "name": "X"}, headers=kit.bearer(manager)
+    )
     assert new_department.status_code == 403
-    own_member = await kit.http.patch("/v1/departments/quality/members/qa-2",
-                                      json={"availability": "absent"},
-                                      headers=kit.bearer(manager))
+    own_member = await kit.http.patch(
+        "/v1/departments/quality/members/qa-2",
+        json={"availability": "absent"},
+        headers=kit.bearer(manager),
+    )
     assert own_member.status_code == 200
-    other_member = await kit.http.patch("/v1/departments/logistics/members/lg-1",
-                                        json={"availability": "absent"},
-                                        headers=kit.bearer(manager))
+    other_member = await kit.http.patch(
+        "/v1/departments/logistics/members/lg-1",
+        json={"availability": "absent"},
+        headers=kit.bearer(manager),
+    )
     assert other_member.status_code == 403
-    by_agent = await kit.http.patch("/v1/departments/quality/members/qa-1",
-                                    json={"availability": "absent"}, headers=kit.bearer(agent))
+    by_agent = await kit.http.patch(
+        "/v1/departments/quality/members/qa-1",
+        json={"availability": "absent"},
+        headers=kit.bearer(agent),
+    )
     assert by_agent.status_code == 403
 
 
@@ -85,15 +92,17 @@ async def test_case_lists_filter_and_page_with_an_opaque_cursor(kit, two_departm
     keys = [(c["created_at"], c["id"]) for c in seen]
     assert keys == sorted(keys, reverse=True)
 
-    serious = (await kit.http.get("/v1/cases", params={"severity": "serious",
-                                                       "state": "routed"})).json()["items"]
+    serious = (
+        await kit.http.get("/v1/cases", params={"severity": "serious", "state": "routed"})
+    ).json()["items"]
     assert {c["department"] for c in serious} == {"logistics"} and len(serious) == 2
     managers = (await kit.http.get("/v1/cases", params={"level": "department_manager"})).json()
     assert len(managers["items"]) == 2
     mine = (await kit.http.get("/v1/cases", params={"assignee": "qa-1"})).json()["items"]
     assert {c["assignee_id"] for c in mine} == {"qa-1"}
-    later = (await kit.http.get("/v1/cases", params={
-        "created_from": seen[0]["created_at"]})).json()["items"]
+    later = (
+        await kit.http.get("/v1/cases", params={"created_from": seen[0]["created_at"]})
+    ).json()["items"]
     assert seen[0]["id"] in [c["id"] for c in later]
     tampered = await kit.http.get("/v1/cases", params={"cursor": "not-a-cursor"})
     assert (tampered.status_code, tampered.json()["field"]) == (422, "cursor")

@@ -21,8 +21,11 @@ async def test_first_matching_rule_wins_and_unmatched_complaints_go_to_the_defau
     both_match = await dry_run(category="product_quality", severity="serious")
     assert (both_match["department"], both_match["rule_id"]) == ("quality", "quality-products")
     verdicts = {e["rule_id"]: (e["is_match"], e["selected"]) for e in both_match["evaluations"]}
-    assert verdicts == {"quality-products": (True, True), "serious-anything": (True, False),
-                        "default": (True, False)}
+    assert verdicts == {
+        "quality-products": (True, True),
+        "serious-anything": (True, False),
+        "default": (True, False),
+    }
     assert both_match["handler_level"] == "department_manager"
 
     unmatched = await dry_run(category="price_dispute", severity="minor")
@@ -31,14 +34,21 @@ async def test_first_matching_rule_wins_and_unmatched_complaints_go_to_the_defau
     failed = {e["rule_id"]: e["failed"] for e in unmatched["evaluations"]}
     assert failed["quality-products"] == ["category=price_dispute"]
 
-    reordered = await kit.http.post("/v1/routing-rules:reorder", json={
-        "rule_ids": ["serious-anything", "quality-products", "default"],
-    })
+    reordered = await kit.http.post(
+        "/v1/routing-rules:reorder",
+        json={
+            "rule_ids": ["serious-anything", "quality-products", "default"],
+        },
+    )
     assert reordered.status_code == 200, reordered.text
-    assert [r["id"] for r in reordered.json()] == ["serious-anything", "quality-products",
-                                                   "default"]
+    assert [r["id"] for r in reordered.json()] == [
+        "serious-anything",
+        "quality-products",
+        "default",
+    ]
     assert (await dry_run(category="product_quality", severity="serious"))["department"] == (
-        "logistics")
+        "logistics"
+    )
 
     # The same decisions through intake's ComplaintClassified events.
     serious = await kit.open_case(category="product_quality", severity="serious")
@@ -59,13 +69,25 @@ async def test_dry_run_tries_candidate_rules_and_saves_nothing(kit):
     await kit.department("vip-desk")
     before = (await kit.http.get("/v1/routing-rules")).json()
 
-    response = await kit.http.post("/v1/routing-rules:dry-run", json={
-        "complaint": {"severity": "minor", "category": "service_attitude",
-                      "customer_tier": "vip"},
-        "candidate_rules": [{"id": "vips", "name": "VIPs", "order": 5,
-                             "target_department": "vip-desk",
-                             "criteria": {"customer_tier": ["vip"]}}],
-    })
+    response = await kit.http.post(
+        "/v1/routing-rules:dry-run",
+        json={
+            "complaint": {
+                "severity": "minor",
+                "category": "service_attitude",
+                "customer_tier": "vip",
+            },
+            "candidate_rules": [
+                {
+                    "id": "vips",
+                    "name": "VIPs",
+                    "order": 5,
+                    "target_department": "vip-desk",
+                    "criteria": {"customer_tier": ["vip"]},
+                }
+            ],
+        },
+    )
 
     assert response.status_code == 200, response.text
     result = response.json()
@@ -80,16 +102,18 @@ async def test_rule_edits_are_versioned_checked_and_the_default_queue_stays(kit)
     created = await kit.rule("quality-products", "quality", category=["product_quality"])
     assert created["version"] == 1 and created["order"] < 1_000_000
 
-    edited = await kit.http.patch("/v1/routing-rules/quality-products",
-                                  json={"criteria": {"category": ["product_quality",
-                                                                  "after_sales"]}},
-                                  headers={"If-Match": '"1"'})
+    edited = await kit.http.patch(
+        "/v1/routing-rules/quality-products",
+        json={"criteria": {"category": ["product_quality", "after_sales"]}},
+        headers={"If-Match": '"1"'},
+    )
     assert edited.status_code == 200, edited.text
     assert edited.headers["ETag"] == '"2"'
     assert edited.json()["criteria"] == {"category": ["after_sales", "product_quality"]}
 
-    stale = await kit.http.patch("/v1/routing-rules/quality-products", json={"enabled": False},
-                                 headers={"If-Match": '"1"'})
+    stale = await kit.http.patch(
+        "/v1/routing-rules/quality-products", json={"enabled": False}, headers={"If-Match": '"1"'}
+    )
     assert stale.status_code == 412
     assert stale.json()["current_version"] == 2
 
@@ -97,17 +121,32 @@ async def test_rule_edits_are_versioned_checked_and_the_default_queue_stays(kit)
     assert [(r["version"], r["change"]) for r in revisions] == [(1, "created"), (2, "updated")]
     assert revisions[0]["snapshot"]["criteria"] == {"category": ["product_quality"]}
 
-    unknown_target = await kit.http.post("/v1/routing-rules", json={
-        "name": "nowhere", "target_department": "nowhere", "criteria": {},
-    })
+    unknown_target = await kit.http.post(
+        "/v1/routing-rules",
+        json={
+            "name": "nowhere",
+            "target_department": "nowhere",
+            "criteria": {},
+        },
+    )
     assert unknown_target.status_code == 422
-    typo = await kit.http.post("/v1/routing-rules", json={
-        "name": "typo", "target_department": "quality", "criteria": {"category": ["qualty"]},
-    })
+    typo = await kit.http.post(
+        "/v1/routing-rules",
+        json={
+            "name": "typo",
+            "target_department": "quality",
+            "criteria": {"category": ["qualty"]},
+        },
+    )
     assert typo.status_code == 422
-    same_order = await kit.http.post("/v1/routing-rules", json={
-        "name": "clash", "target_department": "quality", "order": created["order"],
-    })
+    same_order = await kit.http.post(
+        "/v1/routing-rules",
+        json={
+            "name": "clash",
+            "target_department": "quality",
+            "order": created["order"],
+        },
+    )
     assert same_order.status_code == 422
     assert "order" in same_order.json()["message"]
 
@@ -123,9 +162,14 @@ async def test_rule_edits_are_versioned_checked_and_the_default_queue_stays(kit)
 async def test_rules_cannot_be_edited_without_the_scope(kit):
     agent = await kit.credential("agent", "quality")
 
-    refused = await kit.http.post("/v1/routing-rules", json={
-        "name": "mine", "target_department": "general",
-    }, headers=kit.bearer(agent))
+    refused = await kit.http.post(
+        "/v1/routing-rules",
+        json={
+            "name": "mine",
+            "target_department": "general",
+        },
+        headers=kit.bearer(agent),
+    )
 
     assert refused.status_code == 403
     assert refused.json()["required_scope"] == "rules:write"

@@ -10,15 +10,18 @@ metadata = sa.MetaData(schema="routing")
 
 def _timestamps() -> list[sa.Column]:
     return [
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False,
-                  server_default=sa.func.now()),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False,
-                  server_default=sa.func.now()),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
     ]
 
 
 department = sa.Table(
-    "department", metadata,
+    "department",
+    metadata,
     sa.Column("code", sa.Text, primary_key=True),
     sa.Column("name", sa.Text, nullable=False),
     # {handler level: [member id, …]}: who serves this department at each rung of its chain.
@@ -28,7 +31,8 @@ department = sa.Table(
 )
 
 member = sa.Table(
-    "member", metadata,
+    "member",
+    metadata,
     sa.Column("id", sa.Text, primary_key=True),
     sa.Column("name", sa.Text, nullable=False),
     # The home department; the chains say which departments the member serves.
@@ -40,38 +44,44 @@ member = sa.Table(
 )
 
 routing_rule = sa.Table(
-    "routing_rule", metadata,
+    "routing_rule",
+    metadata,
     sa.Column("id", sa.Text, primary_key=True),
     # "order" in the API and the domain; a reserved word in SQL.
     sa.Column("position", sa.Integer, nullable=False),
     sa.Column("name", sa.Text, nullable=False),
-    sa.Column("target_department", sa.Text, sa.ForeignKey("routing.department.code"),
-              nullable=False),
+    sa.Column(
+        "target_department", sa.Text, sa.ForeignKey("routing.department.code"), nullable=False
+    ),
     sa.Column("criteria", pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
     sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("version", sa.Integer, nullable=False, server_default="1"),
     sa.Column("updated_by", sa.Text, nullable=False),
     *_timestamps(),
     # Deferred, so a reorder can swap positions inside one transaction.
-    sa.UniqueConstraint("position", name="uq_routing_rule_position", deferrable=True,
-                        initially="DEFERRED"),
+    sa.UniqueConstraint(
+        "position", name="uq_routing_rule_position", deferrable=True, initially="DEFERRED"
+    ),
 )
 
 routing_rule_revision = sa.Table(
-    "routing_rule_revision", metadata,
+    "routing_rule_revision",
+    metadata,
     sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
     sa.Column("rule_id", sa.Text, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("change", sa.Text, nullable=False),
     sa.Column("snapshot", pg.JSONB, nullable=False),
     sa.Column("changed_by", sa.Text, nullable=False),
-    sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False,
-              server_default=sa.func.now()),
+    sa.Column(
+        "changed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
     sa.UniqueConstraint("rule_id", "version"),
 )
 
 complaint_fact = sa.Table(
-    "complaint_fact", metadata,
+    "complaint_fact",
+    metadata,
     sa.Column("complaint_id", pg.UUID(as_uuid=True), primary_key=True),
     sa.Column("tracking_code", sa.Text, nullable=False),
     sa.Column("channel", sa.Text, nullable=False),
@@ -83,12 +93,14 @@ complaint_fact = sa.Table(
     sa.Column("subject_staff_ref", sa.Text),
     sa.Column("subject_unit", sa.Text),
     sa.Column("contact_details_url", sa.Text, nullable=False),
-    sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False,
-              server_default=sa.func.now()),
+    sa.Column(
+        "stored_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
 )
 
 routed_case = sa.Table(
-    "routed_case", metadata,
+    "routed_case",
+    metadata,
     sa.Column("id", pg.UUID(as_uuid=True), primary_key=True),
     sa.Column("complaint_id", pg.UUID(as_uuid=True), nullable=False, unique=True),
     sa.Column("department", sa.Text, nullable=False),
@@ -129,10 +141,12 @@ routed_case = sa.Table(
 )
 
 case_history = sa.Table(
-    "case_history", metadata,
+    "case_history",
+    metadata,
     sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-    sa.Column("case_id", pg.UUID(as_uuid=True), sa.ForeignKey("routing.routed_case.id"),
-              nullable=False),
+    sa.Column(
+        "case_id", pg.UUID(as_uuid=True), sa.ForeignKey("routing.routed_case.id"), nullable=False
+    ),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("action", sa.Text, nullable=False),
     sa.Column("from_state", sa.Text),

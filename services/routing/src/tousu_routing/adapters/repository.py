@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy import CursorResult, RowMapping
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from tousu_shared.pagination import decode_cursor, encode_cursor
 
 from tousu_routing.adapters.orm import (
     case_history,
@@ -33,12 +35,15 @@ from tousu_routing.domain import (
     RuleSet,
     Transition,
 )
-from tousu_routing.domain.model import CRITERIA_FIELDS
+from tousu_routing.domain.record import CaseProfile, CaseRecord
+from tousu_routing.domain.rules import CRITERIA_FIELDS
 
 # Cases someone still works on: they count towards a member's load and move when the
 # member is away. Resolved cases only wait for the customer's verdict.
 WORK_IN_PROGRESS_STATES: tuple[str, ...] = (
-    CaseState.ROUTED, CaseState.ACKNOWLEDGED, CaseState.INVESTIGATING,
+    CaseState.ROUTED,
+    CaseState.ACKNOWLEDGED,
+    CaseState.INVESTIGATING,
     CaseState.SOLUTION_PROPOSED,
 )
 
@@ -77,9 +82,15 @@ class ComplaintFactRepository:
 
     async def get(self, complaint_id: uuid.UUID) -> ComplaintFacts | None:
         """The stored facts of a complaint, if any."""
-        row = (await self._session.execute(
-            sa.select(complaint_fact).where(complaint_fact.c.complaint_id == complaint_id)
-        )).mappings().first()
+        row = (
+            (
+                await self._session.execute(
+                    sa.select(complaint_fact).where(complaint_fact.c.complaint_id == complaint_id)
+                )
+            )
+            .mappings()
+            .first()
+        )
         if row is None:
             return None
         return ComplaintFacts(**{k: v for k, v in row.items() if k != "stored_at"})
@@ -92,41 +103,6 @@ class ComplaintFactRepository:
 
 
 # ---- cases --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CaseProfile:
-    """What routing keeps about a case's complaint beside the workflow: classification, subject."""
-
-    category: str
-    severity: str
-    urgency: str
-    customer_tier: str
-    channel: str
-    product_line: str | None
-    region: str | None
-    risk_flags: tuple[str, ...]
-    subject_staff_ref: str | None
-    subject_unit: str | None
-    contact_details_url: str
-    rule_version: int | None = None
-
-
-@dataclass
-class CaseRecord:
-    """A case aggregate with its profile, as loaded from (or to be written to) the database."""
-
-    case: Case
-    profile: CaseProfile
-    created_at: datetime
-    # The version stored in the database: history entries above it are new.
-    stored_version: int = 0
-    updated_at: datetime | None = field(default=None)
-
-    @property
-    def id(self) -> uuid.UUID:
-        """The case id."""
-        return uuid.UUID(self.case.case_id)
 
 
 def _case_columns(record: CaseRecord, now: datetime) -> dict[str, Any]:
@@ -169,7 +145,7 @@ def _case_columns(record: CaseRecord, now: datetime) -> dict[str, Any]:
     }
 
 
-def _transition_from_row(row: Mapping[str, Any]) -> Transition:
+def _transition_from_row(row: RowMapping) -> Transition:
     return Transition(
         action=CaseAction(row["action"]),
         from_state=CaseState(row["from_state"]) if row["from_state"] else None,
@@ -183,7 +159,7 @@ def _transition_from_row(row: Mapping[str, Any]) -> Transition:
     )
 
 
-def _record_from_rows(row: Mapping[str, Any], history: list[Transition]) -> CaseRecord:
+def _record_from_rows(row: RowMapping, history: list[Transition]) -> CaseRecord:
     case = Case(
         case_id=str(row["id"]),
         complaint_id=str(row["complaint_id"]),
@@ -225,9 +201,35 @@ def _record_from_rows(row: Mapping[str, Any], history: list[Transition]) -> Case
         rule_version=row["rule_version"],
     )
     return CaseRecord(
-        case=case, profile=profile, created_at=row["created_at"],
-        stored_version=row["version"], updated_at=row["updated_at"],
+        case=case,
+        profile=profile,
+        created_at=row["created_at"],
+        stored_version=row["version"],
+        updated_at=row["updated_at"],
     )
+
+
+@dataclass(frozen=True)
+class CaseFilters:
+    """What a case list may be narrowed by; None means any."""
+
+    department: str | None = None
+    state: str | None = None
+    level: str | None = None
+    assignee: str | None = None
+    category: str | None = None
+    severity: str | None = None
+    complaint_id: uuid.UUID | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CasePage:
+    """One page of cases (newest first) and the cursor of the next page, if any."""
+
+    items: list[dict[str, Any]]
+    next_cursor: str | None
 
 
 class CaseRepository:
@@ -241,7 +243,10 @@ class CaseRepository:
         return await self._one(routed_case.c.id == case_id, for_update)
 
     async def get_by_complaint(
-        self, complaint_id: uuid.UUID, *, for_update: bool = False,
+        self,
+        complaint_id: uuid.UUID,
+        *,
+        for_update: bool = False,
     ) -> CaseRecord | None:
         """The case of a complaint, if it was opened."""
         return await self._one(routed_case.c.complaint_id == complaint_id, for_update)
@@ -254,13 +259,18 @@ class CaseRepository:
         return found is not None
 
     async def assigned_work_in_progress(
-        self, member_id: str, *, for_update: bool = False,
+        self,
+        member_id: str,
+        *,
+        for_update: bool = False,
     ) -> list[CaseRecord]:
         """Cases in progress assigned to a member, oldest first (locked in id order)."""
         query = (
             sa.select(routed_case)
-            .where(routed_case.c.assignee_id == member_id,
-                   routed_case.c.state.in_(WORK_IN_PROGRESS_STATES))
+            .where(
+                routed_case.c.assignee_id == member_id,
+                routed_case.c.state.in_(WORK_IN_PROGRESS_STATES),
+            )
             .order_by(routed_case.c.id)
         )
         if for_update:
@@ -268,6 +278,41 @@ class CaseRepository:
         rows = (await self._session.execute(query)).mappings().all()
         records = [await self._with_history(row) for row in rows]
         return sorted(records, key=lambda r: (r.created_at, r.case.case_id))
+
+    async def page(self, filters: CaseFilters, *, limit: int, cursor: str | None) -> CasePage:
+        """Case rows newest first, filtered, from a keyset cursor."""
+        query = sa.select(routed_case)
+        for column, value in (
+            (routed_case.c.department, filters.department),
+            (routed_case.c.state, filters.state),
+            (routed_case.c.handler_level, filters.level),
+            (routed_case.c.assignee_id, filters.assignee),
+            (routed_case.c.category, filters.category),
+            (routed_case.c.severity, filters.severity),
+            (routed_case.c.complaint_id, filters.complaint_id),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if filters.created_from is not None:
+            query = query.where(routed_case.c.created_at >= filters.created_from)
+        if filters.created_to is not None:
+            query = query.where(routed_case.c.created_at < filters.created_to)
+        if cursor is not None:
+            created_at, case_id = decode_cursor(cursor, datetime, uuid.UUID)
+            query = query.where(
+                sa.tuple_(routed_case.c.created_at, routed_case.c.id)
+                < sa.tuple_(
+                    sa.literal(created_at, sa.DateTime(timezone=True)),
+                    sa.literal(case_id, routed_case.c.id.type),
+                )
+            )
+        query = query.order_by(routed_case.c.created_at.desc(), routed_case.c.id.desc())
+        rows = (await self._session.execute(query.limit(limit + 1))).mappings().all()
+        items = [dict(row) for row in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            next_cursor = encode_cursor(items[-1]["created_at"], items[-1]["id"])
+        return CasePage(items=items, next_cursor=next_cursor)
 
     async def add(self, record: CaseRecord, now: datetime) -> bool:
         """Insert a new case and its history; False if the complaint already has one."""
@@ -278,7 +323,8 @@ class CaseRepository:
             **_case_columns(record, now),
         }
         inserted = await self._session.scalar(
-            insert(routed_case).values(**values)
+            insert(routed_case)
+            .values(**values)
             .on_conflict_do_nothing(index_elements=["complaint_id"])
             .returning(routed_case.c.id)
         )
@@ -289,11 +335,15 @@ class CaseRepository:
 
     async def save(self, record: CaseRecord, now: datetime) -> None:
         """Write the case's current state and append the transitions recorded since loading."""
-        result = await self._session.execute(
-            sa.update(routed_case)
-            .where(routed_case.c.id == record.id,
-                   routed_case.c.version == record.stored_version)
-            .values(**_case_columns(record, now))
+        result = cast(
+            CursorResult[Any],
+            await self._session.execute(
+                sa.update(routed_case)
+                .where(
+                    routed_case.c.id == record.id, routed_case.c.version == record.stored_version
+                )
+                .values(**_case_columns(record, now))
+            ),
         )
         if result.rowcount != 1:
             # Callers lock the row first, so this means a caller forgot to.
@@ -304,16 +354,24 @@ class CaseRepository:
     async def _append_history(self, record: CaseRecord) -> None:
         new = [t for t in record.case.history if t.version > record.stored_version]
         if new:
-            await self._session.execute(sa.insert(case_history), [
-                {
-                    "case_id": record.id, "version": t.version, "action": str(t.action),
-                    "from_state": str(t.from_state) if t.from_state else None,
-                    "to_state": str(t.to_state), "actor": t.actor,
-                    "occurred_at": t.occurred_at, "recorded_at": t.recorded_at,
-                    "note": t.note, "details": dict(t.details),
-                }
-                for t in new
-            ])
+            await self._session.execute(
+                sa.insert(case_history),
+                [
+                    {
+                        "case_id": record.id,
+                        "version": t.version,
+                        "action": str(t.action),
+                        "from_state": str(t.from_state) if t.from_state else None,
+                        "to_state": str(t.to_state),
+                        "actor": t.actor,
+                        "occurred_at": t.occurred_at,
+                        "recorded_at": t.recorded_at,
+                        "note": t.note,
+                        "details": dict(t.details),
+                    }
+                    for t in new
+                ],
+            )
         record.stored_version = record.case.version
 
     async def _one(self, where: sa.ColumnElement[bool], for_update: bool) -> CaseRecord | None:
@@ -323,11 +381,18 @@ class CaseRepository:
         row = (await self._session.execute(query)).mappings().first()
         return None if row is None else await self._with_history(row)
 
-    async def _with_history(self, row: Mapping[str, Any]) -> CaseRecord:
-        history = (await self._session.execute(
-            sa.select(case_history).where(case_history.c.case_id == row["id"])
-            .order_by(case_history.c.version)
-        )).mappings().all()
+    async def _with_history(self, row: RowMapping) -> CaseRecord:
+        history = (
+            (
+                await self._session.execute(
+                    sa.select(case_history)
+                    .where(case_history.c.case_id == row["id"])
+                    .order_by(case_history.c.version)
+                )
+            )
+            .mappings()
+            .all()
+        )
         return _record_from_rows(row, [_transition_from_row(h) for h in history])
 
 
@@ -349,10 +414,12 @@ class DepartmentRecord:
         return self.department.code
 
 
-def _department_from_row(row: Mapping[str, Any]) -> DepartmentRecord:
+def _department_from_row(row: RowMapping) -> DepartmentRecord:
     return DepartmentRecord(
         department=Department(code=row["code"], name=row["name"], chain=dict(row["chain"])),
-        version=row["version"], created_at=row["created_at"], updated_at=row["updated_at"],
+        version=row["version"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )
 
 
@@ -369,9 +436,34 @@ class DepartmentRepository:
 
     async def all(self) -> list[DepartmentRecord]:
         """Every department by code."""
-        rows = (await self._session.execute(
-            sa.select(department).order_by(department.c.code)
-        )).mappings().all()
+        rows = (
+            (await self._session.execute(sa.select(department).order_by(department.c.code)))
+            .mappings()
+            .all()
+        )
+        return [_department_from_row(row) for row in rows]
+
+    async def codes(self) -> list[str]:
+        """Every department code, in order."""
+        return list(
+            (
+                await self._session.execute(
+                    sa.select(department.c.code).order_by(department.c.code)
+                )
+            ).scalars()
+        )
+
+    async def many(self, codes: Iterable[str]) -> list[DepartmentRecord]:
+        """The departments with these codes (unknown codes are left out)."""
+        rows = (
+            (
+                await self._session.execute(
+                    sa.select(department).where(department.c.code.in_(sorted(set(codes))))
+                )
+            )
+            .mappings()
+            .all()
+        )
         return [_department_from_row(row) for row in rows]
 
     async def get(self, code: str, *, for_update: bool = False) -> DepartmentRecord | None:
@@ -382,21 +474,33 @@ class DepartmentRepository:
         row = (await self._session.execute(query)).mappings().first()
         return None if row is None else _department_from_row(row)
 
-    async def add(self, code: str, name: str, chain: Mapping[HandlerLevel, Iterable[str]],
-                  now: datetime) -> bool:
+    async def add(
+        self, code: str, name: str, chain: Mapping[HandlerLevel, Iterable[str]], now: datetime
+    ) -> bool:
         """Insert a department; False if the code is taken."""
         inserted = await self._session.scalar(
-            insert(department).values(
-                code=code, name=name, chain=chain_to_json(chain), created_at=now, updated_at=now,
-            ).on_conflict_do_nothing().returning(department.c.code)
+            insert(department)
+            .values(
+                code=code,
+                name=name,
+                chain=chain_to_json(chain),
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing()
+            .returning(department.c.code)
         )
         return inserted is not None
 
     async def update(self, dept: Department, now: datetime) -> None:
         """Write a department's name and chain and bump its version."""
         await self._session.execute(
-            sa.update(department).where(department.c.code == dept.code).values(
-                name=dept.name, chain=chain_to_json(dept.chain), updated_at=now,
+            sa.update(department)
+            .where(department.c.code == dept.code)
+            .values(
+                name=dept.name,
+                chain=chain_to_json(dept.chain),
+                updated_at=now,
                 version=department.c.version + 1,
             )
         )
@@ -412,33 +516,43 @@ class DepartmentRepository:
         """
         for code in sorted(set(codes)):
             await self._session.execute(
-                sa.select(sa.func.pg_advisory_xact_lock(
-                    sa.func.hashtextextended(f"routing.assignment.{code}", 0)
-                ))
+                sa.select(
+                    sa.func.pg_advisory_xact_lock(
+                        sa.func.hashtextextended(f"routing.assignment.{code}", 0)
+                    )
+                )
             )
 
     async def has_work_in_progress(self, code: str) -> bool:
         """Whether any unresolved case sits in the department."""
         found = await self._session.scalar(
-            sa.select(routed_case.c.id).where(
+            sa.select(routed_case.c.id)
+            .where(
                 routed_case.c.department == code,
                 routed_case.c.state.in_(WORK_IN_PROGRESS_STATES),
-            ).limit(1)
+            )
+            .limit(1)
         )
         return found is not None
 
     async def member_ids_of(self, code: str) -> list[str]:
         """Members whose home is the department."""
-        return list((await self._session.execute(
-            sa.select(member.c.id).where(member.c.department == code).order_by(member.c.id)
-        )).scalars())
+        return list(
+            (
+                await self._session.execute(
+                    sa.select(member.c.id).where(member.c.department == code).order_by(member.c.id)
+                )
+            ).scalars()
+        )
 
     async def members(self, ids: Iterable[str] | None = None) -> list[Member]:
         """Members with their current load (cases in progress assigned to them)."""
         load = (
             sa.select(sa.func.count())
-            .where(routed_case.c.assignee_id == member.c.id,
-                   routed_case.c.state.in_(WORK_IN_PROGRESS_STATES))
+            .where(
+                routed_case.c.assignee_id == member.c.id,
+                routed_case.c.state.in_(WORK_IN_PROGRESS_STATES),
+            )
             .scalar_subquery()
         )
         query = sa.select(member, load.label("open_cases")).order_by(member.c.id)
@@ -447,9 +561,13 @@ class DepartmentRepository:
         rows = (await self._session.execute(query)).mappings().all()
         return [
             Member(
-                id=row["id"], name=row["name"], department=row["department"],
-                level=HandlerLevel(row["level"]), availability=row["availability"],
-                open_cases=row["open_cases"], manager_id=row["manager_id"],
+                id=row["id"],
+                name=row["name"],
+                department=row["department"],
+                level=HandlerLevel(row["level"]),
+                availability=row["availability"],
+                open_cases=row["open_cases"],
+                manager_id=row["manager_id"],
             )
             for row in rows
         ]
@@ -466,20 +584,32 @@ class DepartmentRepository:
     async def add_member(self, new: Member, now: datetime) -> bool:
         """Insert a member; False if the id is taken."""
         inserted = await self._session.scalar(
-            insert(member).values(
-                id=new.id, name=new.name, department=new.department, level=str(new.level),
-                availability=str(new.availability), manager_id=new.manager_id,
-                created_at=now, updated_at=now,
-            ).on_conflict_do_nothing().returning(member.c.id)
+            insert(member)
+            .values(
+                id=new.id,
+                name=new.name,
+                department=new.department,
+                level=str(new.level),
+                availability=str(new.availability),
+                manager_id=new.manager_id,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing()
+            .returning(member.c.id)
         )
         return inserted is not None
 
     async def update_member(self, changed: Member, now: datetime) -> None:
         """Write a member's name, availability and manager."""
         await self._session.execute(
-            sa.update(member).where(member.c.id == changed.id).values(
-                name=changed.name, availability=str(changed.availability),
-                manager_id=changed.manager_id, updated_at=now,
+            sa.update(member)
+            .where(member.c.id == changed.id)
+            .values(
+                name=changed.name,
+                availability=str(changed.availability),
+                manager_id=changed.manager_id,
+                updated_at=now,
             )
         )
 
@@ -492,9 +622,15 @@ class DepartmentRepository:
 
     async def departments_listing(self, member_id: str) -> list[DepartmentRecord]:
         """Departments whose chain lists the member, locked for a chain edit."""
-        rows = (await self._session.execute(
-            sa.select(department).order_by(department.c.code).with_for_update()
-        )).mappings().all()
+        rows = (
+            (
+                await self._session.execute(
+                    sa.select(department).order_by(department.c.code).with_for_update()
+                )
+            )
+            .mappings()
+            .all()
+        )
         records = [_department_from_row(row) for row in rows]
         return [r for r in records if r.department.level_of(member_id) is not None]
 
@@ -517,27 +653,38 @@ def criteria_to_json(criteria: RuleCriteria) -> dict[str, list[str]]:
     """Criteria as stored: only the criteria that are set, values sorted."""
     return {
         name: sorted(getattr(criteria, name))
-        for name in CRITERIA_FIELDS if getattr(criteria, name) is not None
+        for name in CRITERIA_FIELDS
+        if getattr(criteria, name) is not None
     }
 
 
 def rule_snapshot(rule: RoutingRule) -> dict[str, Any]:
     """A rule as its revision history keeps it."""
     return {
-        "order": rule.order, "name": rule.name, "target_department": rule.target_department,
-        "criteria": criteria_to_json(rule.criteria), "enabled": rule.enabled,
+        "order": rule.order,
+        "name": rule.name,
+        "target_department": rule.target_department,
+        "criteria": criteria_to_json(rule.criteria),
+        "enabled": rule.enabled,
     }
 
 
-def _rule_from_row(row: Mapping[str, Any]) -> RuleRecord:
+def _rule_from_row(row: RowMapping) -> RuleRecord:
     rule = RoutingRule(
-        id=row["id"], order=row["position"], name=row["name"],
+        id=row["id"],
+        order=row["position"],
+        name=row["name"],
         target_department=row["target_department"],
         criteria=RuleCriteria(**{k: frozenset(v) for k, v in row["criteria"].items()}),
         enabled=row["enabled"],
     )
-    return RuleRecord(rule=rule, version=row["version"], updated_by=row["updated_by"],
-                      created_at=row["created_at"], updated_at=row["updated_at"])
+    return RuleRecord(
+        rule=rule,
+        version=row["version"],
+        updated_by=row["updated_by"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
 
 
 class RuleRepository:
@@ -557,9 +704,11 @@ class RuleRepository:
 
     async def all(self) -> list[RuleRecord]:
         """Every rule by order."""
-        rows = (await self._session.execute(
-            sa.select(routing_rule).order_by(routing_rule.c.position)
-        )).mappings().all()
+        rows = (
+            (await self._session.execute(sa.select(routing_rule).order_by(routing_rule.c.position)))
+            .mappings()
+            .all()
+        )
         return [_rule_from_row(row) for row in rows]
 
     async def rule_set(self) -> tuple[RuleSet, dict[str, int]]:
@@ -569,9 +718,15 @@ class RuleRepository:
 
     async def get(self, rule_id: str) -> RuleRecord | None:
         """One rule."""
-        row = (await self._session.execute(
-            sa.select(routing_rule).where(routing_rule.c.id == rule_id)
-        )).mappings().first()
+        row = (
+            (
+                await self._session.execute(
+                    sa.select(routing_rule).where(routing_rule.c.id == rule_id)
+                )
+            )
+            .mappings()
+            .first()
+        )
         return None if row is None else _rule_from_row(row)
 
     async def add(self, rule: RoutingRule, actor: str, now: datetime) -> int:
@@ -579,27 +734,47 @@ class RuleRepository:
 
         A rule id used before (and deleted) continues its old revision numbering.
         """
-        version = await self._session.scalar(
-            sa.select(sa.func.coalesce(sa.func.max(routing_rule_revision.c.version), 0) + 1)
-            .where(routing_rule_revision.c.rule_id == rule.id)
+        version: int = (
+            await self._session.scalar(
+                sa.select(
+                    sa.func.coalesce(sa.func.max(routing_rule_revision.c.version), 0) + 1
+                ).where(routing_rule_revision.c.rule_id == rule.id)
+            )
+            or 1
         )
-        await self._session.execute(sa.insert(routing_rule).values(
-            id=rule.id, position=rule.order, name=rule.name,
-            target_department=rule.target_department,
-            criteria=criteria_to_json(rule.criteria), enabled=rule.enabled, version=version,
-            updated_by=actor, created_at=now, updated_at=now,
-        ))
+        await self._session.execute(
+            sa.insert(routing_rule).values(
+                id=rule.id,
+                position=rule.order,
+                name=rule.name,
+                target_department=rule.target_department,
+                criteria=criteria_to_json(rule.criteria),
+                enabled=rule.enabled,
+                version=version,
+                updated_by=actor,
+                created_at=now,
+                updated_at=now,
+            )
+        )
         await self._revise(rule.id, version, "created", rule_snapshot(rule), actor, now)
         return version
 
     async def update(self, rule: RoutingRule, change: str, actor: str, now: datetime) -> int:
         """Write a rule, bump its version and keep the revision; returns the new version."""
         version = await self._session.scalar(
-            sa.update(routing_rule).where(routing_rule.c.id == rule.id).values(
-                position=rule.order, name=rule.name, target_department=rule.target_department,
-                criteria=criteria_to_json(rule.criteria), enabled=rule.enabled,
-                version=routing_rule.c.version + 1, updated_by=actor, updated_at=now,
-            ).returning(routing_rule.c.version)
+            sa.update(routing_rule)
+            .where(routing_rule.c.id == rule.id)
+            .values(
+                position=rule.order,
+                name=rule.name,
+                target_department=rule.target_department,
+                criteria=criteria_to_json(rule.criteria),
+                enabled=rule.enabled,
+                version=routing_rule.c.version + 1,
+                updated_by=actor,
+                updated_at=now,
+            )
+            .returning(routing_rule.c.version)
         )
         await self._revise(rule.id, version, change, rule_snapshot(rule), actor, now)
         return version
@@ -609,27 +784,53 @@ class RuleRepository:
         await self._session.execute(
             sa.delete(routing_rule).where(routing_rule.c.id == record.rule.id)
         )
-        await self._revise(record.rule.id, record.version + 1, "deleted",
-                           rule_snapshot(record.rule), actor, now)
+        await self._revise(
+            record.rule.id, record.version + 1, "deleted", rule_snapshot(record.rule), actor, now
+        )
 
     async def revisions(self, rule_id: str) -> list[dict[str, Any]]:
         """Every revision of a rule, oldest first."""
-        rows = (await self._session.execute(
-            sa.select(routing_rule_revision).where(routing_rule_revision.c.rule_id == rule_id)
-            .order_by(routing_rule_revision.c.version)
-        )).mappings().all()
+        rows = (
+            (
+                await self._session.execute(
+                    sa.select(routing_rule_revision)
+                    .where(routing_rule_revision.c.rule_id == rule_id)
+                    .order_by(routing_rule_revision.c.version)
+                )
+            )
+            .mappings()
+            .all()
+        )
         return [dict(row) for row in rows]
 
     async def targets(self, code: str) -> list[str]:
         """Ids of the rules that send cases to a department."""
-        return list((await self._session.execute(
-            sa.select(routing_rule.c.id).where(routing_rule.c.target_department == code)
-            .order_by(routing_rule.c.position)
-        )).scalars())
+        return list(
+            (
+                await self._session.execute(
+                    sa.select(routing_rule.c.id)
+                    .where(routing_rule.c.target_department == code)
+                    .order_by(routing_rule.c.position)
+                )
+            ).scalars()
+        )
 
-    async def _revise(self, rule_id: str, version: int, change: str, snapshot: dict[str, Any],
-                      actor: str, now: datetime) -> None:
-        await self._session.execute(sa.insert(routing_rule_revision).values(
-            rule_id=rule_id, version=version, change=change, snapshot=snapshot,
-            changed_by=actor, changed_at=now,
-        ))
+    async def _revise(
+        self,
+        rule_id: str,
+        version: int,
+        change: str,
+        snapshot: dict[str, Any],
+        actor: str,
+        now: datetime,
+    ) -> None:
+        await self._session.execute(
+            sa.insert(routing_rule_revision).values(
+                rule_id=rule_id,
+                version=version,
+                change=change,
+                snapshot=snapshot,
+                changed_by=actor,
+                changed_at=now,
+            )
+        )

@@ -1,5 +1,19 @@
-"""Routing domain: pure rules for where a complaint goes, who handles it, and the case workflow."""
+"""Routing domain: pure rules for where a complaint goes, who handles it, and the case workflow.
 
+One module per concern: ``vocabulary`` (routing's own terms beside the shared ones),
+``departments``, ``rules`` (routing rules as data), ``levels`` (handler level by severity and
+conflict of interest), ``assignment`` (who takes the case, the routing plan), ``workflow``
+(the transition table) and ``case`` (the aggregate).
+"""
+
+from tousu_routing.domain.assignment import (
+    AssignmentDecision,
+    RoutingPlan,
+    choose_assignee,
+    plan_routing,
+)
+from tousu_routing.domain.case import Case
+from tousu_routing.domain.departments import Department, Member
 from tousu_routing.domain.errors import (
     ConflictOfInterest,
     IllegalTransition,
@@ -12,36 +26,35 @@ from tousu_routing.domain.errors import (
     UnknownDepartment,
     VersionConflict,
 )
-from tousu_routing.domain.model import (
-    TRANSITIONS,
-    WORKFLOW_ACTIONS,
-    AssignmentDecision,
-    Availability,
-    Case,
-    CaseAction,
-    CaseState,
-    ClosureReason,
-    ComplaintSubject,
+from tousu_routing.domain.levels import (
     ConflictCheck,
-    Department,
-    EscalationReason,
-    HandlerLevel,
     HandlerLevelDecision,
-    Member,
+    check_conflict_of_interest,
+    handler_level_for,
+)
+from tousu_routing.domain.rules import (
+    ComplaintSubject,
     RoutingDecision,
     RoutingFacts,
-    RoutingPlan,
     RoutingRule,
     RuleCriteria,
     RuleEvaluation,
     RuleSet,
+)
+from tousu_routing.domain.vocabulary import (
+    Availability,
+    CaseAction,
+    CaseState,
+    ClosureReason,
+    EscalationReason,
+    HandlerLevel,
     Severity,
+)
+from tousu_routing.domain.workflow import (
+    TRANSITIONS,
+    WORKFLOW_ACTIONS,
     Transition,
     allowed_actions,
-    check_conflict_of_interest,
-    choose_assignee,
-    handler_level_for,
-    plan_routing,
 )
 
 __all__ = [

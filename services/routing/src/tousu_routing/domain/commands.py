@@ -9,12 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from tousu_routing.domain.model import (
-    ClosureReason,
-    EscalationReason,
-    HandlerLevel,
-    RoutingFacts,
-)
+from tousu_routing.domain.rules import RoutingFacts
+from tousu_routing.domain.vocabulary import ClosureReason, EscalationReason, HandlerLevel
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,10 +112,12 @@ class TransferCase(CaseCommand):
 
 @dataclass(frozen=True, kw_only=True)
 class EscalateCase(CaseCommand):
-    """Raise the handler level one step (on SLA breach or by hand)."""
+    """Raise the handler level: one step by hand, or to the level an SLA escalation names."""
 
     reason: EscalationReason = EscalationReason.MANUAL
     assignee_id: str | None = None
+    # The level the case must now have (an SLA escalation); None raises it one step.
+    to_level: HandlerLevel | None = None
     note: str | None = None
 
 

@@ -21,11 +21,14 @@ from tousu_routing.domain import Member, Transition, allowed_actions
 from tousu_routing.service_layer.rules import DryRun
 
 Level = Literal["agent", "department_manager", "director", "executive"]
-State = Literal["routed", "acknowledged", "investigating", "solution_proposed", "resolved",
-                "closed"]
+State = Literal[
+    "routed", "acknowledged", "investigating", "solution_proposed", "resolved", "closed"
+]
 AvailabilityValue = Literal["available", "absent", "off_shift"]
-Code = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$",
-             description="lower-case letters, digits, '_' and '-'; used in the topic name")
+Code = Field(
+    pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$",
+    description="lower-case letters, digits, '_' and '-'; used in the topic name",
+)
 MemberId = Field(min_length=1, max_length=64, pattern=r"^\S+$")
 Text = Field(min_length=1, max_length=4000)
 
@@ -44,7 +47,8 @@ class DepartmentCreate(BaseModel):
     code: str = Code
     name: str = Field(min_length=1, max_length=200)
     chain: dict[Level, list[str]] = Field(
-        default_factory=dict, description="member ids serving the department at each level",
+        default_factory=dict,
+        description="member ids serving the department at each level",
     )
 
 
@@ -87,9 +91,15 @@ class MemberRead(BaseModel):
     @classmethod
     def of(cls, member: Member) -> MemberRead:
         """From the domain's member."""
-        return cls(id=member.id, name=member.name, department=member.department,
-                   level=str(member.level), availability=str(member.availability),
-                   manager_id=member.manager_id, open_cases=member.open_cases)
+        return cls(
+            id=member.id,
+            name=member.name,
+            department=member.department,
+            level=str(member.level),
+            availability=str(member.availability),
+            manager_id=member.manager_id,
+            open_cases=member.open_cases,
+        )
 
 
 class DepartmentRead(BaseModel):
@@ -108,10 +118,14 @@ class DepartmentRead(BaseModel):
     def of(cls, record: DepartmentRecord, members: list[Member]) -> DepartmentRead:
         """From a stored department and its members."""
         return cls(
-            code=record.code, name=record.department.name,
-            chain=chain_to_json(record.department.chain), version=record.version,
-            topic=department_topic(record.code), members=[MemberRead.of(m) for m in members],
-            created_at=record.created_at, updated_at=record.updated_at,
+            code=record.code,
+            name=record.department.name,
+            chain=chain_to_json(record.department.chain),
+            version=record.version,
+            topic=department_topic(record.code),
+            members=[MemberRead.of(m) for m in members],
+            created_at=record.created_at,
+            updated_at=record.updated_at,
         )
 
 
@@ -128,7 +142,8 @@ class RuleCriteriaFields(BaseModel):
     severity: list[Severity] | None = None
     customer_tier: list[CustomerTier] | None = None
     risk_flags: list[RiskFlag] | None = Field(
-        default=None, description="matches when the complaint carries any of these flags",
+        default=None,
+        description="matches when the complaint carries any of these flags",
     )
 
 
@@ -176,16 +191,25 @@ class RoutingRuleRead(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, record: RuleRecord, unreachable: frozenset[str] | set[str] = frozenset(),
-           ) -> RoutingRuleRead:
+    def of(
+        cls,
+        record: RuleRecord,
+        unreachable: frozenset[str] | set[str] = frozenset(),
+    ) -> RoutingRuleRead:
         """From a stored rule."""
         rule = record.rule
         return cls(
-            id=rule.id, order=rule.order, name=rule.name,
-            target_department=rule.target_department, criteria=criteria_to_json(rule.criteria),
-            enabled=rule.enabled, is_default=rule.is_catch_all,
-            reachable=rule.id not in unreachable, version=record.version,
-            updated_by=record.updated_by, created_at=record.created_at,
+            id=rule.id,
+            order=rule.order,
+            name=rule.name,
+            target_department=rule.target_department,
+            criteria=criteria_to_json(rule.criteria),
+            enabled=rule.enabled,
+            is_default=rule.is_catch_all,
+            reachable=rule.id not in unreachable,
+            version=record.version,
+            updated_by=record.updated_by,
+            created_at=record.created_at,
             updated_at=record.updated_at,
         )
 
@@ -273,21 +297,30 @@ class DryRunRead(BaseModel):
         """From the service's dry-run result."""
         plan = result.plan
         return cls(
-            department=plan.department, rule_id=plan.decision.rule_id,
+            department=plan.department,
+            rule_id=plan.decision.rule_id,
             rule_name=plan.decision.rule_name,
             matched_criteria=list(plan.decision.matched_criteria),
-            handler_level=str(plan.handler_level), notify_management=plan.notify_management,
+            handler_level=str(plan.handler_level),
+            notify_management=plan.notify_management,
             conflict_of_interest=list(plan.conflict.reasons),
-            assignee_id=plan.assignment.assignee_id, queued=plan.assignment.is_queued,
+            assignee_id=plan.assignment.assignee_id,
+            queued=plan.assignment.is_queued,
             assignment_reason=plan.assignment.reason,
-            skipped_members=[SkippedMemberRead(member_id=m, why=w)
-                             for m, w in plan.assignment.skipped],
+            skipped_members=[
+                SkippedMemberRead(member_id=m, why=w) for m, w in plan.assignment.skipped
+            ],
             reason=plan.reason,
             evaluations=[
                 RuleEvaluationRead(
-                    rule_id=e.rule.id, order=e.rule.order, name=e.rule.name,
-                    target_department=e.rule.target_department, enabled=e.rule.enabled,
-                    matched=list(e.matched), failed=list(e.failed), is_match=e.is_match,
+                    rule_id=e.rule.id,
+                    order=e.rule.order,
+                    name=e.rule.name,
+                    target_department=e.rule.target_department,
+                    enabled=e.rule.enabled,
+                    matched=list(e.matched),
+                    failed=list(e.failed),
+                    is_match=e.is_match,
                     selected=e.rule.id == plan.decision.rule_id,
                 )
                 for e in result.evaluations
@@ -392,11 +425,15 @@ class TransitionRead(BaseModel):
     def of(cls, transition: Transition) -> TransitionRead:
         """From the domain's transition."""
         return cls(
-            version=transition.version, action=action_slug(transition.action),
+            version=transition.version,
+            action=action_slug(transition.action),
             from_state=str(transition.from_state) if transition.from_state else None,
-            to_state=str(transition.to_state), actor=transition.actor,
-            occurred_at=transition.occurred_at, recorded_at=transition.recorded_at,
-            note=transition.note, details=dict(transition.details),
+            to_state=str(transition.to_state),
+            actor=transition.actor,
+            occurred_at=transition.occurred_at,
+            recorded_at=transition.recorded_at,
+            note=transition.note,
+            details=dict(transition.details),
         )
 
 
@@ -453,24 +490,41 @@ class CaseRead(CaseSummaryRead):
         """From a case record."""
         case, profile = record.case, record.profile
         return cls(
-            id=record.id, complaint_id=uuid.UUID(case.complaint_id), department=case.department,
-            state=str(case.state), handler_level=str(case.handler_level),
-            assignee_id=case.assignee_id, version=case.version, category=profile.category,
-            severity=profile.severity, urgency=profile.urgency,
-            customer_tier=profile.customer_tier, channel=profile.channel,
-            product_line=profile.product_line, region=profile.region,
-            risk_flags=list(profile.risk_flags), rule_id=case.rule_id or "",
+            id=record.id,
+            complaint_id=uuid.UUID(case.complaint_id),
+            department=case.department,
+            state=str(case.state),
+            handler_level=str(case.handler_level),
+            assignee_id=case.assignee_id,
+            version=case.version,
+            category=profile.category,
+            severity=profile.severity,
+            urgency=profile.urgency,
+            customer_tier=profile.customer_tier,
+            channel=profile.channel,
+            product_line=profile.product_line,
+            region=profile.region,
+            risk_flags=list(profile.risk_flags),
+            rule_id=case.rule_id or "",
             notify_management=case.notify_management,
-            escalation_level=case.escalation_level, reopen_count=case.reopen_count,
-            complaint_received_at=case.complaint_received_at, created_at=record.created_at,
+            escalation_level=case.escalation_level,
+            reopen_count=case.reopen_count,
+            complaint_received_at=case.complaint_received_at,
+            created_at=record.created_at,
             updated_at=record.updated_at or record.created_at,
-            rule_version=profile.rule_version, routing_reason=case.routing_reason or "",
+            rule_version=profile.rule_version,
+            routing_reason=case.routing_reason or "",
             excluded_member_ids=sorted(case.excluded_member_ids),
-            subject_staff_ref=profile.subject_staff_ref, subject_unit=profile.subject_unit,
-            contact_details_url=profile.contact_details_url, root_cause=case.root_cause,
-            responsible_person=case.responsible_person, solution=case.solution,
-            resolution=case.resolution, acknowledged_at=case.acknowledged_at,
-            first_response_at=case.first_response_at, resolved_at=case.resolved_at,
+            subject_staff_ref=profile.subject_staff_ref,
+            subject_unit=profile.subject_unit,
+            contact_details_url=profile.contact_details_url,
+            root_cause=case.root_cause,
+            responsible_person=case.responsible_person,
+            solution=case.solution,
+            resolution=case.resolution,
+            acknowledged_at=case.acknowledged_at,
+            first_response_at=case.first_response_at,
+            resolved_at=case.resolved_at,
             closed_at=case.closed_at,
             close_reason=str(case.close_reason) if case.close_reason else None,
             allowed_actions=[action_slug(a) for a in allowed_actions(case.state)],

@@ -1,13 +1,17 @@
-"""Handlers of the events the routing service consumes.
+"""Handlers of the events the routing service consumes: ``(uow, event, envelope)``.
 
-Each runs inside the inbox's transaction (the inbox row and the effect commit together), so
-none of them commits. An event that can never apply raises ``PermanentFailure`` and goes to
-the dead-letter topic at once.
+Each runs in the unit of work the inbox consumer opened for the event (the inbox row, the
+effect and the events it publishes commit together), so none of them commits. An event that
+can never apply raises ``PermanentFailure`` and goes to the dead-letter topic at once.
+
+``SlaBreached`` is not consumed: a breach escalates a case only through the ``SlaEscalated``
+the SLA monitor sends with it (the one escalation trigger).
 """
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from collections.abc import Awaitable, Callable
+
 from tousu_shared.contracts import Envelope, Event
 from tousu_shared.contracts.complaint import (
     ComplaintClassified,
@@ -15,97 +19,89 @@ from tousu_shared.contracts.complaint import (
     ComplaintReclassified,
 )
 from tousu_shared.contracts.feedback import CustomerConfirmed, CustomerDissatisfied, SurveyExpired
-from tousu_shared.contracts.sla import SlaBreached, SlaEscalated
+from tousu_shared.contracts.sla import SlaEscalated
 from tousu_shared.inbox import Handler, PermanentFailure
-from tousu_shared.runtime import Runtime
 
 from tousu_routing.domain import ClosureReason
-from tousu_routing.service_layer import cases
+from tousu_routing.service_layer import cases, reactions
+from tousu_routing.service_layer.context import RoutingContext
+from tousu_routing.service_layer.unit_of_work import RoutingWork
+
+# What a handler does with its event, in the unit of work it is given.
+Reaction = Callable[[RoutingWork, Event], Awaitable[object]]
 
 
-def _dead_letter_when_unknown(handler: Handler) -> Handler:
-    """An event about a complaint or case routing never saw can never apply."""
+def _handler(react: Reaction) -> Handler:
+    """A consumer handler; an event about a complaint or case routing never saw is a dead letter."""
 
-    async def wrapped(session: AsyncSession, event: Event, envelope: Envelope) -> None:
+    async def handle(uow: RoutingWork, event: Event, envelope: Envelope) -> None:
         try:
-            await handler(session, event, envelope)
-        except (cases.ComplaintNotReceived, cases.CaseNotOpened) as exc:
+            await react(uow, event)
+        except (cases.ComplaintNotReceived, reactions.CaseNotOpened) as exc:
             # One complaint's events share a partition, so what is missing was dead-lettered
             # or never sent; waiting would not bring it.
             raise PermanentFailure(str(exc)) from exc
 
-    return wrapped
+    return handle
 
 
-def event_handlers(runtime: Runtime) -> dict[str, Handler]:
+def event_handlers(ctx: RoutingContext) -> dict[str, Handler]:
     """Event type → handler."""
 
-    async def on_complaint_received(
-        session: AsyncSession, event: Event, envelope: Envelope,
-    ) -> None:
+    async def received(uow: RoutingWork, event: Event) -> None:
         assert isinstance(event, ComplaintReceived)
-        await cases.remember_complaint(event, db_session=session)
+        await cases.remember_complaint(ctx, uow, event)
 
-    async def on_complaint_classified(
-        session: AsyncSession, event: Event, envelope: Envelope,
-    ) -> None:
+    async def classified(uow: RoutingWork, event: Event) -> None:
         assert isinstance(event, ComplaintClassified)
-        await cases.open_case(runtime, event.complaint_id, event.classification,
-                              db_session=session)
+        await cases.open_case(ctx, uow, event.complaint_id, event.classification)
 
-    async def on_complaint_reclassified(
-        session: AsyncSession, event: Event, envelope: Envelope,
-    ) -> None:
+    async def reclassified(uow: RoutingWork, event: Event) -> None:
         assert isinstance(event, ComplaintReclassified)
-        await cases.apply_reclassification(
-            runtime, event.complaint_id, event.classification, reason=event.reason,
-            corrected_by=event.corrected_by, db_session=session,
+        await reactions.apply_reclassification(
+            ctx,
+            uow,
+            event.complaint_id,
+            event.classification,
+            reason=event.reason,
+            corrected_by=event.corrected_by,
         )
 
-    async def on_sla_overdue(session: AsyncSession, event: Event, envelope: Envelope) -> None:
-        assert isinstance(event, SlaBreached | SlaEscalated)
-        # An SlaEscalated with repeat 0 comes with the SlaBreached that already raised the
-        # case one level; later repeats mean it is still overdue.
-        if isinstance(event, SlaEscalated) and event.repeat == 0:
-            return
-        await cases.escalate_for_breach(
-            runtime, event.complaint_id, milestone=event.milestone, policy=event.policy,
-            due_at=event.due_at, db_session=session,
-        )
+    async def escalated(uow: RoutingWork, event: Event) -> None:
+        assert isinstance(event, SlaEscalated)
+        await reactions.escalate_for_sla(ctx, uow, event)
 
-    async def on_customer_dissatisfied(
-        session: AsyncSession, event: Event, envelope: Envelope,
-    ) -> None:
+    async def dissatisfied(uow: RoutingWork, event: Event) -> None:
         assert isinstance(event, CustomerDissatisfied)
-        await cases.reopen_for_dissatisfaction(
-            runtime, event.complaint_id, comment=event.comment,
-            satisfaction=event.satisfaction, db_session=session,
+        await reactions.reopen_for_dissatisfaction(
+            ctx, uow, event.complaint_id, comment=event.comment, satisfaction=event.satisfaction
         )
 
-    async def on_customer_confirmed(
-        session: AsyncSession, event: Event, envelope: Envelope,
-    ) -> None:
+    async def confirmed(uow: RoutingWork, event: Event) -> None:
         assert isinstance(event, CustomerConfirmed)
-        await cases.close_after_feedback(
-            runtime, event.complaint_id, reason=ClosureReason.CUSTOMER_CONFIRMED,
-            happened_at=event.confirmed_at, db_session=session,
+        await reactions.close_after_feedback(
+            ctx,
+            uow,
+            event.complaint_id,
+            reason=ClosureReason.CUSTOMER_CONFIRMED,
+            happened_at=event.confirmed_at,
         )
 
-    async def on_survey_expired(session: AsyncSession, event: Event, envelope: Envelope) -> None:
+    async def expired(uow: RoutingWork, event: Event) -> None:
         assert isinstance(event, SurveyExpired)
-        await cases.close_after_feedback(
-            runtime, event.complaint_id, reason=ClosureReason.NO_RESPONSE,
-            happened_at=None, db_session=session,
+        await reactions.close_after_feedback(
+            ctx, uow, event.complaint_id, reason=ClosureReason.NO_RESPONSE, happened_at=None
         )
 
-    handlers: dict[str, Handler] = {
-        ComplaintReceived.event_type: on_complaint_received,
-        ComplaintClassified.event_type: on_complaint_classified,
-        ComplaintReclassified.event_type: on_complaint_reclassified,
-        SlaBreached.event_type: on_sla_overdue,
-        SlaEscalated.event_type: on_sla_overdue,
-        CustomerDissatisfied.event_type: on_customer_dissatisfied,
-        CustomerConfirmed.event_type: on_customer_confirmed,
-        SurveyExpired.event_type: on_survey_expired,
+    reactions_by_type: dict[type[Event], Reaction] = {
+        ComplaintReceived: received,
+        ComplaintClassified: classified,
+        ComplaintReclassified: reclassified,
+        SlaEscalated: escalated,
+        CustomerDissatisfied: dissatisfied,
+        CustomerConfirmed: confirmed,
+        SurveyExpired: expired,
     }
-    return {event_type: _dead_letter_when_unknown(h) for event_type, h in handlers.items()}
+    return {
+        event_type.event_type: _handler(react) for event_type, react in reactions_by_type.items()
+    }

@@ -1,4 +1,9 @@
-"""Who can take a case right now: departments, members and their loads, loaded once per use case."""
+"""Who can take a case right now: the departments a use case assigns in, and only their people.
+
+A routed case reads its target department's chain, the members that chain lists (with their
+current loads), and the people the conflict-of-interest rule looks at (the complaint's
+subject and their manager), never the whole organisation.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,8 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
 from tousu_shared.errors import InvalidInput
 
-from tousu_routing.adapters.repository import DepartmentRepository
 from tousu_routing.domain import (
     AssignmentDecision,
     ComplaintSubject,
@@ -20,6 +23,7 @@ from tousu_routing.domain import (
     check_conflict_of_interest,
     choose_assignee,
 )
+from tousu_routing.service_layer.unit_of_work import RoutingWork
 
 
 @dataclass
@@ -30,18 +34,35 @@ class Roster:
     members: dict[str, Member]
 
     @classmethod
-    async def load(cls, *, db_session: AsyncSession, assigning_in: Iterable[str] = ()) -> Roster:
-        """Every department and member, with each member's current load.
+    async def load(
+        cls,
+        uow: RoutingWork,
+        departments: Iterable[str],
+        *,
+        subject: ComplaintSubject | None = None,
+        members: Iterable[str | None] = (),
+        assigning: bool = True,
+    ) -> Roster:
+        """The named departments, the members their chains list, the subject and ``members``.
 
-        ``assigning_in`` names the departments the caller will assign in: their assignments
-        are serialised until commit, so concurrent cases cannot all pick the same
-        "least loaded" member from the same stale loads.
+        When ``assigning``, assignments in those departments are serialised until commit
+        (the lock is taken before the loads are read), so concurrent cases cannot all pick
+        the same "least loaded" member from the same stale loads.
         """
-        repository = DepartmentRepository(db_session)
-        await repository.lock_assignments(assigning_in)
-        departments = {record.code: record.department for record in await repository.all()}
-        members = {m.id: m for m in await repository.members()}
-        return cls(departments=departments, members=members)
+        codes = sorted(set(departments))
+        if assigning:
+            await uow.departments.lock_assignments(codes)
+        found = {record.code: record.department for record in await uow.departments.many(codes)}
+        wanted = {m for dept in found.values() for ids in dept.chain.values() for m in ids}
+        wanted |= {m for m in members if m is not None}
+        if subject is not None and subject.member_id is not None:
+            wanted.add(subject.member_id)
+        people = {m.id: m for m in await uow.departments.members(sorted(wanted))}
+        # The conflict-of-interest floor is the subject's manager's level: read them too.
+        person = people.get(subject.member_id or "") if subject is not None else None
+        if person is not None and person.manager_id and person.manager_id not in people:
+            people.update({m.id: m for m in await uow.departments.members([person.manager_id])})
+        return cls(departments=found, members=people)
 
     def department(self, code: str, *, field: str = "department") -> Department:
         """A department by code; an unknown code is the caller's mistake."""
@@ -55,11 +76,17 @@ class Roster:
         return check_conflict_of_interest(subject, department_code, self.members.values())
 
     def choose(
-        self, department_code: str, level: HandlerLevel, excluded: Iterable[str],
+        self,
+        department_code: str,
+        level: HandlerLevel,
+        excluded: Iterable[str],
     ) -> AssignmentDecision:
         """The least-loaded available member at that level, or the queue; counts the new case."""
         decision = choose_assignee(
-            self.department(department_code), level, self.members.values(), excluded,
+            self.department(department_code),
+            level,
+            self.members.values(),
+            excluded,
         )
         if decision.assignee_id is not None:
             chosen = self.members[decision.assignee_id]
@@ -78,7 +105,8 @@ class Roster:
         if serves_at < level:
             raise InvalidInput(
                 f"{member_id} serves {department_code} at {serves_at} level; the case needs "
-                f"{level} or above", field="assignee_id",
+                f"{level} or above",
+                field="assignee_id",
             )
         if not member.is_available:
             raise InvalidInput(f"{member_id} is {member.availability}", field="assignee_id")

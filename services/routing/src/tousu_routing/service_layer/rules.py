@@ -11,20 +11,12 @@ import dataclasses
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
 from tousu_shared.auth import Principal
 from tousu_shared.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
-from tousu_shared.runtime import Runtime
 
-from tousu_routing.adapters.repository import (
-    DepartmentRepository,
-    RuleRecord,
-    RuleRepository,
-    criteria_to_json,
-)
+from tousu_routing.adapters.repository import RuleRecord, RuleRepository, criteria_to_json
 from tousu_routing.domain import (
     InvalidRule,
     RoutingFacts,
@@ -35,13 +27,11 @@ from tousu_routing.domain import (
     RuleSet,
     plan_routing,
 )
+from tousu_routing.service_layer.context import RoutingContext
 from tousu_routing.service_layer.roster import Roster
+from tousu_routing.service_layer.unit_of_work import RoutingWork
 
 ORDER_STEP = 10
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def criteria_from(values: Mapping[str, Sequence[str] | None] | None) -> RuleCriteria:
@@ -50,33 +40,32 @@ def criteria_from(values: Mapping[str, Sequence[str] | None] | None) -> RuleCrit
     return RuleCriteria(**given)
 
 
-async def list_rules(*, db_session: AsyncSession) -> tuple[list[RuleRecord], set[str]]:
+async def list_rules(uow: RoutingWork) -> tuple[list[RuleRecord], set[str]]:
     """Every rule by order, and the ids of enabled rules that can never match."""
-    records = await RuleRepository(db_session).all()
+    records = await uow.rules.all()
     unreachable = {r.id for r in RuleSet(r.rule for r in records).unreachable_rules()}
     return records, unreachable
 
 
-async def get_rule(rule_id: str, *, db_session: AsyncSession) -> RuleRecord:
+async def get_rule(uow: RoutingWork, rule_id: str) -> RuleRecord:
     """One rule."""
-    record = await RuleRepository(db_session).get(rule_id)
+    record = await uow.rules.get(rule_id)
     if record is None:
         raise NotFound(f"no routing rule {rule_id!r}", field="rule_id")
     return record
 
 
-async def rule_revisions(rule_id: str, *, db_session: AsyncSession) -> list[dict[str, Any]]:
+async def rule_revisions(uow: RoutingWork, rule_id: str) -> list[dict[str, Any]]:
     """Every revision of a rule, deleted ones included."""
-    revisions = await RuleRepository(db_session).revisions(rule_id)
+    revisions = await uow.rules.revisions(rule_id)
     if not revisions:
         raise NotFound(f"no routing rule {rule_id!r}", field="rule_id")
     return revisions
 
 
-async def _validated(rule_set_of: RuleSet, db_session: AsyncSession) -> RuleSet:
-    codes = [record.code for record in await DepartmentRepository(db_session).all()]
-    rule_set_of.check_targets(codes)
-    return rule_set_of
+async def _validated(uow: RoutingWork, rule_set: RuleSet) -> RuleSet:
+    rule_set.check_targets(await uow.departments.codes())
+    return rule_set
 
 
 def _next_order(rule_set: RuleSet) -> int:
@@ -85,50 +74,65 @@ def _next_order(rule_set: RuleSet) -> int:
     before = [r.order for r in rule_set.rules if r.order < default]
     order = (max(before) if before else 0) + ORDER_STEP
     if order >= default:
-        raise InvalidInput("no free order before the default rule; give one explicitly",
-                           field="order")
+        raise InvalidInput(
+            "no free order before the default rule; give one explicitly", field="order"
+        )
     return order
 
 
 async def create_rule(
-    runtime: Runtime,
-    *,
-    db_session: AsyncSession,
+    ctx: RoutingContext,
+    uow: RoutingWork,
     principal: Principal,
+    *,
     name: str,
     target_department: str,
     criteria: Mapping[str, Sequence[str] | None] | None = None,
     order: int | None = None,
     enabled: bool = True,
     rule_id: str | None = None,
-    now: datetime | None = None,
 ) -> RuleRecord:
     """Add a rule (by default just before the default queue)."""
-    now = now or _now()
-    repository = RuleRepository(db_session)
+    now = ctx.clock()
+    repository = uow.rules
     await repository.lock_for_edit()
     rule_set, _ = await repository.rule_set()
     rule_id = rule_id or f"rule-{uuid.uuid4().hex[:8]}"
     if rule_id in {r.id for r in rule_set.rules}:
         raise Conflict(f"routing rule {rule_id!r} already exists", field="id")
     rule = RoutingRule(
-        id=rule_id, order=order if order is not None else _next_order(rule_set), name=name,
-        target_department=target_department, criteria=criteria_from(criteria), enabled=enabled,
+        id=rule_id,
+        order=order if order is not None else _next_order(rule_set),
+        name=name,
+        target_department=target_department,
+        criteria=criteria_from(criteria),
+        enabled=enabled,
     )
-    await _validated(rule_set.with_rule(rule), db_session)
+    await _validated(uow, rule_set.with_rule(rule))
     version = await repository.add(rule, principal.actor, now)
-    await runtime.audit.record(db_session, principal, "routing_rule.create", "routing_rule",
-                               rule_id, details={"version": version, **_describe(rule)})
-    return await get_rule(rule_id, db_session=db_session)
+    uow.audit(
+        principal,
+        "routing_rule.create",
+        "routing_rule",
+        rule_id,
+        details={"version": version, **_describe(rule)},
+    )
+    return await get_rule(uow, rule_id)
 
 
 def _describe(rule: RoutingRule) -> dict[str, Any]:
-    return {"order": rule.order, "name": rule.name, "target_department": rule.target_department,
-            "criteria": criteria_to_json(rule.criteria), "enabled": rule.enabled}
+    return {
+        "order": rule.order,
+        "name": rule.name,
+        "target_department": rule.target_department,
+        "criteria": criteria_to_json(rule.criteria),
+        "enabled": rule.enabled,
+    }
 
 
-async def _locked_rule(rule_id: str, expected_version: int | None,
-                       repository: RuleRepository) -> RuleRecord:
+async def _locked_rule(
+    rule_id: str, expected_version: int | None, repository: RuleRepository
+) -> RuleRecord:
     await repository.lock_for_edit()
     record = await repository.get(rule_id)
     if record is None:
@@ -142,43 +146,46 @@ async def _locked_rule(rule_id: str, expected_version: int | None,
 
 
 async def update_rule(
-    runtime: Runtime,
+    ctx: RoutingContext,
+    uow: RoutingWork,
+    principal: Principal,
     rule_id: str,
     changes: Mapping[str, Any],
     *,
-    db_session: AsyncSession,
-    principal: Principal,
     expected_version: int | None = None,
-    now: datetime | None = None,
 ) -> RuleRecord:
     """Change a rule's name, order, target, criteria or enabled flag (only the given ones)."""
-    now = now or _now()
-    repository = RuleRepository(db_session)
+    now = ctx.clock()
+    repository = uow.rules
     record = await _locked_rule(rule_id, expected_version, repository)
     fields = dict(changes)
     if "criteria" in fields:
         fields["criteria"] = criteria_from(fields["criteria"])
     rule = dataclasses.replace(record.rule, **fields)
     rule_set, _ = await repository.rule_set()
-    await _validated(rule_set.with_rule(rule), db_session)
+    await _validated(uow, rule_set.with_rule(rule))
     version = await repository.update(rule, "updated", principal.actor, now)
-    await runtime.audit.record(db_session, principal, "routing_rule.update", "routing_rule",
-                               rule_id, details={"version": version, **_describe(rule)})
-    return await get_rule(rule_id, db_session=db_session)
+    uow.audit(
+        principal,
+        "routing_rule.update",
+        "routing_rule",
+        rule_id,
+        details={"version": version, **_describe(rule)},
+    )
+    return await get_rule(uow, rule_id)
 
 
 async def delete_rule(
-    runtime: Runtime,
+    ctx: RoutingContext,
+    uow: RoutingWork,
+    principal: Principal,
     rule_id: str,
     *,
-    db_session: AsyncSession,
-    principal: Principal,
     expected_version: int | None = None,
-    now: datetime | None = None,
 ) -> None:
     """Remove a rule; the last default rule cannot go."""
-    now = now or _now()
-    repository = RuleRepository(db_session)
+    now = ctx.clock()
+    repository = uow.rules
     record = await _locked_rule(rule_id, expected_version, repository)
     rule_set, _ = await repository.rule_set()
     try:
@@ -186,36 +193,47 @@ async def delete_rule(
     except InvalidRule as exc:
         raise Conflict(str(exc), field="rule_id") from exc
     await repository.remove(record, principal.actor, now)
-    await runtime.audit.record(db_session, principal, "routing_rule.delete", "routing_rule",
-                               rule_id, details={"version": record.version + 1})
+    uow.audit(
+        principal,
+        "routing_rule.delete",
+        "routing_rule",
+        rule_id,
+        details={"version": record.version + 1},
+    )
 
 
 async def reorder_rules(
-    runtime: Runtime,
-    rule_ids: Sequence[str],
-    *,
-    db_session: AsyncSession,
+    ctx: RoutingContext,
+    uow: RoutingWork,
     principal: Principal,
-    now: datetime | None = None,
+    rule_ids: Sequence[str],
 ) -> list[RuleRecord]:
     """Put every rule in the given order (orders become 10, 20, 30, …)."""
-    now = now or _now()
-    repository = RuleRepository(db_session)
+    now = ctx.clock()
+    repository = uow.rules
     await repository.lock_for_edit()
     rule_set, _ = await repository.rule_set()
     current = {r.id: r for r in rule_set.rules}
     if len(set(rule_ids)) != len(rule_ids) or set(rule_ids) != set(current):
         raise InvalidInput(
-            f"list every rule exactly once; the rules are {sorted(current)}", field="rule_ids",
+            f"list every rule exactly once; the rules are {sorted(current)}",
+            field="rule_ids",
         )
-    reordered = [dataclasses.replace(current[rule_id], order=(i + 1) * ORDER_STEP)
-                 for i, rule_id in enumerate(rule_ids)]
+    reordered = [
+        dataclasses.replace(current[rule_id], order=(i + 1) * ORDER_STEP)
+        for i, rule_id in enumerate(rule_ids)
+    ]
     RuleSet(reordered)
     for rule in reordered:
         if rule.order != current[rule.id].order:
             await repository.update(rule, "reordered", principal.actor, now)
-    await runtime.audit.record(db_session, principal, "routing_rule.reorder", "routing_rule",
-                               None, details={"rule_ids": list(rule_ids)})
+    uow.audit(
+        principal,
+        "routing_rule.reorder",
+        "routing_rule",
+        None,
+        details={"rule_ids": list(rule_ids)},
+    )
     return await repository.all()
 
 
@@ -229,22 +247,23 @@ class DryRun:
 
 
 async def dry_run(
+    uow: RoutingWork,
     facts: RoutingFacts,
-    *,
-    db_session: AsyncSession,
     candidate_rules: Sequence[RoutingRule] = (),
 ) -> DryRun:
     """Route a sample complaint with the saved rules plus candidates (new or replacing by id).
 
     Nothing is written: no case, no assignment, no event.
     """
-    rule_set, _ = await RuleRepository(db_session).rule_set()
+    rule_set, _ = await uow.rules.rule_set()
     for candidate in candidate_rules:
         rule_set = rule_set.with_rule(candidate)
-    await _validated(rule_set, db_session)
-    roster = await Roster.load(db_session=db_session)
+    await _validated(uow, rule_set)
+    target = rule_set.route(facts).department
+    roster = await Roster.load(uow, [target], subject=facts.subject, assigning=False)
     plan = plan_routing(facts, rule_set, roster.departments, roster.members.values())
     return DryRun(
-        plan=plan, evaluations=rule_set.explain(facts),
+        plan=plan,
+        evaluations=rule_set.explain(facts),
         unreachable_rule_ids=tuple(r.id for r in rule_set.unreachable_rules()),
     )

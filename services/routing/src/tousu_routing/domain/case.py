@@ -1,0 +1,687 @@
+"""The Case aggregate: one complaint's routed case, its workflow, history and events.
+
+Pure Python, no I/O: callers pass in the current time (``now``) and every fact the domain
+needs. The case enforces the workflow (``TRANSITIONS``) and collects the domain events it
+produced in ``case.events``; the service layer translates them to contracts on commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from tousu_routing.domain import events
+from tousu_routing.domain.assignment import RoutingPlan
+from tousu_routing.domain.errors import (
+    ConflictOfInterest,
+    IllegalTransition,
+    InvalidCommand,
+    MissingResolutionDetails,
+    VersionConflict,
+)
+from tousu_routing.domain.vocabulary import (
+    CaseAction,
+    CaseState,
+    ClosureReason,
+    EscalationReason,
+    HandlerLevel,
+    optional_text,
+    require_text,
+)
+from tousu_routing.domain.workflow import (
+    TRANSITIONS,
+    Transition,
+    allowed_actions,
+    happened_at,
+    require_aware,
+)
+
+
+class Case:
+    """The routed case of one complaint: department, handler, workflow state and history.
+
+    Every successful action checks the transition table, validates ``occurred_at``,
+    appends a ``Transition`` to ``history``, bumps ``version`` by one and appends a domain
+    event to ``events``. Failed actions change nothing.
+
+    ``occurred_at`` (when the work really happened, for work logged afterwards) defaults
+    to ``now`` (when it is recorded) and must be: timezone-aware, not after ``now``, not
+    before the complaint was received, and not before the previous transition's
+    ``occurred_at`` (history stays in order).
+    """
+
+    def __init__(
+        self,
+        *,
+        case_id: str,
+        complaint_id: str,
+        complaint_received_at: datetime,
+        department: str,
+        handler_level: HandlerLevel,
+        state: CaseState,
+        version: int = 0,
+        assignee_id: str | None = None,
+        history: Iterable[Transition] = (),
+        rule_id: str | None = None,
+        routing_reason: str | None = None,
+        notify_management: bool = False,
+        excluded_member_ids: Iterable[str] = (),
+        root_cause: str | None = None,
+        responsible_person: str | None = None,
+        solution: str | None = None,
+        resolution: str | None = None,
+        escalation_level: int = 0,
+        reopen_count: int = 0,
+        acknowledged_at: datetime | None = None,
+        first_response_at: datetime | None = None,
+        resolved_at: datetime | None = None,
+        closed_at: datetime | None = None,
+        close_reason: ClosureReason | None = None,
+    ) -> None:
+        require_aware(complaint_received_at, "complaint_received_at")
+        self.case_id = case_id
+        self.complaint_id = complaint_id
+        self.complaint_received_at = complaint_received_at
+        self.department = department
+        self.handler_level = HandlerLevel(handler_level)
+        self.state = CaseState(state)
+        self.version = version
+        self.assignee_id = assignee_id
+        self.history: list[Transition] = list(history)
+        self.rule_id = rule_id
+        self.routing_reason = routing_reason
+        self.notify_management = notify_management
+        # People the complaint is about: never assigned, whatever happens to the case.
+        self.excluded_member_ids = frozenset(excluded_member_ids)
+        self.root_cause = root_cause
+        self.responsible_person = responsible_person
+        self.solution = solution
+        self.resolution = resolution
+        # How many escalation steps were recorded (capped ones included).
+        self.escalation_level = escalation_level
+        self.reopen_count = reopen_count
+        self.acknowledged_at = acknowledged_at
+        self.first_response_at = first_response_at
+        self.resolved_at = resolved_at
+        self.closed_at = closed_at
+        self.close_reason = ClosureReason(close_reason) if close_reason else None
+        self.events: list[events.CaseEvent] = []
+
+    def __repr__(self) -> str:
+        return (
+            f"<Case {self.case_id} {self.state} in {self.department} at {self.handler_level}"
+            f" v{self.version}>"
+        )
+
+    # ---- creation -----------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        case_id: str,
+        complaint_id: str,
+        complaint_received_at: datetime,
+        department: str,
+        handler_level: HandlerLevel,
+        rule_id: str,
+        routing_reason: str,
+        actor: str,
+        now: datetime,
+        assignee_id: str | None = None,
+        queued_reason: str | None = None,
+        notify_management: bool = False,
+        excluded_member_ids: Iterable[str] = (),
+        occurred_at: datetime | None = None,
+    ) -> Case:
+        """Create a case in state ``routed`` (version 1) and record ``CaseRouted``."""
+        case = cls(
+            case_id=case_id,
+            complaint_id=complaint_id,
+            complaint_received_at=complaint_received_at,
+            department=department,
+            handler_level=handler_level,
+            state=CaseState.ROUTED,
+            rule_id=rule_id,
+            routing_reason=routing_reason,
+            notify_management=notify_management,
+            excluded_member_ids=excluded_member_ids,
+        )
+        if assignee_id is not None and assignee_id in case.excluded_member_ids:
+            raise ConflictOfInterest(f"{assignee_id} is the subject of the complaint")
+        require_text(actor, "actor")
+        when = happened_at(now, occurred_at, case.complaint_received_at, case.history)
+        case.assignee_id = assignee_id
+        case._record(
+            CaseAction.ROUTE,
+            None,
+            CaseState.ROUTED,
+            actor,
+            when,
+            now,
+            routing_reason,
+            {"rule_id": rule_id, "handler_level": str(case.handler_level)},
+        )
+        case._emit(
+            events.CaseRouted,
+            actor,
+            when,
+            now,
+            routing_reason,
+            rule_id=rule_id,
+            rule_reason=routing_reason,
+            handler_level=str(case.handler_level),
+            assignee=assignee_id,
+            queued_reason=queued_reason,
+            notify_management=notify_management,
+        )
+        return case
+
+    @classmethod
+    def open_from_plan(
+        cls,
+        plan: RoutingPlan,
+        *,
+        case_id: str,
+        complaint_id: str,
+        complaint_received_at: datetime,
+        actor: str,
+        now: datetime,
+        occurred_at: datetime | None = None,
+    ) -> Case:
+        """Create a case from a ``plan_routing`` result."""
+        return cls.open(
+            case_id=case_id,
+            complaint_id=complaint_id,
+            complaint_received_at=complaint_received_at,
+            department=plan.department,
+            handler_level=plan.handler_level,
+            rule_id=plan.decision.rule_id,
+            routing_reason=plan.reason,
+            actor=actor,
+            now=now,
+            assignee_id=plan.assignment.assignee_id,
+            queued_reason=None if plan.assignment.assignee_id else plan.assignment.reason,
+            notify_management=plan.notify_management,
+            excluded_member_ids=plan.conflict.excluded_member_ids,
+            occurred_at=occurred_at,
+        )
+
+    # ---- queries ------------------------------------------------------------------------
+
+    @property
+    def allowed_actions(self) -> tuple[CaseAction, ...]:
+        """The actions the workflow allows in the current state."""
+        return allowed_actions(self.state)
+
+    def can(self, action: CaseAction) -> bool:
+        """True when ``action`` is allowed in the current state."""
+        return self.state in TRANSITIONS.get(CaseAction(action), {})
+
+    def expect_version(self, expected: int) -> None:
+        """Raise ``VersionConflict`` unless the case is at ``expected`` (optimistic locking)."""
+        if expected != self.version:
+            raise VersionConflict(expected=expected, actual=self.version)
+
+    # ---- workflow actions ---------------------------------------------------------------
+
+    def acknowledge(
+        self,
+        *,
+        actor: str,
+        now: datetime,
+        occurred_at: datetime | None = None,
+        note: str | None = None,
+    ) -> None:
+        """The department takes the case: routed → acknowledged."""
+        when = self._begin(actor, CaseAction.ACKNOWLEDGE, now, occurred_at)
+        self.acknowledged_at = when
+        self._move(CaseAction.ACKNOWLEDGE, actor, when, now, note)
+        self._emit(events.CaseAcknowledged, actor, when, now, note, assignee=self.assignee_id)
+
+    def respond_to_customer(
+        self,
+        *,
+        actor: str,
+        now: datetime,
+        occurred_at: datetime | None = None,
+        note: str | None = None,
+    ) -> None:
+        """Record a response to the customer; the first one sets ``first_response_at``.
+
+        The first response emits ``FirstResponseSent``; later ones emit
+        ``CustomerResponseSent`` and leave ``first_response_at`` unchanged.
+        """
+        when = self._begin(actor, CaseAction.RESPOND_TO_CUSTOMER, now, occurred_at)
+        first = self.first_response_at is None
+        if first:
+            self.first_response_at = when
+        self._move(
+            CaseAction.RESPOND_TO_CUSTOMER, actor, when, now, note, {"first": str(first).lower()}
+        )
+        event = events.FirstResponseSent if first else events.CustomerResponseSent
+        self._emit(event, actor, when, now, note)
+
+    def start_investigation(
+        self,
+        *,
+        actor: str,
+        now: datetime,
+        occurred_at: datetime | None = None,
+        note: str | None = None,
+    ) -> None:
+        """Start verifying and investigating: acknowledged → investigating."""
+        when = self._begin(actor, CaseAction.START_INVESTIGATION, now, occurred_at)
+        self._move(CaseAction.START_INVESTIGATION, actor, when, now, note)
+        self._emit(events.InvestigationStarted, actor, when, now, note)
+
+    def record_root_cause(
+        self,
+        *,
+        root_cause: str,
+        actor: str,
+        now: datetime,
+        responsible_person: str | None = None,
+        occurred_at: datetime | None = None,
+        note: str | None = None,
+    ) -> None:
+        """Record the root cause (and optionally who is responsible) while investigating.
+
+        Recording again replaces the earlier finding; the history keeps both. A responsible
+        person left out keeps any earlier one.
+        """
+        when = self._begin(actor, CaseAction.RECORD_ROOT_CAUSE, now, occurred_at)
+        cause = require_text(root_cause, "root_cause")
+        person = optional_text(responsible_person) or self.responsible_person
+        self.root_cause = cause
+        self.responsible_person = person
+        details = {"root_cause": cause}
+        if person:
+            details["responsible_person"] = person
+        self._move(CaseAction.RECORD_ROOT_CAUSE, actor, when, now, note, details)
+        self._emit(
+            events.RootCauseRecorded,
+            actor,
+            when,
+            now,
+            note,
+            root_cause=cause,
+            responsible_person=person,
+        )
+
+    def propose_solution(
+        self,
+        *,
+        solution: str,
+        actor: str,
+        now: datetime,
+        occurred_at: datetime | None = None,
+        note: str | None = None,
+    ) -> None:
+        """Propose (or revise) a solution: investigating/solution_proposed → solution_proposed."""
+        when = self._begin(actor, CaseAction.PROPOSE_SOLUTION, now, occurred_at)
+        text = require_text(solution, "solution")
+        self.solution = text
+        self._move(CaseAction.PROPOSE_SOLUTION, actor, when, now, note, {"solution": text})
+        self._emit(events.SolutionProposed, actor, when, now, note, solution=text)
+
+    def resolve(
+        self,
+        *,
+        resolution: str,
+        actor: str,
+        now: datetime,
+        root_cause: str | None = None,
+        responsible_person: str | None = None,
+        occurred_at: datetime | None = None,
+        note: str | None = None,
+    ) -> None:
+        """Carry out the solution: solution_proposed → resolved.
+
+        Root cause and responsible person must be known: recorded earlier or given here
+        (given values replace earlier ones). Otherwise ``MissingResolutionDetails``.
+        """
+        when = self._begin(actor, CaseAction.RESOLVE, now, occurred_at)
+        text = require_text(resolution, "resolution")
+        cause = optional_text(root_cause) or self.root_cause
+        person = optional_text(responsible_person) or self.responsible_person
+        missing = [
+            name
+            for name, value in (("root_cause", cause), ("responsible_person", person))
+            if not value
+        ]
+        if missing:
+            raise MissingResolutionDetails(
+                f"cannot resolve without {' and '.join(missing)}: record them first or "
+                "give them with resolve"
+            )
+        assert cause is not None and person is not None  # narrowed by the check above
+        self.root_cause, self.responsible_person = cause, person
+        self.resolution = text
+        self.resolved_at = when
+        details = {"resolution": text, "root_cause": cause, "responsible_person": person}
+        self._move(CaseAction.RESOLVE, actor, when, now, note, details)
+        self._emit(
+            events.CaseResolved,
+            actor,
+            when,
+            now,
+            note,
+            resolution=text,
+            root_cause=cause,
+            responsible_person=person,
+        )
+
+    def close(
+        self,
+        *,
+        actor: str,
+        now: datetime,
+        close_reason: ClosureReason | str = ClosureReason.CUSTOMER_CONFIRMED,
+        occurred_at: datetime | None = None,
+        note: str | None = None,
+    ) -> None:
+        """Close a resolved case once the customer confirmed (or never answered): → closed."""
+        when = self._begin(actor, CaseAction.CLOSE, now, occurred_at)
+        try:
+            reason = ClosureReason(close_reason)
+        except ValueError:
+            raise InvalidCommand(
+                f"unknown close_reason {close_reason!r}; "
+                f"expected one of {[r.value for r in ClosureReason]}"
+            ) from None
+        self.closed_at = when
+        self.close_reason = reason
+        self._move(CaseAction.CLOSE, actor, when, now, note, {"close_reason": str(reason)})
+        self._emit(events.CaseClosed, actor, when, now, note, close_reason=str(reason))
+
+    def reopen(
+        self,
+        *,
+        comment: str,
+        actor: str,
+        now: datetime,
+        occurred_at: datetime | None = None,
+    ) -> None:
+        """The customer is not satisfied: resolved/closed → investigating, same department.
+
+        The history records a ``reopen`` transition carrying the customer's comment;
+        there is no resting ``reopened`` state. The resolution, resolution time and
+        closure are cleared (the history keeps them); root cause, responsible person,
+        assignee and first response time stay.
+        """
+        from_state = self.state
+        when = self._begin(actor, CaseAction.REOPEN, now, occurred_at)
+        text = require_text(comment, "comment")
+        self.reopen_count += 1
+        self.resolution = None
+        self.resolved_at = None
+        self.closed_at = None
+        self.close_reason = None
+        self._move(CaseAction.REOPEN, actor, when, now, text)
+        self._emit(
+            events.CaseReopened,
+            actor,
+            when,
+            now,
+            text,
+            reason=text,
+            from_state=str(from_state),
+            reopen_count=self.reopen_count,
+        )
+
+    def transfer(
+        self,
+        *,
+        to_department: str,
+        reason: str,
+        actor: str,
+        now: datetime,
+        handler_level: HandlerLevel | str | None = None,
+        assignee_id: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> None:
+        """Move the case to another department; it goes back to ``routed`` there.
+
+        History, findings and escalation count are kept; the acknowledgement is cleared
+        because the new department must acknowledge it. The handler level stays unless
+        one is given (the service recomputes conflict-of-interest floors for the new
+        department). ``assignee_id`` None means the case waits in the new department's
+        queue.
+        """
+        when = self._begin(actor, CaseAction.TRANSFER, now, occurred_at)
+        target = require_text(to_department, "to_department")
+        why = require_text(reason, "reason")
+        if target == self.department:
+            raise InvalidCommand(f"the case is already in {target}")
+        level = HandlerLevel(handler_level) if handler_level else self.handler_level
+        self._refuse_conflicted(assignee_id)
+        from_department = self.department
+        self.department = target
+        self.handler_level = level
+        self.assignee_id = assignee_id
+        self.acknowledged_at = None
+        details = {
+            "from_department": from_department,
+            "to_department": target,
+            "handler_level": str(level),
+        }
+        self._move(CaseAction.TRANSFER, actor, when, now, why, details)
+        self._emit(
+            events.CaseTransferred,
+            actor,
+            when,
+            now,
+            why,
+            from_department=from_department,
+            reason=why,
+            handler_level=str(level),
+            assignee=assignee_id,
+        )
+
+    def escalate(
+        self,
+        *,
+        actor: str,
+        now: datetime,
+        reason: EscalationReason | str = EscalationReason.MANUAL,
+        assignee_id: str | None = None,
+        to_level: HandlerLevel | str | None = None,
+        occurred_at: datetime | None = None,
+        note: str | None = None,
+    ) -> None:
+        """Raise the handler level (agent → … → executive); the state is unchanged.
+
+        Without ``to_level`` the case rises one step; with it (the level an SLA escalation
+        says the case must now have) it rises straight there, in one escalation, and a level
+        that is not above the current one is refused. Below the top, the case goes to
+        ``assignee_id`` at the new level, or waits in the queue at that level when None. A
+        one-step escalation at the top (executive) is still recorded, with ``capped=True``
+        on the event, but the level and (unless ``assignee_id`` is given) the assignee stay.
+        """
+        when = self._begin(actor, CaseAction.ESCALATE, now, occurred_at)
+        try:
+            trigger = EscalationReason(reason)
+        except ValueError:
+            raise InvalidCommand(
+                f"unknown escalation reason {reason!r}; "
+                f"expected one of {[r.value for r in EscalationReason]}"
+            ) from None
+        self._refuse_conflicted(assignee_id)
+        from_level = self.handler_level
+        target = self._escalation_target(to_level)
+        capped = target == from_level
+        if capped:
+            if assignee_id is not None:
+                self.assignee_id = assignee_id
+        else:
+            self.handler_level = target
+            self.assignee_id = assignee_id
+        self.escalation_level += 1
+        details = {
+            "from_level": str(from_level),
+            "to_level": str(self.handler_level),
+            "reason": str(trigger),
+            "capped": str(capped).lower(),
+        }
+        self._move(CaseAction.ESCALATE, actor, when, now, note, details)
+        self._emit(
+            events.CaseEscalated,
+            actor,
+            when,
+            now,
+            note,
+            from_level=str(from_level),
+            to_level=str(self.handler_level),
+            reason=str(trigger),
+            capped=capped,
+            escalation_level=self.escalation_level,
+            assignee=self.assignee_id,
+        )
+
+    def _escalation_target(self, to_level: HandlerLevel | str | None) -> HandlerLevel:
+        """The level an escalation leads to: one step up, or the given higher level."""
+        if to_level is None:
+            return self.handler_level.one_up()
+        try:
+            level = HandlerLevel(to_level)
+        except ValueError:
+            raise InvalidCommand(
+                f"unknown level {to_level!r}; expected one of {[lv.value for lv in HandlerLevel]}"
+            ) from None
+        if level <= self.handler_level:
+            raise InvalidCommand(
+                f"the case is already at {self.handler_level} level, not below {level}"
+            )
+        return level
+
+    def add_note(
+        self,
+        *,
+        note: str,
+        actor: str,
+        now: datetime,
+        occurred_at: datetime | None = None,
+    ) -> None:
+        """Add a note without changing state (any state but closed)."""
+        when = self._begin(actor, CaseAction.ADD_NOTE, now, occurred_at)
+        text = require_text(note, "note")
+        self._move(CaseAction.ADD_NOTE, actor, when, now, text)
+        self._emit(events.CaseNoteAdded, actor, when, now, text)
+
+    def assign(
+        self,
+        *,
+        assignee_id: str | None,
+        actor: str,
+        now: datetime,
+        occurred_at: datetime | None = None,
+        note: str | None = None,
+    ) -> None:
+        """Give the case to a person at its level, or back to the queue with None.
+
+        Used when someone picks a queued case and when the assignee is marked absent.
+        Never to a member the complaint is about (``ConflictOfInterest``).
+        """
+        when = self._begin(actor, CaseAction.ASSIGN, now, occurred_at)
+        self._refuse_conflicted(assignee_id)
+        previous = self.assignee_id
+        if assignee_id == previous:
+            raise InvalidCommand(f"the case is already assigned to {previous or 'the queue'}")
+        self.assignee_id = assignee_id
+        details = {"from_assignee": previous or "", "assignee": assignee_id or ""}
+        self._move(CaseAction.ASSIGN, actor, when, now, note, details)
+        self._emit(
+            events.CaseAssigned,
+            actor,
+            when,
+            now,
+            note,
+            from_assignee=previous,
+            assignee=assignee_id,
+            handler_level=str(self.handler_level),
+        )
+
+    # ---- internals ----------------------------------------------------------------------
+
+    def _begin(
+        self, actor: str, action: CaseAction, now: datetime, occurred_at: datetime | None
+    ) -> datetime:
+        """Check the action is allowed now, by someone, at a sane time; return when it happened."""
+        if self.state not in TRANSITIONS[action]:
+            raise IllegalTransition(action, self.state, self.allowed_actions)
+        require_text(actor, "actor")
+        return happened_at(now, occurred_at, self.complaint_received_at, self.history)
+
+    def _refuse_conflicted(self, assignee_id: str | None) -> None:
+        """Raise ``ConflictOfInterest`` if the would-be assignee is the complaint's subject."""
+        if assignee_id is not None and assignee_id in self.excluded_member_ids:
+            raise ConflictOfInterest(
+                f"{assignee_id} is the subject of the complaint and cannot handle it"
+            )
+
+    def _move(
+        self,
+        action: CaseAction,
+        actor: str,
+        when: datetime,
+        now: datetime,
+        note: str | None,
+        details: Mapping[str, str] | None = None,
+    ) -> None:
+        """Move to the action's target state and record the transition."""
+        from_state = self.state
+        to_state = TRANSITIONS[action][from_state]
+        self._record(action, from_state, to_state, actor, when, now, note, details or {})
+
+    def _record(
+        self,
+        action: CaseAction,
+        from_state: CaseState | None,
+        to_state: CaseState,
+        actor: str,
+        when: datetime,
+        now: datetime,
+        note: str | None,
+        details: Mapping[str, str],
+    ) -> None:
+        """Append the history entry, set the state and bump the version."""
+        self.state = to_state
+        self.version += 1
+        self.history.append(
+            Transition(
+                action=action,
+                from_state=from_state,
+                to_state=to_state,
+                actor=actor,
+                occurred_at=when,
+                recorded_at=now,
+                version=self.version,
+                note=optional_text(note),
+                details=dict(details),
+            )
+        )
+
+    def _emit(
+        self,
+        event_type: type[events.CaseEvent],
+        actor: str,
+        when: datetime,
+        now: datetime,
+        note: str | None,
+        **fields: object,
+    ) -> None:
+        """Append a domain event stamped with the case's identity and new version."""
+        self.events.append(
+            event_type(
+                case_id=self.case_id,
+                complaint_id=self.complaint_id,
+                department=self.department,
+                version=self.version,
+                actor=actor,
+                occurred_at=when,
+                recorded_at=now,
+                note=optional_text(note),
+                **fields,
+            )
+        )
