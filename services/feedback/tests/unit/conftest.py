@@ -9,10 +9,6 @@ import uuid
 from typing import Any
 
 import pytest
-from tousu_shared.clock import FixedClock
-from tousu_shared.contracts.case import CaseResolved, CaseRouted
-from tousu_shared.uow import FakeUnitOfWork
-
 from tousu_feedback.domain.channels import OutboundChannel
 from tousu_feedback.domain.policy import SurveyPolicy
 from tousu_feedback.domain.records import CaseRef, OutboundMessage
@@ -20,6 +16,9 @@ from tousu_feedback.domain.survey import Survey
 from tousu_feedback.service_layer.context import FeedbackContext
 from tousu_feedback.service_layer.ports import Contact, Delivery, DeliveryFailed
 from tousu_feedback.service_layer.unit_of_work import FeedbackUnitOfWorkBase
+from tousu_shared.clock import FixedClock
+from tousu_shared.contracts.case import CaseResolved, CaseRouted
+from tousu_shared.uow import FakeUnitOfWork
 
 
 class FakeCases:

@@ -6,14 +6,13 @@ import datetime as dt
 import uuid
 
 import pytest
+from tousu_feedback.domain.answer import Answer, InvalidAnswer, ReasonCode
+from tousu_feedback.domain.survey import SurveyState
+from tousu_feedback.service_layer import answers, delivery, handlers
 from tousu_shared.auth import ROLE_SCOPES, Principal
 from tousu_shared.contracts import feedback as fb
 from tousu_shared.contracts.case import CaseClosed, CaseReopened
 from tousu_shared.errors import Conflict, NotFound
-
-from tousu_feedback.domain.answer import Answer, InvalidAnswer, ReasonCode
-from tousu_feedback.domain.survey import SurveyState
-from tousu_feedback.service_layer import answers, delivery, handlers
 
 AGENT = Principal("k1", "li", "agent", "quality", ROLE_SCOPES["agent"])
 OTHER_AGENT = Principal("k2", "zhao", "agent", "billing", ROLE_SCOPES["agent"])

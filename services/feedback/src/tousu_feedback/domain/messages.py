@@ -49,7 +49,7 @@ def render(
         subject = f"您的投诉 {tracking_code} 已处理 / Your complaint {tracking_code} was resolved"
         zh = f"您好，您的投诉 {tracking_code} 已处理完毕：{resolution}。"
         en = f"Hello, your complaint {tracking_code} has been resolved: {resolution}."
-    zh += f"请告诉我们问题是否已解决，并确认处理结果：{link} （{until} 前有效）"
+    zh += f"请告诉我们问题是否已解决，并确认处理结果（{until} 前有效）：\n{link}\n"
     en += f" Please tell us whether the problem is solved and confirm the result: {link} "
     en += f"(valid until {until} Beijing time)."
     text = f"{zh}\n\n{en}\n"

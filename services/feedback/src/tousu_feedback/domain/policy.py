@@ -130,10 +130,6 @@ class SurveyPolicy(BaseModel):
         except (ValueError, KeyError):
             return OutboundChannel.CALLBACK
 
-    def offer_time(self, resolved_at: dt.datetime, urgency: str | None) -> dt.datetime:
-        """When the result and the survey go out after a resolution."""
-        return self.send_time(resolved_at + self.offer_delay, urgency)
-
     def send_time(self, wanted: dt.datetime, urgency: str | None) -> dt.datetime:
         """The first moment at or after ``wanted`` a message may go out for this urgency."""
         if not self.send_window.applies_to(urgency):

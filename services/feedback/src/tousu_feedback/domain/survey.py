@@ -142,7 +142,8 @@ class Survey:
         now: dt.datetime,
     ) -> Survey:
         """A survey for one resolution, offered when the policy says."""
-        offer_at = max(policy.offer_time(resolved_at, urgency), now)
+        # An event handled late is still subject to the send window at the time it is handled.
+        offer_at = policy.send_time(max(resolved_at + policy.offer_delay, now), urgency)
         survey = cls(
             id=uuid.uuid4(),
             complaint_id=complaint_id,
