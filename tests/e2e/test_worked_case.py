@@ -1,11 +1,12 @@
 """Acceptance story (domain.md §7): Mr. Wang's scratched, blue-screening laptop, end to end.
 
-Intake, routing and the SLA monitor run together on the real Kafka and Postgres, each with
-its relay and consumer (and the SLA scheduler), and the story is driven only through their
-public APIs. The SLA policy in force for the test is the seed's `immediate` timeline with one
-story hour compressed into four seconds; every step is logged (``occurred_at``) at half its
-story time, which leaves room for event lag on a loaded machine without changing the
-recorded timeline.
+Intake, routing, the SLA monitor and feedback run together on the real Kafka and Postgres,
+each with its relay and consumer (and the SLA and feedback schedulers), and the story is
+driven only through their public APIs, up to Mr. Wang's answer on the survey link that his
+text message carried (read from the SMS gateway's topic). The SLA policy in force for the
+test is the seed's `immediate` timeline with one story hour compressed into four seconds;
+every step is logged (``occurred_at``) at half its story time, which leaves room for event
+lag on a loaded machine without changing the recorded timeline.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from asgi_lifespan import LifespanManager
 from pydantic import TypeAdapter
+from tousu_feedback.bootstrap import bootstrap as feedback_bootstrap
+from tousu_feedback.settings import FeedbackSettings
 from tousu_intake.bootstrap import bootstrap as intake_bootstrap
 from tousu_intake.settings import IntakeSettings
 from tousu_routing.bootstrap import bootstrap as routing_bootstrap
@@ -45,6 +49,7 @@ from tousu_sla.settings import SlaSettings
 pytestmark = pytest.mark.integration
 
 ADMIN_KEY = new_api_key()[1]
+SMS_GATEWAY_TOPIC = "feedback.outbound"
 STORY_HOUR = 4.0  # seconds of test time per hour of the story
 PACE = 0.5  # each step is logged at this fraction of its story time
 
@@ -85,12 +90,33 @@ async def running(services):
             await asyncio.gather(*tasks)
 
 
+async def feedback_credential(intake) -> str:  # type: ignore[no-untyped-def]
+    """As deploy/run-services.sh does: feedback's own key at intake, holding pii:read."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=intake.app),
+        base_url="http://test",
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    ) as client:
+        response = await client.post(
+            "/v1/admin/credentials",
+            json={
+                "name": "feedback-service",
+                "role": "admin",
+                "scopes": ["complaints:read", "complaints:write", "pii:read"],
+            },
+        )
+    assert response.status_code == 201, response.text
+    return str(response.json()["api_key"])
+
+
 @pytest.fixture
 async def system():
-    """Intake, routing and SLA monitor on one fresh topic namespace with empty schemas."""
+    """Intake, routing, SLA monitor and feedback on one fresh topic namespace, empty schemas."""
     namespace = f"{TOPIC_NAMESPACE}e2e-{uuid.uuid4().hex[:6]}."
     await ensure_topics(
-        KAFKA_BOOTSTRAP, [(namespace + name, parts) for name, parts in all_topic_names()]
+        KAFKA_BOOTSTRAP,
+        [(namespace + name, parts) for name, parts in all_topic_names()]
+        + [(namespace + SMS_GATEWAY_TOPIC, 3)],
     )
     common = {"bootstrap_admin_key": ADMIN_KEY, "topic_namespace": namespace}
     intake = intake_bootstrap(test_settings(IntakeSettings, **common))
@@ -99,12 +125,22 @@ async def system():
     await truncate_schema(intake.runtime.engine, "intake")
     await truncate_schema(routing.runtime.engine, "routing")
     await truncate_schema(sla.runtime.engine, "sla_monitor")
+    feedback = feedback_bootstrap(
+        test_settings(
+            FeedbackSettings,
+            **common,
+            intake_api_key=await feedback_credential(intake),
+            scheduler_poll_ms=100,
+        ),
+        intake_transport=httpx.ASGITransport(app=intake.app),
+    )
+    await truncate_schema(feedback.runtime.engine, "feedback")
     async with routing.runtime.session_factory() as session, session.begin():
         await ensure_defaults(db_session=session)
     await ensure_department_topics(routing.runtime)
     async with sla.runtime.session_factory() as session, session.begin():
         await ensure_default_catalog(db_session=session, ctx=sla.app.state.sla)
-    yield intake, routing, sla, namespace
+    yield intake, routing, sla, feedback, namespace
 
 
 async def install_compressed_immediate_policy(sla_http: httpx.AsyncClient) -> None:
@@ -136,10 +172,44 @@ async def install_compressed_immediate_policy(sla_http: httpx.AsyncClient) -> No
     assert response.status_code == 200, response.text
 
 
-async def test_mr_wangs_laptop_is_resolved_on_the_seed_timeline_without_a_breach(system):
-    intake, routing, sla, namespace = system
-    async with running([intake, routing, sla]) as (intake_http, routing_http, sla_http):
+async def survey_at_any_hour(feedback_http: httpx.AsyncClient) -> None:
+    """The story runs at any hour of the night: no send window for it."""
+    current = (await feedback_http.get("/v1/survey-policy")).json()
+    policy = {**current["policy"]}
+    policy["send_window"] = {**policy["send_window"], "urgencies": []}
+    response = await feedback_http.put(
+        "/v1/survey-policy",
+        json={
+            "policy": policy,
+            "based_on_version": current["version"],
+            "comment": "worked case: tell the customer at once",
+        },
+    )
+    assert response.status_code == 200, response.text
+
+
+async def sms_to(namespace: str, complaint_id: str) -> dict[str, Any]:
+    """The text message the SMS gateway was handed for a complaint."""
+    records = await read_topic(
+        f"{namespace}{SMS_GATEWAY_TOPIC}",
+        until=lambda rs: any(r.key == complaint_id.encode() for r in rs),
+        timeout=30,
+    )
+    return dict(orjson.loads(next(r for r in records if r.key == complaint_id.encode()).value))
+
+
+async def test_mr_wangs_laptop_is_resolved_and_closed_on_the_seed_timeline_without_a_breach(
+    system,
+):
+    intake, routing, sla, feedback, namespace = system
+    async with running([intake, routing, sla, feedback]) as (
+        intake_http,
+        routing_http,
+        sla_http,
+        feedback_http,
+    ):
         await install_compressed_immediate_policy(sla_http)
+        await survey_at_any_hour(feedback_http)
 
         # 0 h: Mr. Wang phones: screen scratched, blue screen, wants return and refund.
         created = await intake_http.post(
@@ -227,6 +297,30 @@ async def test_mr_wangs_laptop_is_resolved_on_the_seed_timeline_without_a_breach
 
         tracked = await wait_for(resolved, timeout=15)
 
+        # Callback (回访): the result reaches Mr. Wang by text message, with the survey link.
+        sms = await sms_to(namespace, complaint["id"])
+        assert sms["to"] == "13800138000" and "refund and ¥200 compensation paid" in sms["text"]
+        token = sms["text"].split("/s/", 1)[1].split()[0]
+        questions = await feedback_http.get(f"/v1/public/surveys/{token}", headers={})
+        assert questions.status_code == 200, questions.text
+        answered = await feedback_http.post(
+            f"/v1/public/surveys/{token}",
+            json={"solved": True, "satisfaction": 5, "confirmed": True, "comment": "很满意"},
+        )
+        assert answered.status_code == 200, answered.text
+        assert answered.json()["outcome"] == "confirmed"
+
+        async def closed() -> dict[str, Any] | None:
+            body = (await intake_http.get(f"/v1/track/{complaint['tracking_code']}")).json()
+            return body if body["status"] == "closed" else None
+
+        tracked_closed = await wait_for(closed, timeout=20)
+        closed_case = (await routing_http.get(f"/v1/cases/{case['id']}")).json()
+        surveys = (
+            await feedback_http.get("/v1/surveys", params={"complaint_id": complaint["id"]})
+        ).json()["items"]
+        final_sla = (await sla_http.get(f"/v1/cases/{complaint['id']}/sla")).json()
+
     assert sla_view["policy"] == "worked-case-compressed"
     for milestone in sla_view["milestones"]:
         if milestone["met_at"]:
@@ -250,6 +344,13 @@ async def test_mr_wangs_laptop_is_resolved_on_the_seed_timeline_without_a_breach
     # 18 h refunded — in compressed seconds.
     assert offsets == [h * STORY_HOUR * PACE for h in (0.5, 1, 6, 12, 12, 18)]
     assert tracked["next_step"].startswith("The solution has been carried out")
+
+    assert closed_case["state"] == "closed"
+    assert closed_case["history"][-1]["action"] == "close"
+    assert tracked_closed["status"] == "closed"
+    assert [(s["state"], s["answer_source"]) for s in surveys] == [("answered", "link")]
+    for milestone in final_sla["milestones"]:
+        assert milestone["state"] != "breached", milestone
 
     records = await read_topic(
         f"{namespace}sla.events",
