@@ -22,12 +22,12 @@ from typing import Any
 
 import asyncpg
 import orjson
-from tousu_shared.runtime import Runtime
-from tousu_sla.adapters.publisher import SlaEventPublisher
 from tousu_sla.adapters.repository import StoredCase, case_row, milestone_rows
+from tousu_sla.bootstrap import bootstrap
 from tousu_sla.domain import WALL_CLOCK, CaseEvent, CaseSla, MilestoneClock, MilestoneSpec
 from tousu_sla.entrypoints.scheduler import SlaScheduler
-from tousu_sla.service_layer import services
+from tousu_sla.service_layer import catalog
+from tousu_sla.service_layer.context import SlaContext
 from tousu_sla.settings import SlaSettings
 
 UTC = dt.UTC
@@ -81,8 +81,9 @@ async def measure_breach_latency(
 ) -> dict[str, Any]:
     """Detection lag (due time → committed SlaBreached) of `due_cases` among `open_cases`."""
     settings = SlaSettings(topic_namespace="bench.")
-    runtime = Runtime.build(settings)
-    ctx = services.SlaContext(publisher=SlaEventPublisher(runtime.outbox))
+    service = bootstrap(settings)
+    runtime = service.runtime
+    ctx: SlaContext = service.app.state.sla
     raw = await asyncpg.connect(
         settings.sqlalchemy_url.replace("+asyncpg", ""),
         server_settings={"search_path": settings.db_schema},
@@ -90,10 +91,11 @@ async def measure_breach_latency(
     bulk_ids = [uuid.uuid4() for _ in range(open_cases)]
     due_ids: list[uuid.UUID] = []
     try:
-        async with runtime.session_factory() as session, session.begin():
-            await services.ensure_default_catalog(db_session=session, ctx=ctx)
-            policy = await services.policy_set_in_force(db_session=session, ctx=ctx)
-            calendars = await services.list_calendars(db_session=session, ctx=ctx)
+        async with ctx.uow() as uow:
+            await catalog.seed_defaults(uow, ctx)
+            policy = await catalog.policy_set_in_force(uow, ctx)
+            calendars = await catalog.list_calendars(uow)
+            await uow.commit()
         calendar_map = {record.name: record.calendar for record in calendars}
         etags = {record.name: str(record.etag) for record in calendars}
 
@@ -105,20 +107,18 @@ async def measure_breach_latency(
 
         first_due = dt.datetime.now(UTC) + dt.timedelta(seconds=3)
         due_at = {}
-        async with runtime.session_factory() as session, session.begin():
-            repo = ctx.repository(session)
+        async with ctx.uow() as uow:
             for index in range(due_cases):
                 case_id = uuid.uuid4()
                 due_ids.append(case_id)
                 due = first_due + dt.timedelta(seconds=due_spread_seconds * index / due_cases)
                 due_at[case_id] = due
                 sla = _due_case(case_id, due, policy, calendar_map)
-                await repo.save_case(StoredCase(sla, policy.version, etags, {}))
+                await uow.sla.save_case(StoredCase(sla, policy.version, etags, {}))
+            await uow.commit()
 
         stop = asyncio.Event()
-        scheduler = asyncio.create_task(
-            SlaScheduler(settings, runtime.session_factory, ctx).run(stop)
-        )
+        scheduler = asyncio.create_task(SlaScheduler(settings, ctx).run(stop))
         seen = await _watch_breaches(raw, due_at, give_up_after=due_spread_seconds + 30)
         stop.set()
         await scheduler

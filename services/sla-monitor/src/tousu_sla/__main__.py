@@ -1,4 +1,4 @@
-"""``python -m tousu_sla [all|api|consumer|relay|migrate|downgrade]``."""
+"""``python -m tousu_sla [all|api|consumer|relay|scheduler|migrate|downgrade]``."""
 
 from tousu_shared.runner import main
 

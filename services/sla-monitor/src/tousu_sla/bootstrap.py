@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 from pathlib import Path
 
+from tousu_shared.clock import utc_now
 from tousu_shared.http import create_app
-from tousu_shared.runtime import Runtime, Service, include_routers, session_handlers
+from tousu_shared.runtime import Runtime, Service, include_routers
 from tousu_shared.topics import consumed_by
-from tousu_shared.uow import SqlUnitOfWork
 
-from tousu_sla.adapters.publisher import SlaEventPublisher
-from tousu_sla.entrypoints import api, stream
+from tousu_sla.adapters.repository import CatalogCache
+from tousu_sla.adapters.unit_of_work import SlaUnitOfWork
+from tousu_sla.entrypoints import api, catalog_api, stream
 from tousu_sla.entrypoints.scheduler import SlaScheduler
+from tousu_sla.service_layer.context import SlaContext
 from tousu_sla.service_layer.handlers import event_handlers
-from tousu_sla.service_layer.services import SlaContext
 from tousu_sla.settings import SlaSettings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
@@ -24,8 +26,12 @@ def bootstrap(settings: SlaSettings | None = None) -> Service:
     """Wire the sla-monitor service; nothing connects until it runs."""
     settings = settings or SlaSettings()
     runtime = Runtime.build(settings)
+    cache = CatalogCache()  # parsed policy sets and calendars, shared by the whole process
+    uow = partial(SlaUnitOfWork, runtime.session_factory, runtime.outbox, runtime.audit, cache)
     ctx = SlaContext(
-        publisher=SlaEventPublisher(runtime.outbox),
+        uow=uow,
+        clock=utc_now,
+        cache=cache,
         late_after=dt.timedelta(seconds=settings.late_after_seconds),
     )
     app = create_app(
@@ -34,15 +40,16 @@ def bootstrap(settings: SlaSettings | None = None) -> Service:
         description="Every deadline of every case, with warnings and escalation.",
     )
     app.state.sla = ctx
-    include_routers(app, [api.router, stream.router])
-    scheduler = SlaScheduler(settings, runtime.session_factory, ctx)
+    include_routers(app, [api.router, catalog_api.router, stream.router])
+    scheduler = SlaScheduler(settings, ctx)
     return Service(
         name=settings.service_name,
         runtime=runtime,
         app=app,
-        uow=runtime.unit_of_work_factory(SqlUnitOfWork),
-        handlers=session_handlers(event_handlers(ctx)),
+        uow=uow,
+        handlers=event_handlers(ctx),
         consumed_topics=consumed_by(settings.service_name),
         migrations_dir=MIGRATIONS_DIR,
+        # Runnable alone (`python -m tousu_sla scheduler`): an api+consumer process needs none.
         workers={"scheduler": scheduler.run},
     )

@@ -42,7 +42,8 @@ from tousu_shared.topics import all_topic_names
 from tousu_sla.bootstrap import bootstrap
 from tousu_sla.domain import MatchCriteria, MilestoneSpec, SlaPolicy
 from tousu_sla.entrypoints.scheduler import SlaScheduler
-from tousu_sla.service_layer import services
+from tousu_sla.service_layer import catalog
+from tousu_sla.service_layer.context import SlaContext
 from tousu_sla.settings import SlaSettings
 
 ADMIN_KEY = new_api_key()[1]
@@ -110,7 +111,7 @@ def fast_policies() -> list[SlaPolicy]:
                     key="follow_up",
                     name="Follow-up",
                     start_event="CaseResolved",
-                    stop_events=("SurveyScheduled",),
+                    stop_events=("CustomerInformed",),
                     target=120 * S,
                     repeatable=True,
                 ),
@@ -132,7 +133,7 @@ class SlaHarness:
         self.service = service
         self.runtime = service.runtime
         self.settings: SlaSettings = service.runtime.settings  # type: ignore[assignment]
-        self.ctx: services.SlaContext = service.app.state.sla
+        self.ctx: SlaContext = service.app.state.sla
         self._producer = None
 
     # -- events in --------------------------------------------------------------------
@@ -181,7 +182,7 @@ class SlaHarness:
 
     def scheduler(self) -> SlaScheduler:
         """A scheduler of its own (as another process would run)."""
-        return SlaScheduler(self.settings, self.runtime.session_factory, self.ctx)
+        return SlaScheduler(self.settings, self.ctx)
 
     # -- events out -------------------------------------------------------------------
 
@@ -229,8 +230,10 @@ async def fresh_schema_after_the_run() -> AsyncIterator[None]:
     service = bootstrap(test_settings(SlaSettings))
     try:
         await truncate_schema(service.runtime.engine, "sla_monitor")
-        async with service.runtime.session_factory() as session, session.begin():
-            await services.ensure_default_catalog(db_session=session, ctx=service.app.state.sla)
+        ctx: SlaContext = service.app.state.sla
+        async with ctx.uow() as uow:
+            await catalog.seed_defaults(uow, ctx)
+            await uow.commit()
     finally:
         await service.runtime.close()
 
@@ -253,16 +256,12 @@ async def sla() -> AsyncIterator[SlaHarness]:
     )
     await truncate_schema(service.runtime.engine, "sla_monitor")
     harness = SlaHarness(service)
-    async with service.runtime.session_factory() as session, session.begin():
-        await services.ensure_default_catalog(db_session=session, ctx=harness.ctx)
-        await services.publish_policy_set(
-            fast_policies(),
-            based_on_version=None,
-            comment="test",
-            actor="test",
-            db_session=session,
-            ctx=harness.ctx,
+    async with harness.ctx.uow() as uow:
+        await catalog.seed_defaults(uow, harness.ctx)
+        await catalog.publish_policy_set(
+            uow, fast_policies(), based_on_version=None, comment="test", actor="test"
         )
+        await uow.commit()
     yield harness
     await harness.close()
 

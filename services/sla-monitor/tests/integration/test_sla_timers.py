@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from tousu_shared.contracts import Envelope
 from tousu_shared.contracts.case import CaseResolved, FirstResponseSent
-from tousu_shared.contracts.feedback import SurveyScheduled
+from tousu_shared.contracts.feedback import CustomerInformed
 from tousu_shared.testing import wait_for
 
 pytestmark = pytest.mark.integration
@@ -229,7 +229,7 @@ async def test_two_schedulers_never_fire_a_timer_twice(sla, new_complaint):
     assert timers(events) == URGENT_FIRST_RESPONSE
 
 
-async def test_follow_up_starts_at_resolution_and_is_met_by_the_scheduled_survey(
+async def test_follow_up_starts_at_resolution_and_is_met_when_the_customer_is_told(
     sla,
     new_complaint,
 ):
@@ -245,10 +245,11 @@ async def test_follow_up_starts_at_resolution_and_is_met_by_the_scheduled_survey
             complaint.complaint_id, lambda es: of_type(es, "SlaMilestoneStarted", "follow_up")
         )
         await sla.send(
-            SurveyScheduled(
+            CustomerInformed(
                 complaint_id=complaint.complaint_id,
                 survey_id="s-1",
-                due_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=24),
+                channel="email",
+                informed_at=dt.datetime.now(dt.UTC),
             )
         )
         events = await sla.sla_events(

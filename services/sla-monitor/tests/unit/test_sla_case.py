@@ -4,11 +4,12 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
+from tousu_shared.contracts.vocabulary import HandlerLevel
 from tousu_sla.domain import (
     CalendarDataMissing,
     CaseEvent,
     CaseSla,
-    EscalationLevel,
+    Escalated,
     Firing,
     FiringKind,
     MilestoneCancelled,
@@ -84,6 +85,7 @@ def test_late_recording_breaches_the_record_milestone_before_meeting_it(calendar
         "Firing",
         "Firing",
         "Firing",
+        "Escalated",  # the case became overdue for two hours: one level up
         "MilestoneMet",
     ]
     breach = record[4]
@@ -164,16 +166,20 @@ def test_raising_to_immediate_does_not_reset_the_clock(calendars):
     assert case.clocks["first_response"].due_at == sh(2025, 3, 3, 11)  # counted from 10:00
     fired = case.fire(sh(2025, 3, 3, 12, 30))
     first_response = [
-        (f.kind, f.escalation_level) for f in fired if f.milestone_key == "first_response"
+        (type(o).__name__, getattr(o, "kind", None), getattr(o, "level", None))
+        for o in fired
+        if o.milestone_key == "first_response"
     ]
     assert first_response == [
-        (FiringKind.WARNING, None),
-        (FiringKind.WARNING, None),
-        (FiringKind.WARNING, None),
-        (FiringKind.BREACH, EscalationLevel.DEPARTMENT_MANAGER),
-        (FiringKind.ESCALATION, EscalationLevel.DIRECTOR),  # hourly re-fire at 12:00
+        ("Firing", FiringKind.WARNING, None),
+        ("Firing", FiringKind.WARNING, None),
+        ("Firing", FiringKind.WARNING, None),
+        ("Firing", FiringKind.BREACH, None),
+        ("Escalated", None, HandlerLevel.DEPARTMENT_MANAGER),
+        ("Escalated", None, HandlerLevel.DIRECTOR),  # hourly while overdue, at 12:00
     ]
-    assert case.escalation_level is EscalationLevel.DIRECTOR
+    assert [e.repeat for e in of(Escalated, fired)] == [0, 1]
+    assert case.escalation_level is HandlerLevel.DIRECTOR
     assert case.clocks["resolve"].due_at == sh(2025, 3, 4, 4)
 
 
@@ -210,17 +216,17 @@ def test_follow_up_restarts_after_reopen_and_close_cancels_the_rest(calendars):
     case.apply(received())
     case.apply(CaseEvent("FirstResponseSent", sh(2025, 3, 3, 11)))
     case.apply(CaseEvent("CaseResolved", sh(2025, 3, 5, 10)))
-    case.apply(CaseEvent("SurveyScheduled", sh(2025, 3, 5, 12)))
+    case.apply(CaseEvent("CustomerInformed", sh(2025, 3, 5, 12)))
     assert case.clocks["follow_up"].is_met
     case.apply(CaseEvent("CaseReopened", sh(2025, 3, 6, 10)))
     (restarted,) = of(MilestoneStarted, case.apply(CaseEvent("CaseResolved", sh(2025, 3, 7, 10))))
     assert (restarted.milestone_key, restarted.due_at) == ("follow_up", sh(2025, 3, 8, 10))
-    assert len(case.finished_cycles) == 1
+    assert case.cycles == {"follow_up": 1}
     # Reopened before the follow-up was due: that cycle is moot, the next resolution restarts it.
     case.apply(CaseEvent("CaseReopened", sh(2025, 3, 7, 10, 30)))
     assert case.clocks["follow_up"].is_cancelled
     case.apply(CaseEvent("CaseResolved", sh(2025, 3, 7, 10, 45)))
-    assert len(case.finished_cycles) == 2
+    assert case.cycles == {"follow_up": 2}
     cancelled = of(MilestoneCancelled, case.apply(CaseEvent("CaseClosed", sh(2025, 3, 7, 11))))
     assert {c.milestone_key for c in cancelled} == {"follow_up"}
     assert case.next_fire_at() is None
@@ -280,6 +286,12 @@ def test_close_announces_a_missed_breach_before_cancelling(calendars):
     case.apply(received())
     outcomes = case.apply(CaseEvent("CaseClosed", sh(2025, 3, 4, 11)), now=sh(2025, 3, 4, 11))
     first_response = [o for o in outcomes if getattr(o, "milestone_key", None) == "first_response"]
-    assert [type(o).__name__ for o in first_response][-2:] == ["Firing", "MilestoneCancelled"]
+    assert [type(o).__name__ for o in first_response][-3:] == [
+        "Firing",
+        "Escalated",
+        "MilestoneCancelled",
+    ]
     assert [f.kind for f in first_response if isinstance(f, Firing)][-1] is FiringKind.BREACH
+    # first_response and confirm fell due together at 10:00: one level, not two.
+    assert [e.level for e in of(Escalated, outcomes)] == [HandlerLevel.DEPARTMENT_MANAGER]
     assert case.next_fire_at() is None

@@ -1,13 +1,13 @@
-"""The milestone clock: due times, pauses, warnings, breach, escalation, retargeting."""
+"""The milestone clock: due times, pauses, warnings, breach, retargeting."""
 
 import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
+from tousu_shared.contracts.vocabulary import HandlerLevel
 from tousu_sla.domain import (
     WALL_CLOCK,
     ClockKind,
-    EscalationLevel,
     FiringKind,
     MilestoneClock,
     MilestoneFinished,
@@ -131,56 +131,16 @@ def test_catch_up_after_downtime_fires_each_once_in_order_then_breach():
         START + 10 * H,
     ]
     assert all(f.late and f.fired_at == START + 12 * H for f in firings)
-    assert firings[-1].escalation_level is EscalationLevel.DEPARTMENT_MANAGER
     assert clock.state is MilestoneState.BREACHED
+    assert clock.is_overdue and clock.breached_at == START + 10 * H
     assert clock.fire(START + 12 * H) == []
-    assert clock.next_fire_at() == START + 14 * H  # the first overdue re-fire
-
-
-def test_escalation_raises_one_level_per_refire_and_caps_at_executive():
-    clock = wall_clock()
-    clock.fire(START + 10 * H)
-    (first,) = clock.fire(START + 14 * H)
-    assert (first.kind, first.repeat, first.escalation_level) == (
-        FiringKind.ESCALATION,
-        1,
-        EscalationLevel.DIRECTOR,
-    )
-    (second,) = clock.fire(START + 18 * H)
-    assert second.escalation_level is EscalationLevel.EXECUTIVE
-    assert clock.fire(START + 100 * H) == []
-    assert clock.next_fire_at() is None
-    assert clock.escalation_level is EscalationLevel.EXECUTIVE
-
-
-def test_escalation_starting_high_stays_capped():
-    clock = MilestoneClock(spec(), WALL_CLOCK, START, escalation_level=EscalationLevel.DIRECTOR)
-    kinds = [
-        (f.kind, f.escalation_level)
-        for f in clock.fire(START + 100 * H)
-        if f.kind is not FiringKind.WARNING
-    ]
-    assert kinds == [(FiringKind.BREACH, EscalationLevel.EXECUTIVE)]
-    assert EscalationLevel.EXECUTIVE.raised() is EscalationLevel.EXECUTIVE
-
-
-def test_overdue_refires_count_on_the_business_clock():
-    cn = chinese_statutory_calendar()
-    clock = MilestoneClock(
-        spec(target=2 * H, clock=ClockKind.BUSINESS), cn, sh(2025, 3, 7, 15)
-    )  # Friday
-    firings = clock.fire(sh(2025, 3, 10, 18))
-    assert [f.scheduled_for for f in firings if f.kind is not FiringKind.WARNING] == [
-        sh(2025, 3, 7, 17),  # breach, Friday 17:00
-        sh(2025, 3, 10, 12),  # +4 business hours: Fri 17–18, Mon 09–12 (no weekend pings)
-        sh(2025, 3, 10, 16),
-    ]
+    assert clock.next_fire_at() is None  # re-escalating the case is the case's rule
 
 
 def test_retarget_counts_from_original_start_and_keeps_fired_thresholds():
     clock = wall_clock(24 * H)
     assert [f.warn_fraction for f in clock.fire(START + 13 * H)] == [0.5]
-    clock.retarget(spec(6 * H, escalation_interval=None))  # urgency raised at 13:00
+    clock.retarget(spec(6 * H))  # urgency raised at 13:00
     assert clock.started_at == START
     assert clock.due_at == START + 6 * H
     caught_up = clock.fire(START + 13 * H)
@@ -189,7 +149,7 @@ def test_retarget_counts_from_original_start_and_keeps_fired_thresholds():
         (FiringKind.WARNING, 0.9, START + 5.4 * H),
         (FiringKind.BREACH, None, START + 6 * H),
     ]
-    assert clock.next_fire_at() is None  # no escalation interval in the new spec
+    assert clock.next_fire_at() is None
 
 
 def test_retarget_keeps_met_milestones_met():
@@ -208,7 +168,7 @@ def test_state_at_is_a_pure_function_of_time():
     assert clock.state_at(START + 1 * H) is MilestoneState.RUNNING
     assert clock.state_at(START + 8 * H) is MilestoneState.AT_RISK
     assert clock.state_at(START + 10 * H) is MilestoneState.BREACHED
-    view = clock.view(START + 8 * H)
+    view = clock.view(START + 8 * H, HandlerLevel.AGENT)
     assert (view.state, view.elapsed, view.due_at, view.next_fire_at) == (
         MilestoneState.AT_RISK,
         8 * H,

@@ -79,7 +79,8 @@ def test_default_policy_implements_domain_targets():
     )
     follow_up = standard.milestone("follow_up")
     assert follow_up.start_event == "CaseResolved"
-    assert set(follow_up.stop_events) == {"SurveyScheduled", "FeedbackSent"}
+    # Met when the feedback service has told the customer the result (domain.md §4).
+    assert follow_up.stop_events == ("CustomerInformed",)
     assert standard.milestone("resolve").pause_events == ("CustomerWaitStarted",)
     assert standard.milestone("first_response").warn_fractions == (0.5, 0.75, 0.9)
     assert (

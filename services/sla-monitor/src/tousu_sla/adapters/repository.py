@@ -10,10 +10,11 @@ import datetime as dt
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from tousu_shared.pagination import decode_cursor, encode_cursor
 
@@ -26,6 +27,9 @@ from tousu_sla.domain import (
     PauseInterval,
     PolicySet,
 )
+
+# A stored row read by column name (SQLAlchemy's RowMapping also takes columns as keys).
+Row = Mapping[Any, Any]
 
 
 @dataclass(frozen=True)
@@ -290,11 +294,11 @@ class SlaRepository:
             ),
             {"now": now, "name": calendar_name},
         )
-        return result.rowcount
+        return cast("CursorResult[Any]", result).rowcount
 
     # -- cases -----------------------------------------------------------------------
 
-    async def case_state(self, case_id: uuid.UUID, *, for_update: bool) -> Mapping[str, Any] | None:
+    async def case_state(self, case_id: uuid.UUID, *, for_update: bool) -> Row | None:
         """The stored row of one case (locked when asked)."""
         query = sa.select(orm.sla_case).where(orm.sla_case.c.case_id == case_id)
         if for_update:
@@ -302,7 +306,7 @@ class SlaRepository:
         row = (await self._session.execute(query)).first()
         return None if row is None else row._mapping
 
-    async def case_states(self, case_ids: list[uuid.UUID]) -> list[Mapping[str, Any]]:
+    async def case_states(self, case_ids: list[uuid.UUID]) -> list[Row]:
         """The stored rows of several cases (the caller already holds their locks)."""
         rows = await self._session.execute(
             sa.select(orm.sla_case)
@@ -419,7 +423,7 @@ class SlaRepository:
         urgency: str | None,
         after: MilestonePageKey | None,
         limit: int,
-    ) -> list[Mapping[str, Any]]:
+    ) -> list[Row]:
         """Breached or at-risk milestones in due order, filtered, after a keyset position."""
         table = orm.milestone
         query = sa.select(table)
@@ -464,7 +468,7 @@ class SlaRepository:
         self,
         position: StreamPosition,
         limit: int,
-    ) -> list[tuple[StreamPosition, Mapping[str, Any]]]:
+    ) -> list[tuple[StreamPosition, Row]]:
         """Entries after a position, oldest first, never skipping one that commits later.
 
         Ordered by the writer's transaction id, and only up to the oldest transaction still
@@ -487,7 +491,7 @@ class SlaRepository:
         result = await self._session.execute(
             sa.delete(orm.event_log).where(orm.event_log.c.created_at < older_than)
         )
-        return result.rowcount
+        return cast("CursorResult[Any]", result).rowcount
 
 
 def _upsert_milestone() -> sa.Insert:
@@ -528,11 +532,8 @@ _UPSERT_CASE = _upsert_case()
 
 def milestone_rows(sla: CaseSla) -> list[dict[str, Any]]:
     """The milestone table rows of a case, in key order (the lock order of every writer)."""
-    cycles: dict[str, int] = {}
-    for finished in sla.finished_cycles:
-        cycles[finished.key] = cycles.get(finished.key, 0) + 1
     rows = [
-        _milestone_row(sla, clock, cycle=cycles.get(clock.key, 0) + 1)
+        _milestone_row(sla, clock, cycle=sla.cycles.get(clock.key, 0) + 1)
         for clock in sla.clocks.values()
     ]
     return sorted(rows, key=lambda row: row["milestone_key"])
@@ -580,9 +581,9 @@ def _milestone_row(sla: CaseSla, clock: MilestoneClock, *, cycle: int) -> dict[s
         "started_at": clock.started_at,
         "target_seconds": clock.target.total_seconds(),
         "due_at": clock.due_at,
-        "next_fire_at": clock.next_fire_at(),
+        "next_fire_at": sla.milestone_next_fire_at(clock.key),
         "state": clock.state.value,
-        "escalation_level": clock.escalation_level.value,
+        "escalation_level": sla.escalation_level.value,
         "pauses": [pause_data(pause) for pause in clock.pauses],
         "at_risk_at": min(at_risk, default=None),
         "breached_at": min(breached, default=None),

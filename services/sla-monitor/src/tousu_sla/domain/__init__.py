@@ -30,9 +30,7 @@ from .case_sla import (
     UnknownCalendar,
 )
 from .clock import (
-    ESCALATION_CHAIN,
     LATE_AFTER,
-    EscalationLevel,
     Firing,
     FiringKind,
     MilestoneClock,
@@ -41,6 +39,7 @@ from .clock import (
     MilestoneView,
     PauseInterval,
 )
+from .escalation import LEVEL_FIELDS, CaseEscalation, Escalated
 from .notification import PAGE_AT_ONCE_URGENCIES, next_notification_time
 from .policy import (
     DEFAULT_CALENDAR,
@@ -57,8 +56,8 @@ from .policy import (
 __all__ = [
     "ATTRIBUTE_EVENTS",
     "DEFAULT_CALENDAR",
-    "ESCALATION_CHAIN",
     "LATE_AFTER",
+    "LEVEL_FIELDS",
     "PAGE_AT_ONCE_URGENCIES",
     "WALL_CLOCK",
     "BusinessCalendar",
@@ -72,7 +71,8 @@ __all__ = [
     "ClockKind",
     "DayReason",
     "DayStatus",
-    "EscalationLevel",
+    "CaseEscalation",
+    "Escalated",
     "EventType",
     "Firing",
     "FiringKind",

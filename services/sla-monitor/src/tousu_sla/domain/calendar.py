@@ -112,7 +112,8 @@ class DayStatus:
 class TimeKeeper(Protocol):
     """What a milestone clock needs: move forward by, and measure, counted time."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     @property
     def working_day_length(self) -> dt.timedelta: ...

@@ -2,9 +2,11 @@
 
 Classification facts are read from flat payload keys named like CaseAttributes fields
 (urgency, severity, customer_tier, category, channel, department) on ATTRIBUTE_EVENTS.
-Events are kept, so a milestone that starts late (new policy, stop seen before start)
-is replayed from history. Before an event stops, pauses or cancels a milestone, what
-fell due before it is fired first, so nothing is missed after downtime.
+The first and the latest event of each type are kept (a bounded history, whatever the
+case's length), so a milestone that starts late (new policy, stop seen before start) is
+replayed from them. Before an event stops, pauses or cancels a milestone, what fell due
+before it is fired first, so nothing is missed after downtime. Breaches escalate the case
+by the one rule in ``escalation.py``.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tousu_shared.contracts.vocabulary import HandlerLevel
+
 from .calendar import WALL_CLOCK, BusinessCalendar, TimeKeeper, to_utc
-from .clock import LATE_AFTER, EscalationLevel, Firing, MilestoneClock, MilestoneView
+from .clock import LATE_AFTER, Firing, FiringKind, MilestoneClock, MilestoneView
+from .escalation import CaseEscalation, Escalated
 from .policy import CaseAttributes, ClockKind, EventType, MilestoneSpec, PolicySet, SlaPolicy
 
 # Events whose payload may carry classification facts (flat keys named like CaseAttributes).
@@ -122,8 +127,10 @@ SlaOutcome = (
     | MilestoneRetargeted
     | MilestoneCancelled
     | Firing
+    | Escalated
     | CalendarDataMissing
 )
+MEMENTO_VERSION = 2
 
 
 def _as_instant(value: Any) -> dt.datetime:
@@ -144,7 +151,7 @@ class CaseSla:
         calendars: Mapping[str, BusinessCalendar],
         *,
         attributes: CaseAttributes = CaseAttributes(),
-        escalation_level: EscalationLevel = EscalationLevel.AGENT,
+        level: HandlerLevel = HandlerLevel.AGENT,
         late_after: dt.timedelta = LATE_AFTER,
     ) -> None:
         self.case_id = case_id
@@ -153,30 +160,52 @@ class CaseSla:
         self.attributes = attributes
         self.policy: SlaPolicy = policy_set.select(attributes)
         self.clocks: dict[str, MilestoneClock] = {}
-        self.finished_cycles: list[MilestoneClock] = []  # earlier cycles of repeatable milestones
-        self.events: list[CaseEvent] = []  # kept so milestones added later can be replayed
-        self._starting_level = escalation_level
+        self.escalation = CaseEscalation(level)
+        # Finished earlier cycles of repeatable milestones, counted (not kept).
+        self.cycles: dict[str, int] = {}
+        # The first and the latest event of each type: what replaying a late start needs.
+        self.history: dict[str, list[CaseEvent]] = {}
         self._late_after = late_after
         self._reported_gaps: dict[str, set[dt.date]] = {}
 
     # -- queries -------------------------------------------------------------------
 
     @property
-    def escalation_level(self) -> EscalationLevel:
-        """The highest level any milestone has escalated the case to."""
-        levels = [self._starting_level, *(clock.escalation_level for clock in self.clocks.values())]
-        return max(levels, key=lambda level: level.rank)
+    def escalation_level(self) -> HandlerLevel:
+        """The level the case is handled at (learnt from routing, raised by breaches)."""
+        return self.escalation.level
+
+    @property
+    def events(self) -> list[CaseEvent]:
+        """The kept events, oldest first."""
+        return sorted(
+            (event for kept in self.history.values() for event in kept),
+            key=lambda event: event.occurred_at,
+        )
+
+    def overdue(self) -> list[MilestoneClock]:
+        """The milestones breached and neither met nor cancelled, in policy order."""
+        return [clock for clock in self.clocks.values() if clock.is_overdue]
 
     def next_fire_at(self) -> dt.datetime | None:
-        """The earliest instant any milestone needs the scheduler."""
+        """The earliest instant the case needs the scheduler."""
         instants = [
-            at for clock in self.clocks.values() if (at := clock.next_fire_at()) is not None
+            at for key in self.clocks if (at := self.milestone_next_fire_at(key)) is not None
         ]
         return min(instants, default=None)
 
+    def milestone_next_fire_at(self, key: str) -> dt.datetime | None:
+        """When one milestone needs the scheduler: its own timers, or the next escalation
+        step when this overdue milestone is the one that sets it."""
+        own = self.clocks[key].next_fire_at()
+        step = self.escalation.next_step(self.overdue())
+        if step is None or step[1].key != key:
+            return own
+        return step[0] if own is None else min(own, step[0])
+
     def views(self, now: dt.datetime) -> list[MilestoneView]:
         """Every milestone at once, in policy order, for the API."""
-        return [clock.view(now) for clock in self.clocks.values()]
+        return [clock.view(now, self.escalation_level) for clock in self.clocks.values()]
 
     def timekeeper_for(self, spec: MilestoneSpec) -> TimeKeeper:
         """The wall clock or the named business calendar of a milestone."""
@@ -193,7 +222,8 @@ class CaseSla:
         """Apply one event; `now` (default: its time) decides whether catch-up firings are late."""
         event = CaseEvent(event.type, to_utc(event.occurred_at), event.payload, event.actor)
         now = event.occurred_at if now is None else to_utc(now)
-        self.events.append(event)
+        self._remember(event)
+        self.escalation.learn_level(event.payload, event.type)
         outcomes: list[SlaOutcome] = []
         clocks_before = dict(self.clocks)
         if event.type in ATTRIBUTE_EVENTS:
@@ -218,17 +248,12 @@ class CaseSla:
                 outcomes += self._start(spec, event, now)
             elif clock is not None and not clock.is_finished:
                 outcomes += self._advance_clock(clock, event, now)
+        self.escalation.settle(self.overdue())
         return outcomes + self._new_calendar_gaps()
 
     def fire(self, now: dt.datetime) -> list[SlaOutcome]:
         """Everything that fell due by `now`, across milestones, in due order."""
-        firings = [
-            firing
-            for clock in self.clocks.values()
-            for firing in clock.fire(now, late_after=self._late_after)
-        ]
-        firings.sort(key=lambda firing: firing.scheduled_for)
-        return [*firings, *self._new_calendar_gaps()]
+        return [*self._fire_until(to_utc(now), to_utc(now)), *self._new_calendar_gaps()]
 
     def reclassify(
         self, attributes: CaseAttributes, at: dt.datetime, now: dt.datetime | None = None
@@ -240,7 +265,11 @@ class CaseSla:
     def use_policy_set(self, policy_set: PolicySet, at: dt.datetime) -> list[SlaOutcome]:
         """Operators published a new policy version: re-evaluate this case against it."""
         self.policy_set = policy_set
-        return self._adopt_policy(policy_set.select(self.attributes), to_utc(at), None, force=True)
+        outcomes = self._adopt_policy(
+            policy_set.select(self.attributes), to_utc(at), None, force=True
+        )
+        self.escalation.settle(self.overdue())
+        return outcomes
 
     def use_calendars(self, calendars: Mapping[str, BusinessCalendar]) -> list[SlaOutcome]:
         """Operators edited calendars: recompute every open due time."""
@@ -263,13 +292,14 @@ class CaseSla:
         version the case uses and passes it (and the current calendars) back on restore.
         """
         return {
+            "version": MEMENTO_VERSION,
             "case_id": self.case_id,
             "attributes": self.attributes.model_dump(mode="json"),
             "policy": self.policy.name,
-            "starting_level": self._starting_level.value,
-            "events": [_event_to_data(event) for event in self.events],
+            "escalation": self.escalation.to_memento(),
+            "history": [_event_to_data(event) for event in self.events],
             "clocks": [self._clock_memento(clock) for clock in self.clocks.values()],
-            "finished_cycles": [self._clock_memento(clock) for clock in self.finished_cycles],
+            "cycles": dict(sorted(self.cycles.items())),
             "reported_gaps": {
                 name: sorted(day.isoformat() for day in days)
                 for name, days in sorted(self._reported_gaps.items())
@@ -286,18 +316,20 @@ class CaseSla:
         late_after: dt.timedelta = LATE_AFTER,
     ) -> CaseSla:
         """Rebuild a case saved by `to_memento` under the policy set it was saved with."""
+        memento = _upgraded(memento)
         case = cls(
             memento["case_id"],
             policy_set,
             calendars,
             attributes=CaseAttributes.model_validate(memento["attributes"]),
-            escalation_level=EscalationLevel(memento["starting_level"]),
             late_after=late_after,
         )
+        case.escalation = CaseEscalation.from_memento(memento["escalation"])
         case.policy = policy_set.policy(memento["policy"])
-        case.events = [_event_from_data(data) for data in memento["events"]]
+        for data in memento["history"]:
+            case._remember(_event_from_data(data))
         case.clocks = {data["key"]: case._restore_clock(data) for data in memento["clocks"]}
-        case.finished_cycles = [case._restore_clock(data) for data in memento["finished_cycles"]]
+        case.cycles = dict(memento["cycles"])
         case._reported_gaps = {
             name: {dt.date.fromisoformat(day) for day in days}
             for name, days in memento["reported_gaps"].items()
@@ -309,15 +341,53 @@ class CaseSla:
         return clock.to_memento(include_spec=self.policy.milestone(clock.key) != clock.spec)
 
     def _restore_clock(self, memento: dict[str, Any]) -> MilestoneClock:
-        if memento["spec"] is not None:
-            spec = MilestoneSpec.model_validate(memento["spec"])
-        else:
-            spec = self.policy.milestone(memento["key"])
-            if spec is None:
-                raise ValueError(f"policy {self.policy.name!r} lost milestone {memento['key']!r}")
+        spec = (
+            MilestoneSpec.model_validate(memento["spec"])
+            if memento["spec"] is not None
+            else self.policy.milestone(memento["key"])
+        )
+        if spec is None:
+            raise ValueError(f"policy {self.policy.name!r} lost milestone {memento['key']!r}")
         return MilestoneClock.from_memento(memento, spec, self.timekeeper_for(spec))
 
     # -- internals -----------------------------------------------------------------
+
+    def _remember(self, event: CaseEvent) -> None:
+        kept = sorted([*self.history.get(event.type, []), event], key=lambda e: e.occurred_at)
+        self.history[event.type] = [kept[0], kept[-1]] if len(kept) > 1 else kept
+
+    def _fire_until(self, now: dt.datetime, until: dt.datetime) -> list[SlaOutcome]:
+        """Every threshold due by `until`, in due order, with the escalations they cause."""
+        firings = sorted(
+            (
+                firing
+                for clock in self.clocks.values()
+                for firing in clock.fire(now, until=until, late_after=self._late_after)
+            ),
+            key=lambda firing: firing.scheduled_for,
+        )
+        breaches = [firing for firing in firings if firing.kind is FiringKind.BREACH]
+        breaching = {firing.milestone_key for firing in breaches}
+        before = [clock for clock in self.overdue() if clock.key not in breaching]
+
+        def overdue_by(at: dt.datetime) -> list[MilestoneClock]:
+            # Overdue before this round, or breached in it by `at` (together: all at once).
+            late = [self.clocks[f.milestone_key] for f in breaches if f.scheduled_for <= at]
+            return before + late
+
+        outcomes: list[SlaOutcome] = []
+        for firing in firings:
+            at = firing.scheduled_for
+            outcomes += self.escalation.fire(
+                now, at, overdue_by(at - _JUST_BEFORE), late_after=self._late_after
+            )
+            outcomes.append(firing)
+            if firing.kind is FiringKind.BREACH:
+                outcomes += self.escalation.on_breach(
+                    firing, overdue_by(at), late_after=self._late_after
+                )
+        outcomes += self.escalation.fire(now, until, overdue_by(until), late_after=self._late_after)
+        return outcomes
 
     @staticmethod
     def _may_start(spec: MilestoneSpec, clock: MilestoneClock | None) -> bool:
@@ -329,17 +399,14 @@ class CaseSla:
         started_at = start_event.occurred_at
         if spec.start_at_field and start_event.payload.get(spec.start_at_field) is not None:
             started_at = _as_instant(start_event.payload[spec.start_at_field])
-        previous = self.clocks.get(spec.key)
-        if previous is not None:
-            self.finished_cycles.append(previous)
-        clock = MilestoneClock(
-            spec, self.timekeeper_for(spec), started_at, escalation_level=self._starting_level
-        )
+        if spec.key in self.clocks:
+            self.cycles[spec.key] = self.cycles.get(spec.key, 0) + 1
+        clock = MilestoneClock(spec, self.timekeeper_for(spec), started_at)
         self.clocks[spec.key] = clock
         outcomes: list[SlaOutcome] = [MilestoneStarted(spec.key, clock.started_at, clock.due_at)]
         # Replay what already happened from the start on: covers stop events that share the
         # start event (record milestone) and milestones that a new policy brings in late.
-        for past in sorted(self.events, key=lambda known: known.occurred_at):
+        for past in self.events:
             if clock.is_finished:
                 break
             if past is start_event:
@@ -365,15 +432,16 @@ class CaseSla:
         # monitor that sees the stop event before its scheduler runs would miss a breach.
         # Strictly before: a milestone met exactly at its due time is met, not breached.
         until = at - _JUST_BEFORE if event.type in spec.stop_events else at
-        outcomes: list[SlaOutcome] = list(clock.fire(now, until=until, late_after=self._late_after))
+        outcomes = self._fire_until(now, until)
         if event.type in spec.stop_events:
             elapsed = clock.meet(at)
+            assert clock.met_at is not None, "just met"
             outcomes.append(
                 MilestoneMet(clock.key, clock.met_at, elapsed, bool(clock.within_target))
             )
         elif event.type in spec.cancel_events:
-            if clock.cancel(at):
-                outcomes.append(MilestoneCancelled(clock.key, clock.cancelled_at))
+            if (cancelled_at := clock.cancel(at)) is not None:
+                outcomes.append(MilestoneCancelled(clock.key, cancelled_at))
         elif event.type in spec.pause_events:
             reason = str(event.payload.get("reason", event.type))
             if clock.pause(at, by=event.actor or "system", why=reason):
@@ -394,8 +462,8 @@ class CaseSla:
         for key, clock in list(self.clocks.items()):
             spec = policy.milestone(key)
             if spec is None:
-                if clock.cancel(at):
-                    outcomes.append(MilestoneCancelled(key, clock.cancelled_at))
+                if (cancelled_at := clock.cancel(at)) is not None:
+                    outcomes.append(MilestoneCancelled(key, cancelled_at))
                 continue
             clock.retarget(spec, self.timekeeper_for(spec))
             if not clock.is_finished:
@@ -431,6 +499,29 @@ class CaseSla:
                 reported.update(new)
                 outcomes.append(CalendarDataMissing(calendar_name, frozenset(new)))
         return outcomes
+
+
+def _upgraded(memento: dict[str, Any]) -> dict[str, Any]:
+    """A memento written before the bounded history and the one escalation rule, in the
+    current form: the events become the first and latest per type, cycles a count, and the
+    case's level the highest any of its milestones had reached."""
+    if memento.get("version") == MEMENTO_VERSION:
+        return memento
+    levels = [memento["starting_level"], *(c["escalation_level"] for c in memento["clocks"])]
+    counts: dict[str, int] = {}
+    for finished in memento["finished_cycles"]:
+        counts[finished["key"]] = counts.get(finished["key"], 0) + 1
+    return {
+        **memento,
+        "escalation": {
+            "level": max((HandlerLevel(level) for level in levels), key=lambda lv: lv.rank),
+            "overdue_since": None,
+            "last_raised_at": None,
+            "repeat": 0,
+        },
+        "history": memento["events"],
+        "cycles": counts,
+    }
 
 
 def _event_to_data(event: CaseEvent) -> dict[str, Any]:

@@ -1,11 +1,10 @@
-"""The per-case milestone clock: due time, pauses, warnings, breach and escalation.
+"""The per-milestone clock of a case: due time, pauses, warnings and the breach.
 
-Every timer is a threshold of counted (elapsed) time: warnings at fraction × target,
-the breach at the target, overdue re-fires at target + k × escalation interval. Elapsed
-time is wall or business time minus pauses, so pauses and nights shift every timer
-alike, and re-fires on a business clock never land outside working hours. Each
-threshold fires once (keyed, so retargeting never repeats one); the breach and each
-re-fire raise the escalation level one step, and re-fires stop once executive is reached.
+Every timer is a threshold of counted (elapsed) time: warnings at fraction × target and
+the breach at the target. Elapsed time is wall or business time minus pauses, so pauses
+and nights shift every timer alike. Each threshold fires once (keyed, so retargeting
+never repeats one). What a breach does to the case's handler level is not the clock's
+business: the one escalation rule lives in ``escalation.py``.
 """
 
 from __future__ import annotations
@@ -15,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+from tousu_shared.contracts.vocabulary import HandlerLevel
 
 from .calendar import TimeKeeper, to_utc
 from .policy import MilestoneSpec
@@ -34,33 +35,11 @@ class MilestoneState(StrEnum):
     CANCELLED = "cancelled"
 
 
-class EscalationLevel(StrEnum):
-    """The management chain, lowest first."""
-
-    AGENT = "agent"
-    DEPARTMENT_MANAGER = "department_manager"
-    DIRECTOR = "director"
-    EXECUTIVE = "executive"
-
-    @property
-    def rank(self) -> int:
-        """Position in the chain, agent = 0."""
-        return ESCALATION_CHAIN.index(self)
-
-    def raised(self) -> EscalationLevel:
-        """One level up, capped at executive."""
-        return ESCALATION_CHAIN[min(self.rank + 1, len(ESCALATION_CHAIN) - 1)]
-
-
-ESCALATION_CHAIN: tuple[EscalationLevel, ...] = tuple(EscalationLevel)
-
-
 class FiringKind(StrEnum):
     """What a timer firing announces."""
 
     WARNING = "warning"  # SlaAtRisk
-    BREACH = "breach"  # SlaBreached (+ one escalation level)
-    ESCALATION = "escalation"  # SlaEscalated while still overdue
+    BREACH = "breach"  # SlaBreached (the escalation rule decides what it does to the case)
 
 
 @dataclass(frozen=True)
@@ -81,7 +60,7 @@ class PauseInterval:
 
 @dataclass(frozen=True)
 class Firing:
-    """One warning, breach or escalation that fell due; `late` when caught up after downtime."""
+    """One warning or breach that fell due; `late` when caught up after downtime."""
 
     milestone_key: str
     kind: FiringKind
@@ -90,8 +69,6 @@ class Firing:
     late: bool
     elapsed_threshold: dt.timedelta
     warn_fraction: float | None = None
-    escalation_level: EscalationLevel | None = None
-    repeat: int = 0  # 1, 2, … for escalation re-fires while overdue
 
     @property
     def lateness(self) -> dt.timedelta:
@@ -103,8 +80,6 @@ class Firing:
         """The identity of the threshold that fired (unique within one milestone cycle)."""
         if self.kind is FiringKind.WARNING:
             return f"warning:{self.warn_fraction}"
-        if self.kind is FiringKind.ESCALATION:
-            return f"escalation:{self.repeat}"
         return "breach"
 
 
@@ -114,7 +89,6 @@ class _Threshold:
     kind: FiringKind
     elapsed: dt.timedelta
     warn_fraction: float | None = None
-    repeat: int = 0
 
 
 @dataclass(frozen=True)
@@ -134,7 +108,7 @@ class MilestoneView:
     state: MilestoneState
     met_at: dt.datetime | None
     within_target: bool | None
-    escalation_level: EscalationLevel
+    escalation_level: HandlerLevel
     warning_times: dict[float, dt.datetime | None]
     next_fire_at: dt.datetime | None
 
@@ -151,14 +125,10 @@ class MilestoneClock:
         spec: MilestoneSpec,
         timekeeper: TimeKeeper,
         started_at: dt.datetime,
-        *,
-        escalation_level: EscalationLevel = EscalationLevel.AGENT,
     ) -> None:
         self.spec = spec
         self.timekeeper = timekeeper
         self.started_at = to_utc(started_at)
-        self.escalation_level = escalation_level
-        self._starting_level = escalation_level
         self.pauses: list[PauseInterval] = []
         self.met_at: dt.datetime | None = None
         self.elapsed_when_met: dt.timedelta | None = None
@@ -192,6 +162,17 @@ class MilestoneClock:
         return self.is_met or self.is_cancelled
 
     @property
+    def breached_at(self) -> dt.datetime | None:
+        """When the breach fell due, once it has fired."""
+        breach = self.fired.get("breach")
+        return None if breach is None else breach.scheduled_for
+
+    @property
+    def is_overdue(self) -> bool:
+        """Breached and still neither met nor cancelled."""
+        return self.breached_at is not None and not self.is_finished
+
+    @property
     def is_paused(self) -> bool:
         """Whether a pause is open."""
         return bool(self.pauses) and self.pauses[-1].is_open
@@ -217,7 +198,7 @@ class MilestoneClock:
         }
 
     def next_fire_at(self) -> dt.datetime | None:
-        """The earliest unfired warning, breach or escalation; None if nothing can fire."""
+        """The earliest unfired warning or breach; None if nothing can fire."""
         if self.is_finished:
             return None
         for threshold, at in self._schedule:
@@ -283,8 +264,8 @@ class MilestoneClock:
             return MilestoneState.AT_RISK
         return MilestoneState.RUNNING
 
-    def view(self, now: dt.datetime) -> MilestoneView:
-        """A snapshot for the API."""
+    def view(self, now: dt.datetime, escalation_level: HandlerLevel) -> MilestoneView:
+        """A snapshot for the API; the level is the case's (one level per case)."""
         return MilestoneView(
             key=self.key,
             name=self.spec.name,
@@ -299,7 +280,7 @@ class MilestoneClock:
             state=self.state_at(now),
             met_at=self.met_at,
             within_target=self.within_target,
-            escalation_level=self.escalation_level,
+            escalation_level=escalation_level,
             warning_times=self.warning_times(),
             next_fire_at=self.next_fire_at(),
         )
@@ -329,7 +310,8 @@ class MilestoneClock:
         return True
 
     def meet(self, at: dt.datetime) -> dt.timedelta:
-        """Record the stop event and return the elapsed counted time (idempotent)."""
+        """Record the stop event and return the elapsed counted time (idempotent; `met_at`
+        is then set)."""
         if self.elapsed_when_met is not None:
             return self.elapsed_when_met
         if self.is_cancelled:
@@ -341,12 +323,13 @@ class MilestoneClock:
         self.elapsed_when_met = self.elapsed(at)
         return self.elapsed_when_met
 
-    def cancel(self, at: dt.datetime) -> bool:
-        """Drop the deadline (the case no longer needs it); False if already finished."""
+    def cancel(self, at: dt.datetime) -> dt.datetime | None:
+        """Drop the deadline (the case no longer needs it): when it was cancelled, or None if
+        it had already finished."""
         if self.is_finished:
-            return False
-        self.cancelled_at = max(to_utc(at), self.started_at)
-        return True
+            return None
+        self.cancelled_at = cancelled_at = max(to_utc(at), self.started_at)
+        return cancelled_at
 
     def retarget(self, spec: MilestoneSpec, timekeeper: TimeKeeper | None = None) -> None:
         """Adopt a new spec (e.g. after reclassification), counting from the original start.
@@ -383,10 +366,6 @@ class MilestoneClock:
                 continue
             if at is None or at > until:
                 break  # thresholds are ordered by elapsed time, so later ones are later too
-            level = None
-            if threshold.kind is not FiringKind.WARNING:
-                self.escalation_level = self.escalation_level.raised()
-                level = self.escalation_level
             firing = Firing(
                 milestone_key=self.key,
                 kind=threshold.kind,
@@ -395,8 +374,6 @@ class MilestoneClock:
                 late=now - at > late_after,
                 elapsed_threshold=threshold.elapsed,
                 warn_fraction=threshold.warn_fraction,
-                escalation_level=level,
-                repeat=threshold.repeat,
             )
             self.fired[threshold.key] = firing
             fired_now.append(firing)
@@ -410,8 +387,6 @@ class MilestoneClock:
             "key": self.key,
             "spec": self.spec.model_dump(mode="json") if include_spec else None,
             "started_at": self.started_at.isoformat(),
-            "starting_level": self._starting_level.value,
-            "escalation_level": self.escalation_level.value,
             "pauses": [_pause_to_data(pause) for pause in self.pauses],
             "met_at": _iso(self.met_at),
             "elapsed_when_met_us": _micros(self.elapsed_when_met),
@@ -425,18 +400,17 @@ class MilestoneClock:
         cls, memento: dict[str, Any], spec: MilestoneSpec, timekeeper: TimeKeeper
     ) -> MilestoneClock:
         """Rebuild a clock saved by `to_memento`, counting on the given (current) timekeeper."""
-        clock = cls(
-            spec,
-            timekeeper,
-            dt.datetime.fromisoformat(memento["started_at"]),
-            escalation_level=EscalationLevel(memento["starting_level"]),
-        )
-        clock.escalation_level = EscalationLevel(memento["escalation_level"])
+        clock = cls(spec, timekeeper, dt.datetime.fromisoformat(memento["started_at"]))
         clock.pauses = [_pause_from_data(data) for data in memento["pauses"]]
         clock.met_at = _from_iso(memento["met_at"])
         clock.elapsed_when_met = _from_micros(memento["elapsed_when_met_us"])
         clock.cancelled_at = _from_iso(memento["cancelled_at"])
-        clock.fired = {key: _firing_from_data(data) for key, data in memento["fired"].items()}
+        # Mementos written before the one escalation rule also hold per-milestone re-fires.
+        clock.fired = {
+            key: _firing_from_data(data)
+            for key, data in memento["fired"].items()
+            if data["kind"] in set(FiringKind)
+        }
         clock.calendar_gaps.update(dt.date.fromisoformat(day) for day in memento["calendar_gaps"])
         if clock.pauses:
             clock._reschedule()  # the constructor scheduled without the pauses
@@ -455,19 +429,6 @@ class MilestoneClock:
             for fraction in self.spec.warn_fractions
         ]
         thresholds.append(_Threshold("breach", FiringKind.BREACH, self.target))
-        interval = self.spec.escalation_interval
-        if interval is not None:
-            # The breach takes the first raise; re-fires stop once executive is reached.
-            raises_left = len(ESCALATION_CHAIN) - 1 - self._starting_level.rank
-            for repeat in range(1, raises_left):
-                thresholds.append(
-                    _Threshold(
-                        f"escalation:{repeat}",
-                        FiringKind.ESCALATION,
-                        self.target + interval * repeat,
-                        repeat=repeat,
-                    )
-                )
         return sorted(thresholds, key=lambda threshold: threshold.elapsed)
 
     def _reschedule(self) -> None:
@@ -497,6 +458,10 @@ class MilestoneClock:
                 return self._advance(segment_start, remaining)
             consumed += available
         return None  # paused before reaching it: unknown until resumed
+
+    def instant_after(self, start: dt.datetime, duration: dt.timedelta) -> dt.datetime:
+        """`start` plus `duration` counted on this milestone's clock (pauses not applied)."""
+        return self._advance(to_utc(start), duration)
 
     def _advance(self, start: dt.datetime, duration: dt.timedelta) -> dt.datetime:
         result = self.timekeeper.add_business_time(start, duration)
@@ -578,21 +543,16 @@ def _firing_to_data(firing: Firing) -> dict[str, Any]:
         "late": firing.late,
         "elapsed_threshold_us": _micros(firing.elapsed_threshold),
         "warn_fraction": firing.warn_fraction,
-        "escalation_level": firing.escalation_level.value if firing.escalation_level else None,
-        "repeat": firing.repeat,
     }
 
 
 def _firing_from_data(data: dict[str, Any]) -> Firing:
-    level = data["escalation_level"]
     return Firing(
         milestone_key=data["milestone_key"],
         kind=FiringKind(data["kind"]),
         scheduled_for=dt.datetime.fromisoformat(data["scheduled_for"]),
         fired_at=dt.datetime.fromisoformat(data["fired_at"]),
         late=data["late"],
-        elapsed_threshold=_from_micros(data["elapsed_threshold_us"]),
+        elapsed_threshold=dt.timedelta(microseconds=data["elapsed_threshold_us"]),
         warn_fraction=data["warn_fraction"],
-        escalation_level=EscalationLevel(level) if level else None,
-        repeat=data["repeat"],
     )

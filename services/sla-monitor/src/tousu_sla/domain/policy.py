@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .calendar import TimeKeeper
 
@@ -30,13 +30,15 @@ class EventType(StrEnum):
     CASE_REOPENED = "CaseReopened"
     CASE_TRANSFERRED = "CaseTransferred"
     CASE_ESCALATED = "CaseEscalated"
+    CASE_ASSIGNED = "CaseAssigned"
     SURVEY_SCHEDULED = "SurveyScheduled"
+    # The feedback service told the customer the result: the follow-up milestone is met.
+    CUSTOMER_INFORMED = "CustomerInformed"
     SURVEY_ANSWERED = "SurveyAnswered"
     CUSTOMER_CONFIRMED = "CustomerConfirmed"
     CUSTOMER_DISSATISFIED = "CustomerDissatisfied"
     SURVEY_EXPIRED = "SurveyExpired"
-    FEEDBACK_SENT = "FeedbackSent"
-    # Hypothetical pause/resume signals; policies name them, so they can be swapped freely.
+    # Recorded through the API (POST/DELETE …/sla/customer-wait); policies name them.
     CUSTOMER_WAIT_STARTED = "CustomerWaitStarted"
     CUSTOMER_WAIT_ENDED = "CustomerWaitEnded"
 
@@ -109,6 +111,8 @@ class MilestoneSpec(BaseModel):
     calendar: str = DEFAULT_CALENDAR
     warn_fractions: tuple[float, ...] = DEFAULT_WARN_FRACTIONS
     at_risk_fraction: float = 0.75
+    # While this milestone is overdue the case rises one more level per interval (the one
+    # escalation rule, escalation.py); None: it never re-escalates the case.
     escalation_interval: dt.timedelta | None = dt.timedelta(hours=4)
     # A repeatable milestone starts a new cycle when its start event recurs after it ended.
     repeatable: bool = False
@@ -147,6 +151,7 @@ class MilestoneSpec(BaseModel):
         """The target as counted time on the given timekeeper."""
         if self.target is not None:
             return self.target
+        assert self.target_working_days is not None, "validated: one of the two is set"
         return timekeeper.working_day_length * self.target_working_days
 
 
@@ -155,13 +160,21 @@ class SlaPolicy(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    name: str
+    name: str = Field(min_length=1)
     match: MatchCriteria = MatchCriteria()
     milestones: tuple[MilestoneSpec, ...]
 
     @field_validator("milestones")
     @classmethod
-    def _unique_keys(cls, value: tuple[MilestoneSpec, ...]) -> tuple[MilestoneSpec, ...]:
+    def _some_milestones_with_unique_keys(
+        cls, value: tuple[MilestoneSpec, ...], info: ValidationInfo
+    ) -> tuple[MilestoneSpec, ...]:
+        if not value:
+            # It would leave every case it matches without a deadline (and cancel open ones).
+            raise ValueError(
+                f"policy {info.data.get('name', '')!r} has no milestones: "
+                "the cases it matches would have no deadlines"
+            )
         keys = [spec.key for spec in value]
         duplicates = {key for key in keys if keys.count(key) > 1}
         if duplicates:
@@ -237,7 +250,7 @@ def _follow_up(target: dt.timedelta) -> MilestoneSpec:
         key="follow_up",
         name="Follow-up after resolution (反馈跟进)",
         start_event=EventType.CASE_RESOLVED,
-        stop_events=(EventType.SURVEY_SCHEDULED, EventType.FEEDBACK_SENT),
+        stop_events=(EventType.CUSTOMER_INFORMED,),
         cancel_events=(EventType.CASE_CLOSED, EventType.CASE_REOPENED),
         target=target,
         repeatable=True,  # a reopened and re-resolved case gets a fresh follow-up

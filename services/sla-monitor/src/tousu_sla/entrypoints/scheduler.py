@@ -16,11 +16,11 @@ import time
 import uuid
 
 from prometheus_client import Counter, Histogram
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tousu_shared.contracts import Event
 from tousu_shared.contracts.sla import SlaAtRisk, SlaBreached, SlaEscalated
 
-from tousu_sla.adapters.publisher import OutgoingEvent
-from tousu_sla.service_layer import services
+from tousu_sla.service_layer import catalog, services
+from tousu_sla.service_layer.context import SlaContext, SlaUnitOfWork
 from tousu_sla.settings import SlaSettings
 
 log = logging.getLogger(__name__)
@@ -39,21 +39,17 @@ MIN_IDLE_SECONDS = 0.02
 
 
 class SlaScheduler:
-    """Fires due SLA timers until stopped; any number may run at once."""
+    """Fires due SLA timers until stopped; any number may run at once, in any process."""
 
-    def __init__(
-        self,
-        settings: SlaSettings,
-        session_factory: async_sessionmaker[AsyncSession],
-        ctx: services.SlaContext,
-    ) -> None:
+    def __init__(self, settings: SlaSettings, ctx: SlaContext) -> None:
         self._settings = settings
-        self._session_factory = session_factory
         self._ctx = ctx
         self._poll = settings.scheduler_poll_ms / 1000
+        self._retry_after = dt.timedelta(seconds=settings.scheduler_retry_after_seconds)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Seed the defaults, then fire due timers until `stop` is set."""
+        log.info("SLA scheduler started (poll %.0f ms)", self._poll * 1000)
         seeded = False
         backoff = self._poll
         last_purge = time.monotonic()
@@ -80,74 +76,72 @@ class SlaScheduler:
                 log.exception("SLA scheduler loop failed; retrying in %.2fs", backoff)
                 await _sleep_unless(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
+        log.info("SLA scheduler stopped")
 
     async def _seed_defaults(self) -> None:
-        async with self._session_factory() as session, session.begin():
-            await services.ensure_default_catalog(db_session=session, ctx=self._ctx)
+        async with self._ctx.uow() as uow:
+            await catalog.seed_defaults(uow, self._ctx)
+            await uow.commit()
 
     async def run_once(self, now: dt.datetime | None = None) -> int:
         """One claim-fire-commit round; returns how many cases it claimed."""
         now = now or self._ctx.clock()
-        async with self._session_factory() as session, session.begin():
+        batch: services.FiredBatch | None = None
+        async with self._ctx.uow() as uow:
             case_ids = await services.claim_due_cases(
-                db_session=session,
-                ctx=self._ctx,
-                now=now,
-                limit=self._settings.scheduler_batch_size,
+                uow, now=now, limit=self._settings.scheduler_batch_size
             )
             if not case_ids:
                 return 0
             try:
-                async with session.begin_nested():
-                    batch = await services.fire_due_cases(
-                        case_ids,
-                        db_session=session,
-                        ctx=self._ctx,
-                        now=now,
-                    )
+                batch = await services.fire_due_cases(uow, self._ctx, case_ids, now=now)
+                await self._defer(uow, batch.failed, now)
+                await uow.commit()
             except Exception:
-                log.exception(
-                    "storing a batch of %d cases failed; firing them one by one", len(case_ids)
-                )
-                batch = await self._fire_one_by_one(session, case_ids, now)
-            for case_id, error in batch.failed.items():
-                # One broken case must not hold up every deadline queued behind it.
-                FAILED_CASES.inc()
-                log.error("SLA timers of case %s failed; retrying later", case_id, exc_info=error)
-                await services.defer_failed_case(
-                    case_id,
-                    f"{type(error).__name__}: {error}",
-                    db_session=session,
-                    ctx=self._ctx,
-                    now=now,
-                    retry_after=dt.timedelta(seconds=self._settings.scheduler_retry_after_seconds),
-                )
+                # E.g. a repeated firing key: the whole firing rolled back with the batch.
+                log.exception("a batch of %d cases failed; firing them one by one", len(case_ids))
+                batch = None
+        if batch is None:
+            batch = await self._fire_one_by_one(case_ids, now)
         _observe(batch.published, committed_at=self._ctx.clock())
         return len(case_ids)
 
     async def _fire_one_by_one(
-        self,
-        session: AsyncSession,
-        case_ids: list[uuid.UUID],
-        now: dt.datetime,
+        self, case_ids: list[uuid.UUID], now: dt.datetime
     ) -> services.FiredBatch:
         batch = services.FiredBatch()
         for case_id in case_ids:
             try:
-                async with session.begin_nested():
-                    batch.published += await services.fire_due(
-                        case_id,
-                        db_session=session,
-                        ctx=self._ctx,
-                        now=now,
-                    )
-            except Exception as error:  # reported and deferred by the caller
+                async with self._ctx.uow() as uow:
+                    published = await services.fire_due(uow, self._ctx, case_id, now=now)
+                    await uow.commit()
+                batch.published += published
+            except Exception as error:  # reported and deferred below
                 batch.failed[case_id] = error
+        if batch.failed:
+            async with self._ctx.uow() as uow:
+                await self._defer(uow, batch.failed, now)
+                await uow.commit()
         return batch
 
+    async def _defer(
+        self, uow: SlaUnitOfWork, failed: dict[uuid.UUID, Exception], now: dt.datetime
+    ) -> None:
+        for case_id, error in failed.items():
+            # One broken case must not hold up every deadline queued behind it.
+            FAILED_CASES.inc()
+            log.error("SLA timers of case %s failed; retrying later", case_id, exc_info=error)
+            await services.defer_failed_case(
+                uow,
+                case_id,
+                f"{type(error).__name__}: {error}",
+                now=now,
+                retry_after=self._retry_after,
+            )
+
     async def _idle_seconds(self) -> float:
-        async with self._session_factory() as session:
-            next_at = await services.next_due_at(db_session=session, ctx=self._ctx)
+        async with self._ctx.uow() as uow:
+            next_at = await services.next_due_at(uow)
         if next_at is None:
             return self._poll
         # Sleep until the earliest due timer, but never longer than the poll: the consumer
@@ -155,17 +149,17 @@ class SlaScheduler:
         return min(self._poll, max(0.0, (next_at - self._ctx.clock()).total_seconds()))
 
     async def _purge_event_log(self) -> None:
-        async with self._session_factory() as session, session.begin():
+        async with self._ctx.uow() as uow:
             await services.purge_event_log(
-                db_session=session,
-                ctx=self._ctx,
+                uow,
+                self._ctx,
                 retention=dt.timedelta(hours=self._settings.event_log_retention_hours),
             )
+            await uow.commit()
 
 
-def _observe(published: list[OutgoingEvent], *, committed_at: dt.datetime) -> None:
-    for item in published:
-        event = item.event
+def _observe(published: list[Event], *, committed_at: dt.datetime) -> None:
+    for event in published:
         if isinstance(event, SlaAtRisk | SlaBreached | SlaEscalated):
             FIRINGS.labels(event.event_type, str(event.late).lower()).inc()
             if event.scheduled_for is not None and isinstance(event, SlaBreached):

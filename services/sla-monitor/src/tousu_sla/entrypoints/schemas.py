@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from tousu_sla.adapters.repository import CalendarRecord, PolicySetRecord, StoredCase
 from tousu_sla.domain import MilestoneView, PauseInterval, SlaPolicy, WorkingPeriod
+from tousu_sla.service_layer.services import MilestonePage
 
 
 class PauseRead(BaseModel):
@@ -151,6 +152,13 @@ class MilestonePageRead(BaseModel):
 
     items: list[MilestoneListItem]
     next_cursor: str | None
+
+    @classmethod
+    def of(cls, page: MilestonePage) -> MilestonePageRead:
+        """From a page of milestone rows."""
+        return cls(
+            items=[MilestoneListItem.of(row) for row in page.items], next_cursor=page.next_cursor
+        )
 
 
 class PolicySetRead(BaseModel):

@@ -15,16 +15,14 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
-from tousu_shared.auth import Principal, require
 from tousu_shared.errors import InvalidInput
 
 from tousu_sla.adapters.repository import STREAM_START, StreamPosition
-from tousu_sla.entrypoints.api import Context, visible_department
+from tousu_sla.entrypoints.dependencies import Context, Reader
 from tousu_sla.service_layer import services
 
 router = APIRouter(prefix="/v1", tags=["sla-monitor"])
 
-Reader = Annotated[Principal, require("sla:read")]
 BATCH = 500
 
 
@@ -47,7 +45,7 @@ async def sla_event_stream(
 ) -> EventSourceResponse:
     """SLA events as they are published: SlaAtRisk, SlaBreached, SlaEscalated, SlaMet, …"""
     filters = {
-        "department": visible_department(principal, department),
+        "department": principal.visible_department(department),
         "milestone": milestone,
         "urgency": urgency,
     }
@@ -60,23 +58,16 @@ async def sla_event_stream(
                 "Last-Event-ID is not a position of this stream", field="Last-Event-ID"
             ) from error
     settings = request.app.state.runtime.settings
-    session_factory = request.app.state.runtime.session_factory
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         position = resume_from
         if position is None:
-            async with session_factory() as session:
-                position = (
-                    STREAM_START
-                    if from_start
-                    else await services.stream_tail(db_session=session, ctx=ctx)
-                )
+            async with ctx.uow() as uow:
+                position = STREAM_START if from_start else await services.stream_tail(uow)
         sent = 0
         while True:
-            async with session_factory() as session:
-                entries = await services.stream_after(
-                    position, limit=BATCH, db_session=session, ctx=ctx
-                )
+            async with ctx.uow() as uow:
+                entries = await services.stream_after(uow, position, limit=BATCH)
             for entry_position, entry in entries:
                 # The position advances over entries the filters drop, too.
                 position = entry_position

@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
 from tousu_shared.contracts import EVENT_TYPES, Envelope, Event
 from tousu_shared.inbox import Handler, PermanentFailure
 
 from tousu_sla.service_layer import services
+from tousu_sla.service_layer.context import EventNotApplicable, SlaContext, SlaUnitOfWork
 from tousu_sla.service_layer.translation import to_case_event
 
 CONSUMED_TOPICS = ("complaint.events", "case.events", "feedback.events")
 
 
-def event_handlers(ctx: services.SlaContext) -> dict[str, Handler]:
+def event_handlers(ctx: SlaContext) -> dict[str, Handler]:
     """Event type → handler; every event of the consumed streams may start, meet, pause or
-    resume a milestone, since operators name the events in policies."""
+    resume a milestone (operators name the events in policies) or tell the case's level."""
 
-    async def apply(session: AsyncSession, event: Event, envelope: Envelope) -> None:
+    async def apply(uow: SlaUnitOfWork, event: Event, envelope: Envelope) -> None:
         try:
-            await services.apply_event(
-                event.complaint_id,
-                to_case_event(event, envelope),
-                db_session=session,
-                ctx=ctx,
-            )
-        except services.EventNotApplicable as error:
+            await services.apply_event(uow, ctx, event.complaint_id, to_case_event(event, envelope))
+        except EventNotApplicable as error:
             raise PermanentFailure(str(error)) from error
 
     return {

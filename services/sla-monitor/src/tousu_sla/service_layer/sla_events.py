@@ -5,15 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
+from tousu_shared.contracts import Event
 from tousu_shared.contracts import sla as contracts
 
-from tousu_sla.adapters.publisher import OutgoingEvent
 from tousu_sla.domain import (
     DEFAULT_CALENDAR,
     BusinessCalendar,
     CalendarDataMissing,
     CaseSla,
+    Escalated,
     Firing,
     FiringKind,
     MilestoneCancelled,
@@ -26,6 +28,14 @@ from tousu_sla.domain import (
     SlaOutcome,
     next_notification_time,
 )
+
+
+@dataclass(frozen=True)
+class OutgoingEvent:
+    """An SLA event and, for timer firings, the key that makes a second firing impossible."""
+
+    event: Event
+    firing_key: str | None = None
 
 
 def due_times(case: CaseSla) -> dict[str, dt.datetime | None]:
@@ -58,6 +68,8 @@ class _Translator:
     def translate(self, outcome: SlaOutcome) -> list[OutgoingEvent]:
         if isinstance(outcome, Firing):
             return self._firing(outcome)
+        if isinstance(outcome, Escalated):
+            return self._escalated(outcome)
         if isinstance(outcome, MilestoneStarted):
             clock = self.case.clocks[outcome.milestone_key]
             return [
@@ -160,7 +172,7 @@ class _Translator:
             "due_at": self._due(clock),
             "late": firing.late,
             "scheduled_for": firing.scheduled_for,
-            "notify_at": self._notify_at(clock, firing),
+            "notify_at": self._notify_at(clock, firing.fired_at),
             **self._common(),
         }
         if firing.kind is FiringKind.WARNING:
@@ -170,32 +182,36 @@ class _Translator:
                     key + firing.threshold_key,
                 )
             ]
-        level = (firing.escalation_level or clock.escalation_level).value
-        if firing.kind is FiringKind.BREACH:
-            # The breach raises the case one level: published as its own SlaEscalated, so
-            # consumers escalate on SlaEscalated alone.
-            return [
-                OutgoingEvent(contracts.SlaBreached(**timing), key + "breach"),
-                OutgoingEvent(
-                    contracts.SlaEscalated(level=level, repeat=0, **timing),
-                    key + "breach:escalated",
-                ),
-            ]
-        return [
-            OutgoingEvent(
-                contracts.SlaEscalated(level=level, repeat=firing.repeat, **timing),
-                key + firing.threshold_key,
-            )
-        ]
+        # Informational, per milestone: escalating the case is SlaEscalated's job alone.
+        return [OutgoingEvent(contracts.SlaBreached(**timing), key + firing.threshold_key)]
 
-    def _notify_at(self, clock: MilestoneClock, firing: Firing) -> dt.datetime:
+    def _escalated(self, escalated: Escalated) -> list[OutgoingEvent]:
+        clock = self.case.clocks[escalated.milestone_key]
+        event = contracts.SlaEscalated(
+            milestone=escalated.milestone_key,
+            due_at=self._due(clock),
+            level=escalated.level,
+            from_level=escalated.from_level,
+            overdue_milestones=list(escalated.overdue),
+            late=escalated.late,
+            scheduled_for=escalated.scheduled_for,
+            notify_at=self._notify_at(clock, escalated.fired_at),
+            repeat=escalated.repeat,
+            **self._common(),
+        )
+        return [OutgoingEvent(event, f"{self.case.case_id}:{escalated.firing_key_suffix}")]
+
+    def _notify_at(self, clock: MilestoneClock, fired_at: dt.datetime) -> dt.datetime:
         # People are told in working time (no 3 a.m. pages) unless the case is immediate.
-        calendar = clock.timekeeper
-        if not isinstance(calendar, BusinessCalendar):
-            calendar = self.case.calendars.get(DEFAULT_CALENDAR)
+        timekeeper = clock.timekeeper
+        calendar = (
+            timekeeper
+            if isinstance(timekeeper, BusinessCalendar)
+            else self.case.calendars.get(DEFAULT_CALENDAR)
+        )
         if calendar is None:
-            return firing.fired_at
-        return next_notification_time(firing.fired_at, self.case.attributes.urgency, calendar).at
+            return fired_at
+        return next_notification_time(fired_at, self.case.attributes.urgency, calendar).at
 
     def _calendar_gap(self, gap: CalendarDataMissing) -> list[OutgoingEvent]:
         clocks = [

@@ -10,13 +10,14 @@ from tousu_shared.contracts.complaint import ComplaintClassified, ComplaintRecla
 
 from tousu_sla.domain import CaseEvent
 
-# Large or irrelevant payload parts the aggregate never reads (it keeps every event).
+# Large or irrelevant payload parts the aggregate never reads (it keeps some events).
 _DROPPED_FIELDS = frozenset({"complaint_id", "explanation", "contact_details_url"})
 # Contract fields that say when the fact happened, by precedence. ComplaintReceived's
 # `received_at` (not `contact_at`) is when it was recorded: the record milestone's stop.
 _TIME_FIELDS = (
     "occurred_at",
     "received_at",
+    "informed_at",
     "added_at",
     "answered_at",
     "confirmed_at",

@@ -1,0 +1,61 @@
+"""The SLA monitor's unit of work: its repository, and the live-stream rows of what it publishes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tousu_shared.audit import AuditLog
+from tousu_shared.contracts import Envelope
+from tousu_shared.outbox import Outbox
+from tousu_shared.uow import OutgoingMessage, SqlUnitOfWork
+
+from tousu_sla.adapters import orm
+from tousu_sla.adapters.repository import CatalogCache, SlaRepository
+
+
+class SlaUnitOfWork(SqlUnitOfWork):
+    """One transaction of the SLA monitor (consumer, scheduler or API request).
+
+    Every event it publishes is also appended to ``sla_event_log``, which the live stream
+    reads. A timer firing is published with ``firing_key=...``: the key is unique in the
+    log, so a second firing of the same threshold fails the commit and rolls the whole
+    firing back (state, outbox rows and all).
+    """
+
+    sla: SlaRepository
+
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        outbox: Outbox,
+        audit_log: AuditLog,
+        cache: CatalogCache,
+    ) -> None:
+        super().__init__(session_factory, outbox, audit_log)
+        self._cache = cache
+
+    def bind(self, session: AsyncSession) -> None:
+        self.sla = SlaRepository(session, self._cache)
+
+    async def after_enqueue(
+        self,
+        messages: Sequence[OutgoingMessage],
+        envelopes: Sequence[Envelope],
+    ) -> None:
+        rows = [
+            {
+                "event_id": envelope.id,
+                "event_type": envelope.type,
+                "complaint_id": message.event.complaint_id,
+                "milestone": envelope.data.get("milestone"),
+                "department": envelope.data.get("department"),
+                "urgency": envelope.data.get("urgency"),
+                "firing_key": message.meta.get("firing_key"),
+                "envelope": orjson.loads(envelope.to_bytes()),
+            }
+            for message, envelope in zip(messages, envelopes, strict=True)
+        ]
+        await self.session.execute(insert(orm.event_log), rows)
