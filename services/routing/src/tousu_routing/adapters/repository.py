@@ -659,7 +659,7 @@ def criteria_to_json(criteria: RuleCriteria) -> dict[str, list[str]]:
 
 
 def rule_snapshot(rule: RoutingRule) -> dict[str, Any]:
-    """A rule as its revision history keeps it."""
+    """A rule as its revision history and the audit log keep it."""
     return {
         "order": rule.order,
         "name": rule.name,

@@ -32,7 +32,7 @@ from tousu_shared.errors import (
 
 from tousu_routing.adapters.repository import CaseFilters, RuleRecord
 from tousu_routing.domain import (
-    Availability,
+    CaseState,
     ComplaintSubject,
     ConflictOfInterest,
     EscalationReason,
@@ -59,7 +59,6 @@ from tousu_routing.entrypoints.schemas import (
     DryRunCreate,
     DryRunRead,
     EscalationCreate,
-    Level,
     MemberCreate,
     MemberRead,
     MemberUpdate,
@@ -74,7 +73,6 @@ from tousu_routing.entrypoints.schemas import (
     RoutingRuleRevisionRead,
     RoutingRuleUpdate,
     SolutionCreate,
-    State,
     TransferCreate,
     action_slug,
 )
@@ -210,7 +208,7 @@ async def department_member_editor(code: str, principal: CurrentPrincipal) -> Pr
 MemberEditor = Annotated[Principal, Depends(department_member_editor)]
 
 
-def _chain(values: dict[Level, list[str]]) -> dict[HandlerLevel, list[str]]:
+def _chain(values: dict[HandlerLevel, list[str]]) -> dict[HandlerLevel, list[str]]:
     return {HandlerLevel(level): ids for level, ids in values.items()}
 
 
@@ -302,8 +300,8 @@ async def add_member(
             code,
             member_id=body.id,
             name=body.name,
-            level=HandlerLevel(body.level),
-            availability=Availability(body.availability),
+            level=body.level,
+            availability=body.availability,
             manager_id=body.manager_id,
         ),
     )
@@ -319,7 +317,6 @@ async def update_member(
     A member who stops being available hands their cases in progress to the least-loaded
     available peer at the same level, or to the department queue when there is none.
     """
-    availability = Availability(body.availability) if body.availability else None
     member = await committed(
         ctx,
         lambda uow: departments.update_member(
@@ -329,7 +326,7 @@ async def update_member(
             code,
             member_id,
             name=body.name,
-            availability=availability,
+            availability=body.availability,
             manager_id=body.manager_id,
         ),
     )
@@ -500,8 +497,8 @@ async def list_cases(
     principal: CaseReader,
     ctx: Context,
     department: str | None = None,
-    state: State | None = None,
-    level: Level | None = None,
+    state: CaseState | None = None,
+    level: HandlerLevel | None = None,
     assignee: str | None = None,
     category: Category | None = None,
     severity: Severity | None = None,

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from tousu_shared.contracts.complaint import Category, Channel, CustomerTier, RiskFlag, Severity
+from tousu_shared.contracts.vocabulary import (
+    Category,
+    Channel,
+    CustomerTier,
+    HandlerLevel,
+    RiskFlag,
+    Severity,
+)
 from tousu_shared.topics import department_topic
 
 from tousu_routing.adapters.repository import (
@@ -17,14 +24,9 @@ from tousu_routing.adapters.repository import (
     chain_to_json,
     criteria_to_json,
 )
-from tousu_routing.domain import Member, Transition, allowed_actions
+from tousu_routing.domain import Availability, ClosureReason, Member, Transition, allowed_actions
 from tousu_routing.service_layer.rules import DryRun
 
-Level = Literal["agent", "department_manager", "director", "executive"]
-State = Literal[
-    "routed", "acknowledged", "investigating", "solution_proposed", "resolved", "closed"
-]
-AvailabilityValue = Literal["available", "absent", "off_shift"]
 Code = Field(
     pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$",
     description="lower-case letters, digits, '_' and '-'; used in the topic name",
@@ -46,7 +48,7 @@ class DepartmentCreate(BaseModel):
 
     code: str = Code
     name: str = Field(min_length=1, max_length=200)
-    chain: dict[Level, list[str]] = Field(
+    chain: dict[HandlerLevel, list[str]] = Field(
         default_factory=dict,
         description="member ids serving the department at each level",
     )
@@ -56,7 +58,7 @@ class DepartmentUpdate(BaseModel):
     """Changes to a department; fields left out stay as they are."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    chain: dict[Level, list[str]] | None = None
+    chain: dict[HandlerLevel, list[str]] | None = None
 
 
 class MemberCreate(BaseModel):
@@ -64,8 +66,8 @@ class MemberCreate(BaseModel):
 
     id: str = MemberId
     name: str = Field(min_length=1, max_length=200)
-    level: Level
-    availability: AvailabilityValue = "available"
+    level: HandlerLevel
+    availability: Availability = Availability.AVAILABLE
     manager_id: str | None = None
 
 
@@ -73,7 +75,7 @@ class MemberUpdate(BaseModel):
     """Changes to a member; marking them absent or off shift hands over their open cases."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    availability: AvailabilityValue | None = None
+    availability: Availability | None = None
     manager_id: str | None = None
 
 
@@ -83,8 +85,8 @@ class MemberRead(BaseModel):
     id: str
     name: str
     department: str
-    level: Level
-    availability: AvailabilityValue
+    level: HandlerLevel
+    availability: Availability
     manager_id: str | None
     open_cases: int
 
@@ -95,8 +97,8 @@ class MemberRead(BaseModel):
             id=member.id,
             name=member.name,
             department=member.department,
-            level=str(member.level),
-            availability=str(member.availability),
+            level=member.level,
+            availability=member.availability,
             manager_id=member.manager_id,
             open_cases=member.open_cases,
         )
@@ -281,7 +283,7 @@ class DryRunRead(BaseModel):
     rule_id: str
     rule_name: str
     matched_criteria: list[str]
-    handler_level: Level
+    handler_level: HandlerLevel
     notify_management: bool
     conflict_of_interest: list[str]
     assignee_id: str | None
@@ -301,7 +303,7 @@ class DryRunRead(BaseModel):
             rule_id=plan.decision.rule_id,
             rule_name=plan.decision.rule_name,
             matched_criteria=list(plan.decision.matched_criteria),
-            handler_level=str(plan.handler_level),
+            handler_level=plan.handler_level,
             notify_management=plan.notify_management,
             conflict_of_interest=list(plan.conflict.reasons),
             assignee_id=plan.assignment.assignee_id,
@@ -378,7 +380,7 @@ class ResolutionCreate(NoteActionCreate):
 class ClosureCreate(NoteActionCreate):
     """Closing a resolved case by hand (the feedback service closes confirmed ones itself)."""
 
-    close_reason: Literal["customer_confirmed", "no_response", "manual"] = "manual"
+    close_reason: ClosureReason = ClosureReason.MANUAL
 
 
 class ReopeningCreate(CaseActionCreate):
@@ -392,7 +394,7 @@ class TransferCreate(CaseActionCreate):
 
     to_department: str
     reason: str = Text
-    handler_level: Level | None = None
+    handler_level: HandlerLevel | None = None
     assignee_id: str | None = None
 
 
@@ -444,7 +446,7 @@ class CaseSummaryRead(BaseModel):
     complaint_id: uuid.UUID
     department: str
     state: str
-    handler_level: Level
+    handler_level: HandlerLevel
     assignee_id: str | None
     version: int
     category: str
@@ -494,7 +496,7 @@ class CaseRead(CaseSummaryRead):
             complaint_id=uuid.UUID(case.complaint_id),
             department=case.department,
             state=str(case.state),
-            handler_level=str(case.handler_level),
+            handler_level=case.handler_level,
             assignee_id=case.assignee_id,
             version=case.version,
             category=profile.category,

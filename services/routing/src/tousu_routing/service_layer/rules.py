@@ -16,7 +16,7 @@ from typing import Any
 from tousu_shared.auth import Principal
 from tousu_shared.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 
-from tousu_routing.adapters.repository import RuleRecord, RuleRepository, criteria_to_json
+from tousu_routing.adapters.repository import RuleRecord, RuleRepository, rule_snapshot
 from tousu_routing.domain import (
     InvalidRule,
     RoutingFacts,
@@ -115,19 +115,9 @@ async def create_rule(
         "routing_rule.create",
         "routing_rule",
         rule_id,
-        details={"version": version, **_describe(rule)},
+        details={"version": version, **rule_snapshot(rule)},
     )
     return await get_rule(uow, rule_id)
-
-
-def _describe(rule: RoutingRule) -> dict[str, Any]:
-    return {
-        "order": rule.order,
-        "name": rule.name,
-        "target_department": rule.target_department,
-        "criteria": criteria_to_json(rule.criteria),
-        "enabled": rule.enabled,
-    }
 
 
 async def _locked_rule(
@@ -170,7 +160,7 @@ async def update_rule(
         "routing_rule.update",
         "routing_rule",
         rule_id,
-        details={"version": version, **_describe(rule)},
+        details={"version": version, **rule_snapshot(rule)},
     )
     return await get_rule(uow, rule_id)
 
