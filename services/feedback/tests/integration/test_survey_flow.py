@@ -249,3 +249,38 @@ async def test_send_window_holds_a_routine_message_until_nine_beijing(system):
     assert await system.run_scheduler_once() == 1
     await system.mail_to("wang@example.com")
     assert (await system.survey_when(complaint["id"], "offered"))["offered_at"]
+
+
+async def test_a_new_problem_in_the_answer_becomes_one_survey_complaint_at_intake(scheduled):
+    system = scheduled
+    complaint, _ = await system.resolved_case()
+    await system.survey_when(complaint["id"], "offered")
+    body = (await system.mail_to("wang@example.com")).get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    token = system.token_of(system.link_in(body))
+    answered = await system.answer(token, new_issue="另外，随机附带的充电器也不能用。")
+    assert answered.status_code == 200, answered.text
+
+    async def filed() -> str | None:
+        survey = (await system.surveys(complaint["id"]))[0]
+        view = (await system.http["feedback"].get(f"/v1/surveys/{survey['id']}")).json()
+        return view["new_complaint_id"]
+
+    new_id = await wait_for(filed, timeout=30)
+    created = await system.http["intake"].get(f"/v1/complaints/{new_id}")
+    assert created.status_code == 200, created.text
+    assert created.json()["channel"] == "survey"
+    assert "充电器" in created.json()["description"]
+    # Filing again (a scheduler that crashed before its commit) replays intake's answer.
+    survey_id = (await system.surveys(complaint["id"]))[0]["id"]
+    intake = system.feedback.app.state.feedback.intake
+    contact = await intake.contact(
+        f"http://127.0.0.1:8001/v1/complaints/{complaint['id']}?include=contact"
+    )
+    again = await intake.file_complaint(
+        idempotency_key=f"survey-{survey_id}-new-issue",
+        contact=contact,
+        description="另外，随机附带的充电器也不能用。",
+    )
+    assert str(again) == new_id
+    listed = await system.http["intake"].get("/v1/complaints", params={"channel": "survey"})
+    assert [c["id"] for c in listed.json()["items"]] == [new_id]
