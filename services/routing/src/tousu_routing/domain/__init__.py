@@ -3,7 +3,8 @@
 One module per concern: ``vocabulary`` (routing's own terms beside the shared ones),
 ``departments``, ``rules`` (routing rules as data), ``levels`` (handler level by severity and
 conflict of interest), ``assignment`` (who takes the case, the routing plan), ``workflow``
-(the transition table) and ``case`` (the aggregate).
+(the transition table), ``bookkeeping`` and ``case`` (the aggregate), ``record`` (the case as
+stored) and ``messages`` (its events as contracts on their topics).
 """
 
 from tousu_routing.domain.assignment import (

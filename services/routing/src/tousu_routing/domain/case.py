@@ -7,18 +7,13 @@ produced in ``case.events``; the service layer translates them to contracts on c
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime
 
 from tousu_routing.domain import events
 from tousu_routing.domain.assignment import RoutingPlan
-from tousu_routing.domain.errors import (
-    ConflictOfInterest,
-    IllegalTransition,
-    InvalidCommand,
-    MissingResolutionDetails,
-    VersionConflict,
-)
+from tousu_routing.domain.bookkeeping import CaseBookkeeping
+from tousu_routing.domain.errors import ConflictOfInterest, InvalidCommand, MissingResolutionDetails
 from tousu_routing.domain.vocabulary import (
     CaseAction,
     CaseState,
@@ -28,16 +23,10 @@ from tousu_routing.domain.vocabulary import (
     optional_text,
     require_text,
 )
-from tousu_routing.domain.workflow import (
-    TRANSITIONS,
-    Transition,
-    allowed_actions,
-    happened_at,
-    require_aware,
-)
+from tousu_routing.domain.workflow import happened_at
 
 
-class Case:
+class Case(CaseBookkeeping):
     """The routed case of one complaint: department, handler, workflow state and history.
 
     Every successful action checks the transition table, validates ``occurred_at``,
@@ -49,69 +38,6 @@ class Case:
     before the complaint was received, and not before the previous transition's
     ``occurred_at`` (history stays in order).
     """
-
-    def __init__(
-        self,
-        *,
-        case_id: str,
-        complaint_id: str,
-        complaint_received_at: datetime,
-        department: str,
-        handler_level: HandlerLevel,
-        state: CaseState,
-        version: int = 0,
-        assignee_id: str | None = None,
-        history: Iterable[Transition] = (),
-        rule_id: str | None = None,
-        routing_reason: str | None = None,
-        notify_management: bool = False,
-        excluded_member_ids: Iterable[str] = (),
-        root_cause: str | None = None,
-        responsible_person: str | None = None,
-        solution: str | None = None,
-        resolution: str | None = None,
-        escalation_level: int = 0,
-        reopen_count: int = 0,
-        acknowledged_at: datetime | None = None,
-        first_response_at: datetime | None = None,
-        resolved_at: datetime | None = None,
-        closed_at: datetime | None = None,
-        close_reason: ClosureReason | None = None,
-    ) -> None:
-        require_aware(complaint_received_at, "complaint_received_at")
-        self.case_id = case_id
-        self.complaint_id = complaint_id
-        self.complaint_received_at = complaint_received_at
-        self.department = department
-        self.handler_level = HandlerLevel(handler_level)
-        self.state = CaseState(state)
-        self.version = version
-        self.assignee_id = assignee_id
-        self.history: list[Transition] = list(history)
-        self.rule_id = rule_id
-        self.routing_reason = routing_reason
-        self.notify_management = notify_management
-        # People the complaint is about: never assigned, whatever happens to the case.
-        self.excluded_member_ids = frozenset(excluded_member_ids)
-        self.root_cause = root_cause
-        self.responsible_person = responsible_person
-        self.solution = solution
-        self.resolution = resolution
-        # How many escalation steps were recorded (capped ones included).
-        self.escalation_level = escalation_level
-        self.reopen_count = reopen_count
-        self.acknowledged_at = acknowledged_at
-        self.first_response_at = first_response_at
-        self.resolved_at = resolved_at
-        self.closed_at = closed_at
-        self.close_reason = ClosureReason(close_reason) if close_reason else None
-        self.events: list[events.CaseEvent] = []
-
-    def __repr__(self) -> str:
-        return (
-            f"<Case {self.case_id} {self.state} in {self.department} at {self.handler_level}"
-            f" v{self.version}>"
-        )
 
     # ---- creation -----------------------------------------------------------------------
 
@@ -206,22 +132,6 @@ class Case:
             excluded_member_ids=plan.conflict.excluded_member_ids,
             occurred_at=occurred_at,
         )
-
-    # ---- queries ------------------------------------------------------------------------
-
-    @property
-    def allowed_actions(self) -> tuple[CaseAction, ...]:
-        """The actions the workflow allows in the current state."""
-        return allowed_actions(self.state)
-
-    def can(self, action: CaseAction) -> bool:
-        """True when ``action`` is allowed in the current state."""
-        return self.state in TRANSITIONS.get(CaseAction(action), {})
-
-    def expect_version(self, expected: int) -> None:
-        """Raise ``VersionConflict`` unless the case is at ``expected`` (optimistic locking)."""
-        if expected != self.version:
-            raise VersionConflict(expected=expected, actual=self.version)
 
     # ---- workflow actions ---------------------------------------------------------------
 
@@ -600,88 +510,4 @@ class Case:
             from_assignee=previous,
             assignee=assignee_id,
             handler_level=str(self.handler_level),
-        )
-
-    # ---- internals ----------------------------------------------------------------------
-
-    def _begin(
-        self, actor: str, action: CaseAction, now: datetime, occurred_at: datetime | None
-    ) -> datetime:
-        """Check the action is allowed now, by someone, at a sane time; return when it happened."""
-        if self.state not in TRANSITIONS[action]:
-            raise IllegalTransition(action, self.state, self.allowed_actions)
-        require_text(actor, "actor")
-        return happened_at(now, occurred_at, self.complaint_received_at, self.history)
-
-    def _refuse_conflicted(self, assignee_id: str | None) -> None:
-        """Raise ``ConflictOfInterest`` if the would-be assignee is the complaint's subject."""
-        if assignee_id is not None and assignee_id in self.excluded_member_ids:
-            raise ConflictOfInterest(
-                f"{assignee_id} is the subject of the complaint and cannot handle it"
-            )
-
-    def _move(
-        self,
-        action: CaseAction,
-        actor: str,
-        when: datetime,
-        now: datetime,
-        note: str | None,
-        details: Mapping[str, str] | None = None,
-    ) -> None:
-        """Move to the action's target state and record the transition."""
-        from_state = self.state
-        to_state = TRANSITIONS[action][from_state]
-        self._record(action, from_state, to_state, actor, when, now, note, details or {})
-
-    def _record(
-        self,
-        action: CaseAction,
-        from_state: CaseState | None,
-        to_state: CaseState,
-        actor: str,
-        when: datetime,
-        now: datetime,
-        note: str | None,
-        details: Mapping[str, str],
-    ) -> None:
-        """Append the history entry, set the state and bump the version."""
-        self.state = to_state
-        self.version += 1
-        self.history.append(
-            Transition(
-                action=action,
-                from_state=from_state,
-                to_state=to_state,
-                actor=actor,
-                occurred_at=when,
-                recorded_at=now,
-                version=self.version,
-                note=optional_text(note),
-                details=dict(details),
-            )
-        )
-
-    def _emit(
-        self,
-        event_type: type[events.CaseEvent],
-        actor: str,
-        when: datetime,
-        now: datetime,
-        note: str | None,
-        **fields: object,
-    ) -> None:
-        """Append a domain event stamped with the case's identity and new version."""
-        self.events.append(
-            event_type(
-                case_id=self.case_id,
-                complaint_id=self.complaint_id,
-                department=self.department,
-                version=self.version,
-                actor=actor,
-                occurred_at=when,
-                recorded_at=now,
-                note=optional_text(note),
-                **fields,
-            )
         )

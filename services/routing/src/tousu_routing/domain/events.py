@@ -1,4 +1,4 @@
-"""Domain events a case records; the service layer maps them onto the shared Kafka contracts.
+"""Domain events a case records; ``messages`` maps them onto the shared Kafka contracts.
 
 Field names follow ``tousu_shared.contracts.case`` where the two overlap, so the mapping
 stays mechanical. No event carries customer personal data: only ids, codes and the
