@@ -107,6 +107,14 @@ class EventConsumer:
             "VALUES (:consumer, :event_id, :event_type, :topic, :partition, :offset, :outcome) "
             "ON CONFLICT DO NOTHING RETURNING 1"
         )
+        self._record_many = text(
+            f"INSERT INTO {settings.db_schema}.inbox "
+            "(consumer, event_id, event_type, topic, kafka_partition, kafka_offset, outcome) "
+            "SELECT :consumer, e, t, :topic, :partition, o, 'applied' FROM unnest("
+            "CAST(:event_ids AS uuid[]), CAST(:event_types AS text[]), "
+            "CAST(:offsets AS bigint[])) AS u(e, t, o) "
+            "ON CONFLICT DO NOTHING RETURNING event_id"
+        )
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         # One task per partition whose batch is being applied; the partition is paused
@@ -194,8 +202,12 @@ class EventConsumer:
         tp: TopicPartition,
         records: list[ConsumerRecord],
     ) -> None:
-        for record in records:
-            await self.process(record)
+        size = self._settings.consumer_transaction_batch
+        for start in range(0, len(records), size):
+            chunk = records[start : start + size]
+            if len(chunk) == 1 or not await self._process_together(tp, chunk):
+                for record in chunk:
+                    await self.process(record)
         try:
             await self._until_done(
                 tp,
@@ -254,6 +266,80 @@ class EventConsumer:
                 await asyncio.sleep(self._wait(failures))
         CONSUMED.labels(self._settings.service_name, envelope.type, outcome).inc()
         return outcome
+
+    async def _process_together(self, tp: TopicPartition, records: list[ConsumerRecord]) -> bool:
+        """Apply a chunk of one partition in one transaction; False: apply it one by one.
+
+        Anything that needs a per-event decision (a malformed record, a contract violation,
+        a handler failing for a reason that is not transient) makes the whole chunk fall
+        back, and the one-by-one path retries or dead-letters exactly that event.
+        """
+        work: list[tuple[ConsumerRecord, Envelope, Event, Handler]] = []
+        ignored: list[str] = []
+        for record in records:
+            try:
+                envelope = Envelope.from_bytes(record.value)
+                handler = self._handlers.get(envelope.type)
+                if handler is None:
+                    ignored.append(envelope.type)
+                    continue
+                work.append((record, envelope, decode(envelope), handler))
+            except ValueError:
+                return False
+        started = time.perf_counter()
+        try:
+            outcomes = await self._until_done(tp, "batch", lambda: self._apply_together(tp, work))
+        except Exception:
+            log.info("a batch of %d failed; applying it one event at a time", len(work))
+            return False
+        service = self._settings.service_name
+        for event_type in ignored:
+            CONSUMED.labels(service, event_type, "ignored").inc()
+        for (_, envelope, _, _), outcome in zip(work, outcomes, strict=True):
+            CONSUMED.labels(service, envelope.type, outcome).inc()
+        if work:
+            HANDLE_SECONDS.labels(service).observe((time.perf_counter() - started) / len(work))
+        return True
+
+    async def _apply_together(
+        self,
+        tp: TopicPartition,
+        work: list[tuple[ConsumerRecord, Envelope, Event, Handler]],
+    ) -> list[str]:
+        if not work:
+            return []
+        async with self._uow_factory() as uow:
+            fresh = set(
+                (
+                    await uow.session.execute(
+                        self._record_many,
+                        {
+                            "consumer": self.name,
+                            "topic": tp.topic,
+                            "partition": tp.partition,
+                            "event_ids": [envelope.id for _, envelope, _, _ in work],
+                            "event_types": [envelope.type for _, envelope, _, _ in work],
+                            "offsets": [record.offset for record, _, _, _ in work],
+                        },
+                    )
+                ).scalars()
+            )
+            outcomes = []
+            for _, envelope, event, handler in work:
+                # The same event twice in one chunk (a relay republished it) applies once.
+                if envelope.id not in fresh:
+                    outcomes.append("duplicate")
+                    continue
+                fresh.discard(envelope.id)
+                with log_context(
+                    correlation_id=envelope.correlation_id,
+                    causation_id=str(envelope.id),
+                    complaint_id=envelope.subject,
+                ):
+                    await handler(uow, event, envelope)
+                outcomes.append("applied")
+            await uow.commit()
+        return outcomes
 
     async def _until_done(
         self, tp: TopicPartition, what: str, work: Callable[[], Awaitable[T]]

@@ -52,6 +52,11 @@ class ServiceSettings(BaseSettings):
     consumer_max_attempts: int = Field(default=5, ge=1)
     consumer_retry_backoff_ms: int = Field(default=200, ge=0)
     consumer_batch_size: int = Field(default=200, ge=1)
+    # Events of one partition applied in one transaction (inbox rows written in bulk); 1
+    # applies each in its own. A batch that fails is applied again one event at a time, so
+    # retries and dead letters stay per event. A service turns it up once its handlers are
+    # known to see each other's effects within a transaction.
+    consumer_transaction_batch: int = Field(default=1, ge=1, le=1000)
 
     bootstrap_admin_key: SecretStr | None = None
     credential_cache_seconds: float = 5.0
