@@ -350,3 +350,11 @@ async def test_two_milestones_breached_together_raise_the_case_exactly_one_level
     ]
     assert "also overdue: confirm" in escalations[0]["note"]
     assert case["assignee_id"] == "qa-dir"
+
+
+async def test_cases_routed_together_are_spread_over_the_least_loaded_agents(kit, quality):
+    # One batch over every partition: the consumer applies partitions concurrently, and each
+    # routing locks its department's assignments before it reads the loads.
+    cases = await kit.open_cases(6)
+
+    assert sorted(case["assignee_id"] for case in cases) == ["qa-1"] * 3 + ["qa-2"] * 3

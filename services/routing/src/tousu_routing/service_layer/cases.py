@@ -148,11 +148,14 @@ async def open_case(
 # ---- actions through the API ----------------------------------------------------------------
 
 
-async def locked_case_visible_to(
-    uow: RoutingWork, case_id: uuid.UUID, principal: Principal
+async def case_visible_to(
+    uow: RoutingWork, case_id: uuid.UUID, principal: Principal, *, for_update: bool = False
 ) -> CaseRecord:
-    """The case row-locked, if the caller may see it; others get the same 404 as a missing one."""
-    record = await uow.cases.get(case_id, for_update=True)
+    """The case, if the caller may see it; others' answer the same 404 as a missing one.
+
+    ``for_update`` row-locks it until commit, for a change.
+    """
+    record = await uow.cases.get(case_id, for_update=for_update)
     if record is None or not principal.may_see_department(record.case.department):
         raise NotFound(f"no case {case_id}", field="case_id")
     return record
@@ -194,11 +197,9 @@ def _assigns_in(command: c.CaseCommand, case: Case) -> tuple[str, str | None] | 
 
 
 def _arguments(command: c.CaseCommand) -> dict[str, Any]:
-    return {
-        f.name: getattr(command, f.name)
-        for f in dataclasses.fields(command)
-        if f.name not in _NOT_ARGUMENTS
-    }
+    """The command's fields as the Case method's keyword arguments."""
+    fields = dataclasses.asdict(command)
+    return {name: value for name, value in fields.items() if name not in _NOT_ARGUMENTS}
 
 
 async def perform_action(
@@ -209,7 +210,7 @@ async def perform_action(
 ) -> CaseRecord:
     """Carry out one workflow action for a caller, checking visibility, version and state."""
     now = ctx.clock()
-    record = await locked_case_visible_to(uow, uuid.UUID(command.case_id), principal)
+    record = await case_visible_to(uow, uuid.UUID(command.case_id), principal, for_update=True)
     case = record.case
     if command.expected_version is not None:
         case.expect_version(command.expected_version)

@@ -6,19 +6,16 @@ import dataclasses
 import uuid
 
 from tousu_shared.auth import Principal
-from tousu_shared.errors import NotFound
 
 from tousu_routing.adapters.repository import CaseFilters, CasePage
 from tousu_routing.domain.record import CaseRecord
+from tousu_routing.service_layer.cases import case_visible_to
 from tousu_routing.service_layer.unit_of_work import RoutingWork
 
 
 async def get_case(uow: RoutingWork, case_id: uuid.UUID, principal: Principal) -> CaseRecord:
     """A case with its full history, if the caller may see it (others get 404, never 403)."""
-    record = await uow.cases.get(case_id)
-    if record is None or not principal.may_see_department(record.case.department):
-        raise NotFound(f"no case {case_id}", field="case_id")
-    return record
+    return await case_visible_to(uow, case_id, principal)
 
 
 async def list_cases(
