@@ -284,3 +284,34 @@ async def test_a_new_problem_in_the_answer_becomes_one_survey_complaint_at_intak
     assert str(again) == new_id
     listed = await system.http["intake"].get("/v1/complaints", params={"channel": "survey"})
     assert [c["id"] for c in listed.json()["items"]] == [new_id]
+
+
+async def test_survey_policy_is_versioned_data(system):
+    http = system.http["feedback"]
+    current = (await http.get("/v1/survey-policy")).json()
+    assert current["version"] == 0
+    policy = {**current["policy"], "callback_attempts": 5}
+    published = await http.put(
+        "/v1/survey-policy",
+        json={"policy": policy, "based_on_version": 0, "comment": "five tries"},
+    )
+    assert published.status_code == 200, published.text
+    assert published.json()["version"] == 1
+    stale = await http.put(
+        "/v1/survey-policy",
+        json={"policy": policy, "based_on_version": 0, "comment": "again"},
+    )
+    assert stale.status_code == 409 and stale.json()["field"] == "based_on_version"
+    broken = await http.put(
+        "/v1/survey-policy",
+        json={"policy": {**policy, "reminders": ["P30D"]}, "based_on_version": 1, "comment": "x"},
+    )
+    assert broken.status_code == 422
+    assert broken.json()["errors"][0]["field"].startswith("body.policy")
+    analyst = await system.credential("analyst")
+    refused = await http.put(
+        "/v1/survey-policy",
+        json={"policy": policy, "based_on_version": 1, "comment": "x"},
+        headers={"Authorization": f"Bearer {analyst}"},
+    )
+    assert refused.status_code == 403

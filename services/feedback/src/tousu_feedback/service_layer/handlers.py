@@ -7,8 +7,6 @@ commit together) and never commits. A redelivered event is stopped by the inbox;
 
 from __future__ import annotations
 
-from typing import Any
-
 from tousu_shared.contracts import Envelope, Event
 from tousu_shared.contracts.case import (
     CaseClosed,
@@ -99,19 +97,21 @@ async def cancel_open_survey(
 def event_handlers(ctx: FeedbackContext) -> dict[str, Handler]:
     """Event type → handler."""
 
-    async def on_routed(uow: Any, event: Event, envelope: Envelope) -> None:
+    async def on_routed(uow: FeedbackUnitOfWorkBase, event: Event, envelope: Envelope) -> None:
         assert isinstance(event, CaseRouted)
         await remember_case(uow, event)
 
-    async def on_transferred(uow: Any, event: Event, envelope: Envelope) -> None:
+    async def on_transferred(uow: FeedbackUnitOfWorkBase, event: Event, envelope: Envelope) -> None:
         assert isinstance(event, CaseTransferred)
         await follow_transfer(uow, event)
 
-    async def on_resolved(uow: Any, event: Event, envelope: Envelope) -> None:
+    async def on_resolved(uow: FeedbackUnitOfWorkBase, event: Event, envelope: Envelope) -> None:
         assert isinstance(event, CaseResolved)
         await schedule_survey(uow, event, ctx)
 
-    async def on_reopened_or_closed(uow: Any, event: Event, envelope: Envelope) -> None:
+    async def on_reopened_or_closed(
+        uow: FeedbackUnitOfWorkBase, event: Event, envelope: Envelope
+    ) -> None:
         assert isinstance(event, CaseReopened | CaseClosed)
         await cancel_open_survey(uow, event, ctx)
 
