@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Starts the five services (API + consumer + relay each) and the development mail sink, waits
-# until every /readyz answers, prints where they listen, and stops them on Ctrl-C.
-# `run-services.sh stop` stops them. Feedback gets its own intake credential (pii:read) and
-# sends its emails to the mail sink, which keeps each one as a file under .data/mail/.
+# Starts the five services (every role of each in one process) and the development mail sink
+# under supervisord, waits until every /readyz answers, prints where they listen, and stops
+# them on Ctrl-C. `run-services.sh stop` stops them.
+#
+# supervisord restarts a process that dies (a crash, kill -9) with backoff and keeps each
+# one's log under .data/logs/ (rotated). Feedback gets its own intake credential (pii:read)
+# and sends its emails to the mail sink, which keeps each one as a file under .data/mail/.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,27 +16,26 @@ KEY_FILE="$DATA_DIR/dev-admin-key"
 FEEDBACK_KEY_FILE="$DATA_DIR/feedback-intake-key"
 MAIL_DIR="$DATA_DIR/mail"
 MAIL_PORT="${MAIL_SINK_PORT:-8025}"
+CONF="$RUN_DIR/supervisord.conf"
+SOCK="$RUN_DIR/supervisor.sock"
+PYTHON="$REPO/.venv/bin/python"
 declare -A PORTS=(
   [intake]="${INTAKE_PORT:-8001}" [routing]="${ROUTING_PORT:-8002}"
   [sla-monitor]="${SLA_MONITOR_PORT:-8003}" [feedback]="${FEEDBACK_PORT:-8004}"
   [analytics]="${ANALYTICS_PORT:-8005}"
 )
 ORDER=(intake routing sla-monitor feedback analytics)
-PY=(python3.11 -m uv run --frozen python)
+
+ctl() { "$REPO/.venv/bin/supervisorctl" -c "$CONF" "$@"; }
 
 stop_services() {
-  for service in "${ORDER[@]}" mailsink; do
-    pid_file="$RUN_DIR/$service.pid"
-    [ -f "$pid_file" ] || continue
-    pid="$(cat "$pid_file")"
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -KILL "$pid" 2>/dev/null || true
-      echo "[run] stopped $service"
-    fi
-    rm -f "$pid_file"
-  done
+  local pid
+  pid="$(cat "$RUN_DIR/supervisord.pid" 2>/dev/null || true)"
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+  ctl shutdown >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null || true
+  # supervisord stops every program (TERM, then KILL after stopwaitsecs) before it exits.
+  for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  echo "[run] stopped the services and the mail sink"
 }
 
 if [ "${1:-}" = "stop" ]; then
@@ -41,60 +43,110 @@ if [ "${1:-}" = "stop" ]; then
   exit 0
 fi
 
-mkdir -p "$RUN_DIR" "$LOG_DIR"
+mkdir -p "$RUN_DIR" "$LOG_DIR" "$MAIL_DIR"
 cd "$REPO"
-ADMIN_KEY="$("${PY[@]}" -m tousu_shared.cli dev-admin-key --file "$KEY_FILE")"
+ADMIN_KEY="$("$PYTHON" -m tousu_shared.cli dev-admin-key --file "$KEY_FILE")"
 stop_services
 
-start_service() {
-  local service="$1"; shift
-  local pkg
-  pkg="$(bash deploy/service-package.sh "$service")"
-  env TOUSU_HTTP_PORT="${PORTS[$service]}" TOUSU_BOOTSTRAP_ADMIN_KEY="$ADMIN_KEY" "$@" \
-    setsid "${PY[@]}" -m "$pkg" >"$LOG_DIR/$service.log" 2>&1 &
-  echo $! >"$RUN_DIR/$service.pid"
+# One [program] per process. startsecs/startretries give the backoff supervisord applies
+# to a process that keeps failing (1 s, 2 s, 3 s, …); autorestart brings back one that ran.
+program() {
+  local name="$1" command="$2" environment="$3"
+  cat <<EOF
+
+[program:$name]
+command=$command
+directory=$REPO
+environment=$environment
+autostart=${4:-true}
+autorestart=true
+startsecs=3
+startretries=20
+stopsignal=TERM
+stopwaitsecs=15
+stopasgroup=true
+killasgroup=true
+redirect_stderr=true
+stdout_logfile=$LOG_DIR/$name.log
+stdout_logfile_maxbytes=20MB
+stdout_logfile_backups=5
+EOF
 }
+
+{
+  cat <<EOF
+[unix_http_server]
+file=$SOCK
+chmod=0700
+
+[supervisord]
+logfile=$LOG_DIR/supervisord.log
+pidfile=$RUN_DIR/supervisord.pid
+nodaemon=true
+silent=true
+minfds=1024
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix://$SOCK
+EOF
+  program mailsink "$PYTHON -m tousu_feedback.mailsink --port $MAIL_PORT --dir $MAIL_DIR" \
+    'PYTHONUNBUFFERED="1"'
+  for service in "${ORDER[@]}"; do
+    pkg="$(bash deploy/service-package.sh "$service")"
+    env="TOUSU_HTTP_PORT=\"${PORTS[$service]}\",TOUSU_BOOTSTRAP_ADMIN_KEY=\"$ADMIN_KEY\""
+    if [ "$service" = feedback ]; then
+      # Started once its intake credential exists; the key is read from its file at start.
+      env="$env,TOUSU_INTAKE_URL=\"http://127.0.0.1:${PORTS[intake]}\",TOUSU_SMTP_HOST=\"127.0.0.1\""
+      env="$env,TOUSU_SMTP_PORT=\"$MAIL_PORT\",TOUSU_PUBLIC_BASE_URL=\"http://127.0.0.1:${PORTS[feedback]}\""
+      program feedback \
+        "/bin/sh -c 'TOUSU_INTAKE_API_KEY=\$(cat $FEEDBACK_KEY_FILE) exec $PYTHON -m $pkg'" \
+        "$env" false
+    else
+      program "$service" "$PYTHON -m $pkg" "$env"
+    fi
+  done
+} >"$CONF"
+
+"$REPO/.venv/bin/supervisord" -c "$CONF" &
+SUPERVISORD_PID=$!
+trap 'echo; stop_services; exit 0' INT TERM
+for attempt in $(seq 100); do
+  [ -S "$SOCK" ] && ctl pid >/dev/null 2>&1 && break
+  kill -0 "$SUPERVISORD_PID" 2>/dev/null && [ "$attempt" != 100 ] || {
+    echo "[run] supervisord did not start; see $LOG_DIR/supervisord.log" >&2; exit 1;
+  }
+  sleep 0.1
+done
 
 # Feedback's own credential at intake: contact details (pii:read, audited by intake) and
 # complaints of channel `survey`. Kept across runs while intake still accepts it.
-feedback_intake_key() {
+issue_feedback_key() {
   local intake="http://127.0.0.1:${PORTS[intake]}"
   for _ in $(seq 120); do curl -fsS "$intake/readyz" >/dev/null 2>&1 && break; sleep 0.5; done
   if [ -s "$FEEDBACK_KEY_FILE" ] && curl -fsS -o /dev/null \
       -H "Authorization: Bearer $(cat "$FEEDBACK_KEY_FILE")" "$intake/v1/complaints?limit=1"; then
-    cat "$FEEDBACK_KEY_FILE"
     return
   fi
   curl -fsS -X POST "$intake/v1/admin/credentials" \
     -H "Authorization: Bearer $ADMIN_KEY" -H 'Content-Type: application/json' \
     -d '{"name": "feedback-service", "role": "admin",
          "scopes": ["complaints:read", "complaints:write", "pii:read"]}' \
-    | "${PY[@]}" -c 'import json, sys; print(json.load(sys.stdin)["api_key"])' \
-    | tee "$FEEDBACK_KEY_FILE"
+    | "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["api_key"])' \
+    >"$FEEDBACK_KEY_FILE"
   chmod 600 "$FEEDBACK_KEY_FILE"
 }
-
-mkdir -p "$MAIL_DIR"
-setsid "${PY[@]}" -m tousu_feedback.mailsink --port "$MAIL_PORT" --dir "$MAIL_DIR" \
-  >"$LOG_DIR/mailsink.log" 2>&1 &
-echo $! >"$RUN_DIR/mailsink.pid"
-for service in "${ORDER[@]}"; do
-  [ "$service" = feedback ] || start_service "$service"
-done
-trap 'echo; stop_services; exit 0' INT TERM
-FEEDBACK_INTAKE_KEY="$(feedback_intake_key)" || {
-  echo "[run] could not issue feedback's intake credential" >&2; stop_services; exit 1;
-}
-start_service feedback TOUSU_INTAKE_API_KEY="$FEEDBACK_INTAKE_KEY" \
-  TOUSU_INTAKE_URL="http://127.0.0.1:${PORTS[intake]}" TOUSU_SMTP_HOST=127.0.0.1 \
-  TOUSU_SMTP_PORT="$MAIL_PORT" TOUSU_PUBLIC_BASE_URL="http://127.0.0.1:${PORTS[feedback]}"
+issue_feedback_key || { echo "[run] could not issue feedback's intake credential" >&2; stop_services; exit 1; }
+ctl start feedback >/dev/null
 
 for service in "${ORDER[@]}"; do
   url="http://127.0.0.1:${PORTS[$service]}"
   for attempt in $(seq 120); do
     if curl -fsS "$url/readyz" >/dev/null 2>&1; then break; fi
-    if ! kill -0 "$(cat "$RUN_DIR/$service.pid")" 2>/dev/null; then
-      echo "[run] $service exited; last lines of $LOG_DIR/$service.log:" >&2
+    if ctl status "$service" | grep -q FATAL; then
+      echo "[run] $service keeps failing; last lines of $LOG_DIR/$service.log:" >&2
       tail -n 30 "$LOG_DIR/$service.log" >&2
       stop_services
       exit 1
@@ -105,7 +157,7 @@ for service in "${ORDER[@]}"; do
 done
 
 echo
-echo "Tousu is up (logs in $LOG_DIR):"
+echo "Tousu is up (supervised by supervisord; logs in $LOG_DIR):"
 for service in "${ORDER[@]}"; do
   printf '  %-12s http://127.0.0.1:%s   (docs: /docs, health: /readyz, metrics: /metrics)\n' \
     "$service" "${PORTS[$service]}"
@@ -115,8 +167,9 @@ echo "  Kafka        127.0.0.1:${KAFKA_PORT:-9092}"
 echo "  PostgreSQL   127.0.0.1:${PG_PORT:-5432}/tousu"
 echo "  Admin key    $ADMIN_KEY"
 echo "               (also in $KEY_FILE; send as 'Authorization: Bearer <key>')"
+echo "  Processes    .venv/bin/supervisorctl -c $CONF status"
 echo
 echo "Ctrl-C or 'make stop' stops everything."
 if [ -t 0 ] || [ -z "${CI:-}" ]; then
-  wait
+  wait "$SUPERVISORD_PID"
 fi
