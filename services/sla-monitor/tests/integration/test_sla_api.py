@@ -10,7 +10,9 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from tousu_shared.contracts.case import FirstResponseSent
+from tousu_shared.contracts.sla import SlaBreached
 
 pytestmark = pytest.mark.integration
 
@@ -190,6 +192,28 @@ async def test_policies_are_validated_versioned_and_apply_to_the_next_event(sla,
         denied = await http.put("/v1/sla-policies", json={"policies": policies})
         allowed = await http.get("/v1/sla-policies")
     assert denied.status_code == 403 and allowed.status_code == 200
+
+
+async def test_a_policy_set_that_leaves_cases_without_milestones_is_refused(sla):
+    policies = [policy.model_dump(mode="json") for policy in sla.policies()]
+    async with sla.http() as http:
+        before = (await http.get("/v1/sla-policies")).json()
+        empty = await http.put(
+            "/v1/sla-policies", json={"policies": [{"name": "", "milestones": []}]}
+        )
+        hollow_first = await http.put(
+            "/v1/sla-policies",
+            json={"policies": [{**policies[0], "milestones": []}, *policies[1:]]},
+        )
+        after = (await http.get("/v1/sla-policies")).json()
+    assert empty.status_code == 422, empty.text
+    fields = {error["field"] for error in empty.json()["errors"]}
+    assert fields == {"body.policies.0.name", "body.policies.0.milestones"}
+    assert hollow_first.status_code == 422, hollow_first.text
+    (error,) = hollow_first.json()["errors"]
+    assert error["field"] == "body.policies.0.milestones"
+    assert "'urgent' has no milestones" in error["message"]
+    assert after["version"] == before["version"]  # nothing was published
 
 
 async def test_calendar_override_moves_a_due_date(sla, new_complaint):
@@ -381,6 +405,49 @@ async def test_event_log_rejects_a_second_firing_of_one_threshold(sla, new_compl
         )
     assert keys and len(keys) == len(set(keys))
     assert await sla.scheduler().run_once() == 0  # nothing left due: nothing fires again
+
+
+async def test_a_repeated_firing_key_rolls_the_whole_firing_back(sla, new_complaint):
+    complaint = new_complaint()
+    await sla.apply(complaint.received(ago(300)))
+    await sla.scheduler().run_once()
+
+    async def counts() -> tuple[int, int, str | None]:
+        async with sla.runtime.engine.connect() as conn:
+            outbox = (await conn.execute(text("SELECT count(*) FROM sla_monitor.outbox"))).scalar()
+            log = (
+                await conn.execute(text("SELECT count(*) FROM sla_monitor.sla_event_log"))
+            ).scalar()
+            error = (
+                await conn.execute(
+                    text("SELECT last_error FROM sla_monitor.sla_case WHERE case_id = :id"),
+                    {"id": complaint.complaint_id},
+                )
+            ).scalar()
+        return outbox, log, error
+
+    before = await counts()
+    async with sla.runtime.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT firing_key, envelope FROM sla_monitor.sla_event_log "
+                    "WHERE event_type = 'SlaBreached' LIMIT 1"
+                )
+            )
+        ).one()
+    breach = SlaBreached.model_validate(
+        {**row.envelope["data"], "complaint_id": complaint.complaint_id}
+    )
+    with pytest.raises(IntegrityError):
+        async with sla.ctx.uow() as uow:
+            # A state change and a second publication of a threshold that already fired.
+            await uow.sla.record_failure(
+                complaint.complaint_id, "must roll back", retry_at=ago(0), now=ago(0)
+            )
+            uow.publish(breach, firing_key=row.firing_key)
+            await uow.commit()
+    assert await counts() == before
 
 
 async def test_agents_pause_only_their_own_departments_clocks(sla, new_complaint):
