@@ -1,7 +1,183 @@
-"""Tables of the analytics service's own schema."""
+"""Tables of the analytics service's own schema.
+
+Two kinds of table live here:
+
+- the **read model** (``fact``, ``milestone``, ``survey``, ``correction``): built only from
+  events, so it can be dropped and rebuilt from offset zero. Its tables are made by
+  :func:`read_model_tables` for a *generation* suffix: the live set has none, a rebuild
+  fills a ``__shadow`` set beside it and renames it into place (``service_layer/rebuild.py``);
+- the service's **own state** (denominators the business supplies, alerts, improvement
+  actions, archived reports), which no event stream holds and a rebuild never touches.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
+from dataclasses import dataclass
 
-metadata = MetaData(schema="analytics")
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+
+SCHEMA = "analytics"
+SHADOW_SUFFIX = "__shadow"
+RETIRED_SUFFIX = "__retired"
+
+metadata = sa.MetaData(schema=SCHEMA)
+
+
+@dataclass(frozen=True)
+class ReadModelTables:
+    """One generation of the read model's tables."""
+
+    suffix: str
+    fact: sa.Table
+    milestone: sa.Table
+    survey: sa.Table
+    correction: sa.Table
+
+    @property
+    def all(self) -> tuple[sa.Table, ...]:
+        return (self.fact, self.milestone, self.survey, self.correction)
+
+
+READ_MODEL_NAMES = ("fact", "milestone", "survey", "correction")
+
+
+def read_model_tables(suffix: str = "", meta: sa.MetaData | None = None) -> ReadModelTables:
+    """The read model's tables under one generation suffix (``""`` is the live set)."""
+    meta = meta if meta is not None else sa.MetaData(schema=SCHEMA)
+    ts = sa.DateTime(timezone=True)
+    fact = sa.Table(
+        f"fact{suffix}",
+        meta,
+        # One row per complaint; every column is set by the events about it, idempotently.
+        sa.Column("complaint_id", pg.UUID(as_uuid=True), primary_key=True),
+        sa.Column("received_at", ts),  # the contact time: deadlines and volumes count from it
+        sa.Column("received_day", sa.Date),  # local (Asia/Shanghai) day of received_at
+        sa.Column("channel", sa.Text),
+        sa.Column("customer_ref", sa.Text),
+        sa.Column("tier", sa.Text),
+        sa.Column("product_line", sa.Text),
+        sa.Column("product_ref", sa.Text),
+        sa.Column("region", sa.Text),
+        sa.Column("subject_unit", sa.Text),
+        sa.Column("tags", pg.ARRAY(sa.Text)),
+        sa.Column("fcr", sa.Boolean),
+        sa.Column("category", sa.Text),
+        sa.Column("severity", sa.Text),
+        sa.Column("urgency", sa.Text),
+        sa.Column("classified_by", sa.Text),  # "classifier" or "person"
+        sa.Column("department", sa.Text),
+        sa.Column("department_version", sa.Integer),
+        sa.Column("first_response_at", ts),
+        sa.Column("resolved_at", ts),
+        sa.Column("closed_at", ts),
+        sa.Column("close_reason", sa.Text),
+        sa.Column("reopened_at", ts),
+        sa.Column("root_cause", sa.Text),
+        sa.Column("root_cause_version", sa.Integer),
+        sa.Index(f"ix_fact{suffix}_received", "received_at"),
+        sa.Index(f"ix_fact{suffix}_day_category", "received_day", "category"),
+        sa.Index(f"ix_fact{suffix}_customer", "customer_ref", "received_at"),
+    )
+    milestone = sa.Table(
+        f"milestone{suffix}",
+        meta,
+        sa.Column("complaint_id", pg.UUID(as_uuid=True), primary_key=True),
+        sa.Column("milestone", sa.Text, primary_key=True),
+        sa.Column("due_at", ts),
+        sa.Column("met_at", ts),
+        # Business seconds as the SLA monitor counted them (SlaMet.elapsed_seconds).
+        sa.Column("elapsed_seconds", sa.Float),
+        sa.Column("within_target", sa.Boolean),
+        sa.Column("breached_at", ts),
+    )
+    survey = sa.Table(
+        f"survey{suffix}",
+        meta,
+        sa.Column("survey_id", sa.Text, primary_key=True),
+        sa.Column("complaint_id", pg.UUID(as_uuid=True), nullable=False),
+        sa.Column("satisfaction", sa.SmallInteger),
+        sa.Column("source", sa.Text),
+        sa.Column("solved", sa.Boolean),
+        sa.Column("confirmed", sa.Boolean),
+        sa.Column("answered_at", ts),
+        sa.Index(f"ix_survey{suffix}_complaint", "complaint_id"),
+    )
+    correction = sa.Table(
+        f"correction{suffix}",
+        meta,
+        # One row per corrected dimension of one reclassification event.
+        sa.Column("event_id", pg.UUID(as_uuid=True), primary_key=True),
+        sa.Column("dimension", sa.Text, primary_key=True),
+        sa.Column("complaint_id", pg.UUID(as_uuid=True), nullable=False),
+        sa.Column("from_value", sa.Text),
+        sa.Column("to_value", sa.Text),
+        sa.Index(f"ix_correction{suffix}_complaint", "complaint_id"),
+    )
+    return ReadModelTables(suffix, fact, milestone, survey, correction)
+
+
+LIVE = read_model_tables("", metadata)
+
+denominator = sa.Table(
+    "denominator",
+    metadata,
+    sa.Column("month", sa.Date, primary_key=True),  # first day of the month
+    # "" stands for "every product line" (a primary key cannot hold NULL).
+    sa.Column("product_line", sa.Text, primary_key=True, server_default=""),
+    sa.Column("orders", sa.BigInteger),
+    sa.Column("customers", sa.BigInteger),
+    sa.Column("updated_by", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+alert = sa.Table(
+    "alert",
+    metadata,
+    sa.Column("id", pg.UUID(as_uuid=True), primary_key=True),
+    sa.Column("series_kind", sa.Text, nullable=False),  # category×product_line | ×department
+    sa.Column("category", sa.Text, nullable=False),
+    sa.Column("series_value", sa.Text, nullable=False),
+    sa.Column("method", sa.Text, nullable=False),
+    sa.Column("first_day", sa.Date, nullable=False),
+    sa.Column("last_day", sa.Date, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("evidence", pg.JSONB, nullable=False),
+    sa.Column("action_id", pg.UUID(as_uuid=True)),
+    sa.Column("dismiss_reason", sa.Text),
+    sa.Column("history", pg.JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+    sa.Column("detected_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_alert_series", "series_kind", "category", "series_value", "last_day"),
+)
+
+improvement_action = sa.Table(
+    "improvement_action",
+    metadata,
+    sa.Column("id", pg.UUID(as_uuid=True), primary_key=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("target", pg.JSONB, nullable=False),
+    sa.Column("plan", sa.Text, nullable=False),
+    sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("starts_on", sa.Date, nullable=False),
+    sa.Column("due_on", sa.Date),
+    sa.Column("target_rate", sa.Float),
+    sa.Column("alert_id", pg.UUID(as_uuid=True)),
+    sa.Column("root_cause", sa.Text),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("history", pg.JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+report = sa.Table(
+    "report",
+    metadata,
+    sa.Column("id", pg.UUID(as_uuid=True), primary_key=True),
+    sa.Column("month", sa.Date, nullable=False, unique=True),
+    sa.Column("generated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("generated_by", sa.Text, nullable=False),
+    # The live consumer's inbox position (topic → partition → last offset) it was built from.
+    sa.Column("position", pg.JSONB, nullable=False),
+    sa.Column("content", pg.JSONB, nullable=False),
+)

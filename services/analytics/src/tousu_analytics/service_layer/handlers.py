@@ -1,11 +1,19 @@
-"""Handlers of the events the analytics service consumes."""
+"""Handlers of the events the analytics service consumes: each one feeds the read model."""
 
 from __future__ import annotations
 
+from tousu_shared.contracts import Envelope, Event
 from tousu_shared.inbox import Handler
-from tousu_shared.runtime import Runtime
+
+from tousu_analytics.domain.projection import PROJECTORS, changes_for
+from tousu_analytics.service_layer.unit_of_work import AnalyticsUnitOfWork
 
 
-def event_handlers(runtime: Runtime) -> dict[str, Handler]:
-    """Event type → handler."""
-    return {}
+async def project(uow: AnalyticsUnitOfWork, event: Event, envelope: Envelope) -> None:
+    """Apply one event's changes to the read model (the consumer commits)."""
+    await uow.read_model.apply(changes_for(event, envelope.id))
+
+
+def event_handlers() -> dict[str, Handler]:
+    """Event type → handler: every event the projection counts."""
+    return {event_type.event_type: project for event_type in PROJECTORS}

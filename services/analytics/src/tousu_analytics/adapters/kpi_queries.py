@@ -1,0 +1,339 @@
+"""KPI queries over the read model: every figure is an aggregate of one ``base`` relation,
+so a figure and its drill-down (the complaints behind it) are the same predicate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tousu_analytics.adapters.orm import ReadModelTables, denominator
+
+HOUR = 3600.0
+NO_VALUE = "(none)"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which complaints a query counts: received in [start, end), optionally one department."""
+
+    start: date
+    end: date
+    department: str | None = None
+    repeat_days: int = 30  # a repeat complaint: the same customer within this many days
+
+
+def base(tables: ReadModelTables, scope: Scope) -> sa.Subquery:
+    """One row per complaint in scope with the derived columns every KPI uses."""
+    f, m = tables.fact, tables.milestone
+    first_response = m.alias("fr")
+    resolution = m.alias("rs")
+    prior = f.alias("prior")
+    repeat = sa.exists().where(
+        prior.c.customer_ref == f.c.customer_ref,
+        prior.c.received_at < f.c.received_at,
+        prior.c.received_at
+        >= f.c.received_at - sa.func.make_interval(0, 0, 0, int(scope.repeat_days)),
+        prior.c.complaint_id != f.c.complaint_id,
+    )
+    query = (
+        sa.select(
+            f,
+            (sa.extract("epoch", f.c.first_response_at - f.c.received_at) / HOUR).label("fr_hours"),
+            (first_response.c.elapsed_seconds / HOUR).label("fr_business_hours"),
+            (sa.extract("epoch", f.c.resolved_at - f.c.received_at) / HOUR).label("res_hours"),
+            (resolution.c.elapsed_seconds / HOUR).label("res_business_hours"),
+            sa.and_(f.c.customer_ref.is_not(None), repeat).label("is_repeat"),
+        )
+        .select_from(
+            f.outerjoin(
+                first_response,
+                sa.and_(
+                    first_response.c.complaint_id == f.c.complaint_id,
+                    first_response.c.milestone == "first_response",
+                    first_response.c.met_at.is_not(None),
+                ),
+            ).outerjoin(
+                resolution,
+                sa.and_(
+                    resolution.c.complaint_id == f.c.complaint_id,
+                    resolution.c.milestone == "resolve",
+                    resolution.c.met_at.is_not(None),
+                ),
+            )
+        )
+        .where(f.c.received_day >= scope.start, f.c.received_day < scope.end)
+    )
+    if scope.department is not None:
+        query = query.where(f.c.department == scope.department)
+    return query.subquery("base")
+
+
+def outcomes(b: sa.Subquery) -> dict[str, sa.ColumnElement[bool]]:
+    """The per-complaint outcomes that rates count: one definition for figure and drill."""
+    resolved = b.c.resolved_at.is_not(None)
+    return {
+        "all": sa.true(),
+        "resolved": resolved,
+        "fcr": b.c.fcr.is_(True),
+        "reopened": sa.and_(b.c.reopened_at.is_not(None), resolved),
+        "repeat": b.c.is_repeat,
+        "responded": b.c.first_response_at.is_not(None),
+    }
+
+
+def dimension(b: sa.Subquery, group_by: str | None) -> sa.ColumnElement[Any]:
+    """The grouping expression of a dimension (a constant for the totals)."""
+    if group_by is None:
+        return sa.literal("total")
+    time_unit = {"week": "week", "month": "month"}
+    if group_by in time_unit:
+        return sa.cast(sa.func.date_trunc(time_unit[group_by], b.c.received_day), sa.Date)
+    column = {"day": "received_day"}.get(group_by, group_by)
+    return b.c[column]
+
+
+def cell_key(value: Any) -> str:
+    if value is None:
+        return NO_VALUE
+    return value.isoformat() if isinstance(value, date) else str(value)
+
+
+def _pct(column: sa.ColumnElement[Any], fraction: float) -> sa.ColumnElement[Any]:
+    return sa.func.percentile_cont(fraction).within_group(column)
+
+
+class KpiQueries:
+    """Aggregates per cell of one dimension."""
+
+    def __init__(self, session: AsyncSession, tables: ReadModelTables) -> None:
+        self._session = session
+        self.tables = tables
+
+    def base(self, scope: Scope) -> sa.Subquery:
+        return base(self.tables, scope)
+
+    async def _rows(self, query: sa.Select) -> list[sa.Row]:
+        return list((await self._session.execute(query)).all())
+
+    async def core(self, scope: Scope, group_by: str | None) -> dict[str, dict[str, Any]]:
+        b = self.base(scope)
+        cell = dimension(b, group_by).label("cell")
+        counted = outcomes(b)
+        query = sa.select(
+            cell,
+            sa.func.count().label("volume"),
+            *(
+                sa.func.count().filter(counted[name]).label(name)
+                for name in ("resolved", "fcr", "reopened", "repeat")
+            ),
+            sa.func.count(sa.distinct(b.c.customer_ref)).label("customers"),
+            _pct(b.c.fr_hours, 0.5).label("fr_median"),
+            _pct(b.c.fr_hours, 0.9).label("fr_p90"),
+            _pct(b.c.fr_business_hours, 0.5).label("fr_business_median"),
+            _pct(b.c.fr_business_hours, 0.9).label("fr_business_p90"),
+            _pct(b.c.res_hours, 0.5).label("res_median"),
+            _pct(b.c.res_hours, 0.9).label("res_p90"),
+            _pct(b.c.res_business_hours, 0.5).label("res_business_median"),
+            _pct(b.c.res_business_hours, 0.9).label("res_business_p90"),
+        ).group_by(cell)
+        return {cell_key(row.cell): row._asdict() for row in await self._rows(query)}
+
+    async def sla(self, scope: Scope, group_by: str | None) -> dict[str, dict[str, Any]]:
+        b, m = self.base(scope), self.tables.milestone
+        cell = dimension(b, group_by).label("cell")
+        decided = sa.or_(m.c.met_at.is_not(None), m.c.breached_at.is_not(None))
+        compliant = sa.or_(
+            m.c.within_target.is_(True),
+            sa.and_(
+                m.c.within_target.is_(None), m.c.met_at.is_not(None), m.c.breached_at.is_(None)
+            ),
+        )
+        query = (
+            sa.select(
+                cell,
+                m.c.milestone,
+                sa.func.count().filter(decided).label("decided"),
+                sa.func.count().filter(sa.and_(decided, compliant)).label("compliant"),
+            )
+            .select_from(b.join(m, m.c.complaint_id == b.c.complaint_id))
+            .group_by(cell, m.c.milestone)
+        )
+        out: dict[str, dict[str, Any]] = {}
+        for row in await self._rows(query):
+            out.setdefault(cell_key(row.cell), {})[row.milestone] = row._asdict()
+        return out
+
+    async def csat(self, scope: Scope, group_by: str | None) -> dict[str, dict[str, Any]]:
+        b, s = self.base(scope), self.tables.survey
+        cell = dimension(b, group_by).label("cell")
+        query = (
+            sa.select(
+                cell,
+                s.c.source,
+                sa.func.count().label("surveys"),
+                sa.func.count(s.c.satisfaction).label("answers"),
+                sa.func.avg(s.c.satisfaction).label("mean"),
+                sa.func.count().filter(s.c.satisfaction >= 4).label("satisfied"),
+                sa.func.count().filter(s.c.confirmed.is_(True)).label("confirmed"),
+            )
+            .select_from(b.join(s, s.c.complaint_id == b.c.complaint_id))
+            .group_by(cell, s.c.source)
+        )
+        out: dict[str, dict[str, Any]] = {}
+        for row in await self._rows(query):
+            out.setdefault(cell_key(row.cell), {})[row.source or NO_VALUE] = row._asdict()
+        return out
+
+    async def root_causes(self, scope: Scope, group_by: str | None) -> dict[str, dict[str, int]]:
+        b = self.base(scope)
+        cell = dimension(b, group_by).label("cell")
+        query = (
+            sa.select(cell, b.c.root_cause, sa.func.count().label("n"))
+            .where(b.c.root_cause.is_not(None))
+            .group_by(cell, b.c.root_cause)
+        )
+        out: dict[str, dict[str, int]] = {}
+        for row in await self._rows(query):
+            out.setdefault(cell_key(row.cell), {})[row.root_cause] = row.n
+        return out
+
+    async def corrections(self, scope: Scope, group_by: str | None) -> dict[str, dict[str, int]]:
+        b, c = self.base(scope), self.tables.correction
+        cell = dimension(b, group_by).label("cell")
+        query = (
+            sa.select(cell, c.c.dimension, sa.func.count(sa.distinct(c.c.complaint_id)).label("n"))
+            .select_from(b.join(c, c.c.complaint_id == b.c.complaint_id))
+            .group_by(cell, c.c.dimension)
+        )
+        out: dict[str, dict[str, int]] = {}
+        for row in await self._rows(query):
+            out.setdefault(cell_key(row.cell), {})[row.dimension] = row.n
+        return out
+
+    async def denominators(self, start: date, end: date) -> Mapping[tuple[date, str], sa.Row]:
+        first = start.replace(day=1)
+        rows = await self._rows(
+            sa.select(denominator).where(denominator.c.month >= first, denominator.c.month < end)
+        )
+        return {(row.month, row.product_line): row for row in rows}
+
+    async def daily_counts(
+        self, start: date, end: date, series_column: str, department: str | None = None
+    ) -> list[sa.Row]:
+        """Complaints per local day, category and product line (or department)."""
+        f = self.tables.fact
+        value = f.c[series_column]
+        query = (
+            sa.select(
+                f.c.received_day.label("day"),
+                f.c.category,
+                value.label("value"),
+                sa.func.count().label("n"),
+            )
+            .where(
+                f.c.received_day >= start,
+                f.c.received_day < end,
+                f.c.category.is_not(None),
+                value.is_not(None),
+            )
+            .group_by(f.c.received_day, f.c.category, value)
+        )
+        if department is not None:
+            query = query.where(f.c.department == department)
+        return await self._rows(query)
+
+    async def stream(self, query: sa.Select) -> AsyncIterator[sa.Row]:
+        """Rows of a query through a server-side cursor: no row cap, bounded memory."""
+        result = await self._session.stream(query.execution_options(yield_per=2000))
+        async for row in result:
+            yield row
+
+
+# metric → (population, counted) among the outcomes above; the figure is counted/population.
+OUTCOME_METRICS: dict[str, tuple[str, str]] = {
+    "volume": ("all", "all"),
+    "unhappy_estimate": ("all", "all"),
+    "resolution_rate": ("all", "resolved"),
+    "fcr_rate": ("all", "fcr"),
+    "reopen_rate": ("resolved", "reopened"),
+    "repeat_rate": ("all", "repeat"),
+    "first_response_time": ("responded", "responded"),
+    "resolution_time": ("resolved", "resolved"),
+}
+# metric → what follows its dot: sla_compliance.first_response, csat.link, …
+QUALIFIED_METRICS = ("sla_compliance", "csat", "confirmed", "root_cause", "corrections")
+DRILL_COLUMNS = (
+    "complaint_id",
+    "received_at",
+    "category",
+    "channel",
+    "department",
+    "product_line",
+    "region",
+    "severity",
+    "root_cause",
+)
+
+
+def _qualified(
+    tables: ReadModelTables, b: sa.Subquery, metric: str, qualifier: str
+) -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
+    m, s, c = tables.milestone, tables.survey, tables.correction
+    if metric == "sla_compliance":
+        mine = sa.and_(
+            m.c.complaint_id == b.c.complaint_id,
+            m.c.milestone == qualifier,
+            sa.or_(m.c.met_at.is_not(None), m.c.breached_at.is_not(None)),
+        )
+        compliant = sa.or_(
+            m.c.within_target.is_(True),
+            sa.and_(m.c.within_target.is_(None), m.c.breached_at.is_(None)),
+        )
+        return sa.exists().where(mine), sa.exists().where(mine, compliant)
+    if metric in ("csat", "confirmed"):
+        mine = sa.and_(s.c.complaint_id == b.c.complaint_id, s.c.source == qualifier)
+        good = s.c.satisfaction >= 4 if metric == "csat" else s.c.confirmed.is_(True)
+        return sa.exists().where(mine), sa.exists().where(mine, good)
+    if metric == "root_cause":
+        same = b.c.root_cause == qualifier
+        return same, same
+    corrected = sa.exists().where(c.c.complaint_id == b.c.complaint_id, c.c.dimension == qualifier)
+    return corrected, corrected
+
+
+def drill_query(
+    tables: ReadModelTables,
+    b: sa.Subquery,
+    metric: str,
+    qualifier: str | None,
+    group_by: str | None,
+    cell: str | None,
+) -> sa.Select:
+    """The complaints behind one figure: its population, each flagged whether it counted."""
+    if metric in OUTCOME_METRICS:
+        population_name, counted_name = OUTCOME_METRICS[metric]
+        counted_by = outcomes(b)
+        population, counted = counted_by[population_name], counted_by[counted_name]
+    else:
+        assert qualifier is not None, "qualified metrics are validated by the service layer"
+        population, counted = _qualified(tables, b, metric, qualifier)
+    query = (
+        sa.select(*(b.c[name] for name in DRILL_COLUMNS), counted.label("counted"))
+        .where(population)
+        .order_by(b.c.complaint_id)
+    )
+    if group_by is not None and cell is not None:
+        expression = dimension(b, group_by)
+        if cell == NO_VALUE:
+            query = query.where(expression.is_(None))
+        elif group_by in ("day", "week", "month"):
+            query = query.where(expression == date.fromisoformat(cell))
+        else:
+            query = query.where(expression == cell)
+    return query

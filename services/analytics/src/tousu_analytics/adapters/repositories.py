@@ -1,0 +1,250 @@
+"""Repositories of the service's own state: denominators, alerts, actions, reports."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tousu_analytics.adapters.orm import alert, denominator, improvement_action, report
+from tousu_analytics.domain.actions import ImprovementAction, Target
+from tousu_analytics.domain.alerts import Alert, Series
+
+
+class DenominatorRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def put(
+        self,
+        month: date,
+        product_line: str,
+        orders: int | None,
+        customers: int | None,
+        actor: str,
+        now: datetime,
+    ) -> None:
+        values = {
+            "month": month,
+            "product_line": product_line,
+            "orders": orders,
+            "customers": customers,
+            "updated_by": actor,
+            "updated_at": now,
+        }
+        stmt = insert(denominator).values(values)
+        await self._session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["month", "product_line"],
+                set_={
+                    key: stmt.excluded[key]
+                    for key in ("orders", "customers", "updated_by", "updated_at")
+                },
+            )
+        )
+
+
+def _alert_row(item: Alert) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "series_kind": item.series.kind,
+        "category": item.series.category,
+        "series_value": item.series.value,
+        "method": item.method,
+        "first_day": item.first_day,
+        "last_day": item.last_day,
+        "state": item.state,
+        "evidence": item.evidence,
+        "action_id": item.action_id,
+        "dismiss_reason": item.dismiss_reason,
+        "history": item.history,
+        "detected_at": item.detected_at,
+        "updated_at": item.updated_at,
+    }
+
+
+def _alert(row: sa.Row) -> Alert:
+    return Alert(
+        id=row.id,
+        series=Series(row.series_kind, row.category, row.series_value),
+        method=row.method,
+        first_day=row.first_day,
+        last_day=row.last_day,
+        state=row.state,
+        evidence=row.evidence,
+        detected_at=row.detected_at,
+        updated_at=row.updated_at,
+        action_id=row.action_id,
+        dismiss_reason=row.dismiss_reason,
+        history=list(row.history),
+    )
+
+
+class AlertRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, alert_id: uuid.UUID, *, lock: bool = False) -> Alert | None:
+        query = sa.select(alert).where(alert.c.id == alert_id)
+        row = (await self._session.execute(query.with_for_update() if lock else query)).first()
+        return _alert(row) if row else None
+
+    async def latest_for(self, series: Series) -> Alert | None:
+        """The series' most recent alert, whatever its state."""
+        row = (
+            await self._session.execute(
+                sa.select(alert)
+                .where(
+                    alert.c.series_kind == series.kind,
+                    alert.c.category == series.category,
+                    alert.c.series_value == series.value,
+                )
+                .order_by(alert.c.last_day.desc())
+                .limit(1)
+                .with_for_update()
+            )
+        ).first()
+        return _alert(row) if row else None
+
+    async def save(self, item: Alert) -> None:
+        values = _alert_row(item)
+        stmt = insert(alert).values(values)
+        await self._session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["id"],
+                set_={k: stmt.excluded[k] for k in values if k != "id"},
+            )
+        )
+
+    async def list(
+        self, *, state: str | None, after: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> Sequence[Alert]:
+        query = sa.select(alert).order_by(alert.c.detected_at.desc(), alert.c.id.desc())
+        if state:
+            query = query.where(alert.c.state == state)
+        if after:
+            query = query.where(sa.tuple_(alert.c.detected_at, alert.c.id) < sa.tuple_(*after))
+        rows = (await self._session.execute(query.limit(limit))).all()
+        return [_alert(row) for row in rows]
+
+    async def in_month(self, first: date, last: date) -> Sequence[Alert]:
+        rows = (
+            await self._session.execute(
+                sa.select(alert)
+                .where(alert.c.last_day >= first, alert.c.first_day <= last)
+                .order_by(alert.c.first_day)
+            )
+        ).all()
+        return [_alert(row) for row in rows]
+
+
+def _action_row(item: ImprovementAction) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "title": item.title,
+        "target": item.target.as_json(),
+        "plan": item.plan,
+        "owner": item.owner,
+        "starts_on": item.starts_on,
+        "due_on": item.due_on,
+        "target_rate": item.target_rate,
+        "alert_id": item.alert_id,
+        "root_cause": item.root_cause,
+        "state": item.state,
+        "history": item.history,
+        "created_at": item.created_at,
+        "version": item.version,
+    }
+
+
+def _action(row: sa.Row) -> ImprovementAction:
+    return ImprovementAction(
+        id=row.id,
+        title=row.title,
+        target=Target(**row.target),
+        plan=row.plan,
+        owner=row.owner,
+        starts_on=row.starts_on,
+        due_on=row.due_on,
+        target_rate=row.target_rate,
+        alert_id=row.alert_id,
+        root_cause=row.root_cause,
+        created_at=row.created_at,
+        state=row.state,
+        version=row.version,
+        history=list(row.history),
+    )
+
+
+class ActionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, action_id: uuid.UUID, *, lock: bool = False) -> ImprovementAction | None:
+        query = sa.select(improvement_action).where(improvement_action.c.id == action_id)
+        row = (await self._session.execute(query.with_for_update() if lock else query)).first()
+        return _action(row) if row else None
+
+    async def save(self, item: ImprovementAction) -> None:
+        values = _action_row(item)
+        stmt = insert(improvement_action).values(values)
+        await self._session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["id"],
+                set_={k: stmt.excluded[k] for k in values if k != "id"},
+            )
+        )
+
+    async def list(
+        self, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> Sequence[ImprovementAction]:
+        query = sa.select(improvement_action).order_by(
+            improvement_action.c.created_at.desc(), improvement_action.c.id.desc()
+        )
+        if after:
+            query = query.where(
+                sa.tuple_(improvement_action.c.created_at, improvement_action.c.id)
+                < sa.tuple_(*after)
+            )
+        rows = (await self._session.execute(query.limit(limit))).all()
+        return [_action(row) for row in rows]
+
+
+class ReportRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def for_month(self, month: date) -> sa.Row | None:
+        return (
+            await self._session.execute(sa.select(report).where(report.c.month == month))
+        ).first()
+
+    async def archive(
+        self,
+        *,
+        month: date,
+        content: dict[str, Any],
+        position: dict[str, Any],
+        actor: str,
+        now: datetime,
+    ) -> uuid.UUID:
+        report_id = uuid.uuid4()
+        stmt = insert(report).values(
+            id=report_id,
+            month=month,
+            generated_at=now,
+            generated_by=actor,
+            position=position,
+            content=content,
+        )
+        inserted = (
+            await self._session.execute(
+                stmt.on_conflict_do_nothing(index_elements=["month"]).returning(report.c.id)
+            )
+        ).scalar()
+        return inserted or report_id

@@ -1,0 +1,245 @@
+"""The KPI use case: every figure of a period, in total and per cell of one dimension."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from tousu_shared.errors import InvalidInput
+
+from tousu_analytics.adapters.kpi_queries import (
+    DRILL_COLUMNS,
+    OUTCOME_METRICS,
+    QUALIFIED_METRICS,
+    KpiQueries,
+    Scope,
+    drill_query,
+)
+from tousu_analytics.domain.calendar import marked_days
+from tousu_analytics.domain.periods import months_between
+from tousu_analytics.service_layer.context import AnalyticsContext
+
+GROUP_BY = (
+    "category",
+    "channel",
+    "department",
+    "product_line",
+    "region",
+    "severity",
+    "urgency",
+    "tier",
+    "day",
+    "week",
+    "month",
+)
+TIME_GROUPS = ("day", "week", "month")
+TOP_ROOT_CAUSES = 5
+
+
+@dataclass(frozen=True)
+class KpiRequest:
+    start: date
+    end: date
+    group_by: str | None = None
+    department: str | None = None  # already narrowed by Principal.visible_department
+
+    def __post_init__(self) -> None:
+        if self.end <= self.start:
+            raise InvalidInput("'to' must be after 'from'", field="to")
+        if self.group_by is not None and self.group_by not in GROUP_BY:
+            raise InvalidInput(
+                f"group_by must be one of {', '.join(GROUP_BY)}",
+                field="group_by",
+                allowed=list(GROUP_BY),
+            )
+
+
+def _ratio(part: float | None, whole: float | None) -> float | None:
+    if part is None or not whole:
+        return None
+    return round(part / whole, 6)
+
+
+def _hours(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 4)
+
+
+def _exposure(
+    denominators: Mapping[tuple[date, str], Any], months: list[date], product_line: str, field: str
+) -> float | None:
+    """The sum of a denominator over months, or None when any month lacks it."""
+    total = 0.0
+    for month in months:
+        row = denominators.get((month, product_line))
+        if row is None or row._mapping[field] is None:
+            return None
+        total += row._mapping[field]
+    return total
+
+
+@dataclass
+class _Parts:
+    core: dict[str, dict[str, Any]]
+    sla: dict[str, dict[str, Any]]
+    csat: dict[str, dict[str, Any]]
+    root_causes: dict[str, dict[str, int]]
+    corrections: dict[str, dict[str, int]]
+
+
+async def _parts(q: KpiQueries, scope: Scope, group_by: str | None) -> _Parts:
+    return _Parts(
+        core=await q.core(scope, group_by),
+        sla=await q.sla(scope, group_by),
+        csat=await q.csat(scope, group_by),
+        root_causes=await q.root_causes(scope, group_by),
+        corrections=await q.corrections(scope, group_by),
+    )
+
+
+def _metrics(
+    parts: _Parts, key: str, orders: float | None, customers: float | None, pyramid_ratio: float
+) -> dict[str, Any]:
+    core = parts.core.get(key)
+    volume = core["volume"] if core else 0
+    c = core or {}
+    return {
+        "volume": volume,
+        "complaint_rate_per_order": _ratio(volume, orders),
+        "complaint_rate_per_customer": _ratio(volume, customers),
+        "resolution_rate": _ratio(c.get("resolved"), volume),
+        "fcr_rate": _ratio(c.get("fcr"), volume),
+        "first_response_hours": {
+            "median": _hours(c.get("fr_median")),
+            "p90": _hours(c.get("fr_p90")),
+        },
+        "first_response_business_hours": {
+            "median": _hours(c.get("fr_business_median")),
+            "p90": _hours(c.get("fr_business_p90")),
+        },
+        "resolution_hours": {
+            "median": _hours(c.get("res_median")),
+            "p90": _hours(c.get("res_p90")),
+        },
+        "resolution_business_hours": {
+            "median": _hours(c.get("res_business_median")),
+            "p90": _hours(c.get("res_business_p90")),
+        },
+        "sla_compliance": {
+            milestone: {
+                "rate": _ratio(row["compliant"], row["decided"]),
+                "compliant": row["compliant"],
+                "decided": row["decided"],
+            }
+            for milestone, row in sorted(parts.sla.get(key, {}).items())
+        },
+        "csat": {
+            source: {
+                "mean": None if row["mean"] is None else round(float(row["mean"]), 4),
+                "share_4_5": _ratio(row["satisfied"], row["answers"]),
+                "confirmed_share": _ratio(row["confirmed"], row["surveys"]),
+                "answers": row["answers"],
+                "surveys": row["surveys"],
+            }
+            for source, row in sorted(parts.csat.get(key, {}).items())
+        },
+        "reopen_rate": _ratio(c.get("reopened"), c.get("resolved")),
+        "repeat_rate": _ratio(c.get("repeat"), volume),
+        "top_root_causes": [
+            {"root_cause": cause, "count": n}
+            for cause, n in sorted(
+                parts.root_causes.get(key, {}).items(), key=lambda item: (-item[1], item[0])
+            )[:TOP_ROOT_CAUSES]
+        ],
+        "classifier_corrections": {
+            dimension: {"count": n, "rate": _ratio(n, volume)}
+            for dimension, n in sorted(parts.corrections.get(key, {}).items())
+        },
+        "unhappy_customers_estimate": round(volume * pyramid_ratio, 2),
+    }
+
+
+async def compute_kpis(ctx: AnalyticsContext, request: KpiRequest) -> dict[str, Any]:
+    """Every KPI for the period, in total and per cell (``group_by``)."""
+    scope = Scope(request.start, request.end, request.department, ctx.settings.repeat_window_days)
+    ratio = ctx.settings.pyramid_ratio
+    months = months_between(request.start, request.end)
+    async with ctx.uow() as uow:
+        denominators = await uow.kpis.denominators(request.start, request.end)
+        totals = await _parts(uow.kpis, scope, None)
+        cells = await _parts(uow.kpis, scope, request.group_by) if request.group_by else None
+    document: dict[str, Any] = {
+        "from": request.start.isoformat(),
+        "to": request.end.isoformat(),
+        "group_by": request.group_by,
+        "department": request.department,
+        "pyramid_ratio": ratio,
+        "totals": _metrics(
+            totals,
+            "total",
+            _exposure(denominators, months, "", "orders"),
+            _exposure(denominators, months, "", "customers"),
+            ratio,
+        ),
+        "cells": [],
+    }
+    if cells is not None:
+        for key in sorted(cells.core):
+            orders = customers = None
+            if request.group_by == "month":
+                month = [date.fromisoformat(key)]
+                orders = _exposure(denominators, month, "", "orders")
+                customers = _exposure(denominators, month, "", "customers")
+            elif request.group_by == "product_line":
+                orders = _exposure(denominators, months, key, "orders")
+                customers = _exposure(denominators, months, key, "customers")
+            document["cells"].append(
+                {"cell": key, **_metrics(cells, key, orders, customers, ratio)}
+            )
+    if request.group_by in TIME_GROUPS:
+        document["calendar"] = marked_days(request.start, request.end)
+    return document
+
+
+@dataclass(frozen=True)
+class DrillRequest:
+    kpis: KpiRequest
+    metric: str
+    cell: str | None = None
+    after: uuid.UUID | None = None
+    limit: int | None = 100  # None: every row (the CSV export)
+
+    def split(self) -> tuple[str, str | None]:
+        name, _, qualifier = self.metric.partition(".")
+        if name in OUTCOME_METRICS and not qualifier:
+            return name, None
+        if name in QUALIFIED_METRICS and qualifier:
+            return name, qualifier
+        allowed = [*OUTCOME_METRICS, *(f"{name}.<value>" for name in QUALIFIED_METRICS)]
+        raise InvalidInput(f"unknown metric {self.metric!r}", field="metric", allowed=allowed)
+
+
+async def drill(ctx: AnalyticsContext, request: DrillRequest) -> AsyncIterator[dict[str, Any]]:
+    """The complaints behind one figure, in complaint-id order, each flagged ``counted``."""
+    metric, qualifier = request.split()
+    if request.cell is not None and request.kpis.group_by is None:
+        raise InvalidInput("a cell needs group_by", field="cell")
+    scope = Scope(
+        request.kpis.start,
+        request.kpis.end,
+        request.kpis.department,
+        ctx.settings.repeat_window_days,
+    )
+    async with ctx.uow() as uow:
+        b = uow.kpis.base(scope)
+        query = drill_query(
+            uow.kpis.tables, b, metric, qualifier, request.kpis.group_by, request.cell
+        )
+        if request.after is not None:
+            query = query.where(b.c.complaint_id > request.after)
+        if request.limit is not None:
+            query = query.limit(request.limit)
+        async for row in uow.kpis.stream(query):
+            yield {name: row._mapping[name] for name in (*DRILL_COLUMNS, "counted")}

@@ -1,0 +1,248 @@
+"""Fixtures for the analytics service against the real broker and database.
+
+Each test gets topics of its own (deleted afterwards), an emptied ``analytics`` schema, and
+helpers to publish other services' events and wait until the read model applied them.
+Test modules reach the helpers through the ``analytics`` fixture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from asgi_lifespan import LifespanManager
+from sqlalchemy import text
+from tousu_analytics.bootstrap import bootstrap
+from tousu_analytics.settings import AnalyticsSettings
+from tousu_shared.auth import new_api_key
+from tousu_shared.clock import FixedClock
+from tousu_shared.contracts import Envelope, Event
+from tousu_shared.kafka import ensure_topics
+from tousu_shared.runtime import Service
+from tousu_shared.testing import (
+    KAFKA_BOOTSTRAP,
+    TOPIC_NAMESPACE,
+    test_settings,
+    truncate_schema,
+    wait_for,
+)
+from tousu_shared.topics import all_topic_names
+
+pytestmark = pytest.mark.integration
+
+ADMIN_KEY = new_api_key()[1]
+
+
+class Harness:
+    """The service under test: publish events as other services would, call its API."""
+
+    def __init__(self, service: Service, clock: FixedClock) -> None:
+        self.service = service
+        self.clock = clock
+        self.settings: AnalyticsSettings = service.runtime.settings  # type: ignore[assignment]
+        self.ctx = service.app.state.analytics
+        self.handled = 0  # events sent that the read model handles
+
+    def envelope(self, event: Event) -> Envelope:
+        return self.service.runtime.outbox.envelope(event)
+
+    async def send(self, *items: Event | Envelope) -> list[Envelope]:
+        """Publish events (or exact envelopes, to redeliver one) on their topics."""
+        producer = self.service.runtime.producer()
+        await producer.start()
+        sent = []
+        try:
+            for item in items:
+                envelope = item if isinstance(item, Envelope) else self.envelope(item)
+                topic = self._topic_of(envelope)
+                await producer.send_and_wait(
+                    self.settings.topic(topic), envelope.to_bytes(), key=envelope.subject.encode()
+                )
+                sent.append(envelope)
+        finally:
+            await producer.stop()
+        return sent
+
+    @staticmethod
+    def _topic_of(envelope: Envelope) -> str:
+        from tousu_shared.contracts import EVENT_TYPES
+
+        return EVENT_TYPES[(envelope.type, envelope.schema_version)].topic
+
+    async def inbox_count(self, consumer: str | None = None) -> int:
+        async with self.service.runtime.engine.connect() as conn:
+            return int(
+                await conn.scalar(
+                    text("SELECT count(*) FROM analytics.inbox WHERE consumer = :c"),
+                    {"c": consumer or self.settings.consumer_group},
+                )
+                or 0
+            )
+
+    async def until_applied(self, count: int) -> None:
+        """Wait until the live consumer recorded ``count`` events in its inbox."""
+
+        async def done() -> bool:
+            return await self.inbox_count() >= count
+
+        await wait_for(done, timeout=60)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        consumer = self.service.consumer()
+        tasks = [
+            asyncio.create_task(consumer.run(stop)),
+            asyncio.create_task(self.service.relay().run(stop)),
+        ]
+        try:
+            await wait_for(lambda: consumer.ready.is_set() or any(t.done() for t in tasks))
+            yield
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
+
+    @contextlib.asynccontextmanager
+    async def http(self, key: str = ADMIN_KEY) -> AsyncIterator[httpx.AsyncClient]:
+        async with LifespanManager(self.service.app) as manager:
+            transport = httpx.ASGITransport(app=manager.app)
+            async with httpx.AsyncClient(
+                transport=transport,
+                base_url="http://analytics",
+                headers={"Authorization": f"Bearer {key}"},
+            ) as client:
+                yield client
+
+    async def credential(
+        self, http: httpx.AsyncClient, role: str, department: str | None = None
+    ) -> str:
+        response = await http.post(
+            "/v1/admin/credentials",
+            json={
+                "name": f"{role}-{uuid.uuid4().hex[:6]}",
+                "role": role,
+                "department": department,
+            },
+        )
+        assert response.status_code == 201, response.text
+        return response.json()["api_key"]
+
+
+async def _delete_topics(namespace: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP)
+    await admin.start()
+    try:
+        mine = [name for name in await admin.list_topics() if name.startswith(namespace)]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def analytics() -> AsyncIterator[Harness]:
+    namespace = f"{TOPIC_NAMESPACE}an-{uuid.uuid4().hex[:8]}."
+    await ensure_topics(
+        KAFKA_BOOTSTRAP, [(namespace + name, parts) for name, parts in all_topic_names()]
+    )
+    clock = FixedClock(datetime(2025, 11, 3, 2, 0, tzinfo=UTC))
+    service = bootstrap(
+        test_settings(AnalyticsSettings, topic_namespace=namespace, bootstrap_admin_key=ADMIN_KEY),
+        clock=clock,
+    )
+    await truncate_schema(service.runtime.engine, "analytics")
+    try:
+        yield Harness(service, clock)
+    finally:
+        await truncate_schema(service.runtime.engine, "analytics")
+        await service.runtime.close()
+        await _delete_topics(namespace)
+
+
+@pytest.fixture
+def kit() -> type[Events]:
+    return Events
+
+
+class Events:
+    """Builds contract events of one complaint, as intake, routing, SLA and feedback would."""
+
+    def __init__(self, **received: Any) -> None:
+        self.complaint_id = uuid.uuid4()
+        self.version = 0
+        self._received = received
+
+    def received(self) -> Event:
+        from tousu_shared.contracts.complaint import ComplaintReceived
+
+        values: dict[str, Any] = {
+            "tracking_code": f"TS-{self.complaint_id.hex[:6]}",
+            "channel": "phone",
+            "customer_ref": "cust-x",
+            "customer_tier": "regular",
+            "contact_details_url": "https://intake/contact",
+        }
+        values.update(self._received)
+        values.setdefault("received_at", values["contact_at"])
+        return ComplaintReceived(complaint_id=self.complaint_id, **values)
+
+    def classified(
+        self, category: str, severity: str = "general", urgency: str = "routine"
+    ) -> Event:
+        from tousu_shared.contracts.complaint import ClassificationData, ComplaintClassified
+
+        return ComplaintClassified(
+            complaint_id=self.complaint_id,
+            classification=ClassificationData(
+                category=category, severity=severity, urgency=urgency, customer_tier="regular"
+            ),
+            explanation={},
+            ruleset_version="test",
+        )
+
+    def reclassified(self, category: str, previous: str) -> Event:
+        from tousu_shared.contracts.complaint import ClassificationData, ComplaintReclassified
+
+        def data(cat: str) -> ClassificationData:
+            return ClassificationData(
+                category=cat, severity="general", urgency="routine", customer_tier="regular"
+            )
+
+        return ComplaintReclassified(
+            complaint_id=self.complaint_id,
+            classification=data(category),
+            previous=data(previous),
+            reason="wrong category",
+            corrected_by="manager:zhao",
+        )
+
+    def case(self, cls: type[Event], at: datetime, department: str, **fields: Any) -> Event:
+        self.version += 1
+        return cls(
+            complaint_id=self.complaint_id,
+            department=department,
+            actor="agent:li",
+            occurred_at=at,
+            recorded_at=at,
+            case_version=self.version,
+            **fields,
+        )
+
+    def sla(self, cls: type[Event], milestone: str, due_at: datetime, **fields: Any) -> Event:
+        return cls(
+            complaint_id=self.complaint_id,
+            milestone=milestone,
+            policy="standard",
+            due_at=due_at,
+            **fields,
+        )
+
+    def feedback(self, cls: type[Event], survey: str, **fields: Any) -> Event:
+        return cls(complaint_id=self.complaint_id, survey_id=survey, **fields)
