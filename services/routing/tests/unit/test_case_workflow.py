@@ -31,6 +31,7 @@ from tousu_routing.domain import (
     plan_routing,
 )
 from tousu_routing.domain import events as ev
+from tousu_routing.service_layer.cases import CASE_ACTIONS
 
 RECEIVED = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
 STEP = timedelta(minutes=10)
@@ -62,6 +63,10 @@ def next_time(case: Case) -> datetime:
     return case.history[-1].occurred_at + STEP
 
 
+# Each workflow action's Case method, from the service's command table.
+METHOD_FOR: dict[CaseAction, Callable[..., None]] = dict(CASE_ACTIONS.values())
+
+
 def perform(case: Case, action: CaseAction, now: datetime | None = None, **overrides) -> None:
     """Do ``action`` with valid arguments, at ``now`` (default: just after the last step)."""
     kwargs = dict(actor="agent:a-1", now=now or next_time(case))
@@ -78,8 +83,7 @@ def perform(case: Case, action: CaseAction, now: datetime | None = None, **overr
     }
     kwargs.update(defaults.get(action, {}))
     kwargs.update(overrides)
-    method: Callable[..., None] = getattr(case, str(action))
-    method(**kwargs)
+    METHOD_FOR[action](case, **kwargs)
 
 
 # The shortest legal way from a fresh case to each state.
@@ -696,3 +700,24 @@ def test_a_case_loaded_from_storage_continues_from_its_version():
     assert loaded.events[-1].version == loaded.version
     assert loaded.allowed_actions == allowed_actions(S.INVESTIGATING)
     assert loaded.can(A.PROPOSE_SOLUTION) and not loaded.can(A.CLOSE)
+
+
+def test_an_escalation_to_a_named_level_rises_there_in_one_step():
+    case = case_in(S.INVESTIGATING)
+
+    perform(case, A.ESCALATE, reason="sla_breach", to_level="director", assignee_id="d-1")
+
+    (event,) = case.events
+    assert (event.from_level, event.to_level, event.capped) == ("agent", "director", False)
+    assert (case.handler_level, case.assignee_id, case.escalation_level) == ("director", "d-1", 1)
+    assert case.history[-1].details["to_level"] == "director"
+
+
+@pytest.mark.parametrize("level", ["agent", "executive-ish"])
+def test_an_escalation_to_a_level_not_above_the_case_is_refused(level):
+    case = case_in(S.INVESTIGATING)
+
+    with pytest.raises(InvalidCommand):
+        perform(case, A.ESCALATE, to_level=level)
+
+    assert (case.version, case.events) == (3, [])
