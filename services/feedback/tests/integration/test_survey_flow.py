@@ -315,3 +315,35 @@ async def test_survey_policy_is_versioned_data(system):
         headers={"Authorization": f"Bearer {analyst}"},
     )
     assert refused.status_code == 403
+
+
+async def test_reminder_after_two_days_then_expiry_closes_as_no_response(scheduled):
+    system = scheduled
+    complaint, _ = await system.resolved_case()
+    await system.survey_when(complaint["id"], "offered")
+    first = (await system.mail_to("wang@example.com")).get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+    system.clock.advance(dt.timedelta(hours=48, minutes=1))
+    reminded = await system.survey_when(complaint["id"], "reminded")
+    assert reminded["reminders_sent"] == 1
+    second = (await system.mail_to("wang@example.com", count=2)).get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert system.link_in(second) != system.link_in(first)
+    for body in (first, second):  # both links stay valid until the survey ends
+        link = system.token_of(system.link_in(body))
+        assert (await system.http["feedback"].get(f"/v1/public/surveys/{link}")).status_code == 200
+
+    system.clock.advance(dt.timedelta(days=5))
+    expired = await system.survey_when(complaint["id"], "expired")
+    assert [m["kind"] for m in expired["messages"]] == ["result_and_survey", "reminder"]
+    (closed,) = await system.case_events(complaint["id"], "CaseClosed")
+    assert closed.data["close_reason"] == "no_response"
+
+
+async def test_closing_by_hand_cancels_the_survey(scheduled):
+    system = scheduled
+    complaint, case = await system.resolved_case()
+    await system.survey_when(complaint["id"], "offered")
+    await system.act(case, "close", close_reason="manual", note="customer withdrew")
+    survey = await system.survey_when(complaint["id"], "cancelled")
+    assert survey["closed_reason"] == "case closed manually"
+    assert survey["history"][-1]["kind"] == "cancelled"
