@@ -19,28 +19,44 @@ from .model import (
     Urgency,
 )
 from .rules import ClassifierRules, TermList, WeightedTerms, load_default_rules, normalise_text
-from .text import Term, TermIndex, TextAnalysis
+from .text import Term, TermIndex, TextAnalysis, segment
+from .textmodel import HeadResult, Prediction, TextModel, load_shipped_model
+
+# Sentinel: "use the model shipped with the package" (None means rules only).
+SHIPPED = object()
 
 
 class Classifier:
-    """Classifies complaints by one rule set; build once (compiles the rules), classify often."""
+    """Classifies complaints by one rule set and one trained text model; build once, classify often.
 
-    def __init__(self, rules: ClassifierRules | None = None) -> None:
+    The model decides what needs judgement (category, emotion, whether the text is trivial) and
+    gives every dimension a confidence; the rules decide what must be exact and explainable
+    (risk flags, harm, amount and impact thresholds, tier) and, without a model, everything.
+    """
+
+    def __init__(self, rules: ClassifierRules | None = None, model: Any = SHIPPED) -> None:
         self.rules = rules if rules is not None else load_default_rules()
+        self.model: TextModel | None = load_shipped_model() if model is SHIPPED else model
         negatable = set(self.rules.negation.applies_to)
         terms: list[Term] = []
         for category, words in self.rules.categories.items():
             terms += _weighted_terms(words, "category", category.value, "category" in negatable)
-        for flag, words in self.rules.risk_words.items():
-            terms += _listed_terms(words, "risk_flags", flag.value, "risk_flags" in negatable)
+        for flag, flag_words in self.rules.risk_words.items():
+            terms += _listed_terms(flag_words, "risk_flags", flag.value, "risk_flags" in negatable)
         for emotion, words in self.rules.emotion.words.items():
             terms += _weighted_terms(words, "emotion", emotion.value, "emotion" in negatable)
-        for level, words in self.rules.severity.words.items():
-            terms += _listed_terms(words, "severity", level.value, "severity" in negatable)
+        for level, level_words in self.rules.severity.words.items():
+            terms += _listed_terms(level_words, "severity", level.value, "severity" in negatable)
+        if self.rules.severity.loss_floor is not None:
+            loss_words = self.rules.severity.loss_floor.words
+            terms += _listed_terms(loss_words, "loss", "loss", "severity" in negatable)
         for text, estimate in self.rules.impact.words.items():
             terms.append(Term(text, "impact", str(estimate), float(estimate), False))
         cues = [*self.rules.negation.cues.zh, *self.rules.negation.cues.en]
-        self._index = TermIndex(terms, cues, self.rules.negation.window_tokens)
+        endings = self.rules.negation.rhetorical_endings
+        self._index = TermIndex(
+            terms, cues, self.rules.negation.window_tokens, [*endings.zh, *endings.en]
+        )
         self._amount_floors = sorted(
             self.rules.severity.amount_floors, key=lambda f: f.min_amount, reverse=True
         )
@@ -55,16 +71,49 @@ class Classifier:
         """Version string of the rules in use."""
         return self.rules.version
 
+    @property
+    def model_version(self) -> str | None:
+        """Version of the trained model in use (None: rules only)."""
+        return self.model.version if self.model is not None else None
+
     def classify(self, facts: ComplaintFacts) -> Classification:
         """Classify one complaint; `explanation` says which rule or signal set each dimension."""
-        analysis = self._index.analyse(normalise_text(facts.description))
+        text = normalise_text(facts.description)
+        # One segmentation for both: the model needs every word, so the rules get them too.
+        tokens = segment(text) if self.model is not None else None
+        analysis = self._index.analyse(text, tokens)
         found = self._group(analysis)
-        category, category_why = self._category(found, facts)
-        risk_flags, risk_why = self._risk_flags(found, analysis)
-        emotion, emotion_why = self._emotion(found, analysis, facts)
+        prediction = (
+            self.model.predict(facts.description, tokens) if self.model is not None else None
+        )
+        confidence: dict[str, float] = {}
+        category_head = _head(prediction, "category")
+        if category_head is not None:
+            category, category_why = _from_model(Category, category_head)
+        else:
+            category, category_why = self._category(found, facts)
+        confidence["category"] = _confidence(category_head, category_why)
+        risk_flags, risk_why = self._risk_flags(found, analysis, prediction)
+        confidence["risk_flags"] = self._risk_confidence(risk_flags, prediction, risk_why)
+        emotion_head = _head(prediction, "emotion") if facts.emotion is None else None
+        if emotion_head is not None:
+            emotion, emotion_why = _from_model(Emotion, emotion_head)
+            confidence["emotion"] = emotion_head.confidence
+        else:
+            emotion, emotion_why = self._emotion(found, analysis, facts)
+            confidence["emotion"] = 1.0 if facts.emotion is not None else 0.5
         impact, impact_why = self._impact(found, facts)
-        severity, severity_why = self._severity(found, risk_flags, facts, impact)
+        severity, severity_why, severity_sure = self._severity(
+            found, risk_flags, facts, impact, prediction
+        )
+        confidence["severity"] = round(min(severity_sure, confidence["risk_flags"]), 3)
         urgency, urgency_why = self._urgency(severity, emotion, facts, risk_flags)
+        confidence["urgency"] = confidence["severity"]
+        low = {
+            dim: value
+            for dim, value in confidence.items()
+            if value < self.rules.review.thresholds.get(dim, 0.0)
+        }
         explanation = {
             "category": category_why,
             "severity": severity_why,
@@ -73,6 +122,13 @@ class Classifier:
             "customer_tier": {"rule": "supplied", "value": facts.customer_tier.value},
             "impact": impact_why,
             "emotion": emotion_why,
+            "review": {
+                "needs_review": bool(low),
+                "below_threshold": {
+                    d: {"confidence": v, "threshold": self.rules.review.thresholds[d]}
+                    for d, v in low.items()
+                },
+            },
         }
         return Classification(
             category=category,
@@ -84,7 +140,33 @@ class Classifier:
             emotion=emotion,
             explanation=explanation,
             ruleset_version=self.rules.version,
+            confidence={d: round(v, 3) for d, v in confidence.items()},
+            needs_review=bool(low),
+            model_version=self.model_version,
         )
+
+    def _risk_confidence(
+        self, flags: tuple[RiskFlag, ...], prediction: Prediction | None, why: dict[str, Any]
+    ) -> float:
+        """How far the model agrees with the rules' flags: the least agreement over all flags.
+
+        A flag the rules set but the model doubts, or one the model expects but no rule found
+        (a missed harm, a scam in other words), lowers it and so sends the complaint to review.
+        """
+        agreement = []
+        doubts = {}
+        for flag in RISK_FLAG_ORDER:
+            name = f"flag:{flag.value}"
+            if prediction is None or name not in prediction:
+                continue
+            yes = prediction.probabilities[name]["yes"]
+            agree = yes if flag in flags else 1.0 - yes
+            agreement.append(agree)
+            if agree < 0.5:
+                doubts[flag.value] = round(yes, 3)
+        if doubts:
+            why["model_disagrees"] = doubts
+        return min(agreement, default=1.0)
 
     # --- dimensions -------------------------------------------------------------------------
 
@@ -130,10 +212,9 @@ class Classifier:
         return winner, why
 
     def _risk_flags(
-        self, found, analysis: TextAnalysis
+        self, found, analysis: TextAnalysis, prediction: Prediction | None
     ) -> tuple[tuple[RiskFlag, ...], dict[str, Any]]:
         by_flag = found.get("risk_flags", {})
-        flags = tuple(flag for flag in RISK_FLAG_ORDER if flag.value in by_flag)
         why: dict[str, Any] = {
             "rule": "risk_words",
             "matched": {f: [t.text for t in ts] for f, ts in by_flag.items()},
@@ -141,6 +222,25 @@ class Classifier:
         negated = self._negated(analysis, "risk_flags")
         if negated:
             why["negated"] = negated
+        # Optionally (policy data) a flag no word found but the model is very sure of is added,
+        # named as the model's, with the words that weighed: a harm said in other words.
+        threshold = self.rules.risk_model_min_probability
+        by_model: dict[str, Any] = {}
+        if threshold is not None and prediction is not None:
+            denied = negated_flags(self, analysis)
+            for flag in RISK_FLAG_ORDER:
+                name = f"flag:{flag.value}"
+                if flag.value in by_flag or flag.value in denied or name not in prediction:
+                    continue
+                if prediction.probabilities[name]["yes"] >= threshold:
+                    head = prediction.head(name, explain=True)
+                    by_model[flag.value] = {
+                        "p": round(head.probabilities["yes"], 3),
+                        "model_words": [w for w, _ in head.top_features],
+                    }
+        if by_model:
+            why["model"] = by_model
+        flags = tuple(f for f in RISK_FLAG_ORDER if f.value in by_flag or f.value in by_model)
         return flags, why
 
     def _emotion(
@@ -196,22 +296,44 @@ class Classifier:
         return self.rules.impact.default, {"rule": "default", "value": self.rules.impact.default}
 
     def _severity(
-        self, found, risk_flags, facts: ComplaintFacts, impact: int
-    ) -> tuple[Severity, dict[str, Any]]:
+        self,
+        found,
+        risk_flags: tuple[RiskFlag, ...],
+        facts: ComplaintFacts,
+        impact: int,
+        prediction: Prediction | None,
+    ) -> tuple[Severity, dict[str, Any], float]:
+        """The §2 rubric: a base (minor or general), then floors, then wide-impact raises.
+
+        Returns the level, its explanation and how sure the base is: the model's probability
+        when it judged "trivial or not", 1.0 when a fact (amount, harm, flag, impact) decided.
+        """
         rules = self.rules.severity
         amount = facts.amount
         by_level = found.get("severity", {})
-        worded = [
-            level
-            for level in SEVERITY_SCALE
-            if level.value in by_level and level is not Severity.MINOR
-        ]
         why: dict[str, Any] = {
             "matched": {lvl: [t.text for t in ts] for lvl, ts in by_level.items()}
         }
-        if worded:
-            level = worded[-1]
-            why["base"], why["source"] = level.value, "words"
+        sure = 1.0
+        if (
+            amount is not None
+            and rules.minor_below_amount is not None
+            and amount < rules.minor_below_amount
+        ):
+            level = Severity.MINOR
+            why["base"], why["source"] = (
+                level.value,
+                f"amount {amount} < {rules.minor_below_amount}",
+            )
+        elif prediction is not None and "minor" in prediction:
+            trivial = prediction.probabilities["minor"]["yes"]
+            level = rules.default
+            if trivial >= rules.minor_min_probability:
+                level = Severity.MINOR
+                minor_head = prediction.head("minor", explain=True)
+                why["model_words"] = [w for w, _ in minor_head.top_features]
+            sure = max(trivial, 1.0 - trivial)
+            why["base"], why["source"] = level.value, f"model: trivial p={trivial:.2f}"
         elif Severity.MINOR.value in by_level:
             level = Severity.MINOR
             why["base"], why["source"] = level.value, "words"
@@ -221,22 +343,33 @@ class Classifier:
         else:
             level = rules.default
             why["base"], why["source"] = level.value, "default"
+        base = level
         steps: list[str] = []
-        for flag in risk_flags:
-            floor = rules.risk_flag_floor.get(flag)
-            if floor is not None and _rank(floor) > _rank(level):
-                steps.append(f"risk flag {flag.value} → at least {floor.value}")
+
+        def at_least(floor: Severity, reason: str) -> None:
+            nonlocal level
+            if _rank(floor) > _rank(level):
+                steps.append(f"{reason} → at least {floor.value}")
                 level = floor
+
         if amount is not None:
             for amount_floor in self._amount_floors:
                 if amount >= amount_floor.min_amount:
-                    if _rank(amount_floor.at_least) > _rank(level):
-                        steps.append(
-                            f"amount {amount} ≥ {amount_floor.min_amount}"
-                            f" → at least {amount_floor.at_least.value}"
-                        )
-                        level = amount_floor.at_least
+                    at_least(amount_floor.at_least, f"amount {amount} ≥ {amount_floor.min_amount}")
                     break
+        for worded in (Severity.SERIOUS, Severity.MAJOR):
+            if worded.value in by_level:
+                words = ", ".join(t.text for t in by_level[worded.value])
+                at_least(worded, f"words ({words})")
+        for flag in risk_flags:
+            floor = rules.risk_flag_floor.get(flag)
+            if floor is not None:
+                at_least(floor, f"risk flag {flag.value}")
+        loss = rules.loss_floor
+        if loss is not None and any(f in loss.flags for f in risk_flags):
+            losses = [t.text for ts in found.get("loss", {}).values() for t in ts]
+            if losses:
+                at_least(loss.at_least, f"{'/'.join(loss.flags)} with loss ({', '.join(losses)})")
         for impact_raise in self._impact_raises:
             if impact >= impact_raise.min_affected:
                 raised = SEVERITY_SCALE[
@@ -249,8 +382,16 @@ class Classifier:
                     )
                     level = raised
                 break
+        for impact_floor in sorted(rules.impact_floors, key=lambda f: -f.min_affected):
+            if impact >= impact_floor.min_affected:
+                at_least(impact_floor.at_least, f"impact {impact} ≥ {impact_floor.min_affected}")
+                break
         why["steps"] = steps
-        return level, why
+        if level is not base and base is Severity.MINOR:
+            sure = 1.0  # a fact overrode the judgement of triviality
+        elif level is not base and _rank(level) > _rank(Severity.GENERAL):
+            sure = 1.0
+        return level, why, sure
 
     def _urgency(
         self, severity: Severity, emotion: Emotion, facts: ComplaintFacts, risk_flags
@@ -334,3 +475,33 @@ def _step(urgency: Urgency) -> int:
 
 def _raise_urgency(urgency: Urgency, steps: int) -> Urgency:
     return URGENCY_SCALE[min(len(URGENCY_SCALE) - 1, _step(urgency) + steps)]
+
+
+def _head(prediction: Prediction | None, name: str) -> HeadResult | None:
+    """A head the model has, explained; None without a model or without that head."""
+    if prediction is None or name not in prediction:
+        return None
+    return prediction.head(name, explain=True)
+
+
+def _from_model(enum: Any, head: HeadResult) -> tuple[Any, dict[str, Any]]:
+    """A dimension decided by the model, explained by its probabilities and weightiest words."""
+    ranked = sorted(head.probabilities.items(), key=lambda kv: -kv[1])
+    return enum(head.label), {
+        "rule": "model",
+        "probabilities": {label: round(p, 3) for label, p in ranked[:3]},
+        "model_words": [word for word, _ in head.top_features],
+    }
+
+
+def _confidence(head: HeadResult | None, why: dict[str, Any]) -> float:
+    """Model probability, or for the keyword fallback 1.0 with a clear winner and 0.5 without."""
+    if head is not None:
+        return head.confidence
+    return 0.5 if why.get("rule") == "fallback" or "tie_break" in why else 1.0
+
+
+def negated_flags(classifier: Classifier, analysis: TextAnalysis) -> set[str]:
+    """Flags whose words appeared only negated ("没有人受伤"): the model must not add them."""
+    terms = classifier._index.terms
+    return {terms[i].label for i in analysis.negated if terms[i].dimension == "risk_flags"}

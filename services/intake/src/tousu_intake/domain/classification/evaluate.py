@@ -1,30 +1,28 @@
-"""Measure the classifier against the labelled evaluation set.
+"""Measuring the classifier: accuracy per dimension and language, confusion, calibration, CV.
 
-Usage: python -m tousu_intake.domain.classification.evaluate
-           [--split tune|holdout|all] [--rules FILE] [--errors] [--timing] [path]
+The test split (evaluation/test) is scored, never trained or tuned on; cross-validation runs
+on the training split only. ``python -m tousu_intake.classifier_cli report`` prints it all.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
+import random
 import time
-from collections import Counter
-from collections.abc import Iterable
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
-from pathlib import Path
-from typing import Any
+from statistics import mean, pstdev
 
 from .classifier import Classifier
-from .model import Category, Classification, ComplaintFacts
+from .corpus import LabelledComplaint
+from .model import Category, Classification
 from .rules import ClassifierRules
+from .training import TrainingConfig, train
 
 DIMENSIONS = ("category", "severity", "urgency", "risk_flags", "emotion")
-SPLITS = ("tune", "holdout")
-# src/tousu_intake/domain/classification/evaluate.py → services/intake/evaluation/complaints.jsonl
-DEFAULT_DATASET = Path(__file__).resolve().parents[4] / "evaluation" / "complaints.jsonl"
+# Severity and urgency are scored only where the labels follow the current rubric.
+RUBRIC_DIMENSIONS = ("severity", "urgency")
+CALIBRATED = ("category", "emotion")
 
 _SHORT = {
     "product_quality": "qual",
@@ -39,112 +37,147 @@ _SHORT = {
 }
 
 
-@dataclass(frozen=True)
-class LabelledComplaint:
-    """One line of the evaluation set."""
-
-    id: str
-    split: str
-    facts: ComplaintFacts
-    labels: dict[str, Any]
-
-
-@dataclass
-class SplitResult:
-    """Per-dimension hits, the category confusion counts and the misses of one split."""
-
-    total: int = 0
-    correct: Counter = field(default_factory=Counter)
-    confusion: Counter = field(default_factory=Counter)  # (true, predicted) → count
-    misses: list[tuple[str, str, str, str]] = field(
-        default_factory=list
-    )  # (id, dimension, true, predicted)
-
-    def accuracy(self, dimension: str) -> float:
-        """Share of complaints whose predicted value equals the label."""
-        return self.correct[dimension] / self.total if self.total else 0.0
-
-
-def load_dataset(path: Path | str = DEFAULT_DATASET) -> list[LabelledComplaint]:
-    """Read the JSONL evaluation set; the classifier infers emotion, so none is passed in."""
-    items = []
-    with open(path, encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            if row["split"] not in SPLITS:
-                raise ValueError(f"line {number}: split must be one of {SPLITS}")
-            facts = ComplaintFacts(
-                description=row["text"],
-                channel=row["channel"],
-                customer_tier=row["customer_tier"],
-                amount=None if row.get("amount") is None else Decimal(str(row["amount"])),
-                affected_customers=row.get("affected_customers"),
-                recent_complaints_by_customer=row.get("recent_complaints_by_customer", 0),
-            )
-            items.append(LabelledComplaint(row["id"], row["split"], facts, row["labels"]))
-    return items
-
-
-def _predicted(result: Classification, dimension: str) -> str:
+def predicted_value(result: Classification, dimension: str) -> str:
+    """A result's value of one dimension as a comparable string (flags: sorted, joined)."""
     if dimension == "risk_flags":
         return ",".join(sorted(f.value for f in result.risk_flags)) or "-"
     return str(getattr(result, dimension).value)
 
 
-def _expected(labels: dict[str, Any], dimension: str) -> str:
+def expected_value(labels: dict, dimension: str) -> str:
+    """A label in the same form as predicted_value."""
     if dimension == "risk_flags":
         return ",".join(sorted(labels["risk_flags"])) or "-"
     return str(labels[dimension])
 
 
-def evaluate(
-    dataset: Iterable[LabelledComplaint],
-    classifier: Classifier | None = None,
-    splits: Iterable[str] = SPLITS,
-) -> dict[str, SplitResult]:
-    """Classify every complaint of the chosen splits and score each dimension against its label."""
-    classifier = classifier or Classifier()
-    wanted = set(splits)
-    results = {split: SplitResult() for split in SPLITS if split in wanted}
-    for item in dataset:
-        if item.split not in wanted:
-            continue
-        outcome = results[item.split]
-        predicted = classifier.classify(item.facts)
-        outcome.total += 1
+@dataclass
+class Scores:
+    """Hits per (dimension, language), category confusion, confidences for calibration."""
+
+    total: Counter = field(default_factory=Counter)  # (dimension, language) → scored
+    correct: Counter = field(default_factory=Counter)
+    confusion: Counter = field(default_factory=Counter)  # (true, predicted) → count
+    calibration: dict[str, list[tuple[float, bool]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    misses: list[tuple[str, str, str, str]] = field(default_factory=list)
+    review: Counter = field(default_factory=Counter)  # flagged, flagged_and_wrong, …
+
+    def add(self, item: LabelledComplaint, result: Classification) -> None:
+        """Score one classified complaint."""
+        wrong_somewhere = False
         for dimension in DIMENSIONS:
-            truth, guess = _expected(item.labels, dimension), _predicted(predicted, dimension)
-            if truth == guess:
-                outcome.correct[dimension] += 1
-            else:
-                outcome.misses.append((item.id, dimension, truth, guess))
-        outcome.confusion[(item.labels["category"], predicted.category.value)] += 1
+            if dimension in RUBRIC_DIMENSIONS and not item.rubric_labels:
+                continue
+            truth = expected_value(item.labels, dimension)
+            guess = predicted_value(result, dimension)
+            hit = truth == guess
+            for language in (item.language, "all"):
+                self.total[(dimension, language)] += 1
+                self.correct[(dimension, language)] += hit
+            if dimension in CALIBRATED and dimension in result.confidence:
+                self.calibration[dimension].append((result.confidence[dimension], hit))
+            if not hit:
+                wrong_somewhere = True
+                self.misses.append((item.id, dimension, truth, guess))
+        self.confusion[(item.labels["category"], result.category.value)] += 1
+        self.review["complaints"] += 1
+        self.review["needs_review"] += result.needs_review
+        self.review["wrong"] += wrong_somewhere
+        self.review["wrong_and_flagged"] += wrong_somewhere and result.needs_review
+
+    def accuracy(self, dimension: str, language: str = "all") -> float | None:
+        """Share correct, None when nothing was scored."""
+        total = self.total[(dimension, language)]
+        return self.correct[(dimension, language)] / total if total else None
+
+    def ece(self, dimension: str, bins: int = 10) -> float | None:
+        """Expected calibration error of the top-class confidence (equal-width bins)."""
+        pairs = self.calibration.get(dimension)
+        if not pairs:
+            return None
+        grouped: dict[int, list[tuple[float, bool]]] = defaultdict(list)
+        for confidence, hit in pairs:
+            grouped[min(int(confidence * bins), bins - 1)].append((confidence, hit))
+        return sum(
+            len(group)
+            / len(pairs)
+            * abs(mean(c for c, _ in group) - mean(float(h) for _, h in group))
+            for group in grouped.values()
+        )
+
+
+def score(items: Iterable[LabelledComplaint], classifier: Classifier) -> Scores:
+    """Classify and score every item."""
+    scores = Scores()
+    for item in items:
+        scores.add(item, classifier.classify(item.facts))
+    return scores
+
+
+def folds(items: Sequence[LabelledComplaint], k: int = 5, seed: int = 7) -> list[list[int]]:
+    """k folds of item indices, stratified by category (same shares in every fold)."""
+    by_category: dict[str, list[int]] = defaultdict(list)
+    for i, item in enumerate(items):
+        by_category[item.labels["category"]].append(i)
+    rng = random.Random(seed)
+    result: list[list[int]] = [[] for _ in range(k)]
+    position = 0
+    for category in sorted(by_category):
+        indices = by_category[category]
+        rng.shuffle(indices)
+        for i in indices:
+            result[position % k].append(i)
+            position += 1
+    return result
+
+
+def cross_validate(
+    items: Sequence[LabelledComplaint],
+    rules: ClassifierRules | None = None,
+    k: int = 5,
+    config: TrainingConfig | None = None,
+) -> list[Scores]:
+    """Train on k-1 folds, score the k-th, for every fold (training split only)."""
+    results = []
+    for number, held_out in enumerate(folds(items, k)):
+        held = set(held_out)
+        model = train(
+            [item.example() for i, item in enumerate(items) if i not in held],
+            version=f"cv-{number}",
+            config=config,
+        )
+        results.append(score([items[i] for i in held_out], Classifier(rules, model=model)))
     return results
 
 
-def format_accuracy_table(results: dict[str, SplitResult]) -> str:
-    """Accuracy per dimension (rows) and split (columns)."""
-    header = f"{'dimension':<12}" + "".join(
-        f"{split + ' (n=' + str(r.total) + ')':>18}" for split, r in results.items()
-    )
-    rows = [header, "-" * len(header)]
+def format_accuracy(
+    named: dict[str, Scores], languages: Sequence[str] = ("all", "zh", "en")
+) -> str:
+    """Accuracy per dimension (rows) for each named result and language (columns)."""
+    columns = [(name, language) for name in named for language in languages]
+    header = f"{'dimension':<12}" + "".join(f"{name + ' ' + lang:>20}" for name, lang in columns)
+    lines = [header, "-" * len(header)]
     for dimension in DIMENSIONS:
-        cells = "".join(
-            f"{r.accuracy(dimension) * 100:>11.1f}% {r.correct[dimension]:>3}/{r.total:<3}".rjust(
-                18
+        cells = []
+        for name, language in columns:
+            scores = named[name]
+            value = scores.accuracy(dimension, language)
+            total = scores.total[(dimension, language)]
+            cells.append(
+                f"{'—':>20}"
+                if value is None
+                else f"{value * 100:>9.1f}% {scores.correct[(dimension, language)]:>4}/{total:<4}"
             )
-            for r in results.values()
-        )
-        rows.append(f"{dimension:<12}{cells}")
-    return "\n".join(rows)
+        lines.append(f"{dimension:<12}" + "".join(f"{c:>20}" for c in cells))
+    return "\n".join(lines)
 
 
-def format_confusion(result: SplitResult) -> str:
+def format_confusion(scores: Scores) -> str:
     """Category confusion matrix: rows are the true category, columns the predicted one."""
     names = [c.value for c in Category]
-    width = 8
+    width = 7
     corner = "true \\ predicted"
     lines = [
         f"{corner:<22}"
@@ -152,29 +185,63 @@ def format_confusion(result: SplitResult) -> str:
         + f"{'recall':>{width + 1}}"
     ]
     for truth in names:
-        row_total = sum(result.confusion[(truth, p)] for p in names)
-        recall = result.confusion[(truth, truth)] / row_total if row_total else 0.0
-        cells = "".join(f"{(result.confusion[(truth, p)] or '.'):>{width}}" for p in names)
+        row_total = sum(scores.confusion[(truth, p)] for p in names)
+        recall = scores.confusion[(truth, truth)] / row_total if row_total else 0.0
+        cells = "".join(f"{(scores.confusion[(truth, p)] or '.'):>{width}}" for p in names)
         lines.append(f"{truth:<22}{cells}{recall * 100:>{width}.0f}%")
     return "\n".join(lines)
 
 
-def measure_latency(
-    dataset: list[LabelledComplaint], classifier: Classifier, rounds: int = 7
-) -> dict[str, float]:
-    """CPU milliseconds per classify() call over the set, after one warm-up pass.
+def format_cross_validation(results: list[Scores]) -> str:
+    """Mean ± standard deviation over the folds, per dimension and language."""
+    lines = [f"{'dimension':<12}{'all':>18}{'zh':>18}{'en':>18}"]
+    for dimension in DIMENSIONS:
+        cells = []
+        for language in ("all", "zh", "en"):
+            values = [v for r in results if (v := r.accuracy(dimension, language)) is not None]
+            cells.append(
+                f"{mean(values) * 100:>9.1f}% ± {pstdev(values) * 100:>4.1f}" if values else "—"
+            )
+        lines.append(f"{dimension:<12}" + "".join(f"{c:>18}" for c in cells))
+    eces = [
+        f"{d} {mean(e):.3f}"
+        for d in CALIBRATED
+        if (e := [v for r in results if (v := r.ece(d)) is not None])
+    ]
+    lines.append("expected calibration error (mean over folds): " + ", ".join(eces))
+    return "\n".join(lines)
 
-    CPU time per round (not wall time per call) so that other work on the machine skews it less;
-    reports the best and the median round.
+
+def format_review(scores: Scores) -> str:
+    """How many complaints the thresholds send to review, and how many errors that catches."""
+    r = scores.review
+    wrong = r["wrong"] or 1
+    return (
+        f"needs_review: {r['needs_review']}/{r['complaints']} complaints;"
+        f" of the {r['wrong']} with any dimension wrong, {r['wrong_and_flagged']}"
+        f" ({r['wrong_and_flagged'] / wrong * 100:.0f}%) are marked for review"
+    )
+
+
+def measure_latency(
+    texts: Sequence[LabelledComplaint], classifier: Classifier, rounds: int = 5
+) -> dict[str, float]:
+    """CPU milliseconds per classify() call over the items, after one warm-up pass.
+
+    CPU time per round (not wall time per call) so that other work on the machine skews it
+    less; reports the best and the median round.
     """
-    facts = [item.facts for item in dataset]
-    for one in facts:
-        classifier.classify(one)
+    facts = [item.facts for item in texts]
+
+    def run() -> None:
+        for one in facts:
+            classifier.classify(one)
+
+    run()
     per_call = []
     for _ in range(rounds):
         start = time.process_time()
-        for one in facts:
-            classifier.classify(one)
+        run()
         per_call.append((time.process_time() - start) * 1000 / len(facts))
     per_call.sort()
     return {
@@ -182,60 +249,3 @@ def measure_latency(
         "median_ms": per_call[len(per_call) // 2],
         "mean_chars": sum(len(one.description) for one in facts) / len(facts),
     }
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
-    parser = argparse.ArgumentParser(
-        description="Score the complaint classifier against the labelled set."
-    )
-    parser.add_argument(
-        "path", nargs="?", default=str(DEFAULT_DATASET), help="JSONL evaluation set"
-    )
-    parser.add_argument("--split", choices=[*SPLITS, "all"], default="all")
-    parser.add_argument("--rules", help="rules JSON to use instead of the shipped defaults")
-    parser.add_argument(
-        "--errors", action="store_true", help="list the ids of misclassified complaints"
-    )
-    parser.add_argument("--timing", action="store_true", help="also measure classify() latency")
-    args = parser.parse_args(argv)
-
-    rules = (
-        ClassifierRules.model_validate_json(Path(args.rules).read_text(encoding="utf-8"))
-        if args.rules
-        else None
-    )
-    classifier = Classifier(rules)
-    dataset = load_dataset(args.path)
-    splits = SPLITS if args.split == "all" else (args.split,)
-    results = evaluate(dataset, classifier, splits)
-
-    print(
-        f"ruleset {classifier.ruleset_version} ({classifier.rules.fingerprint()}),"
-        f" dataset {args.path}"
-    )
-    print()
-    print(format_accuracy_table(results))
-    for split, result in results.items():
-        print()
-        print(f"category confusion matrix, {split} (rows true, columns predicted)")
-        print(format_confusion(result))
-        if args.errors:
-            print()
-            print(f"misses, {split}: id  dimension  true → predicted")
-            for miss_id, dimension, truth, guess in result.misses:
-                print(f"  {miss_id:<10} {dimension:<11} {truth} → {guess}")
-    if args.timing:
-        chosen = [item for item in dataset if item.split in splits]
-        latency = measure_latency(chosen, classifier)
-        print()
-        print(
-            f"classify CPU time per call: best round {latency['best_ms']:.3f} ms,"
-            f" median round {latency['median_ms']:.3f} ms"
-            f" (mean description {latency['mean_chars']:.0f} chars)"
-        )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,110 +1,44 @@
-"""Value types of the classifier: the facts it reads and the classification it returns."""
+"""Value types of the classifier: the facts it reads and the classification it returns.
+
+The vocabularies are the platform's (tousu_shared.contracts.vocabulary), re-exported here so
+the classifier's callers keep one import; they are never defined a second time.
+"""
 
 from __future__ import annotations
 
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-
-
-class Category(StrEnum):
-    """What the complaint is about (按内容)."""
-
-    PRODUCT_QUALITY = "product_quality"
-    SERVICE_ATTITUDE = "service_attitude"
-    PRICE_DISPUTE = "price_dispute"
-    DELIVERY_DELAY = "delivery_delay"
-    AFTER_SALES = "after_sales"
-    HANDLING_TIMELINESS = "handling_timeliness"
-    INFORMATION_ACCURACY = "information_accuracy"
-    POLICY_EXECUTION = "policy_execution"
-    OTHER = "other"
-
-
-class Severity(StrEnum):
-    """How grave the complaint is (严重程度); decides the handler level."""
-
-    MINOR = "minor"
-    GENERAL = "general"
-    SERIOUS = "serious"
-    MAJOR = "major"
-
-
-class Urgency(StrEnum):
-    """How fast it must be handled (紧急程度); decides the SLA targets."""
-
-    DEFERRED = "deferred"
-    ROUTINE = "routine"
-    PRIORITY = "priority"
-    IMMEDIATE = "immediate"
-
-
-class RiskFlag(StrEnum):
-    """Risks that force immediate handling."""
-
-    SAFETY = "safety"
-    FRAUD = "fraud"
-    DATA_LEAK = "data_leak"
-    LEGAL = "legal"
-    MEDIA = "media"
-
-
-class Emotion(StrEnum):
-    """Customer emotion as recorded at intake."""
-
-    ANGRY = "angry"
-    DISAPPOINTED = "disappointed"
-    ANXIOUS = "anxious"
-    CALM = "calm"
-
-
-class CustomerTier(StrEnum):
-    """Customer tier; VIP raises urgency."""
-
-    VIP = "vip"
-    REGULAR = "regular"
-
-
-class Channel(StrEnum):
-    """Intake channel (渠道)."""
-
-    PHONE = "phone"
-    EMAIL = "email"
-    WEB_FORM = "web_form"
-    ONLINE_CHAT = "online_chat"
-    SOCIAL_MEDIA = "social_media"
-    LETTER = "letter"
-    ON_SITE = "on_site"
-    SURVEY = "survey"
-    APP = "app"
-
-
-class Remedy(StrEnum):
-    """What the customer asks for."""
-
-    REFUND = "refund"
-    RETURN = "return"
-    REPAIR = "repair"
-    COMPENSATION = "compensation"
-    APOLOGY = "apology"
-    EXPLANATION = "explanation"
-
-
-# Ordered scales: the index is the step used by "raise one step" rules.
-SEVERITY_SCALE: tuple[Severity, ...] = (
-    Severity.MINOR,
-    Severity.GENERAL,
-    Severity.SERIOUS,
-    Severity.MAJOR,
+from tousu_shared.contracts.vocabulary import (
+    SEVERITY_SCALE,
+    URGENCY_SCALE,
+    Category,
+    Channel,
+    CustomerTier,
+    Emotion,
+    Remedy,
+    RiskFlag,
+    Severity,
+    Urgency,
 )
-URGENCY_SCALE: tuple[Urgency, ...] = (
-    Urgency.DEFERRED,
-    Urgency.ROUTINE,
-    Urgency.PRIORITY,
-    Urgency.IMMEDIATE,
-)
+
+__all__ = [
+    "RISK_FLAG_ORDER",
+    "SEVERITY_SCALE",
+    "URGENCY_SCALE",
+    "Category",
+    "Channel",
+    "Classification",
+    "ComplaintFacts",
+    "CustomerTier",
+    "Emotion",
+    "Remedy",
+    "RiskFlag",
+    "Severity",
+    "Urgency",
+]
+
 RISK_FLAG_ORDER: tuple[RiskFlag, ...] = tuple(RiskFlag)
 
 

@@ -168,6 +168,9 @@ class NegationRules(_Strict):
     cues: TermList
     window_tokens: int = Field(default=2, ge=1, le=6)
     applies_to: list[NegatableDimension] = ["risk_flags", "emotion"]
+    # A clause ending in one of these is a rhetorical question ("这不是骗钱吗?" affirms fraud),
+    # so its negation cue cancels nothing.
+    rhetorical_endings: TermList = TermList()
 
 
 class AmountFloor(_Strict):
@@ -184,10 +187,34 @@ class ImpactRaise(_Strict):
     steps: int = Field(ge=1, le=3)
 
 
+class ImpactFloor(_Strict):
+    """Impact (customers affected) at or above min_affected makes severity at least `at_least`."""
+
+    min_affected: int = Field(ge=2)
+    at_least: Severity
+
+
+class LossFloor(_Strict):
+    """These risk flags with a loss (money lost, health or financial data leaked) → at least."""
+
+    flags: list[RiskFlag]
+    at_least: Severity
+    words: TermList
+
+
 class SeverityRules(_Strict):
-    """Severity: text level, then floors (risk, amount), then wide-impact raises."""
+    """Severity (domain.md §2): base (minor or general), then floors, then wide-impact raises."""
 
     default: Severity = Severity.GENERAL
+    minor_below_amount: Decimal | None = Field(
+        default=None, ge=0, description="a sum in dispute under this is minor (CNY)"
+    )
+    minor_min_probability: float = Field(
+        default=0.5,
+        gt=0,
+        lt=1,
+        description="the model's probability that the text is trivial/a suggestion/an enquiry",
+    )
     default_by_channel: dict[Channel, Severity] = Field(
         default_factory=dict,
         description="base level when no severity word matched, e.g. terse survey answers",
@@ -196,6 +223,8 @@ class SeverityRules(_Strict):
     risk_flag_floor: dict[RiskFlag, Severity] = Field(default_factory=dict)
     amount_floors: list[AmountFloor] = Field(default_factory=list)
     impact_raises: list[ImpactRaise] = Field(default_factory=list)
+    impact_floors: list[ImpactFloor] = Field(default_factory=list)
+    loss_floor: LossFloor | None = None
 
     @model_validator(mode="after")
     def _check(self) -> SeverityRules:
@@ -281,6 +310,33 @@ class UrgencyRules(_Strict):
         return self
 
 
+REVIEW_DIMENSIONS = ("category", "severity", "urgency", "risk_flags", "emotion")
+
+
+class ReviewRules(_Strict):
+    """Below these confidences (0..1) a complaint is marked for human review."""
+
+    thresholds: dict[str, float] = Field(
+        default_factory=lambda: {
+            "category": 0.5,
+            "severity": 0.5,
+            "urgency": 0.5,
+            "risk_flags": 0.5,
+            "emotion": 0.4,
+        }
+    )
+
+    @field_validator("thresholds")
+    @classmethod
+    def _in_range(cls, thresholds: dict[str, float]) -> dict[str, float]:
+        for dimension, value in thresholds.items():
+            if dimension not in REVIEW_DIMENSIONS:
+                raise ValueError(f"review threshold for unknown dimension {dimension!r}")
+            if not 0 <= value <= 1:
+                raise ValueError(f"review threshold of {dimension!r} must be within 0..1")
+        return thresholds
+
+
 class ClassifierRules(_Strict):
     """All the classifier decides by: keywords, thresholds, escalation steps (domain.md §2)."""
 
@@ -298,6 +354,13 @@ class ClassifierRules(_Strict):
     severity: SeverityRules
     impact: ImpactRules = ImpactRules()
     urgency: UrgencyRules
+    review: ReviewRules = ReviewRules()
+    risk_model_min_probability: float | None = Field(
+        default=None,
+        gt=0.5,
+        le=1,
+        description="the model adds a risk flag no word found at this probability (None: never)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ClassifierRules:
@@ -311,8 +374,8 @@ class ClassifierRules(_Strict):
                 raise ValueError(f"category {category.value!r} has an empty keyword set")
         if sorted(self.category_tie_break) != sorted(Category):
             raise ValueError("category_tie_break must list every category exactly once")
-        for flag, terms in self.risk_words.items():
-            if terms.is_empty():
+        for flag, flag_terms in self.risk_words.items():
+            if flag_terms.is_empty():
                 raise ValueError(f"risk flag {flag.value!r} has an empty word set")
         for remedy, weights in self.remedy_weights.items():
             for category, weight in weights.items():

@@ -16,7 +16,8 @@ from .rules import normalise_text
 _HAN_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # Runs of Chinese, runs of ASCII letters/digits, and clause-ending punctuation (stops negation).
 _SEGMENT = re.compile(rf"([{_HAN_CLASS}]+)|([a-z0-9]+)|([.!?;,。!?;,、:()\[\]\"“”‘’《》\n])")
-_NON_WORD = re.compile(r"[^a-z0-9]+")
+_NON_WORD = re.compile(r"[^a-z0-9|]+")
+_CLAUSE_PUNCT = re.compile(r"[.!?;,。!?;,:\n|]")
 _EXCLAMATION = re.compile(r"!")
 _LATIN = re.compile(r"[a-z]")
 
@@ -148,7 +149,11 @@ class TermIndex:
     _CACHE_LIMIT = 50_000
 
     def __init__(
-        self, terms: list[Term], negation_cues: Iterable[str], negation_window: int
+        self,
+        terms: list[Term],
+        negation_cues: Iterable[str],
+        negation_window: int,
+        rhetorical_endings: Iterable[str] = (),
     ) -> None:
         self.terms = terms
         self._chinese: dict[str, list[int]] = {}
@@ -187,14 +192,19 @@ class TermIndex:
         self._negation_cues = frozenset(cues)
         self._chinese_cues = tuple(cue for cue in cues if _is_chinese(cue))
         self._negation_window = negation_window
+        self._rhetorical = frozenset(normalise_text(e) for e in rhetorical_endings)
         self._token_cache: dict[str, tuple[tuple[int, bool], ...]] = {}
         register_chinese_words(self._chinese)
 
-    def analyse(self, text: str) -> TextAnalysis:
-        """Match every keyword against one normalised complaint text."""
+    def analyse(self, text: str, tokens: list[str | None] | None = None) -> TextAnalysis:
+        """Match every keyword against one normalised complaint text.
+
+        `tokens`: its segmentation, when the caller already has it (the model needs it too).
+        """
         matched: set[int] = set()
         negated: set[int] = set()
-        tokens = segment(text, self._chinese_candidates)
+        if tokens is None:
+            tokens = segment(text, self._chinese_candidates)
         for position, token in enumerate(tokens):
             if token is None:
                 continue
@@ -209,15 +219,23 @@ class TermIndex:
                     matched.add(term_id)
                     continue
                 if preceded_by_negation is None:
-                    preceded_by_negation = self._negation_before(tokens, position)
+                    preceded_by_negation = self._negation_before(
+                        tokens, position
+                    ) and not self._rhetorical_clause(tokens, position)
                 if negated_inside or preceded_by_negation:
                     negated.add(term_id)
                 else:
                     matched.add(term_id)
         if self._phrase_pattern is not None and _LATIN.search(text):
-            flat = " " + _NON_WORD.sub(" ", text) + " "
+            # Clause punctuation stays as "|" so a negation never reaches across a clause.
+            flat = " " + _NON_WORD.sub(" ", _CLAUSE_PUNCT.sub(" | ", text)) + " "
             for match in self._phrase_pattern.finditer(flat):
-                matched.update(self._phrases[match.group()])
+                ids = self._phrases[match.group()]
+                if self._phrase_negated(flat, match.start()):
+                    negated.update(i for i in ids if self.terms[i].negatable)
+                    matched.update(i for i in ids if not self.terms[i].negatable)
+                else:
+                    matched.update(ids)
         negated -= matched
         return TextAnalysis(
             matched=matched, negated=negated, exclamations=len(_EXCLAMATION.findall(text))
@@ -247,10 +265,11 @@ class TermIndex:
         return result
 
     def _chinese_inside(self, token: str) -> list[tuple[int, bool]]:
-        # A compound jieba kept whole (e.g. 服务态度) still carries the keywords inside it (态度).
+        # A compound jieba kept whole (e.g. 服务态度) still carries the keywords inside it (态度),
+        # but never a single character: 脏 is not inside 心脏, nor 烫 inside 麻辣烫.
         hits: list[tuple[int, bool]] = []
         for length in self._chinese_lengths:
-            if length >= len(token):
+            if length >= len(token) or length < 2:
                 continue
             for start in range(len(token) - length + 1):
                 ids = self._chinese.get(token[start : start + length])
@@ -261,6 +280,24 @@ class TermIndex:
                 )
                 hits.extend((term_id, negated_inside) for term_id in ids)
         return hits
+
+    def _phrase_negated(self, flat: str, start: int) -> bool:
+        # "not a safety issue", "no one was hurt": a cue among the words just before the phrase.
+        before = flat[:start].split()[-self._negation_window :]
+        if "|" in before:
+            before = before[len(before) - before[::-1].index("|") :]
+        return any(word in self._negation_cues for word in before)
+
+    def _rhetorical_clause(self, tokens: list[str | None], position: int) -> bool:
+        # The clause's last token, up to the next break: "…不是骗钱吗" asks, it does not deny.
+        if not self._rhetorical:
+            return False
+        last = None
+        for token in tokens[position + 1 :]:
+            if token is None:
+                break
+            last = token
+        return last in self._rhetorical
 
     def _negation_before(self, tokens: list[str | None], position: int) -> bool:
         for back in range(1, self._negation_window + 1):
