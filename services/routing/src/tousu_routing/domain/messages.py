@@ -46,7 +46,7 @@ def to_contract(event: domain_events.CaseEvent, profile: CaseProfile) -> Event:
     """The wire event of a domain event; the profile fills in what a department needs to act."""
     contract = CONTRACT_FOR[type(event)]
     available: dict[str, Any] = {
-        **{f.name: getattr(event, f.name) for f in dataclasses.fields(event)},
+        **dataclasses.asdict(event),
         "complaint_id": uuid.UUID(event.complaint_id),
         "case_version": event.version,
         "category": profile.category,

@@ -23,6 +23,7 @@ from tousu_routing.adapters.repository import (
     RuleRepository,
 )
 from tousu_routing.domain.record import CaseRecord
+from tousu_routing.domain.workflow import Transition
 
 
 class RoutingWork(UnitOfWork):
@@ -47,7 +48,9 @@ class RoutingWork(UnitOfWork):
         await self.cases.save(record, now)
         self._track_case(record, principal, transitions)
 
-    def _track_case(self, record: CaseRecord, principal: Principal, transitions: list) -> None:
+    def _track_case(
+        self, record: CaseRecord, principal: Principal, transitions: list[Transition]
+    ) -> None:
         # The record hands over its events at commit; the audit keeps who moved it and how.
         self.track(record)
         for transition in transitions:
