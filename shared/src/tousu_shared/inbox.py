@@ -139,7 +139,7 @@ class EventConsumer:
         try:
             while not stop.is_set():
                 if fetch is None:
-                    fetch = asyncio.create_task(consumer.getmany(timeout_ms=200))
+                    fetch = asyncio.create_task(consumer.getmany(timeout_ms=1000))
                 # Wake for new records, a partition finishing its batch (to resume it), or stop.
                 await asyncio.wait(
                     {fetch, stopping, *self._inflight.values()},
