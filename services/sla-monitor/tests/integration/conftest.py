@@ -51,6 +51,19 @@ S = dt.timedelta(seconds=1)
 WAIT = {"pause_events": ("CustomerWaitStarted",), "resume_events": ("CustomerWaitEnded",)}
 
 
+# Both test policies resolve on the 24x7 business calendar, pausing for the customer.
+RESOLVE = MilestoneSpec(
+    key="resolve",
+    name="Resolved",
+    start_event="ComplaintReceived",
+    stop_events=("CaseResolved",),
+    target=600 * S,
+    clock="business",
+    calendar="24x7",
+    **WAIT,
+)
+
+
 def fast_policies() -> list[SlaPolicy]:
     """Second-scale policies: `urgent` for immediate cases, a relaxed catch-all otherwise."""
     return [
@@ -67,16 +80,7 @@ def fast_policies() -> list[SlaPolicy]:
                     warn_fractions=(0.5, 0.75),
                     escalation_interval=1 * S,
                 ),
-                MilestoneSpec(
-                    key="resolve",
-                    name="Resolved",
-                    start_event="ComplaintReceived",
-                    stop_events=("CaseResolved",),
-                    target=600 * S,
-                    clock="business",
-                    calendar="24x7",
-                    **WAIT,
-                ),
+                RESOLVE,
             ),
         ),
         SlaPolicy(
@@ -97,16 +101,7 @@ def fast_policies() -> list[SlaPolicy]:
                     stop_events=("FirstResponseSent",),
                     target=120 * S,
                 ),
-                MilestoneSpec(
-                    key="resolve",
-                    name="Resolved",
-                    start_event="ComplaintReceived",
-                    stop_events=("CaseResolved",),
-                    target=600 * S,
-                    clock="business",
-                    calendar="24x7",
-                    **WAIT,
-                ),
+                RESOLVE,
                 MilestoneSpec(
                     key="follow_up",
                     name="Follow-up",

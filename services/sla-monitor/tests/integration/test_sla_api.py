@@ -23,6 +23,23 @@ def ago(seconds: float) -> dt.datetime:
     return dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds)
 
 
+def with_plan_milestone(policies, *, working_days: int, calendar: str) -> list[dict]:
+    """The test policies as JSON, the catch-all with a business-day 'plan' milestone added."""
+    as_json = [policy.model_dump(mode="json") for policy in policies]
+    as_json[-1]["milestones"].append(
+        {
+            "key": "plan",
+            "name": "Initial solution",
+            "start_event": "ComplaintReceived",
+            "stop_events": ["SolutionProposed"],
+            "target_working_days": working_days,
+            "clock": "business",
+            "calendar": calendar,
+        }
+    )
+    return as_json
+
+
 def sse_events(body: str) -> list[dict[str, str]]:
     """Parse a text/event-stream body into its events (comments such as pings dropped)."""
     events = []
@@ -217,18 +234,7 @@ async def test_a_policy_set_that_leaves_cases_without_milestones_is_refused(sla)
 
 
 async def test_calendar_override_moves_a_due_date(sla, new_complaint):
-    policies = [policy.model_dump(mode="json") for policy in sla.policies()]
-    policies[-1]["milestones"].append(
-        {
-            "key": "plan",
-            "name": "Initial solution",
-            "start_event": "ComplaintReceived",
-            "stop_events": ["SolutionProposed"],
-            "target_working_days": 1,
-            "clock": "business",
-            "calendar": "weekdays",
-        }
-    )
+    policies = with_plan_milestone(sla.policies(), working_days=1, calendar="weekdays")
     monday_10 = dt.datetime(2031, 3, 3, 10, tzinfo=SHANGHAI)
     complaint = new_complaint()
     async with sla.http() as http:
@@ -295,18 +301,7 @@ async def test_calendar_override_moves_a_due_date(sla, new_complaint):
 
 
 async def test_statutory_year_without_data_raises_an_alert_until_filled(sla, new_complaint):
-    policies = [policy.model_dump(mode="json") for policy in sla.policies()]
-    policies[-1]["milestones"].append(
-        {
-            "key": "plan",
-            "name": "Initial solution",
-            "start_event": "ComplaintReceived",
-            "stop_events": ["SolutionProposed"],
-            "target_working_days": 3,
-            "clock": "business",
-            "calendar": "cn-statutory",
-        }
-    )
+    policies = with_plan_milestone(sla.policies(), working_days=3, calendar="cn-statutory")
     complaint = new_complaint()
     async with sla.http() as http:
         assert (await http.put("/v1/sla-policies", json={"policies": policies})).status_code == 200

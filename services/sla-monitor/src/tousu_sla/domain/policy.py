@@ -306,52 +306,36 @@ def _standard_milestones(solution_working_days: int) -> tuple[MilestoneSpec, ...
     )
 
 
+# The seed's worked case: apology 1 h, on-site check 6 h, problem confirmed and plan 12 h,
+# refund and compensation done 18 h; all wall-clock hours, escalating hourly.
+_IMMEDIATE_TARGETS: tuple[tuple[str, str, tuple[str, ...], int], ...] = (
+    (
+        "first_response",
+        "Apology and first response (首次回应)",
+        (EventType.FIRST_RESPONSE_SENT,),
+        1,
+    ),
+    ("confirm", "On-site check, complaint verified (确认核实)", _CONFIRMED, 6),
+    ("root_cause", "Problem confirmed (分析)", _ROOT_CAUSE, 12),
+    ("initial_solution", "Solution decided (初步方案)", _SOLUTION, 12),
+    ("resolve", "Refund and compensation done (完成处理)", (EventType.CASE_RESOLVED,), 18),
+)
+
+
 def _immediate_milestones() -> tuple[MilestoneSpec, ...]:
-    # The seed's worked case: apology 1 h, on-site check 6 h, problem confirmed and plan
-    # 12 h, refund and compensation done 18 h; all wall-clock hours, escalating hourly.
-    received = EventType.COMPLAINT_RECEIVED
     hourly = dt.timedelta(hours=1)
     return (
         _record(dt.timedelta(hours=2)),
-        MilestoneSpec(
-            key="first_response",
-            name="Apology and first response (首次回应)",
-            start_event=received,
-            stop_events=(EventType.FIRST_RESPONSE_SENT,),
-            target=dt.timedelta(hours=1),
-            escalation_interval=hourly,
-        ),
-        MilestoneSpec(
-            key="confirm",
-            name="On-site check, complaint verified (确认核实)",
-            start_event=received,
-            stop_events=_CONFIRMED,
-            target=dt.timedelta(hours=6),
-            escalation_interval=hourly,
-        ),
-        MilestoneSpec(
-            key="root_cause",
-            name="Problem confirmed (分析)",
-            start_event=received,
-            stop_events=_ROOT_CAUSE,
-            target=dt.timedelta(hours=12),
-            escalation_interval=hourly,
-        ),
-        MilestoneSpec(
-            key="initial_solution",
-            name="Solution decided (初步方案)",
-            start_event=received,
-            stop_events=_SOLUTION,
-            target=dt.timedelta(hours=12),
-            escalation_interval=hourly,
-        ),
-        MilestoneSpec(
-            key="resolve",
-            name="Refund and compensation done (完成处理)",
-            start_event=received,
-            stop_events=(EventType.CASE_RESOLVED,),
-            target=dt.timedelta(hours=18),
-            escalation_interval=hourly,
+        *(
+            MilestoneSpec(
+                key=key,
+                name=name,
+                start_event=EventType.COMPLAINT_RECEIVED,
+                stop_events=stop_events,
+                target=dt.timedelta(hours=hours),
+                escalation_interval=hourly,
+            )
+            for key, name, stop_events, hours in _IMMEDIATE_TARGETS
         ),
         _follow_up(dt.timedelta(hours=24)),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -97,18 +98,8 @@ async def list_breaches(
     limit: PageSize = 50,
 ) -> MilestonePageRead:
     """Breached milestones, most overdue first."""
-    async with ctx.uow() as uow:
-        page = await services.milestone_list(
-            uow,
-            breached=True,
-            include_closed=include_closed,
-            department=principal.visible_department(department),
-            milestone_key=milestone,
-            urgency=urgency,
-            cursor=cursor,
-            limit=limit,
-        )
-    return MilestonePageRead.of(page)
+    filters = ListFilters(department, milestone, urgency, cursor, limit)
+    return await _milestone_page(ctx, principal, filters, breached=True, closed=include_closed)
 
 
 @router.get("/at-risk")
@@ -122,14 +113,34 @@ async def list_at_risk(
     limit: PageSize = 50,
 ) -> MilestonePageRead:
     """Milestones past their at-risk warning and not yet breached, soonest due first."""
+    filters = ListFilters(department, milestone, urgency, cursor, limit)
+    return await _milestone_page(ctx, principal, filters, breached=False, closed=False)
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    """The query of a milestone list."""
+
+    department: str | None
+    milestone: str | None
+    urgency: str | None
+    cursor: str | None
+    limit: int
+
+
+async def _milestone_page(
+    ctx: SlaContext, principal: Principal, filters: ListFilters, *, breached: bool, closed: bool
+) -> MilestonePageRead:
     async with ctx.uow() as uow:
         page = await services.milestone_list(
             uow,
-            breached=False,
-            department=principal.visible_department(department),
-            milestone_key=milestone,
-            urgency=urgency,
-            cursor=cursor,
-            limit=limit,
+            breached=breached,
+            include_closed=closed,
+            # The one department rule: a 403 naming `department` for another department.
+            department=principal.visible_department(filters.department),
+            milestone_key=filters.milestone,
+            urgency=filters.urgency,
+            cursor=filters.cursor,
+            limit=filters.limit,
         )
     return MilestonePageRead.of(page)

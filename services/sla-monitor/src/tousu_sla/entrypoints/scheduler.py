@@ -104,6 +104,8 @@ class SlaScheduler:
         if batch is None:
             batch = await self._fire_one_by_one(case_ids, now)
         _observe(batch.published, committed_at=self._ctx.clock())
+        if batch.published:
+            log.info("fired %d SLA events on %d cases", len(batch.published), len(case_ids))
         return len(case_ids)
 
     async def _fire_one_by_one(
