@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from asgi_lifespan import LifespanManager
 from tousu_feedback import mailsink
@@ -199,8 +200,6 @@ class System:
         return link.rsplit("/s/", 1)[1]
 
     async def gateway_message(self, complaint_id: str) -> dict[str, Any]:
-        import orjson
-
         records = await read_topic(
             self.topic(GATEWAY_TOPIC),
             until=lambda rs: any(r.key == complaint_id.encode() for r in rs),
