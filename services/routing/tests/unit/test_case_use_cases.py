@@ -11,6 +11,7 @@ from tousu_routing.domain import commands as c
 from tousu_routing.entrypoints.api import _service_error
 from tousu_routing.service_layer import cases
 from tousu_routing.service_layer.handlers import event_handlers
+from tousu_routing.settings import RoutingSettings
 from tousu_shared.auth import ROLE_SCOPES, Principal
 from tousu_shared.contracts import Envelope, Event
 from tousu_shared.contracts.case import (
@@ -26,21 +27,17 @@ from tousu_shared.contracts.complaint import (
 )
 from tousu_shared.contracts.sla import SlaBreached, SlaEscalated
 from tousu_shared.errors import NotFound
+from tousu_shared.outbox import Outbox
 
+PRODUCER = Outbox(RoutingSettings(service_name="test"))
 DUE = datetime(2024, 5, 6, 8, 30, tzinfo=UTC)
 AGENT = Principal("k-1", "wang", "agent", "quality", ROLE_SCOPES["agent"])
 OTHER_AGENT = Principal("k-2", "zhao", "agent", "logistics", ROLE_SCOPES["agent"])
 
 
 def envelope_of(event: Event) -> Envelope:
-    return Envelope(
-        source="tousu/test",
-        type=event.event_type,
-        subject=event.subject,
-        dataschemaversion=event.schema_version,
-        correlationid=event.subject,
-        data=event.model_dump(mode="json", exclude={"complaint_id"}),
-    )
+    """The event as the producing service's outbox wraps it."""
+    return PRODUCER.envelope(event)
 
 
 async def consume(routing, event: Event) -> None:
