@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy.exc import IntegrityError
 from tousu_shared.auth import Principal
 from tousu_shared.errors import Conflict
 
@@ -51,5 +52,13 @@ async def publish_policy(
             str(new_version),
             details={"comment": command.comment},
         )
-        await uow.commit()
+        try:
+            await uow.commit()
+        except IntegrityError as exc:
+            # Another publication of the same base version committed first.
+            raise Conflict(
+                f"the policy changed meanwhile: version {new_version} exists",
+                field="based_on_version",
+                allowed=["reload the policy and publish again"],
+            ) from exc
         return new_version, command.policy
