@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import base64
+import functools
 from pathlib import Path
 
+from tousu_shared.clock import Clock, utc_now
 from tousu_shared.http import create_app
-from tousu_shared.runtime import Runtime, Service, include_routers, session_handlers
-from tousu_shared.uow import SqlUnitOfWork
+from tousu_shared.runtime import Runtime, Service, include_routers
 from tousu_shared.topics import consumed_by
 
 from tousu_intake.adapters.crypto import FieldCipher
+from tousu_intake.entrypoints import classifier_admin
 from tousu_intake.entrypoints.api import router
+from tousu_intake.service_layer.context import ClassifierCache, IntakeContext
 from tousu_intake.service_layer.handlers import event_handlers
-from tousu_intake.service_layer.services import ClassifierCache, IntakeContext
+from tousu_intake.service_layer.unit_of_work import IntakeUnitOfWork
 from tousu_intake.settings import IntakeSettings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
@@ -31,29 +34,36 @@ def build_cipher(settings: IntakeSettings) -> FieldCipher:
     )
 
 
-def bootstrap(settings: IntakeSettings | None = None) -> Service:
+def bootstrap(settings: IntakeSettings | None = None, *, clock: Clock = utc_now) -> Service:
     """Wire the intake service; nothing connects until it runs."""
     settings = settings or IntakeSettings()
     runtime = Runtime.build(settings)
+    cipher = build_cipher(settings)
+    uow = functools.partial(
+        IntakeUnitOfWork, runtime.session_factory, runtime.outbox, runtime.audit, cipher
+    )
+    # The one context: the API reads it from the app state, the consumer's handlers get the
+    # same units of work.
+    context = IntakeContext(
+        settings=settings,
+        uow=uow,
+        clock=clock,
+        cipher=cipher,
+        classifiers=ClassifierCache(uow, settings.classifier_refresh_seconds),
+    )
     app = create_app(
         runtime,
         title="Tousu intake",
         description="Every channel's complaints into one durable, classified record.",
     )
-    app.state.intake = IntakeContext(
-        settings=settings,
-        outbox=runtime.outbox,
-        audit=runtime.audit,
-        cipher=build_cipher(settings),
-        classifiers=ClassifierCache(runtime.session_factory, settings.classifier_refresh_seconds),
-    )
-    include_routers(app, [router])
+    app.state.intake = context
+    include_routers(app, [router, classifier_admin.router])
     return Service(
         name=settings.service_name,
         runtime=runtime,
         app=app,
-        uow=runtime.unit_of_work_factory(SqlUnitOfWork),
-        handlers=session_handlers(event_handlers(runtime)),
+        uow=uow,
+        handlers=event_handlers(),
         consumed_topics=consumed_by(settings.service_name),
         migrations_dir=MIGRATIONS_DIR,
     )

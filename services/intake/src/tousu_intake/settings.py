@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import base64
 import hashlib
+from typing import ClassVar
 
 from pydantic import Field, SecretStr
 from tousu_shared.settings import ServiceSettings

@@ -8,6 +8,8 @@ import os
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from tousu_intake.domain.complaint import CustomerKeys
+
 _NONCE_BYTES = 12
 
 
@@ -59,3 +61,17 @@ class FieldCipher:
         return hmac.new(
             self._index_key, f"{kind}:{normalised_value}".encode(), hashlib.sha256
         ).digest()
+
+    def customer_keys(
+        self,
+        *,
+        phone: str | None = None,
+        email: str | None = None,
+        address: str | None = None,
+    ) -> CustomerKeys:
+        """The blind indexes that find a customer's complaints (contacts already normalised)."""
+        return CustomerKeys(
+            phone=self.blind_index("phone", phone),
+            email=self.blind_index("email", email),
+            address=self.blind_index("address", address),
+        )

@@ -38,6 +38,9 @@ complaint = sa.Table(
     sa.Column("auto_classification", pg.JSONB, nullable=False),
     sa.Column("classification_explanation", pg.JSONB, nullable=False),
     sa.Column("ruleset_version", sa.Text, nullable=False),
+    # The trained model that contributed (None: rules only) and whether a person should look.
+    sa.Column("model_version", sa.Text),
+    sa.Column("needs_review", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("manual_classification", pg.JSONB),
     sa.Column("manual_classified_by", sa.Text),
     sa.Column("manual_classification_reason", sa.Text),
@@ -55,6 +58,13 @@ complaint = sa.Table(
 )
 sa.Index("ix_complaint_received", complaint.c.received_at, complaint.c.id)
 sa.Index("ix_complaint_customer", complaint.c.customer_ref, complaint.c.received_at)
+# The review queue: newest first among the few complaints the classifier was unsure about.
+sa.Index(
+    "ix_complaint_review_queue",
+    complaint.c.received_at.desc(),
+    complaint.c.id.desc(),
+    postgresql_where=complaint.c.needs_review,
+)
 
 # Personal data, encrypted per field with AES-GCM; blind indexes find a customer without
 # decrypting. Kept apart so that every read of it is deliberate (and audited).

@@ -76,16 +76,3 @@ def mask_address(address: str | None) -> str | None:
     if not address:
         return address
     return address[:6] + "…"
-
-
-# What a customer is told about each stage of their complaint.
-CUSTOMER_NEXT_STEP = {
-    "received": "We have recorded your complaint and are assigning it to the right team.",
-    "routed": "Your complaint is with the responsible department, who will contact you.",
-    "acknowledged": "The responsible department has taken your complaint.",
-    "investigating": "We are verifying the problem and looking for its cause.",
-    "solution_proposed": "We have proposed a solution; please tell us if it works for you.",
-    "resolved": "The solution has been carried out; we will call to confirm you are satisfied.",
-    "closed": "Your complaint is closed. Thank you for telling us.",
-    "resolved_on_first_contact": "Your complaint was resolved when you contacted us.",
-}

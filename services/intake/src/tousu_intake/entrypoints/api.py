@@ -6,19 +6,20 @@ import csv
 import io
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
 from tousu_shared.auth import Principal, require
-from tousu_shared.contracts.complaint import Category, Channel, Severity, Urgency
+from tousu_shared.contracts.vocabulary import Category, Channel, Severity, Urgency
 from tousu_shared.errors import InvalidInput, ServiceError
-from tousu_shared.http import DbSession
 
 from tousu_intake.domain.classification import ClassifierRules
+from tousu_intake.domain.commands import GetComplaint, ListComplaints, SaveClassifierRules
 from tousu_intake.domain.model import normalise_email, normalise_phone
+from tousu_intake.entrypoints import mapping
 from tousu_intake.entrypoints.schemas import (
     AnonymizeRequest,
     BatchItemResult,
@@ -33,9 +34,10 @@ from tousu_intake.entrypoints.schemas import (
     TrackingRead,
 )
 from tousu_intake.service_layer import services
-from tousu_intake.service_layer.services import IntakeContext
+from tousu_intake.service_layer.context import IntakeContext
 
 router = APIRouter(prefix="/v1", tags=["intake"])
+M = TypeVar("M", bound=BaseModel)
 
 Writer = Annotated[Principal, require("complaints:write")]
 Reader = Annotated[Principal, require("complaints:read")]
@@ -81,8 +83,9 @@ async def _body(request: Request, *, limit: int, media_types: tuple[str, ...]) -
         raw = await request.body()
     except ClientDisconnect as exc:
         # The caller hung up mid-body: nothing was written, and there is no one to answer.
-        raise InvalidInput("the client disconnected before sending the whole body",
-                           field="body") from exc
+        raise InvalidInput(
+            "the client disconnected before sending the whole body", field="body"
+        ) from exc
     if len(raw) > limit:
         raise PayloadTooLarge(f"the body is larger than {limit} bytes", field="body")
     return media_type, raw
@@ -106,7 +109,7 @@ def _errors(exc: ValidationError, prefix: str = "body") -> list[dict[str, Any]]:
     ]
 
 
-def _validate(model: type, data: Any) -> Any:
+def _validate(model: type[M], data: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -134,7 +137,6 @@ async def create_complaint(
     request: Request,
     response: Response,
     principal: Writer,
-    session: DbSession,
     context: Context,
     idempotency_key: IdempotencyKey = None,
 ) -> ComplaintCreated:
@@ -143,15 +145,11 @@ async def create_complaint(
         request, limit=context.settings.max_body_bytes, media_types=("application/json",)
     )
     body = _validate(ComplaintCreate, _parse_json(raw))
-    async with session.begin():
-        created, replayed = await services.submit_complaint(
-            body,
-            idempotency=idempotency_key,
-            principal=principal,
-            context=context,
-            db_session=session,
-        )
-    if replayed:
+    submission = await services.submit_complaint(
+        mapping.submit_command(body, idempotency_key), principal=principal, context=context
+    )
+    created = ComplaintCreated.model_validate(submission.answer)
+    if submission.replayed:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
     response.headers["Location"] = f"/v1/complaints/{created.id}"
@@ -200,7 +198,6 @@ def _csv_items(raw: bytes) -> list[dict[str, Any]]:
 async def import_complaints(
     request: Request,
     principal: Writer,
-    session: DbSession,
     context: Context,
 ) -> BatchResult:
     """Import many complaints (JSON array or CSV); each item is accepted or rejected alone."""
@@ -234,14 +231,11 @@ async def import_complaints(
             continue
         # One transaction per item: a bad item never takes the good ones down with it.
         try:
-            async with session.begin():
-                created, replayed = await services.submit_complaint(
-                    body,
-                    idempotency=str(key) if key else None,
-                    principal=principal,
-                    context=context,
-                    db_session=session,
-                )
+            submission = await services.submit_complaint(
+                mapping.submit_command(body, str(key) if key else None),
+                principal=principal,
+                context=context,
+            )
         except ServiceError as exc:
             results.append(
                 BatchItemResult(
@@ -254,9 +248,9 @@ async def import_complaints(
         results.append(
             BatchItemResult(
                 index=index,
-                status="replayed" if replayed else "created",
-                complaint_id=created.id,
-                tracking_code=created.tracking_code,
+                status="replayed" if submission.replayed else "created",
+                complaint_id=submission.answer["id"],
+                tracking_code=submission.answer["tracking_code"],
             )
         )
     return BatchResult(
@@ -270,7 +264,6 @@ async def import_complaints(
 @router.get("/complaints", response_model=ComplaintPage)
 async def list_complaints(
     principal: Reader,
-    session: DbSession,
     context: Context,
     channel: Channel | None = None,
     category: Category | None = None,
@@ -278,6 +271,7 @@ async def list_complaints(
     urgency: Urgency | None = None,
     status: str | None = None,
     department: str | None = None,
+    needs_review: bool | None = None,
     received_from: datetime | None = None,
     received_to: datetime | None = None,
     customer_phone: Annotated[str | None, Query(max_length=32)] = None,
@@ -285,12 +279,11 @@ async def list_complaints(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ComplaintPage:
-    """Complaints newest first, with filters and cursor pagination."""
-    if (customer_phone or customer_email) and not principal.can("pii:read"):
-        raise InvalidInput(
-            "searching by phone or email needs the pii:read scope",
-            field="customer_phone" if customer_phone else "customer_email",
-        )
+    """Complaints newest first, with filters and cursor pagination.
+
+    ``needs_review=true`` is the review queue: complaints the classifier was unsure about
+    that no person has corrected yet.
+    """
     try:
         phone = normalise_phone(customer_phone) if customer_phone else None
     except ValueError as exc:
@@ -299,56 +292,39 @@ async def list_complaints(
         email = normalise_email(customer_email) if customer_email else None
     except ValueError as exc:
         raise InvalidInput(str(exc), field="customer_email") from exc
-    filters = {
-        "channel": channel,
-        "category": category,
-        "severity": severity,
-        "urgency": urgency,
-        "status": status,
-        "department": department,
-        "received_from": received_from,
-        "received_to": received_to,
-    }
-    async with session.begin():
-        items, next_cursor = await services.list_complaints(
-            filters=filters,
-            customer_phone=phone,
-            customer_email=email,
-            cursor=cursor,
-            limit=limit,
-            principal=principal,
-            context=context,
-            db_session=session,
-        )
-        if phone or email:
-            await context.audit.record(
-                session,
-                principal,
-                "pii.search",
-                "complaint",
-                None,
-                details={"by": "phone" if phone else "email"},
-            )
-    return ComplaintPage(items=items, next_cursor=next_cursor)
+    query = ListComplaints(
+        channel=channel,
+        category=category,
+        severity=severity,
+        urgency=urgency,
+        status=status,
+        department=department,
+        needs_review=needs_review,
+        received_from=received_from,
+        received_to=received_to,
+        customer_phone=phone,
+        customer_email=email,
+        cursor=cursor,
+        limit=limit,
+    )
+    page = await services.list_complaints(query, principal=principal, context=context)
+    return ComplaintPage(
+        items=[mapping.complaint_read(services.ComplaintView(c)) for c in page.items],
+        next_cursor=page.next_cursor,
+    )
 
 
 @router.get("/complaints/{complaint_id}", response_model=ComplaintRead)
 async def get_complaint(
     complaint_id: uuid.UUID,
     principal: Reader,
-    session: DbSession,
     context: Context,
     include: Annotated[str | None, Query(pattern="^contact$")] = None,
 ) -> ComplaintRead:
     """One complaint; ``?include=contact`` adds contact details (clear only with pii:read)."""
-    async with session.begin():
-        return await services.get_complaint(
-            complaint_id,
-            include_contact=include == "contact",
-            principal=principal,
-            context=context,
-            db_session=session,
-        )
+    query = GetComplaint(complaint_id, include_contact=include == "contact")
+    view = await services.get_complaint(query, principal=principal, context=context)
+    return mapping.complaint_read(view)
 
 
 @router.post("/complaints/{complaint_id}/messages", status_code=201, response_model=MessageRead)
@@ -356,25 +332,24 @@ async def add_message(
     complaint_id: uuid.UUID,
     body: MessageCreate,
     principal: Writer,
-    session: DbSession,
     context: Context,
 ) -> MessageRead:
     """Add a customer message and evidence references."""
-    async with session.begin():
-        return await services.add_message(
-            complaint_id, body, principal=principal, context=context, db_session=session
-        )
+    message = await services.add_message(
+        mapping.message_command(complaint_id, body), principal=principal, context=context
+    )
+    return mapping.message_read(message)
 
 
 @router.get("/complaints/{complaint_id}/messages", response_model=list[MessageRead])
 async def list_messages(
     complaint_id: uuid.UUID,
     principal: Reader,
-    session: DbSession,
+    context: Context,
 ) -> list[MessageRead]:
     """A complaint's messages, oldest first."""
-    async with session.begin():
-        return await services.list_messages(complaint_id, principal=principal, db_session=session)
+    messages = await services.list_messages(complaint_id, principal=principal, context=context)
+    return [mapping.message_read(m) for m in messages]
 
 
 @router.put("/complaints/{complaint_id}/classification", response_model=ComplaintRead)
@@ -382,29 +357,23 @@ async def correct_classification(
     complaint_id: uuid.UUID,
     body: ClassificationUpdate,
     principal: Classifier,
-    session: DbSession,
     context: Context,
 ) -> ComplaintRead:
     """A person's correction, kept beside the automatic classification."""
-    async with session.begin():
-        return await services.correct_classification(
-            complaint_id,
-            body,
-            principal=principal,
-            context=context,
-            db_session=session,
-        )
+    complaint = await services.correct_classification(
+        mapping.correction_command(complaint_id, body), principal=principal, context=context
+    )
+    return mapping.complaint_read(services.ComplaintView(complaint))
 
 
 @router.get("/track/{tracking_code}", response_model=TrackingRead)
 async def track(
     tracking_code: Annotated[str, Path(min_length=4, max_length=20)],
-    principal: Reader,
-    session: DbSession,
+    _: Reader,
+    context: Context,
 ) -> TrackingRead:
     """What the customer may see: status, next step, due dates; no personal data."""
-    async with session.begin():
-        return await services.track(tracking_code, db_session=session)
+    return mapping.tracking_read(await services.track(tracking_code, context=context))
 
 
 @router.get("/classifier/rules")
@@ -418,16 +387,12 @@ async def get_rules(_: Reader, context: Context) -> dict[str, Any]:
 async def put_rules(
     rules: ClassifierRules,
     principal: RulesAdmin,
-    session: DbSession,
     context: Context,
     note: Annotated[str | None, Query(max_length=500)] = None,
 ) -> dict[str, Any]:
     """Save a new classifier rule set; it applies within seconds, without a deploy."""
-    async with session.begin():
-        version = await services.save_rules(
-            rules, note=note, principal=principal, context=context, db_session=session
-        )
-    context.classifiers.invalidate()
+    command = SaveClassifierRules(rules.model_dump(mode="json"), note=note)
+    version = await services.save_rules(command, principal=principal, context=context)
     return {"version": version}
 
 
@@ -435,12 +400,10 @@ async def put_rules(
 async def anonymize_customer(
     body: AnonymizeRequest,
     principal: PiiAdmin,
-    session: DbSession,
     context: Context,
 ) -> dict[str, Any]:
     """Erase a customer's personal data (PIPL deletion request); statistics are kept."""
-    async with session.begin():
-        ids = await services.anonymize_customer(
-            body, principal=principal, context=context, db_session=session
-        )
+    ids = await services.anonymize_customer(
+        mapping.anonymize_command(body), principal=principal, context=context
+    )
     return {"anonymized_complaints": [str(i) for i in ids]}

@@ -15,11 +15,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from tousu_shared.contracts.complaint import (
+from tousu_shared.contracts.vocabulary import (
     Category,
     Channel,
     CustomerTier,
     Emotion,
+    Remedy,
     RiskFlag,
     Severity,
     Urgency,
@@ -27,7 +28,6 @@ from tousu_shared.contracts.complaint import (
 
 from tousu_intake.domain.model import normalise_email, normalise_phone
 
-Remedy = Literal["refund", "return", "repair", "compensation", "apology", "explanation"]
 EvidenceType = Literal["chat_log", "email", "image", "audio", "video", "document", "other"]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
@@ -49,7 +49,7 @@ class CustomerCreate(_Strict):
     email: str | None = Field(default=None, max_length=254)
     address: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
     preferred_contact: Literal["phone", "email", "letter", "app"] | None = None
-    tier: CustomerTier = "regular"
+    tier: CustomerTier = CustomerTier.REGULAR
 
     @field_validator("phone")
     @classmethod
@@ -158,6 +158,9 @@ class ComplaintCreated(BaseModel):
     classification: ClassificationRead
     explanation: dict[str, Any]
     related_complaint_ids: list[uuid.UUID]
+    # The trained model that contributed (None: rules only); whether a person should look.
+    model_version: str | None = None
+    needs_review: bool = False
 
 
 class ContactRead(BaseModel):
@@ -203,8 +206,11 @@ class ComplaintRead(BaseModel):
     automatic_classification: ClassificationRead
     classification_explanation: dict[str, Any]
     ruleset_version: str
+    model_version: str | None
+    needs_review: bool
     manual_classification: dict[str, Any] | None
-    due_dates: dict[str, Any]
+    due_dates: dict[str, str]
+    paused_milestones: list[str]
     contact: ContactRead | None = None
     anonymized: bool
 
@@ -267,7 +273,10 @@ class TrackingRead(BaseModel):
     status: str
     next_step: str
     received_at: datetime
-    due_dates: dict[str, Any]
+    # Milestone → when it falls due; a paused milestone (e.g. while we wait for the
+    # customer) has no due date and is listed in paused_milestones instead.
+    due_dates: dict[str, str]
+    paused_milestones: list[str]
 
 
 class BatchItemResult(BaseModel):

@@ -1,63 +1,42 @@
-"""Handlers of the case and SLA events intake follows, so a customer can track their complaint."""
+"""Handlers of the case and SLA events intake follows, so a customer can track their complaint.
+
+Each takes ``(uow, event, envelope)``: the consumer opens the unit of work, records the inbox
+row and commits after the handler, so the effect happens once per event.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC
-
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 from tousu_shared.contracts import Envelope, Event
-from tousu_shared.contracts import case as case_events
-from tousu_shared.contracts import sla as sla_events
-from tousu_shared.inbox import Handler
-from tousu_shared.runtime import Runtime
+from tousu_shared.inbox import Handler, PermanentFailure
 
-from tousu_intake.adapters.orm import complaint
-
-# The customer-visible status each case event leads to.
-STATUS_AFTER = {
-    case_events.CaseRouted: "routed",
-    case_events.CaseTransferred: "routed",
-    case_events.CaseAcknowledged: "acknowledged",
-    case_events.InvestigationStarted: "investigating",
-    case_events.CaseReopened: "investigating",
-    case_events.SolutionProposed: "solution_proposed",
-    case_events.CaseResolved: "resolved",
-    case_events.CaseClosed: "closed",
-}
+from tousu_intake.domain import tracking
+from tousu_intake.service_layer.unit_of_work import IntakeWork
 
 
-async def follow_case(session: AsyncSession, event: Event, envelope: Envelope) -> None:
+async def follow_case(uow: IntakeWork, event: Event, envelope: Envelope) -> None:
     """Mirror the case's status and department for tracking and department-bound reads."""
-    status = STATUS_AFTER[type(event)]
-    await session.execute(
-        complaint.update()
-        .where(complaint.c.id == event.complaint_id)
-        .values(
-            status=status,
-            department=event.department,
-            status_changed_at=event.occurred_at,
-        )
-    )
+    if not isinstance(event, tracking.CaseStatusEvent):
+        raise PermanentFailure(f"{envelope.type} does not change a case's status")
+    complaint = await uow.complaints.get(event.complaint_id, for_update=True)
+    if complaint is None:
+        return  # not a complaint intake recorded (e.g. a test or replayed foreign case)
+    complaint.follow_case(event)
+    await uow.complaints.save(complaint)
 
 
-async def follow_deadline(session: AsyncSession, event: Event, envelope: Envelope) -> None:
-    """Keep the due dates the customer may see: set when a milestone starts, dropped when met."""
-    key = sa.literal(event.milestone)
-    if isinstance(event, sla_events.SlaMilestoneStarted):
-        value = complaint.c.due_dates.op("||")(
-            sa.func.jsonb_build_object(key, event.due_at.astimezone(UTC).isoformat())
-        )
-    else:
-        value = complaint.c.due_dates.op("-")(key)
-    await session.execute(
-        complaint.update().where(complaint.c.id == event.complaint_id).values(due_dates=value)
-    )
+async def follow_deadline(uow: IntakeWork, event: Event, envelope: Envelope) -> None:
+    """Keep the due dates the customer sees in step with the SLA clocks."""
+    if not isinstance(event, tracking.DeadlineEvent):
+        raise PermanentFailure(f"{envelope.type} does not move a deadline")
+    complaint = await uow.complaints.get(event.complaint_id, for_update=True)
+    if complaint is None:
+        return
+    complaint.follow_deadline(event)
+    await uow.complaints.save(complaint)
 
 
-def event_handlers(runtime: Runtime) -> dict[str, Handler]:
+def event_handlers() -> dict[str, Handler]:
     """Event type → handler."""
-    handlers: dict[str, Handler] = {cls.event_type: follow_case for cls in STATUS_AFTER}
-    handlers[sla_events.SlaMilestoneStarted.event_type] = follow_deadline
-    handlers[sla_events.SlaMet.event_type] = follow_deadline
+    handlers: dict[str, Handler] = {cls.event_type: follow_case for cls in tracking.STATUS_AFTER}
+    handlers.update({cls.event_type: follow_deadline for cls in tracking.DEADLINE_EFFECT})
     return handlers

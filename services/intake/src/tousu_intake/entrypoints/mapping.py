@@ -1,0 +1,126 @@
+"""Between the HTTP schemas and the service layer: bodies into commands, results into reads.
+
+The complaint's own fields are taken by name (``ComplaintDetails``), never listed again here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+
+from tousu_intake.domain.commands import (
+    AddMessage,
+    AnonymizeCustomer,
+    CorrectClassification,
+    SubmitComplaint,
+)
+from tousu_intake.domain.complaint import ComplaintDetails, Customer, Evidence, Message
+from tousu_intake.entrypoints.schemas import (
+    AnonymizeRequest,
+    ClassificationUpdate,
+    ComplaintCreate,
+    ComplaintRead,
+    ContactRead,
+    EvidenceRef,
+    MessageCreate,
+    MessageRead,
+    TrackingRead,
+)
+from tousu_intake.service_layer.services import ComplaintView, Tracking
+
+_NOT_DETAILS = {"customer", "evidence", "contact_at"}
+
+
+def _evidence(refs: list[EvidenceRef]) -> tuple[Evidence, ...]:
+    return tuple(Evidence(**ref.model_dump()) for ref in refs)
+
+
+def submit_command(body: ComplaintCreate, idempotency_key: str | None) -> SubmitComplaint:
+    """The command a complaint body stands for."""
+    return SubmitComplaint(
+        details=ComplaintDetails(**body.model_dump(exclude=_NOT_DETAILS)),
+        customer=Customer(**body.customer.model_dump()),
+        evidence=_evidence(body.evidence),
+        contact_at=body.contact_at,
+        idempotency_key=idempotency_key,
+    )
+
+
+def correction_command(
+    complaint_id: uuid.UUID, body: ClassificationUpdate
+) -> CorrectClassification:
+    """The command a classification correction stands for."""
+    return CorrectClassification(complaint_id=complaint_id, **body.model_dump())
+
+
+def message_command(complaint_id: uuid.UUID, body: MessageCreate) -> AddMessage:
+    """The command a further customer message stands for."""
+    return AddMessage(
+        complaint_id=complaint_id,
+        channel=body.channel,
+        body=body.body,
+        evidence=_evidence(body.evidence),
+    )
+
+
+def anonymize_command(body: AnonymizeRequest) -> AnonymizeCustomer:
+    """The command a deletion request stands for."""
+    return AnonymizeCustomer(**body.model_dump())
+
+
+def complaint_read(view: ComplaintView) -> ComplaintRead:
+    """A complaint as staff see it."""
+    complaint, contact = view.complaint, view.contact
+    deadlines = complaint.deadlines
+    return ComplaintRead(
+        **vars(complaint.details),
+        id=complaint.id,
+        tracking_code=complaint.tracking_code,
+        status=complaint.status,
+        department=complaint.department,
+        contact_at=complaint.contact_at,
+        received_at=complaint.received_at,
+        recorded_late=complaint.recorded_late,
+        customer_ref=complaint.customer_ref,
+        customer_tier=complaint.customer_tier,
+        related_complaint_ids=complaint.related_complaint_ids,
+        classification=complaint.classification,
+        automatic_classification=complaint.auto_classification,
+        classification_explanation=complaint.classification_explanation,
+        ruleset_version=complaint.ruleset_version,
+        model_version=complaint.model_version,
+        needs_review=complaint.needs_review,
+        manual_classification=complaint.manual_classification,
+        due_dates=deadlines.due,
+        paused_milestones=deadlines.paused,
+        contact=(
+            ContactRead(masked=view.contact_masked, **vars(contact))
+            if contact is not None
+            else None
+        ),
+        anonymized=complaint.anonymized_at is not None,
+    )
+
+
+def message_read(message: Message) -> MessageRead:
+    """A stored customer message."""
+    return MessageRead(
+        id=message.id,
+        complaint_id=message.complaint_id,
+        channel=message.channel,
+        body=message.body,
+        evidence=[dataclasses.asdict(e) for e in message.evidence],
+        added_at=message.added_at,
+    )
+
+
+def tracking_read(tracked: Tracking) -> TrackingRead:
+    """What the customer may see."""
+    return TrackingRead(
+        tracking_code=tracked.tracking_code,
+        status=tracked.status,
+        next_step=tracked.next_step,
+        received_at=tracked.received_at,
+        due_dates=tracked.deadlines.due,
+        paused_milestones=tracked.deadlines.paused,
+    )
