@@ -409,7 +409,7 @@ class MilestoneClock:
         clock.fired = {
             key: _firing_from_data(data)
             for key, data in memento["fired"].items()
-            if data["kind"] in set(FiringKind)
+            if data["kind"] in {kind.value for kind in FiringKind}
         }
         clock.calendar_gaps.update(dt.date.fromisoformat(day) for day in memento["calendar_gaps"])
         if clock.pauses:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from tousu_shared.auth import Principal
 from tousu_shared.errors import NotFound
 
+from tousu_sla.adapters.repository import StoredCase
 from tousu_sla.entrypoints.dependencies import Context, PageSize, Pauser, Reader
 from tousu_sla.entrypoints.schemas import (
     CaseSlaRead,
@@ -74,7 +75,7 @@ async def _customer_wait(
 
 async def _visible_case(
     uow: SlaUnitOfWork, ctx: SlaContext, case_id: uuid.UUID, principal: Principal
-) -> services.StoredCase:
+) -> StoredCase:
     stored = await services.case_sla(uow, ctx, case_id)
     if not principal.may_see_department(stored.sla.attributes.department):
         raise NotFound(f"no SLA for case {case_id}", field="case_id")
