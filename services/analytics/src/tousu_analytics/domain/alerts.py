@@ -35,10 +35,6 @@ class Series:
     category: str
     value: str
 
-    @property
-    def label(self) -> str:
-        return f"{self.category} × {self.value}"
-
 
 @dataclass(frozen=True)
 class Evidence:

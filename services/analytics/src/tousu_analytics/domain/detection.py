@@ -108,7 +108,20 @@ def _fit(
             "ignore", (ConvergenceWarning, PerfectSeparationWarning, RuntimeWarning)
         )
         model = sm.GLM(y, x, family=sm.families.Poisson(), var_weights=weights)
-        return model.fit(scale="X2", start_params=start)
+        return model.fit(start_params=start)
+
+
+def _trend_p_value(result: Any, index: int) -> float:
+    """The trend's two-sided p-value with the standard error scaled for over-dispersion."""
+    se = float(result.bse[index]) * math.sqrt(_dispersion(result))
+    return float(2 * stats.norm.sf(abs(float(result.params[index]) / se))) if se > 0 else 0.0
+
+
+def _dispersion(result: Any) -> float:
+    """The quasi-Poisson scale (Pearson χ² per residual degree of freedom), at least 1."""
+    if result.df_resid <= 0:
+        return 1.0
+    return max(1.0, float(result.pearson_chi2 / result.df_resid))
 
 
 def _nb_quantile(q: float, mu: float, alpha: float) -> float:
@@ -171,12 +184,11 @@ def fit_baseline(
         )
     used = np.flatnonzero(x.any(axis=0))  # drop terms the window cannot estimate
     result = _fit(y, x[:, used])
-    phi = max(1.0, float(result.scale))
-    residuals = _anscombe(y, result.mu, phi)
+    residuals = _anscombe(y, result.mu, _dispersion(result))
     weights = np.where(residuals > RESIDUAL_CUTOFF, residuals**-2.0, 1.0)
     weights *= len(y) / weights.sum()
     result = _fit(y, x[:, used], weights, result.params)
-    if 1 in used and result.pvalues[int(np.flatnonzero(used == 1)[0])] >= 0.05:
+    if 1 in used and _trend_p_value(result, int(np.flatnonzero(used == 1)[0])) >= 0.05:
         keep = used != 1  # no significant trend: leave it out
         used = used[keep]
         result = _fit(y, x[:, used], weights, result.params[keep])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
@@ -11,11 +12,12 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from tousu_shared.auth import Principal, require
 from tousu_shared.errors import InvalidInput, NotFound
 from tousu_shared.pagination import decode_cursor, encode_cursor
 
+from tousu_analytics.adapters import rendering
 from tousu_analytics.domain.actions import ImprovementAction, Target
 from tousu_analytics.domain.alerts import Alert
 from tousu_analytics.entrypoints.schemas import (
@@ -25,7 +27,7 @@ from tousu_analytics.entrypoints.schemas import (
     AlertLink,
     DenominatorPut,
 )
-from tousu_analytics.service_layer import management
+from tousu_analytics.service_layer import management, reports
 from tousu_analytics.service_layer.context import AnalyticsContext
 from tousu_analytics.service_layer.kpis import DrillRequest, KpiRequest, compute_kpis, drill
 
@@ -340,4 +342,71 @@ async def advance_action(
     )
 
 
-routers = [kpis_router, management_router]
+# ---- the monthly report -----------------------------------------------------------------
+
+reports_router = APIRouter(prefix="/v1/reports", tags=["reports"])
+REPORT_FORMATS = {
+    "json": "application/json",
+    "csv": "text/csv",
+    "html": "text/html",
+    "pdf": "application/pdf",
+}
+
+
+def _report_format(requested: str | None, accept: str | None) -> str:
+    if requested is not None:
+        if requested not in REPORT_FORMATS:
+            raise InvalidInput(
+                f"format must be one of {', '.join(REPORT_FORMATS)}",
+                field="format",
+                allowed=list(REPORT_FORMATS),
+            )
+        return requested
+    for part in (accept or "").split(","):
+        media = part.split(";")[0].strip()
+        for name, media_type in REPORT_FORMATS.items():
+            if media == media_type:
+                return name
+    return "json"
+
+
+@reports_router.get("/monthly/{month}")
+async def monthly_report(
+    request: Request,
+    principal: Reader,
+    month: str,
+    format: str | None = None,
+    lang: Literal["zh", "en"] = "zh",
+) -> Any:
+    """The 工作简报 of a month: the archived one as it was sent, else built now (marked
+    live). ``?format=json|csv|html|pdf`` or the Accept header; ``?lang=en`` for English."""
+    chosen = _report_format(format, request.headers.get("accept"))
+    first = _month(month, "month")
+    ctx = _ctx(request)
+    content = await reports.archived(ctx, first) or await reports.build_monthly(ctx, first)
+    return await _rendered(content, chosen, lang, f"report-{month}")
+
+
+@reports_router.post("/monthly/{month}", status_code=201)
+async def archive_monthly_report(
+    request: Request, principal: Manager, month: str
+) -> dict[str, Any]:
+    """Archive a month's report now (the worker does it on the first working day)."""
+    return await reports.archive(_ctx(request), _month(month, "month"), principal.actor)
+
+
+async def _rendered(content: dict[str, Any], chosen: str, lang: str, name: str) -> Any:
+    if chosen == "json":
+        return content
+    # Charts and PDF layout are CPU work: off the event loop.
+    if chosen == "pdf":
+        body: str | bytes = await asyncio.to_thread(rendering.render_pdf, content, lang)
+    elif chosen == "html":
+        body = await asyncio.to_thread(rendering.render_html, content, lang)
+    else:
+        body = rendering.render_csv(content, lang)
+    headers = {"Content-Disposition": f"inline; filename={name}.{chosen}"}
+    return Response(body, media_type=REPORT_FORMATS[chosen], headers=headers)
+
+
+routers = [kpis_router, management_router, reports_router]

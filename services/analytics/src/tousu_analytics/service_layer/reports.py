@@ -106,7 +106,8 @@ async def build_monthly(ctx: AnalyticsContext, month: date) -> dict[str, Any]:
         "alerts": [
             {
                 "id": str(a.id),
-                "series": a.series.label,
+                "category": a.series.category,
+                "value": a.series.value,
                 "state": a.state,
                 "first_day": a.first_day.isoformat(),
                 "observed": a.evidence.get("observed"),
