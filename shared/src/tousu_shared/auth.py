@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Literal, get_args
@@ -29,7 +30,7 @@ from tousu_shared.contracts.platform import (
     CredentialRevoked,
     Role,
 )
-from tousu_shared.errors import Forbidden, Unauthorized
+from tousu_shared.errors import Forbidden, TooManyRequests, Unauthorized
 
 if TYPE_CHECKING:
     from tousu_shared.uow import SqlUnitOfWork
@@ -99,6 +100,7 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
 }
 
 KEY_PREFIX = "tsk"
+_INVALID_KEY = "invalid, revoked or malformed API key"
 _CACHE_LIMIT = 10_000
 
 
@@ -225,18 +227,23 @@ class CredentialStore:
         )
 
     async def authenticate(self, api_key: str) -> Principal:
-        """The principal of a valid, unrevoked key; raises ``Unauthorized`` otherwise."""
+        """The principal of a valid, unrevoked key; raises ``Unauthorized`` otherwise.
+
+        Every refusal reads the same, so the answer never tells whether a key id exists.
+        """
         parts = split_api_key(api_key)
         if parts is None:
-            raise Unauthorized("malformed API key")
+            raise Unauthorized(_INVALID_KEY)
         key_id, secret = parts
         if self._bootstrap and key_id == self._bootstrap[0]:
             if hmac.compare_digest(secret, self._bootstrap[1]):
                 return Principal(key_id, "bootstrap-admin", "admin", None, ROLE_SCOPES["admin"])
-            raise Unauthorized("invalid API key")
+            raise Unauthorized(_INVALID_KEY)
         row = await self._lookup(key_id)
-        if row is None or not hmac.compare_digest(row[0], _sha256(secret)):
-            raise Unauthorized("invalid or revoked API key")
+        # Hash even for an unknown id, so both refusals take the same time.
+        digest = _sha256(secret)
+        if row is None or not hmac.compare_digest(row[0], digest):
+            raise Unauthorized(_INVALID_KEY)
         _, name, role, department, scopes = row
         return Principal(key_id, name, role, department, frozenset(scopes))
 
@@ -301,11 +308,59 @@ async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The authenticated caller of a request."""
+    """The authenticated caller of a request; a client failing too often is told to wait."""
     if credentials is None:
         raise Unauthorized("missing credential: send 'Authorization: Bearer <api key>'")
-    store: CredentialStore = request.app.state.runtime.credentials
-    return await store.authenticate(credentials.credentials)
+    runtime = request.app.state.runtime
+    throttle: FailureThrottle = runtime.auth_throttle
+    client = request.client.host if request.client else "unknown"
+    throttle.check(client)
+    try:
+        return await runtime.credentials.authenticate(credentials.credentials)
+    except Unauthorized:
+        throttle.failed(client)
+        raise
+
+
+class FailureThrottle:
+    """Counts failed authentications per client in a sliding window (per process).
+
+    Past the allowance a client gets 429 with ``Retry-After`` until its oldest failure in
+    the window ages out, which makes guessing secrets slow; successes are not counted.
+    """
+
+    def __init__(self, allowed: int, window_seconds: float, *, max_clients: int = 10_000) -> None:
+        self._allowed = allowed
+        self._window = window_seconds
+        self._max_clients = max_clients
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, client: str, now: float) -> deque[float]:
+        failures = self._failures.get(client)
+        if failures is None:
+            return deque()
+        while failures and now - failures[0] > self._window:
+            failures.popleft()
+        if not failures:
+            del self._failures[client]
+        return failures
+
+    def check(self, client: str) -> None:
+        """Refuse a client that used up its allowance of failures."""
+        now = time.monotonic()
+        failures = self._recent(client, now)
+        if len(failures) >= self._allowed:
+            wait = max(1, int(self._window - (now - failures[0])) + 1)
+            raise TooManyRequests(
+                "too many failed authentications; try again later",
+                retry_after=wait,
+            )
+
+    def failed(self, client: str) -> None:
+        """Count one failure of a client."""
+        if len(self._failures) >= self._max_clients:
+            self._failures.clear()  # a flood of addresses must not grow memory without bound
+        self._failures.setdefault(client, deque()).append(time.monotonic())
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -10,6 +10,8 @@ class ServiceError(Exception):
 
     status_code = 400
     code = "bad_request"
+    # Response headers the error needs (WWW-Authenticate, Retry-After, ...).
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str, *, field: str | None = None, **details: Any) -> None:
         super().__init__(message)
@@ -44,6 +46,21 @@ class Forbidden(ServiceError):
 class Unauthorized(ServiceError):
     status_code = 401
     code = "unauthorized"
+    headers = {"WWW-Authenticate": 'Bearer realm="tousu"'}
+
+
+class TooManyRequests(ServiceError):
+    status_code = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: int, **details: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **details)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+class PayloadTooLarge(ServiceError):
+    status_code = 413
+    code = "payload_too_large"
 
 
 class InvalidInput(ServiceError):

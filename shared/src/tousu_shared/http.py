@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -32,6 +33,7 @@ from tousu_shared.errors import NotFound, ServiceError
 from tousu_shared.kafka import create_producer
 from tousu_shared.logging import correlation_id_var
 from tousu_shared.runtime import Runtime
+from tousu_shared.schemas import ERROR_RESPONSES
 
 REQUEST_SECONDS = Histogram(
     "tousu_http_request_seconds",
@@ -42,36 +44,91 @@ REQUEST_SECONDS = Histogram(
 CORRELATION_HEADER = "x-correlation-id"
 
 
-class CorrelationAndMetricsMiddleware:
-    """Binds a correlation id to the request and times it by route template (pure ASGI: cheap)."""
+# Sent with every response: no content sniffing, and nothing cached on the way, since API
+# responses may hold personal data.
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"cache-control", b"no-store"),
+]
+_MAX_CORRELATION_ID = 128
 
-    def __init__(self, app: ASGIApp, service: str) -> None:
+
+class RequestEdge:
+    """The one pure-ASGI layer in front of every service (cheap on the hot path).
+
+    It binds a correlation id to the request, times it by route template, refuses what no
+    endpoint could handle safely before any of it is read (a header that is not printable
+    ASCII, a NUL or an invalid UTF-8 sequence in the path or query), enforces the body limit
+    while the body streams in (a chunked body is never read whole first), and adds the
+    security headers to every response.
+    """
+
+    def __init__(self, app: ASGIApp, service: str, max_body_bytes: int) -> None:
         self.app = app
         self.service = service
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        refusal = _refusal(scope, self.max_body_bytes)
         incoming = dict(scope["headers"]).get(CORRELATION_HEADER.encode())
-        correlation_id = incoming.decode()[:128] if incoming else str(uuid.uuid4())
+        correlation_id = (
+            incoming.decode()
+            if incoming and refusal is None and _printable(incoming)
+            else str(uuid.uuid4())
+        )
         token = correlation_id_var.set(correlation_id)
         status = 500
         started = time.perf_counter()
 
-        async def send_with_header(message: Message) -> None:
-            nonlocal status
+        refused_body = False
+        started_response = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
+                started_response = True
                 status = message["status"]
-                message.setdefault("headers", [])
                 message["headers"] = [
-                    *message["headers"],
+                    *message.get("headers", ()),
+                    *_SECURITY_HEADERS,
                     (CORRELATION_HEADER.encode(), correlation_id.encode()),
                 ]
             await send(message)
 
+        seen = 0
+
+        async def limited_receive() -> Message:
+            # Counting while the body streams in: past the limit the client gets a 413 at
+            # once and the app is told the client left, so nothing more is read or buffered.
+            nonlocal seen, refused_body
+            if refused_body:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body_bytes:
+                    refused_body = True
+                    if not started_response:
+                        await _too_large(self.max_body_bytes)(scope, receive, send_with_headers)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def app_send(message: Message) -> None:
+            if not refused_body:
+                await send_with_headers(message)
+
         try:
-            await self.app(scope, receive, send_with_header)
+            if refusal is not None:
+                await refusal(scope, receive, send_with_headers)
+            else:
+                try:
+                    await self.app(scope, limited_receive, app_send)
+                except Exception:
+                    if not refused_body:
+                        raise  # an app failing after the refusal is only the disconnect
         finally:
             correlation_id_var.reset(token)
             REQUEST_SECONDS.labels(
@@ -80,6 +137,56 @@ class CorrelationAndMetricsMiddleware:
                 _route_template(scope),
                 str(status),
             ).observe(time.perf_counter() - started)
+
+
+def _printable(value: bytes) -> bool:
+    return len(value) <= _MAX_CORRELATION_ID and all(0x20 < byte < 0x7F for byte in value)
+
+
+def _refusal(scope: Scope, max_body_bytes: int) -> JSONResponse | None:
+    """A 4xx for what the request line and headers already show to be unacceptable."""
+    headers = dict(scope["headers"])
+    correlation = headers.get(CORRELATION_HEADER.encode())
+    if correlation is not None and not _printable(correlation):
+        return _error(
+            400,
+            "bad_request",
+            f"X-Correlation-ID must be 1-{_MAX_CORRELATION_ID} printable ASCII characters",
+            field="header.X-Correlation-ID",
+        )
+    declared = headers.get(b"content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > max_body_bytes):
+        return _too_large(max_body_bytes)
+    if "\x00" in scope["path"]:
+        return _error(422, "validation_failed", "the path holds a NUL character", field="path")
+    raw_query = scope.get("query_string", b"")
+    if raw_query:
+        try:
+            pairs = parse_qsl(
+                raw_query.decode("latin-1"),
+                keep_blank_values=True,
+                encoding="utf-8",
+                errors="strict",
+            )
+        except UnicodeDecodeError:
+            return _error(422, "validation_failed", "the query is not valid UTF-8", field="query")
+        for name, value in pairs:
+            if "\x00" in name or "\x00" in value:
+                return _error(
+                    422,
+                    "validation_failed",
+                    "a query parameter holds a NUL character",
+                    field=f"query.{name.replace(chr(0), '')}",
+                )
+    return None
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return _error(413, "payload_too_large", f"the body may be at most {limit} bytes", field="body")
+
+
+def _error(status: int, code: str, message: str, *, field: str) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message, "field": field}, status_code=status)
 
 
 def _route_template(scope: Scope) -> str:
@@ -109,7 +216,7 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _service_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    return JSONResponse(exc.body(), status_code=exc.status_code)
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
@@ -161,11 +268,21 @@ def create_app(runtime: Runtime, *, title: str, description: str) -> FastAPI:
                 await app.state.readiness_producer.stop()
             await runtime.close()
 
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1.0.0",
+        lifespan=lifespan,
+        responses=ERROR_RESPONSES,
+    )
     app.state.runtime = runtime
     # Created on the first readiness check: a process that is never probed opens no connection.
     app.state.readiness_producer = None
-    app.add_middleware(CorrelationAndMetricsMiddleware, service=runtime.settings.service_name)
+    app.add_middleware(
+        RequestEdge,
+        service=runtime.settings.service_name,
+        max_body_bytes=runtime.settings.http_max_body_bytes,
+    )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

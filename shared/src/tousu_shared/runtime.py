@@ -18,7 +18,7 @@ from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tousu_shared.audit import AuditLog
-from tousu_shared.auth import CredentialStore
+from tousu_shared.auth import CredentialStore, FailureThrottle
 from tousu_shared.contracts.platform import CredentialIssued, CredentialRevoked
 from tousu_shared.db import create_engine, create_session_factory
 from tousu_shared.inbox import EventConsumer, Handler
@@ -43,6 +43,7 @@ class Runtime:
     outbox: Outbox
     audit: AuditLog
     credentials: CredentialStore
+    auth_throttle: FailureThrottle
     # The consumers running in this process, so readiness can report a stalled partition.
     consumers: list[EventConsumer] = field(default_factory=list)
 
@@ -63,6 +64,10 @@ class Runtime:
                 settings.db_schema,
                 bootstrap_admin_key=admin_key.get_secret_value() if admin_key else None,
                 cache_seconds=settings.credential_cache_seconds,
+            ),
+            auth_throttle=FailureThrottle(
+                settings.auth_failures_allowed,
+                settings.auth_failure_window_seconds,
             ),
         )
 

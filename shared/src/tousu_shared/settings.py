@@ -21,6 +21,11 @@ class ServiceSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     # Lets several API processes share one port (SO_REUSEPORT), the kernel spreading connections.
     http_reuse_port: bool = False
+    # No request body may be larger, counted while it streams in (endpoints may allow less).
+    http_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Failed authentications one client may make per window before it gets 429s.
+    auth_failures_allowed: int = Field(default=10, ge=1)
+    auth_failure_window_seconds: float = Field(default=60.0, gt=0)
 
     pg_host: str = "127.0.0.1"
     pg_port: int = 5432

@@ -47,6 +47,8 @@ def test_settings(cls: type[S], **overrides: Any) -> S:
         "consumer_retry_backoff_ms": 10,
         "credential_cache_seconds": 0.0,
         "db_pool_size": 5,
+        # Tests try many bad keys on purpose; the throttle has a test of its own.
+        "auth_failures_allowed": 10_000,
     }
     values.update(overrides)
     return cls(**values)

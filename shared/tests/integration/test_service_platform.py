@@ -15,6 +15,7 @@ from tousu_routing.service_layer.defaults import ensure_defaults
 from tousu_shared.auth import new_api_key
 from tousu_shared.migrations import downgrade, upgrade
 from tousu_shared.runtime import Service
+from tousu_shared.schemas import ApiModel, Int64
 from tousu_shared.testing import test_settings, truncate_schema, wait_for
 
 pytestmark = pytest.mark.integration
@@ -207,3 +208,108 @@ def test_migrations_go_down_to_empty_and_up_again(schema):
     finally:
         upgrade(service.migrations_dir, settings, "head")
     assert {"outbox", "inbox", "audit_log", "credential"} <= asyncio.run(tables())
+
+
+# -- the request edge and authentication, on every service -------------------------------
+
+
+@pytest.mark.parametrize("schema", list(SERVICES))
+async def test_a_non_ascii_correlation_id_is_a_400_naming_the_header_even_on_healthz(
+    schema,
+    kafka_topics,
+):
+    async with client(build(schema)) as http:
+        response = await http.get("/healthz", headers={"X-Correlation-ID": b"\xff\xfe\x00"})
+        assert response.status_code == 400
+        assert response.json()["field"] == "header.X-Correlation-ID"
+        long = await http.get("/healthz", headers={"X-Correlation-ID": "a" * 500})
+        assert long.status_code == 400
+        fine = await http.get("/healthz", headers={"X-Correlation-ID": "req-42"})
+        assert fine.headers["x-correlation-id"] == "req-42"
+        assert fine.headers["x-content-type-options"] == "nosniff"
+        assert fine.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize("schema", list(SERVICES))
+async def test_nul_or_broken_utf8_in_the_query_is_a_422_naming_the_parameter(schema, kafka_topics):
+    async with client(build(schema)) as http:
+        nul = await http.get("/v1/admin/audit?after=%00", headers=bearer(ADMIN_KEY))
+        assert nul.status_code == 422 and nul.json()["field"] == "query.after"
+        broken = await http.get("/v1/admin/audit?x=%ff", headers=bearer(ADMIN_KEY))
+        assert broken.status_code == 422 and broken.json()["field"] == "query"
+
+
+@pytest.mark.parametrize("schema", list(SERVICES))
+async def test_a_body_over_the_limit_is_refused_while_it_streams(schema, kafka_topics):
+    service = build(schema, http_max_body_bytes=64 * 1024)
+    chunks_sent = 0
+
+    async def endless_chunks():
+        nonlocal chunks_sent
+        for _ in range(10_000):  # 640 MiB if it were read to the end
+            chunks_sent += 1
+            yield b"x" * 65536
+
+    async with client(service) as http:
+        declared = await http.post(
+            "/v1/admin/credentials",
+            headers={**bearer(ADMIN_KEY), "Content-Length": "99999999"},
+            content=b"{}",
+        )
+        assert declared.status_code == 413 and declared.json()["field"] == "body"
+        chunked = await http.post(
+            "/v1/admin/credentials",
+            headers=bearer(ADMIN_KEY),
+            content=endless_chunks(),
+        )
+        assert chunked.status_code == 413
+    assert chunks_sent < 100
+
+
+@pytest.mark.parametrize("schema", list(SERVICES))
+async def test_every_401_reads_the_same_and_names_the_scheme(schema, kafka_topics):
+    async with client(build(schema)) as http:
+        bodies = set()
+        for key in ("tsk_nosuchid_secret", f"{ADMIN_KEY[:-2]}xx", "garbage"):
+            response = await http.get("/v1/admin/audit", headers=bearer(key))
+            assert response.status_code == 401
+            assert response.headers["www-authenticate"].startswith("Bearer")
+            bodies.add(response.json()["message"])
+        assert len(bodies) == 1
+
+
+async def test_failed_authentications_are_throttled_per_client(kafka_topics):
+    async with client(build("routing", auth_failures_allowed=3)) as http:
+        codes = [
+            (await http.get("/v1/admin/audit", headers=bearer("tsk_a_b"))).status_code
+            for _ in range(5)
+        ]
+        assert codes == [401, 401, 401, 429, 429]
+        refused = await http.get("/v1/admin/audit", headers=bearer(ADMIN_KEY))
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+
+
+@pytest.mark.parametrize("schema", list(SERVICES))
+async def test_openapi_documents_the_error_responses(schema, kafka_topics):
+    async with client(build(schema)) as http:
+        document = (await http.get("/openapi.json")).json()
+    operation = document["paths"]["/v1/admin/credentials"]["post"]
+    assert {"401", "403", "409", "413", "422"} <= set(operation["responses"])
+    assert "ErrorBody" in document["components"]["schemas"]
+
+
+def test_api_models_refuse_nul_unknown_fields_and_integers_beyond_64_bits():
+    class Thing(ApiModel):
+        name: str
+        tags: list[str] = []
+        order: Int64 = 0
+
+    for bad, field in (
+        ({"name": "a\x00b"}, "name"),
+        ({"name": "a", "tags": ["ok", "b\x00"]}, "tags"),
+        ({"name": "a", "extra": 1}, "extra"),
+        ({"name": "a", "order": 10**20}, "order"),
+    ):
+        with pytest.raises(ValueError) as error:
+            Thing.model_validate(bad)
+        assert field in str(error.value)
