@@ -132,8 +132,7 @@ issue_feedback_key() {
   fi
   curl -fsS -X POST "$intake/v1/admin/credentials" \
     -H "Authorization: Bearer $ADMIN_KEY" -H 'Content-Type: application/json' \
-    -d '{"name": "feedback-service", "role": "admin",
-         "scopes": ["complaints:read", "complaints:write", "pii:read"]}' \
+    -d '{"name": "feedback-service", "role": "service"}' \
     | "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["api_key"])' \
     >"$FEEDBACK_KEY_FILE"
   chmod 600 "$FEEDBACK_KEY_FILE"

@@ -97,6 +97,8 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
         {"complaints:read", "cases:read", "sla:read", "analytics:read", "feedback:read"}
     ),
     "admin": ALL_SCOPES,
+    # A service reading personal data it needs (audited) and filing complaints, nothing more.
+    "service": frozenset({"complaints:read", "complaints:write", "pii:read"}),
 }
 
 KEY_PREFIX = "tsk"

@@ -45,6 +45,14 @@ TOPICS: tuple[TopicSpec, ...] = (
         "Surveys scheduled, answered, expired; customers confirmed or dissatisfied.",
     ),
     TopicSpec(
+        "feedback.outbound",
+        "feedback",
+        ("sms-gateway", "wechat-gateway"),
+        "Messages for the SMS/WeChat gateways: recipient and text with the answer link. A "
+        "delivery channel, not an event stream: it holds personal data, so only the gateways "
+        "read it.",
+    ),
+    TopicSpec(
         "analytics.events",
         "analytics",
         (),

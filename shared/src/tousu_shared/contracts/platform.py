@@ -10,7 +10,8 @@ from pydantic import field_validator
 
 from tousu_shared.contracts.base import Event
 
-Role = Literal["channel_frontend", "agent", "manager", "ops", "analyst", "admin"]
+# "service": another Tousu service calling an API (feedback reading contact details).
+Role = Literal["channel_frontend", "agent", "manager", "ops", "analyst", "admin", "service"]
 
 # Credential events are not about a complaint; they share one subject so they stay ordered.
 CREDENTIALS_SUBJECT = uuid.UUID(int=0)
