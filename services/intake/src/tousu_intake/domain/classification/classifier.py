@@ -19,7 +19,7 @@ from .model import (
     Urgency,
 )
 from .rules import ClassifierRules, TermList, WeightedTerms, load_default_rules, normalise_text
-from .text import Term, TermIndex, TextAnalysis, segment
+from .text import Term, TermIndex, TextAnalysis, register_chinese_words, segment
 from .textmodel import HeadResult, Prediction, TextModel, load_shipped_model
 
 # Sentinel: "use the model shipped with the package" (None means rules only).
@@ -37,6 +37,8 @@ class Classifier:
     def __init__(self, rules: ClassifierRules | None = None, model: Any = SHIPPED) -> None:
         self.rules = rules if rules is not None else load_default_rules()
         self.model: TextModel | None = load_shipped_model() if model is SHIPPED else model
+        # Before the keywords: words jieba must not split (a keyword never matches inside one).
+        register_chinese_words(self.rules.segmentation_words)
         negatable = set(self.rules.negation.applies_to)
         terms: list[Term] = []
         for category, words in self.rules.categories.items():

@@ -355,12 +355,22 @@ class ClassifierRules(_Strict):
     impact: ImpactRules = ImpactRules()
     urgency: UrgencyRules
     review: ReviewRules = ReviewRules()
+    segmentation_words: list[str] = Field(
+        default_factory=list,
+        description="Chinese words jieba must keep whole, so no keyword matches inside them"
+        " (吐槽 holds no 吐)",
+    )
     risk_model_min_probability: float | None = Field(
         default=None,
         gt=0.5,
         le=1,
         description="the model adds a risk flag no word found at this probability (None: never)",
     )
+
+    @field_validator("segmentation_words")
+    @classmethod
+    def _chinese_words(cls, words: list[str]) -> list[str]:
+        return _normalised_list(words, _normalise_chinese_term)
 
     @model_validator(mode="after")
     def _check(self) -> ClassifierRules:

@@ -20,10 +20,11 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.svm import LinearSVC
 
-from .model import Category, Emotion, RiskFlag
+from .model import RiskFlag
 from .textmodel import Head, TextModel, features
 
 NO, YES = "no", "yes"
+MULTICLASS_HEADS = ("category", "emotion")
 
 
 @dataclass(frozen=True)
@@ -76,12 +77,17 @@ def corpus_fingerprint(examples: Sequence[Example]) -> str:
     return digest.hexdigest()[:16]
 
 
-def train(
-    examples: Sequence[Example], version: str, config: TrainingConfig | None = None
-) -> TextModel:
-    """Fit every head on the examples that label it and export one TextModel."""
+@dataclass
+class Fitted:
+    """The fitted scikit-learn objects, before export (kept for tests and diagnostics)."""
+
+    vectoriser: TfidfVectorizer
+    heads: dict[str, CalibratedClassifierCV]
+
+
+def fit(examples: Sequence[Example], config: TrainingConfig | None = None) -> Fitted:
+    """Fit the vocabulary and every head on the examples that label it."""
     config = config or TrainingConfig()
-    texts = [ex.text for ex in examples]
     vectoriser = TfidfVectorizer(
         analyzer=features,
         min_df=config.min_df,
@@ -89,32 +95,37 @@ def train(
         sublinear_tf=True,
         dtype=np.float32,
     )
-    matrix = vectoriser.fit_transform(texts)
-    vocabulary = [""] * len(vectoriser.vocabulary_)
-    for feature, column in vectoriser.vocabulary_.items():
-        vocabulary[column] = feature
-    columns: list[np.ndarray] = []
-    intercepts: list[float] = []
-    heads: list[Head] = []
-    start = 0
-    expected = {"category": [c.value for c in Category], "emotion": [e.value for e in Emotion]}
+    matrix = vectoriser.fit_transform([ex.text for ex in examples])
+    fitted: dict[str, CalibratedClassifierCV] = {}
     for name, labelled in head_labels(examples).items():
         labels = [label for _, label in labelled]
         counts = Counter(labels)
         if len(counts) < 2 or min(counts.values()) < 2:
             continue  # nothing to learn (e.g. no positive example of a flag)
-        rows = matrix[[i for i, _ in labelled]]
-        binary = name not in expected
+        binary = name not in MULTICLASS_HEADS
         base = LinearSVC(
             C=config.c_binary if binary else config.c_multiclass,
             class_weight="balanced" if binary else None,
         )
         folds = min(config.calibration_folds, min(counts.values()))
         model = CalibratedClassifierCV(base, method="sigmoid", cv=folds, ensemble=False)
-        model.fit(rows, labels)
-        fitted = model.calibrated_classifiers_[0]
-        estimator = fitted.estimator
-        classes = tuple(str(c) for c in estimator.classes_)
+        model.fit(matrix[[i for i, _ in labelled]], labels)
+        fitted[name] = model
+    return Fitted(vectoriser=vectoriser, heads=fitted)
+
+
+def export(fitted: Fitted, version: str, examples: Sequence[Example]) -> TextModel:
+    """The run-time model: vocabulary, idf, stacked weights and Platt parameters."""
+    vocabulary = [""] * len(fitted.vectoriser.vocabulary_)
+    for feature, column in fitted.vectoriser.vocabulary_.items():
+        vocabulary[column] = feature
+    columns: list[np.ndarray] = []
+    intercepts: list[float] = []
+    heads: list[Head] = []
+    start = 0
+    for name, model in fitted.heads.items():
+        calibrated = model.calibrated_classifiers_[0]
+        estimator = calibrated.estimator
         coef = estimator.coef_.astype(np.float32)  # (1 or n_classes, n_features)
         columns.extend(coef)
         intercepts.extend(float(v) for v in estimator.intercept_)
@@ -122,11 +133,11 @@ def train(
         heads.append(
             Head(
                 name=name,
-                classes=classes,
+                classes=tuple(str(c) for c in estimator.classes_),
                 start=start,
                 stop=stop,
-                calibration_a=tuple(float(c.a_) for c in fitted.calibrators),
-                calibration_b=tuple(float(c.b_) for c in fitted.calibrators),
+                calibration_a=tuple(float(c.a_) for c in calibrated.calibrators),
+                calibration_b=tuple(float(c.b_) for c in calibrated.calibrators),
             )
         )
         start = stop
@@ -134,7 +145,7 @@ def train(
     return TextModel(
         version=version,
         vocabulary=vocabulary,
-        idf=vectoriser.idf_.astype(np.float32),
+        idf=fitted.vectoriser.idf_.astype(np.float32),
         weights=weights,
         intercept=np.asarray(intercepts, dtype=np.float32),
         heads=heads,
@@ -142,6 +153,14 @@ def train(
             "trained_on_hash": corpus_fingerprint(examples),
             "trained_on_size": len(examples),
             "features": len(vocabulary),
-            "config": config.__dict__,
         },
     )
+
+
+def train(
+    examples: Sequence[Example], version: str, config: TrainingConfig | None = None
+) -> TextModel:
+    """Fit every head on the examples that label it and export one TextModel."""
+    model = export(fit(examples, config), version, examples)
+    model.info["config"] = (config or TrainingConfig()).__dict__
+    return model
