@@ -30,7 +30,8 @@ from tousu_shared.errors import (
     ServiceError,
 )
 
-from tousu_routing.adapters.repository import CaseFilters, RuleRecord
+from tousu_routing.adapters.case_repository import CaseFilters
+from tousu_routing.adapters.rule_repository import RuleRecord
 from tousu_routing.domain import (
     CaseState,
     ComplaintSubject,

@@ -17,14 +17,10 @@ from tousu_shared.contracts.vocabulary import (
 )
 from tousu_shared.topics import department_topic
 
-from tousu_routing.adapters.repository import (
-    CaseRecord,
-    DepartmentRecord,
-    RuleRecord,
-    chain_to_json,
-    criteria_to_json,
-)
+from tousu_routing.adapters.department_repository import DepartmentRecord, chain_to_json
+from tousu_routing.adapters.rule_repository import RuleRecord, criteria_to_json
 from tousu_routing.domain import Availability, ClosureReason, Member, Transition, allowed_actions
+from tousu_routing.domain.record import CaseRecord
 from tousu_routing.service_layer.rules import DryRun
 
 Code = Field(

@@ -9,7 +9,8 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 from tousu_shared.clock import Clock, utc_now
 
-from tousu_routing.adapters.repository import DepartmentRepository, RuleRepository
+from tousu_routing.adapters.department_repository import DepartmentRepository
+from tousu_routing.adapters.rule_repository import RuleRepository
 from tousu_routing.domain import RoutingRule
 
 DEFAULT_DEPARTMENT_CODE = "general"

@@ -18,7 +18,7 @@ from tousu_shared.runtime import Runtime
 from tousu_shared.settings import ServiceSettings
 from tousu_shared.topics import department_topic
 
-from tousu_routing.adapters.repository import DepartmentRecord, chain_to_json
+from tousu_routing.adapters.department_repository import DepartmentRecord, chain_to_json
 from tousu_routing.domain import Availability, Department, HandlerLevel, Member
 from tousu_routing.service_layer.context import RoutingContext
 from tousu_routing.service_layer.roster import Roster

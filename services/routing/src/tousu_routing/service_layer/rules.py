@@ -16,7 +16,7 @@ from typing import Any
 from tousu_shared.auth import Principal
 from tousu_shared.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 
-from tousu_routing.adapters.repository import RuleRecord, RuleRepository, rule_snapshot
+from tousu_routing.adapters.rule_repository import RuleRecord, RuleRepository, rule_snapshot
 from tousu_routing.domain import (
     InvalidRule,
     RoutingFacts,

@@ -16,12 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tousu_shared.auth import Principal
 from tousu_shared.uow import SqlUnitOfWork, UnitOfWork
 
-from tousu_routing.adapters.repository import (
-    CaseRepository,
-    ComplaintFactRepository,
-    DepartmentRepository,
-    RuleRepository,
-)
+from tousu_routing.adapters.case_repository import CaseRepository, ComplaintFactRepository
+from tousu_routing.adapters.department_repository import DepartmentRepository
+from tousu_routing.adapters.rule_repository import RuleRepository
 from tousu_routing.domain.record import CaseRecord
 from tousu_routing.domain.workflow import Transition
 

@@ -7,7 +7,7 @@ import uuid
 
 from tousu_shared.auth import Principal
 
-from tousu_routing.adapters.repository import CaseFilters, CasePage
+from tousu_routing.adapters.case_repository import CaseFilters, CasePage
 from tousu_routing.domain.record import CaseRecord
 from tousu_routing.service_layer.cases import case_visible_to
 from tousu_routing.service_layer.unit_of_work import RoutingWork
