@@ -43,7 +43,7 @@ from tousu_shared.testing import (
 )
 from tousu_shared.topics import all_topic_names
 from tousu_sla.bootstrap import bootstrap as sla_bootstrap
-from tousu_sla.service_layer.services import ensure_default_catalog
+from tousu_sla.service_layer import catalog
 from tousu_sla.settings import SlaSettings
 
 pytestmark = pytest.mark.integration
@@ -138,8 +138,10 @@ async def system():
     async with routing.runtime.session_factory() as session, session.begin():
         await ensure_defaults(db_session=session)
     await ensure_department_topics(routing.runtime)
-    async with sla.runtime.session_factory() as session, session.begin():
-        await ensure_default_catalog(db_session=session, ctx=sla.app.state.sla)
+    sla_context = sla.app.state.sla
+    async with sla_context.uow() as uow:
+        await catalog.seed_defaults(uow, sla_context)
+        await uow.commit()
     yield intake, routing, sla, feedback, namespace
 
 

@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
 from tousu_shared.contracts import Event
 from tousu_shared.errors import InvalidInput, NotFound
 
@@ -35,7 +34,7 @@ from tousu_sla.domain import (
     SlaOutcome,
     UnknownCalendar,
 )
-from tousu_sla.service_layer.catalog import policy_set_in_force, seed_catalog
+from tousu_sla.service_layer.catalog import policy_set_in_force
 from tousu_sla.service_layer.context import (
     EventNotApplicable,
     SchedulingStalled,
@@ -43,13 +42,6 @@ from tousu_sla.service_layer.context import (
     SlaUnitOfWork,
 )
 from tousu_sla.service_layer.sla_events import contract_events
-
-
-async def ensure_default_catalog(*, db_session: AsyncSession, ctx: SlaContext) -> list[str]:
-    """Transitional, for callers that hold a bare session (tests/e2e/test_worked_case.py):
-    `seed_defaults` in that session's transaction."""
-    return await seed_catalog(SlaRepository(db_session, ctx.cache), ctx.clock())
-
 
 # -- events ------------------------------------------------------------------------------
 
