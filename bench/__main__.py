@@ -1,5 +1,6 @@
 """`make bench`: intake throughput and latency, end-to-end event latency, the pgbench ceiling,
-and SLA breach detection lag at 100,000 open cases. Prints figures; asserts nothing."""
+the idle cost of the whole stack, and SLA breach detection lag at 100,000 open cases.
+Prints figures; asserts nothing."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from tousu_shared.db import create_engine
 from tousu_shared.kafka import ensure_topics
 from tousu_shared.topics import all_topic_names
 
+from bench.idle import measure_idle
 from bench.intake_load import end_to_end_sampler, summary
 
 REPO = Path(__file__).resolve().parents[1]
@@ -258,6 +260,10 @@ def main() -> None:
             f"{ceiling:.0f} tx/s (16 clients)"
         )
         print(f"  intake best sustained / pgbench = {best / ceiling:.0%}")
+        print("\nidle: the whole stack (every service, all roles), no traffic, 30 s:", flush=True)
+        idle = measure_idle(env, REPO / ".data" / "logs")
+        for name, share in idle.items():
+            print(f"  {name:>16} {share:>7.1%} of one core")
         sla_bench = REPO / "services" / "sla-monitor" / "bench_breach.py"
         if sla_bench.exists():
             sys.path.insert(0, str(sla_bench.parent))

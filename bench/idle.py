@@ -1,0 +1,99 @@
+"""Idle cost of the whole stack: every service (all roles), Kafka and Postgres, no traffic.
+
+Each service runs on a bench port and the bench's topic namespace, as `make run` starts it;
+after a warm-up the CPU time of those processes plus the broker's and the database's is
+read from /proc over the window. Kafka and Postgres are shared with anything else running
+on the machine, so their share is an upper bound.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+SERVICES = {
+    "tousu_intake": 18101,
+    "tousu_routing": 18102,
+    "tousu_sla": 18103,
+    "tousu_feedback": 18104,
+    "tousu_analytics": 18105,
+}
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _infrastructure_pids() -> dict[str, list[int]]:
+    found: dict[str, list[int]] = {"kafka": [], "postgres": []}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "kafka.Kafka" in command:
+            found["kafka"].append(int(entry.name))
+        elif command.startswith("postgres") or "/postgres " in command:
+            found["postgres"].append(int(entry.name))
+    return found
+
+
+@contextmanager
+def stack(env: dict[str, str], log_dir: Path):
+    """Every service with all its roles, as `make run` runs them."""
+    procs: dict[str, subprocess.Popen] = {}
+    logs = open(log_dir / "bench-idle.log", "w")
+    try:
+        for package, port in SERVICES.items():
+            procs[package] = subprocess.Popen(
+                [sys.executable, "-m", package],
+                env={**env, "TOUSU_HTTP_PORT": str(port)},
+                stdout=logs,
+                stderr=logs,
+            )
+        deadline = time.monotonic() + 90
+        for port in SERVICES.values():
+            while True:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the stack did not become ready; see bench-idle.log")
+                time.sleep(0.5)
+        yield procs
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+        for proc in procs.values():
+            proc.wait(timeout=30)
+        logs.close()
+
+
+def measure_idle(env: dict[str, str], log_dir: Path, *, warmup: float = 10, window: float = 30):
+    """Share of one core each part uses with no traffic, over ``window`` seconds."""
+    with stack(env, log_dir) as procs:
+        time.sleep(warmup)
+        infra = _infrastructure_pids()
+        groups = {name: [proc.pid] for name, proc in procs.items()} | infra
+        before = {name: sum(_cpu_seconds(pid) for pid in pids) for name, pids in groups.items()}
+        time.sleep(window)
+        after = {
+            name: sum(_cpu_seconds(pid) for pid in pids if Path(f"/proc/{pid}").exists())
+            for name, pids in groups.items()
+        }
+    shares = {name: (after[name] - before[name]) / window for name in groups}
+    shares["total"] = sum(shares.values())
+    return shares
