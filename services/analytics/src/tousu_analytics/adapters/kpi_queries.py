@@ -16,6 +16,7 @@ from tousu_analytics.adapters.orm import ReadModelTables, denominator
 
 HOUR = 3600.0
 NO_VALUE = "(none)"
+TOTAL = "(total)"  # the key of the totals among the cells
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,16 @@ class Scope:
     end: date
     department: str | None = None
     repeat_days: int = 30  # a repeat complaint: the same customer within this many days
+
+
+def scoped(tables: ReadModelTables, scope: Scope) -> sa.Subquery:
+    """The complaints in scope, with the fact's own columns only (what the SLA, CSAT, root
+    cause and correction figures need: cheaper than :func:`base`)."""
+    f = tables.fact
+    query = sa.select(f).where(f.c.received_day >= scope.start, f.c.received_day < scope.end)
+    if scope.department is not None:
+        query = query.where(f.c.department == scope.department)
+    return query.subquery("base")
 
 
 def base(tables: ReadModelTables, scope: Scope) -> sa.Subquery:
@@ -98,6 +109,32 @@ def dimension(b: sa.Subquery, group_by: str | None) -> sa.ColumnElement[Any]:
     return b.c[column]
 
 
+@dataclass(frozen=True)
+class _Cells:
+    """The cell column of a query and how it groups: every cell and the total in one pass
+    (GROUPING SETS), or only the total when there is no dimension."""
+
+    expression: sa.ColumnElement[Any] | None
+
+    @classmethod
+    def of(cls, b: sa.Subquery, group_by: str | None) -> _Cells:
+        return cls(None if group_by is None else dimension(b, group_by))
+
+    def columns(self) -> list[sa.ColumnElement[Any]]:
+        if self.expression is None:
+            return [sa.literal(TOTAL).label("cell"), sa.literal(1).label("is_total")]
+        return [self.expression.label("cell"), sa.func.grouping(self.expression).label("is_total")]
+
+    def group_by(self, *extra: sa.ColumnElement[Any]) -> list[Any]:
+        if self.expression is None:
+            return list(extra)
+        return [sa.func.grouping_sets(sa.tuple_(self.expression, *extra), sa.tuple_(*extra))]
+
+
+def _key(row: sa.Row) -> str:
+    return TOTAL if row.is_total else cell_key(row.cell)
+
+
 def cell_key(value: Any) -> str:
     if value is None:
         return NO_VALUE
@@ -123,10 +160,10 @@ class KpiQueries:
 
     async def core(self, scope: Scope, group_by: str | None) -> dict[str, dict[str, Any]]:
         b = self.base(scope)
-        cell = dimension(b, group_by).label("cell")
+        cells = _Cells.of(b, group_by)
         counted = outcomes(b)
         query = sa.select(
-            cell,
+            *cells.columns(),
             sa.func.count().label("volume"),
             *(
                 sa.func.count().filter(counted[name]).label(name)
@@ -141,12 +178,12 @@ class KpiQueries:
             _pct(b.c.res_hours, 0.9).label("res_p90"),
             _pct(b.c.res_business_hours, 0.5).label("res_business_median"),
             _pct(b.c.res_business_hours, 0.9).label("res_business_p90"),
-        ).group_by(cell)
-        return {cell_key(row.cell): row._asdict() for row in await self._rows(query)}
+        ).group_by(*cells.group_by())
+        return {_key(row): row._asdict() for row in await self._rows(query)}
 
     async def sla(self, scope: Scope, group_by: str | None) -> dict[str, dict[str, Any]]:
-        b, m = self.base(scope), self.tables.milestone
-        cell = dimension(b, group_by).label("cell")
+        b, m = scoped(self.tables, scope), self.tables.milestone
+        cells = _Cells.of(b, group_by)
         decided = sa.or_(m.c.met_at.is_not(None), m.c.breached_at.is_not(None))
         compliant = sa.or_(
             m.c.within_target.is_(True),
@@ -156,25 +193,25 @@ class KpiQueries:
         )
         query = (
             sa.select(
-                cell,
+                *cells.columns(),
                 m.c.milestone,
                 sa.func.count().filter(decided).label("decided"),
                 sa.func.count().filter(sa.and_(decided, compliant)).label("compliant"),
             )
             .select_from(b.join(m, m.c.complaint_id == b.c.complaint_id))
-            .group_by(cell, m.c.milestone)
+            .group_by(*cells.group_by(m.c.milestone))
         )
         out: dict[str, dict[str, Any]] = {}
         for row in await self._rows(query):
-            out.setdefault(cell_key(row.cell), {})[row.milestone] = row._asdict()
+            out.setdefault(_key(row), {})[row.milestone] = row._asdict()
         return out
 
     async def csat(self, scope: Scope, group_by: str | None) -> dict[str, dict[str, Any]]:
-        b, s = self.base(scope), self.tables.survey
-        cell = dimension(b, group_by).label("cell")
+        b, s = scoped(self.tables, scope), self.tables.survey
+        cells = _Cells.of(b, group_by)
         query = (
             sa.select(
-                cell,
+                *cells.columns(),
                 s.c.source,
                 sa.func.count().label("surveys"),
                 sa.func.count(s.c.satisfaction).label("answers"),
@@ -183,37 +220,41 @@ class KpiQueries:
                 sa.func.count().filter(s.c.confirmed.is_(True)).label("confirmed"),
             )
             .select_from(b.join(s, s.c.complaint_id == b.c.complaint_id))
-            .group_by(cell, s.c.source)
+            .group_by(*cells.group_by(s.c.source))
         )
         out: dict[str, dict[str, Any]] = {}
         for row in await self._rows(query):
-            out.setdefault(cell_key(row.cell), {})[row.source or NO_VALUE] = row._asdict()
+            out.setdefault(_key(row), {})[row.source or NO_VALUE] = row._asdict()
         return out
 
     async def root_causes(self, scope: Scope, group_by: str | None) -> dict[str, dict[str, int]]:
-        b = self.base(scope)
-        cell = dimension(b, group_by).label("cell")
+        b = scoped(self.tables, scope)
+        cells = _Cells.of(b, group_by)
         query = (
-            sa.select(cell, b.c.root_cause, sa.func.count().label("n"))
+            sa.select(*cells.columns(), b.c.root_cause, sa.func.count().label("n"))
             .where(b.c.root_cause.is_not(None))
-            .group_by(cell, b.c.root_cause)
+            .group_by(*cells.group_by(b.c.root_cause))
         )
         out: dict[str, dict[str, int]] = {}
         for row in await self._rows(query):
-            out.setdefault(cell_key(row.cell), {})[row.root_cause] = row.n
+            out.setdefault(_key(row), {})[row.root_cause] = row.n
         return out
 
     async def corrections(self, scope: Scope, group_by: str | None) -> dict[str, dict[str, int]]:
-        b, c = self.base(scope), self.tables.correction
-        cell = dimension(b, group_by).label("cell")
+        b, c = scoped(self.tables, scope), self.tables.correction
+        cells = _Cells.of(b, group_by)
         query = (
-            sa.select(cell, c.c.dimension, sa.func.count(sa.distinct(c.c.complaint_id)).label("n"))
+            sa.select(
+                *cells.columns(),
+                c.c.dimension,
+                sa.func.count(sa.distinct(c.c.complaint_id)).label("n"),
+            )
             .select_from(b.join(c, c.c.complaint_id == b.c.complaint_id))
-            .group_by(cell, c.c.dimension)
+            .group_by(*cells.group_by(c.c.dimension))
         )
         out: dict[str, dict[str, int]] = {}
         for row in await self._rows(query):
-            out.setdefault(cell_key(row.cell), {})[row.dimension] = row.n
+            out.setdefault(_key(row), {})[row.dimension] = row.n
         return out
 
     async def denominators(self, start: date, end: date) -> Mapping[tuple[date, str], sa.Row]:

@@ -136,9 +136,9 @@ def render_csv(content: dict[str, Any], lang: str) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["section", "key", "column", "value"])
-    for key, figures in content["headline"].items():
-        for column, value in figures.items():
-            writer.writerow(["headline", key, column, value])
+    for figures in content["headline"]:
+        for column in ("value", "previous", "change"):
+            writer.writerow(["headline", figures["metric"], column, figures[column]])
     for section in ("by_category", "by_channel", "by_day"):
         for row in content[section]:
             for column, value in row.items():

@@ -14,6 +14,7 @@ from tousu_analytics.adapters.kpi_queries import (
     DRILL_COLUMNS,
     OUTCOME_METRICS,
     QUALIFIED_METRICS,
+    TOTAL,
     KpiQueries,
     Scope,
     drill_query,
@@ -168,8 +169,7 @@ async def compute_kpis(ctx: AnalyticsContext, request: KpiRequest) -> dict[str, 
     months = months_between(request.start, request.end)
     async with ctx.uow() as uow:
         denominators = await uow.kpis.denominators(request.start, request.end)
-        totals = await _parts(uow.kpis, scope, None)
-        cells = await _parts(uow.kpis, scope, request.group_by) if request.group_by else None
+        parts = await _parts(uow.kpis, scope, request.group_by)
     document: dict[str, Any] = {
         "from": request.start.isoformat(),
         "to": request.end.isoformat(),
@@ -177,16 +177,16 @@ async def compute_kpis(ctx: AnalyticsContext, request: KpiRequest) -> dict[str, 
         "department": request.department,
         "pyramid_ratio": ratio,
         "totals": _metrics(
-            totals,
-            "total",
+            parts,
+            TOTAL,
             _exposure(denominators, months, "", "orders"),
             _exposure(denominators, months, "", "customers"),
             ratio,
         ),
         "cells": [],
     }
-    if cells is not None:
-        for key in sorted(cells.core):
+    if request.group_by is not None:
+        for key in sorted(key for key in parts.core if key != TOTAL):
             orders = customers = None
             if request.group_by == "month":
                 month = [date.fromisoformat(key)]
@@ -196,7 +196,7 @@ async def compute_kpis(ctx: AnalyticsContext, request: KpiRequest) -> dict[str, 
                 orders = _exposure(denominators, months, key, "orders")
                 customers = _exposure(denominators, months, key, "customers")
             document["cells"].append(
-                {"cell": key, **_metrics(cells, key, orders, customers, ratio)}
+                {"cell": key, **_metrics(parts, key, orders, customers, ratio)}
             )
     if request.group_by in TIME_GROUPS:
         document["calendar"] = marked_days(request.start, request.end)

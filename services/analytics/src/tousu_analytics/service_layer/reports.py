@@ -86,14 +86,16 @@ async def build_monthly(ctx: AnalyticsContext, month: date) -> dict[str, Any]:
         )
     return {
         "month": month.isoformat()[:7],
-        "headline": {
-            key: {
+        # A list, not an object: the archive (JSONB) keeps list order but not key order.
+        "headline": [
+            {
+                "metric": key,
                 "value": totals[key],
                 "previous": previous_totals[key],
                 "change": _change(totals[key], previous_totals[key]),
             }
             for key in HEADLINES
-        },
+        ],
         "first_response_hours": totals["first_response_hours"],
         "resolution_hours": totals["resolution_hours"],
         "resolution_business_hours": totals["resolution_business_hours"],
