@@ -11,6 +11,7 @@ import pytest
 from intake_factories import as_role, complaint_body
 from sqlalchemy import text
 from tousu_shared.contracts import case as case_events
+from tousu_shared.contracts import sla as sla_events
 from tousu_shared.testing import envelopes, read_topic
 
 pytestmark = pytest.mark.integration
@@ -203,9 +204,7 @@ async def test_department_bound_callers_see_only_their_departments_complaints(ht
         urgency="priority",
         contact_details_url="x",
     )
-    async with intake.uow() as uow:
-        await intake.handlers["CaseRouted"](uow, routed, intake.runtime.outbox.envelope(routed))
-        await uow.commit()
+    await deliver(intake, routed)
     async with (
         as_role(http, "agent", "quality") as quality,
         as_role(http, "agent", "billing") as billing,
@@ -409,3 +408,82 @@ async def test_same_text_with_other_details_is_a_new_complaint(http, intake):
     assert other.status_code == 201
     assert other.json()["id"] != first["id"]
     assert await count(intake, "complaint") == 2
+
+
+async def deliver(intake, event) -> None:
+    """Apply an event through the consumer's handler, in the service's unit of work."""
+    async with intake.uow() as uow:
+        await intake.handlers[event.event_type](uow, event, intake.runtime.outbox.envelope(event))
+        await uow.commit()
+
+
+async def test_tracking_follows_the_sla_clocks_after_classification(http, intake):
+    created = (await http.post("/v1/complaints", json=complaint_body())).json()
+    complaint_id, now = uuid.UUID(created["id"]), datetime.now(UTC)
+    # Started on the default policy, then retargeted once the urgent classification is known.
+    await deliver(
+        intake,
+        sla_events.SlaMilestoneStarted(
+            complaint_id=complaint_id,
+            milestone="first_response",
+            policy="default",
+            due_at=now + timedelta(hours=24),
+            started_at=now,
+        ),
+    )
+    await deliver(
+        intake,
+        sla_events.SlaMilestoneRetargeted(
+            complaint_id=complaint_id,
+            milestone="first_response",
+            policy="immediate",
+            due_at=now + timedelta(hours=1),
+            previous_due_at=now + timedelta(hours=24),
+        ),
+    )
+    tracked = (await http.get(f"/v1/track/{created['tracking_code']}")).json()
+    shown = datetime.fromisoformat(tracked["due_dates"]["first_response"])
+    assert shown == now + timedelta(hours=1)
+    await deliver(
+        intake,
+        sla_events.SlaMilestonePaused(
+            complaint_id=complaint_id,
+            milestone="first_response",
+            policy="immediate",
+            paused_at=now,
+            paused_by="agent:li",
+            reason="waiting for the customer",
+        ),
+    )
+    paused = (await http.get(f"/v1/track/{created['tracking_code']}")).json()
+    assert (paused["due_dates"], paused["paused_milestones"]) == ({}, ["first_response"])
+    staff_view = (await http.get(f"/v1/complaints/{created['id']}")).json()
+    assert staff_view["paused_milestones"] == ["first_response"]
+
+
+async def test_the_review_queue_lists_only_complaints_that_need_review(http, intake):
+    unsure = (await http.post("/v1/complaints", json=complaint_body())).json()
+    sure = (
+        await http.post("/v1/complaints", json=complaint_body(description="快递晚了三天才到"))
+    ).json()
+    assert {"needs_review", "model_version"} <= set(unsure)
+    # Whether the classifier is unsure depends on its model; the queue is what is tested here.
+    async with intake.runtime.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE intake.complaint SET needs_review = (id = :id)"), {"id": unsure["id"]}
+        )
+    queue = (await http.get("/v1/complaints", params={"needs_review": "true"})).json()
+    assert [item["id"] for item in queue["items"]] == [unsure["id"]]
+    assert queue["items"][0]["needs_review"] is True
+    rest = (await http.get("/v1/complaints", params={"needs_review": "false"})).json()
+    assert [item["id"] for item in rest["items"]] == [sure["id"]]
+    read = (await http.get(f"/v1/complaints/{sure['id']}")).json()
+    assert read["needs_review"] is False
+    assert read["model_version"] == sure["model_version"]
+
+
+async def test_a_department_bound_caller_asking_for_another_department_is_refused(http):
+    async with as_role(http, "agent", "billing") as billing:
+        refused = await billing.get("/v1/complaints", params={"department": "quality"})
+    assert refused.status_code == 403
+    assert refused.json()["field"] == "department"

@@ -1,0 +1,129 @@
+"""The tracking page follows the SLA clocks: started, retargeted, paused, resumed, met,
+cancelled (domain.md §4; issue 8, item 8)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from intake_fakes import deliver, fake_context, principal
+from tousu_intake.domain.commands import SubmitComplaint
+from tousu_intake.domain.complaint import ComplaintDetails, Customer
+from tousu_intake.service_layer.services import submit_complaint, track
+from tousu_shared.clock import FixedClock
+from tousu_shared.contracts import Event
+from tousu_shared.contracts import sla as sla_events
+from tousu_shared.contracts.vocabulary import Channel
+
+NOW = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
+URGENT = SubmitComplaint(
+    details=ComplaintDetails(
+        channel=Channel.PHONE,
+        description="热水器漏电，我被电了一下，手现在还麻，太危险了！",
+    ),
+    customer=Customer(phone="13900001111"),
+)
+FIRST_RESPONSE = "first_response"
+
+
+async def submitted(context) -> tuple[uuid.UUID, str]:
+    answer = (await submit_complaint(URGENT, principal=principal(), context=context)).answer
+    return uuid.UUID(answer["id"]), answer["tracking_code"]
+
+
+def started(complaint_id: uuid.UUID, milestone: str, hours: float) -> Event:
+    return sla_events.SlaMilestoneStarted(
+        complaint_id=complaint_id,
+        milestone=milestone,
+        policy="default",
+        due_at=NOW + timedelta(hours=hours),
+        started_at=NOW,
+    )
+
+
+def retargeted(complaint_id: uuid.UUID, milestone: str, hours: float) -> Event:
+    return sla_events.SlaMilestoneRetargeted(
+        complaint_id=complaint_id,
+        milestone=milestone,
+        policy="immediate",
+        due_at=NOW + timedelta(hours=hours),
+    )
+
+
+def due(hours: float) -> str:
+    return (NOW + timedelta(hours=hours)).isoformat()
+
+
+async def test_an_urgent_complaints_first_response_follows_the_retarget_to_one_hour():
+    context, uow = fake_context(FixedClock(NOW))
+    complaint_id, code = await submitted(context)
+    assert uow.complaints.rows[complaint_id].urgency == "immediate"
+    await deliver(
+        uow,
+        started(complaint_id, FIRST_RESPONSE, 24),
+        started(complaint_id, "resolved", 24 * 7),
+        retargeted(complaint_id, FIRST_RESPONSE, 1),
+        retargeted(complaint_id, "resolved", 18),
+    )
+    tracked = await track(code, context=context)
+    assert tracked.deadlines.due == {FIRST_RESPONSE: due(1), "resolved": due(18)}
+    assert tracked.deadlines.paused == []
+
+
+async def test_a_paused_milestone_shows_no_due_date_until_it_resumes():
+    context, uow = fake_context(FixedClock(NOW))
+    complaint_id, code = await submitted(context)
+    await deliver(
+        uow,
+        started(complaint_id, FIRST_RESPONSE, 1),
+        sla_events.SlaMilestonePaused(
+            complaint_id=complaint_id,
+            milestone=FIRST_RESPONSE,
+            policy="immediate",
+            paused_at=NOW,
+            paused_by="agent:li",
+            reason="waiting for the customer's photos",
+        ),
+    )
+    paused = (await track(code, context=context)).deadlines
+    assert (paused.due, paused.paused) == ({}, [FIRST_RESPONSE])
+    await deliver(
+        uow,
+        sla_events.SlaMilestoneResumed(
+            complaint_id=complaint_id,
+            milestone=FIRST_RESPONSE,
+            policy="immediate",
+            due_at=NOW + timedelta(hours=3),
+            resumed_at=NOW + timedelta(hours=2),
+        ),
+    )
+    resumed = (await track(code, context=context)).deadlines
+    assert (resumed.due, resumed.paused) == ({FIRST_RESPONSE: due(3)}, [])
+
+
+async def test_met_and_cancelled_milestones_are_dropped_and_stay_dropped():
+    context, uow = fake_context(FixedClock(NOW))
+    complaint_id, code = await submitted(context)
+    await deliver(
+        uow,
+        started(complaint_id, FIRST_RESPONSE, 1),
+        started(complaint_id, "resolved", 18),
+        sla_events.SlaMet(
+            complaint_id=complaint_id,
+            milestone=FIRST_RESPONSE,
+            policy="immediate",
+            due_at=NOW + timedelta(hours=1),
+            met_at=NOW + timedelta(minutes=40),
+            elapsed_seconds=2400,
+        ),
+        sla_events.SlaMilestoneCancelled(
+            complaint_id=complaint_id,
+            milestone="resolved",
+            policy="immediate",
+            cancelled_at=NOW + timedelta(hours=2),
+        ),
+        # A late retarget of a milestone that no longer runs does not bring it back.
+        retargeted(complaint_id, FIRST_RESPONSE, 2),
+    )
+    tracked = (await track(code, context=context)).deadlines
+    assert (tracked.due, tracked.paused) == ({}, [])
