@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from tousu_shared.auth import new_api_key
+from tousu_shared.contracts import case as case_events
 
 ADMIN_KEY = new_api_key()[1]
 
@@ -50,3 +53,23 @@ async def as_role(http: httpx.AsyncClient, role: str, department: str | None = N
         transport=http._transport, base_url="http://intake", headers=headers
     ) as client:
         yield client
+
+
+def case_routed(complaint_id: uuid.UUID, department: str) -> case_events.CaseRouted:
+    """Routing's event: the complaint's case went to a department."""
+    now = datetime.now(UTC)
+    return case_events.CaseRouted(
+        complaint_id=complaint_id,
+        department=department,
+        actor="routing",
+        occurred_at=now,
+        recorded_at=now,
+        case_version=1,
+        rule_id="r1",
+        rule_reason="category",
+        handler_level="department_manager",
+        category="product_quality",
+        severity="serious",
+        urgency="priority",
+        contact_details_url="x",
+    )

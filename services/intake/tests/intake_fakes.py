@@ -98,11 +98,11 @@ class FakeComplaints:
         limit: int,
     ) -> list[Complaint]:
         def wanted(c: Complaint) -> bool:
-            for name in ("channel", "category", "severity", "urgency", "status", "department"):
-                value = getattr(filters, name)
-                if value is not None and getattr(c, name) != value:
-                    return False
-            if filters.needs_review is not None and c.needs_review != filters.needs_review:
+            if any(getattr(c, name) != value for name, value in filters.equal_to().items()):
+                return False
+            if filters.received_from is not None and c.received_at < filters.received_from:
+                return False
+            if filters.received_to is not None and c.received_at >= filters.received_to:
                 return False
             if filters.customer is not None and not _same_customer(
                 self.contacts[c.id][1], filters.customer

@@ -8,9 +8,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from intake_factories import as_role, complaint_body
+from intake_factories import as_role, case_routed, complaint_body
 from sqlalchemy import text
-from tousu_shared.contracts import case as case_events
 from tousu_shared.contracts import sla as sla_events
 from tousu_shared.testing import envelopes, read_topic
 
@@ -189,21 +188,7 @@ async def test_contact_details_are_masked_without_pii_scope_and_audited_with_it(
 
 async def test_department_bound_callers_see_only_their_departments_complaints(http, intake):
     created = (await http.post("/v1/complaints", json=complaint_body())).json()
-    routed = case_events.CaseRouted(
-        complaint_id=uuid.UUID(created["id"]),
-        department="quality",
-        actor="routing",
-        occurred_at=datetime.now(UTC),
-        recorded_at=datetime.now(UTC),
-        case_version=1,
-        rule_id="r1",
-        rule_reason="category",
-        handler_level="department_manager",
-        category="product_quality",
-        severity="serious",
-        urgency="priority",
-        contact_details_url="x",
-    )
+    routed = case_routed(uuid.UUID(created["id"]), "quality")
     await deliver(intake, routed)
     async with (
         as_role(http, "agent", "quality") as quality,

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from intake_factories import case_routed
 from intake_fakes import deliver, fake_context, principal
 from tousu_intake.domain.commands import (
     AnonymizeCustomer,
@@ -25,7 +26,6 @@ from tousu_intake.service_layer.services import (
     submit_complaint,
 )
 from tousu_shared.clock import FixedClock
-from tousu_shared.contracts import case as case_events
 from tousu_shared.contracts.complaint import (
     ComplaintAnonymized,
     ComplaintClassified,
@@ -173,21 +173,7 @@ async def test_department_bound_callers_see_and_list_only_their_department():
     )
     await deliver(
         uow,
-        case_events.CaseRouted(
-            complaint_id=complaint_id,
-            department="quality",
-            actor="routing",
-            occurred_at=NOW,
-            recorded_at=NOW,
-            case_version=1,
-            rule_id="r1",
-            rule_reason="category",
-            handler_level="department_manager",
-            category="product_quality",
-            severity="serious",
-            urgency="priority",
-            contact_details_url="x",
-        ),
+        case_routed(complaint_id, "quality"),
     )
     quality, billing = principal("agent", "quality"), principal("agent", "billing")
     seen = await get_complaint(GetComplaint(complaint_id), principal=quality, context=context)

@@ -57,6 +57,12 @@ class ComplaintFilter:
     received_to: datetime | None = None
     customer: CustomerKeys | None = None
 
+    def equal_to(self) -> dict[str, Any]:
+        """The columns the list is narrowed to one value of."""
+        columns = ("channel", "category", "severity", "urgency", "status", "department")
+        wanted = {name: getattr(self, name) for name in (*columns, "needs_review")}
+        return {name: value for name, value in wanted.items() if value is not None}
+
 
 @dataclass(frozen=True)
 class EarlierClaim:
@@ -277,12 +283,8 @@ class SqlComplaintRepository:
     ) -> list[Complaint]:
         """Complaints newest first, narrowed by the filters, after a keyset position."""
         query = sa.select(complaint)
-        for column in ("channel", "category", "severity", "urgency", "status", "department"):
-            value = getattr(filters, column)
-            if value is not None:
-                query = query.where(complaint.c[column] == value)
-        if filters.needs_review is not None:
-            query = query.where(complaint.c.needs_review.is_(filters.needs_review))
+        for column, value in filters.equal_to().items():
+            query = query.where(complaint.c[column] == value)
         if filters.received_from is not None:
             query = query.where(complaint.c.received_at >= filters.received_from)
         if filters.received_to is not None:

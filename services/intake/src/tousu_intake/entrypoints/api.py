@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
@@ -261,6 +262,15 @@ async def import_complaints(
     )
 
 
+def _normalised(value: str | None, normalise: Callable[[str], str], field: str) -> str | None:
+    if not value:
+        return None
+    try:
+        return normalise(value)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field=field) from exc
+
+
 @router.get("/complaints", response_model=ComplaintPage)
 async def list_complaints(
     principal: Reader,
@@ -284,14 +294,6 @@ async def list_complaints(
     ``needs_review=true`` is the review queue: complaints the classifier was unsure about
     that no person has corrected yet.
     """
-    try:
-        phone = normalise_phone(customer_phone) if customer_phone else None
-    except ValueError as exc:
-        raise InvalidInput(str(exc), field="customer_phone") from exc
-    try:
-        email = normalise_email(customer_email) if customer_email else None
-    except ValueError as exc:
-        raise InvalidInput(str(exc), field="customer_email") from exc
     query = ListComplaints(
         channel=channel,
         category=category,
@@ -302,8 +304,8 @@ async def list_complaints(
         needs_review=needs_review,
         received_from=received_from,
         received_to=received_to,
-        customer_phone=phone,
-        customer_email=email,
+        customer_phone=_normalised(customer_phone, normalise_phone, "customer_phone"),
+        customer_email=_normalised(customer_email, normalise_email, "customer_email"),
         cursor=cursor,
         limit=limit,
     )

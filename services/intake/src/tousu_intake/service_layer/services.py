@@ -7,6 +7,8 @@ unit of work and commits it once: the complaint, its events and its audit entrie
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -134,18 +136,31 @@ async def _visible(
     return complaint
 
 
+@asynccontextmanager
+async def _changing(
+    context: IntakeContext, principal: Principal, complaint_id: uuid.UUID
+) -> AsyncIterator[tuple[IntakeWork, Complaint]]:
+    """A visible complaint, locked, whose change is saved and published on leaving the block.
+
+    The row lock also keeps the complaint's events in the order they happened.
+    """
+    async with context.uow() as uow:
+        complaint = await _visible(uow, complaint_id, principal, for_update=True)
+        yield uow, complaint
+        await uow.complaints.save(complaint)
+        uow.track(complaint)
+        await uow.commit()
+
+
 async def correct_classification(
     command: CorrectClassification, *, principal: Principal, context: IntakeContext
 ) -> Complaint:
     """Keep a person's correction beside the automatic result and announce it."""
-    async with context.uow() as uow:
-        complaint = await _visible(uow, command.complaint_id, principal, for_update=True)
-        changes = command.changes()
+    changes = command.changes()
+    async with _changing(context, principal, command.complaint_id) as (uow, complaint):
         complaint.correct_classification(
             changes, reason=command.reason, by=principal.actor, at=context.clock()
         )
-        await uow.complaints.save(complaint)
-        uow.track(complaint)
         uow.audit(
             principal,
             "classification.correct",
@@ -154,7 +169,6 @@ async def correct_classification(
             complaint_id=complaint.id,
             details={"changes": changes, "reason": command.reason},
         )
-        await uow.commit()
     return complaint
 
 
@@ -162,9 +176,7 @@ async def add_message(
     command: AddMessage, *, principal: Principal, context: IntakeContext
 ) -> Message:
     """Store a further customer message and tell the other services."""
-    async with context.uow() as uow:
-        # The row lock keeps this complaint's events in the order they happened.
-        complaint = await _visible(uow, command.complaint_id, principal, for_update=True)
+    async with _changing(context, principal, command.complaint_id) as (_, complaint):
         message = complaint.add_message(
             channel=command.channel,
             body=command.body,
@@ -172,9 +184,6 @@ async def add_message(
             by=principal.actor,
             at=context.clock(),
         )
-        await uow.complaints.save(complaint)
-        uow.track(complaint)
-        await uow.commit()
     return message
 
 
