@@ -91,6 +91,8 @@ class CaseEscalated(_CaseEvent):
     from_level: HandlerLevel
     to_level: HandlerLevel
     reason: str
+    # Appended, optional: what the reason code stands for (milestone, repeat, ...).
+    note: str | None = None
 
 
 class CustomerResponseSent(_CaseEvent):
