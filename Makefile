@@ -58,8 +58,8 @@ lint: install ## Static checks: ruff (lint and format) and mypy over shared/ and
 	@$(UV) run --frozen ruff format --check .
 	@$(UV) run --frozen mypy
 
-classifier-report: install ## Classifier accuracy and confusion matrix on the evaluation set
-	@$(UV) run --frozen python -m tousu_intake.domain.classification.evaluate --split all
+classifier-report: install ## Classifier accuracy, confusion matrix, calibration (test split) and 5-fold CV
+	@$(UV) run --frozen python -m tousu_intake.classifier_cli report
 
 asyncapi: install ## Regenerate docs/asyncapi.json from the event contracts
 	@$(UV) run --frozen python -m tousu_shared.cli asyncapi --output docs/asyncapi.json

@@ -260,6 +260,14 @@ def main() -> None:
             f"{ceiling:.0f} tx/s (16 clients)"
         )
         print(f"  intake best sustained / pgbench = {best / ceiling:.0%}")
+        print("\nclassifier (rules + trained model), CPU per complaint:", flush=True)
+        classifier = subprocess.run(
+            [sys.executable, "-m", "tousu_intake.classifier_cli", "bench"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        print("  " + classifier.stdout.strip())
         print("\nidle: the whole stack (every service, all roles), no traffic, 30 s:", flush=True)
         idle = measure_idle(env, REPO / ".data" / "logs")
         for name, share in idle.items():
