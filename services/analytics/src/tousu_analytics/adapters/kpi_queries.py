@@ -41,45 +41,22 @@ def scoped(tables: ReadModelTables, scope: Scope) -> sa.Subquery:
 
 def base(tables: ReadModelTables, scope: Scope) -> sa.Subquery:
     """One row per complaint in scope with the derived columns every KPI uses."""
-    f, m = tables.fact, tables.milestone
-    first_response = m.alias("fr")
-    resolution = m.alias("rs")
+    f = tables.fact
     prior = f.alias("prior")
     repeat = sa.exists().where(
         prior.c.customer_ref == f.c.customer_ref,
         prior.c.received_at < f.c.received_at,
-        prior.c.received_at
-        >= f.c.received_at - sa.func.make_interval(0, 0, 0, int(scope.repeat_days)),
+        prior.c.received_at >= f.c.received_at - sa.func.make_interval(0, 0, 0, scope.repeat_days),
         prior.c.complaint_id != f.c.complaint_id,
     )
-    query = (
-        sa.select(
-            f,
-            (sa.extract("epoch", f.c.first_response_at - f.c.received_at) / HOUR).label("fr_hours"),
-            (first_response.c.elapsed_seconds / HOUR).label("fr_business_hours"),
-            (sa.extract("epoch", f.c.resolved_at - f.c.received_at) / HOUR).label("res_hours"),
-            (resolution.c.elapsed_seconds / HOUR).label("res_business_hours"),
-            sa.and_(f.c.customer_ref.is_not(None), repeat).label("is_repeat"),
-        )
-        .select_from(
-            f.outerjoin(
-                first_response,
-                sa.and_(
-                    first_response.c.complaint_id == f.c.complaint_id,
-                    first_response.c.milestone == "first_response",
-                    first_response.c.met_at.is_not(None),
-                ),
-            ).outerjoin(
-                resolution,
-                sa.and_(
-                    resolution.c.complaint_id == f.c.complaint_id,
-                    resolution.c.milestone == "resolve",
-                    resolution.c.met_at.is_not(None),
-                ),
-            )
-        )
-        .where(f.c.received_day >= scope.start, f.c.received_day < scope.end)
-    )
+    query = sa.select(
+        f,
+        (sa.extract("epoch", f.c.first_response_at - f.c.received_at) / HOUR).label("fr_hours"),
+        (f.c.first_response_business_seconds / HOUR).label("fr_business_hours"),
+        (sa.extract("epoch", f.c.resolved_at - f.c.received_at) / HOUR).label("res_hours"),
+        (f.c.resolution_business_seconds / HOUR).label("res_business_hours"),
+        sa.and_(f.c.customer_ref.is_not(None), repeat).label("is_repeat"),
+    ).where(f.c.received_day >= scope.start, f.c.received_day < scope.end)
     if scope.department is not None:
         query = query.where(f.c.department == scope.department)
     return query.subquery("base")

@@ -75,6 +75,10 @@ def read_model_tables(suffix: str = "", meta: sa.MetaData | None = None) -> Read
         sa.Column("reopened_at", ts),
         sa.Column("root_cause", sa.Text),
         sa.Column("root_cause_version", sa.Integer),
+        # Business seconds of the two timed milestones, copied from SlaMet so that the KPI
+        # query needs no join (the milestone table keeps every milestone).
+        sa.Column("first_response_business_seconds", sa.Float),
+        sa.Column("resolution_business_seconds", sa.Float),
         sa.Index(f"ix_fact{suffix}_received", "received_at"),
         sa.Index(f"ix_fact{suffix}_day_category", "received_day", "category"),
         sa.Index(f"ix_fact{suffix}_customer", "customer_ref", "received_at"),

@@ -219,8 +219,22 @@ def _milestone(event: SlaMet | SlaBreached) -> dict[str, Any]:
     return {"complaint_id": event.complaint_id, "milestone": event.milestone}
 
 
+# The milestones whose business time the KPIs report, and the fact column that holds it.
+TIMED_MILESTONES = {
+    "first_response": "first_response_business_seconds",
+    "resolve": "resolution_business_seconds",
+}
+
+
 def _sla_met(event: SlaMet, _: uuid.UUID) -> list[Upsert]:
+    timed = TIMED_MILESTONES.get(event.milestone)
+    fact = (
+        [Upsert("fact", {"complaint_id": event.complaint_id}, {timed: event.elapsed_seconds})]
+        if timed
+        else []
+    )
     return [
+        *fact,
         Upsert(
             "milestone",
             _milestone(event),
@@ -230,7 +244,7 @@ def _sla_met(event: SlaMet, _: uuid.UUID) -> list[Upsert]:
                 "elapsed_seconds": event.elapsed_seconds,
                 "within_target": event.within_target,
             },
-        )
+        ),
     ]
 
 
