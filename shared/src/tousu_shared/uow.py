@@ -53,6 +53,40 @@ class EventSource(Protocol):
         ...
 
 
+class UnitOfWorkPort(Protocol):
+    """What use cases may call on a unit of work, SQL or fake alike.
+
+    A service's own port extends it with the repositories it binds, e.g.
+    ``class IntakeWork(UnitOfWorkPort, Protocol): complaints: ComplaintRepository``.
+    """
+
+    def track(self, source: EventSource) -> None: ...
+
+    def publish(self, event: Event, topic: str | None = None, **meta: Any) -> None: ...
+
+    def audit(
+        self,
+        principal: Principal,
+        action: str,
+        resource_type: str,
+        resource_id: str | None = None,
+        *,
+        complaint_id: uuid.UUID | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
 class UnitOfWork:
     """Collects events and audit entries for one transaction; subclasses store and commit."""
 
