@@ -3,54 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Protocol
 
-from tousu_shared.auth import Principal
 from tousu_shared.clock import Clock, utc_now
-from tousu_shared.contracts import Event
+from tousu_shared.uow import UnitOfWorkPort
 
 from tousu_sla.adapters.repository import CatalogCache, SlaRepository
 from tousu_sla.domain import LATE_AFTER
 
 
-class SlaUnitOfWork(Protocol):
-    """One transaction: the SQL one in production, the fake one in unit tests."""
+class SlaUnitOfWork(UnitOfWorkPort, Protocol):
+    """One transaction: the SQL one in production, the fake one in unit tests. Timer
+    firings are published with ``firing_key=`` (a second firing of one key rolls back)."""
 
     sla: SlaRepository
-
-    def publish(self, event: Event, topic: str | None = None, **meta: Any) -> None:
-        """Publish an event with this transaction (``firing_key=`` for timer firings)."""
-        ...
-
-    def audit(
-        self,
-        principal: Principal,
-        action: str,
-        resource_type: str,
-        resource_id: str | None = None,
-        *,
-        complaint_id: uuid.UUID | None = None,
-        details: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Record an audit entry with this transaction."""
-        ...
-
-    async def commit(self) -> None:
-        """Commit state, events and audit entries together."""
-        ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
 
 
 @dataclass
