@@ -161,6 +161,16 @@ class FakeRuleSets:
         return version
 
 
+class FakePromotedModels:
+    """No retrained model promoted: the shipped one classifies."""
+
+    async def promoted_version(self) -> str | None:
+        return None
+
+    async def promoted_model(self) -> None:
+        return None
+
+
 class FakeIntakeUnitOfWork(FakeUnitOfWork):
     """Intake's unit of work in memory; one instance serves every use in a test."""
 
@@ -169,6 +179,7 @@ class FakeIntakeUnitOfWork(FakeUnitOfWork):
         self.complaints = FakeComplaints()
         self.idempotency = FakeIdempotencyKeys(clock)
         self.rulesets = FakeRuleSets()
+        self.models = FakePromotedModels()
 
 
 def fake_context(clock: FixedClock, **settings: Any) -> tuple[IntakeContext, FakeIntakeUnitOfWork]:

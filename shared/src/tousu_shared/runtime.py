@@ -138,21 +138,6 @@ class Service:
         return OutboxRelay(self.runtime.settings, self.runtime.engine, self.runtime.producer)
 
 
-def session_handlers(handlers: Mapping[str, Handler]) -> dict[str, Handler]:
-    """Transitional: handlers written against a bare session, given the unit of work's.
-
-    Used only until a service's handlers take its unit of work; remove with the last user.
-    """
-
-    def adapt(handler: Handler) -> Handler:
-        async def on_event(uow: SqlUnitOfWork, event, envelope) -> None:
-            await handler(uow.session, event, envelope)
-
-        return on_event
-
-    return {event_type: adapt(handler) for event_type, handler in handlers.items()}
-
-
 def include_routers(app: FastAPI, routers: Iterable[APIRouter]) -> None:
     """Mount the service's routers."""
     for router in routers:

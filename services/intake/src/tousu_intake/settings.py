@@ -30,6 +30,9 @@ class IntakeSettings(ServiceSettings):
     max_batch_items: int = Field(default=500, ge=1)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     max_batch_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # The request edge's limit is the largest body any intake endpoint takes (a batch); each
+    # endpoint then holds its own, smaller one.
+    http_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     repeat_window_days: int = Field(default=30, ge=1)
     duplicate_window_minutes: int = Field(default=10, ge=0)
     late_record_after_minutes: int = Field(default=120, ge=1)

@@ -67,6 +67,11 @@ class ComplaintClassified(_ComplaintEvent):
     classification: ClassificationData
     explanation: dict[str, Any]
     ruleset_version: str
+    # Appended, optional: the trained model that contributed, the confidence per dimension,
+    # and whether a person should review the result.
+    model_version: str | None = None
+    confidence: dict[str, float] = {}
+    needs_review: bool = False
 
 
 class ComplaintReclassified(_ComplaintEvent):

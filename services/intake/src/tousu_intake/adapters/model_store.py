@@ -90,6 +90,22 @@ class SqlModelRegistry:
         ).first()
         return None if row is None else _record(row._mapping, with_artefact=True)
 
+    async def promoted_version(self) -> str | None:
+        """The newest promoted model's version only: the cheap check a cache polls."""
+        return await self._session.scalar(
+            sa.select(classifier_model.c.version)
+            .where(classifier_model.c.status == "promoted")
+            .order_by(classifier_model.c.promoted_at.desc(), classifier_model.c.version.desc())
+            .limit(1)
+        )
+
+    async def promoted_model(self) -> TextModel | None:
+        """The newest promoted model, loaded (None: classify with the shipped artefact)."""
+        record = await self.promoted()
+        if record is None or record.artefact is None:
+            return None
+        return TextModel.from_bytes(record.artefact)
+
     async def history(self, limit: int = 20) -> list[ModelRecord]:
         """The newest registry rows, without artefacts."""
         columns = [c for c in classifier_model.c if c.name != "artefact"]
@@ -134,7 +150,4 @@ def _record(row: Any, *, with_artefact: bool) -> ModelRecord:
 
 async def load_promoted_model(session: AsyncSession) -> TextModel | None:
     """The model to classify with, from the registry (None: use the shipped artefact)."""
-    record = await SqlModelRegistry(session).promoted()
-    if record is None or record.artefact is None:
-        return None
-    return TextModel.from_bytes(record.artefact)
+    return await SqlModelRegistry(session).promoted_model()

@@ -276,6 +276,9 @@ class Complaint:
                 classification=ClassificationData.model_validate(complaint.auto_classification),
                 explanation=classification.explanation,
                 ruleset_version=ruleset_version,
+                model_version=classification.model_version,
+                needs_review=classification.needs_review,
+                confidence=classification.confidence,
             )
         )
         return complaint

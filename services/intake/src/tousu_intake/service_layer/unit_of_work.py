@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Mapping
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tousu_shared.audit import AuditLog
-from tousu_shared.auth import Principal
 from tousu_shared.outbox import Outbox
-from tousu_shared.uow import EventSource, SqlUnitOfWork
+from tousu_shared.uow import SqlUnitOfWork, UnitOfWorkPort
 
 from tousu_intake.adapters.crypto import FieldCipher
+from tousu_intake.adapters.model_store import SqlModelRegistry
 from tousu_intake.adapters.repository import (
     ComplaintRepository,
     IdempotencyKeys,
@@ -22,38 +19,24 @@ from tousu_intake.adapters.repository import (
     SqlIdempotencyKeys,
     SqlRuleSets,
 )
+from tousu_intake.domain.classification.textmodel import TextModel
 
 
-class IntakeWork(Protocol):
+class PromotedModels(Protocol):
+    """Which trained model intake classifies with (the registry's newest promoted one)."""
+
+    async def promoted_version(self) -> str | None: ...
+
+    async def promoted_model(self) -> TextModel | None: ...
+
+
+class IntakeWork(UnitOfWorkPort, Protocol):
     """What intake's use cases and handlers use of a unit of work (SQL or fake alike)."""
 
     complaints: ComplaintRepository
     idempotency: IdempotencyKeys
     rulesets: RuleSets
-
-    def track(self, source: EventSource) -> None: ...
-
-    def audit(
-        self,
-        principal: Principal,
-        action: str,
-        resource_type: str,
-        resource_id: str | None = None,
-        *,
-        complaint_id: uuid.UUID | None = None,
-        details: Mapping[str, Any] | None = None,
-    ) -> None: ...
-
-    async def commit(self) -> None: ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
+    models: PromotedModels
 
 
 class IntakeUnitOfWork(SqlUnitOfWork):
@@ -62,6 +45,7 @@ class IntakeUnitOfWork(SqlUnitOfWork):
     complaints: ComplaintRepository
     idempotency: IdempotencyKeys
     rulesets: RuleSets
+    models: PromotedModels
 
     def __init__(
         self,
@@ -77,3 +61,4 @@ class IntakeUnitOfWork(SqlUnitOfWork):
         self.complaints = SqlComplaintRepository(session, self._cipher)
         self.idempotency = SqlIdempotencyKeys(session)
         self.rulesets = SqlRuleSets(session)
+        self.models = SqlModelRegistry(session)

@@ -33,32 +33,76 @@ _UNTELLING = frozenset(
     "的 了 是 我 你 他 她 们 在 也 就 都 和 后 还 又 有 被 把 这 那 个 吗 吧 呢 啊 a an the to"
     " and of i my me it is was be for on in at that this".split()
 )
-CHAR_NGRAMS = (1, 2, 3)
+ASK_PREFIX = "\x02"  # marks a word of a clause that says what the customer wants put right
+# Clauses holding one of these say what the customer asks for (domain.md §2: the main thing the
+# customer wants put right decides the category); their words become features of their own.
+ASK_CUES = frozenset(
+    "请 要求 希望 麻烦 尽快 赶紧 到底 什么时候 何时 凭什么 必须 给个 给我 我要 退钱 退款 赔偿 处理"
+    " please want demand expect asking refund fix when why how sort resolve".split()
+)
 
 
-def features(text: str, tokens: list[str | None] | None = None) -> list[str]:
-    """Character 1–3-grams of the normalised text plus its jieba-segmented words (one list).
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Which features the model sees; stored in the artefact so run time matches training."""
 
-    `tokens`: segment(normalise_text(text)), when the caller already has it.
+    char_ngrams: tuple[int, int] = (1, 3)
+    ask_words: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"char_ngrams": list(self.char_ngrams), "ask_words": self.ask_words}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> FeatureSpec:
+        if not data:
+            return cls()
+        low, high = data["char_ngrams"]
+        return cls(char_ngrams=(int(low), int(high)), ask_words=bool(data["ask_words"]))
+
+
+DEFAULT_SPEC = FeatureSpec()
+
+
+def features(
+    text: str, tokens: list[str | None] | None = None, spec: FeatureSpec = DEFAULT_SPEC
+) -> list[str]:
+    """Character n-grams of the normalised text plus its jieba-segmented words (one list).
+
+    `tokens`: segment(normalise_text(text)), when the caller already has it. With
+    `spec.ask_words`, the words of clauses that ask for something are added again, marked.
     """
     norm = normalise_text(text)
     compact = _SPACES.sub(" ", norm).strip()
-    grams = [
-        compact[i : i + n]
-        for n in CHAR_NGRAMS
-        for i in range(len(compact) - n + 1)
-        if not compact[i : i + n].isspace()
-    ]
+    low, high = spec.char_ngrams
+    # Spaces are collapsed, so only a 1-gram can be all space.
+    grams = [c for c in compact if c != " "] if low == 1 else []
+    for n in range(max(low, 2), high + 1):
+        grams += [compact[i : i + n] for i in range(len(compact) - n + 1)]
     if tokens is None:
         tokens = segment(norm)
-    words = [WORD_PREFIX + token for token in tokens if token is not None]
-    return grams + words
+    grams += [WORD_PREFIX + token for token in tokens if token is not None]
+    if spec.ask_words:
+        grams += _ask_words(tokens)
+    return grams
+
+
+def _ask_words(tokens: list[str | None]) -> list[str]:
+    asked: list[str] = []
+    clause: list[str] = []
+    for token in [*tokens, None]:
+        if token is not None:
+            clause.append(token)
+            continue
+        if not ASK_CUES.isdisjoint(clause):
+            asked += [ASK_PREFIX + word for word in clause]
+        clause = []
+    return asked
 
 
 def display_feature(feature: str) -> str:
     """A feature as a reader sees it: the word, or the character n-gram in quotes."""
-    if feature.startswith(WORD_PREFIX):
-        return feature[len(WORD_PREFIX) :]
+    if feature[:1] in (WORD_PREFIX, ASK_PREFIX):
+        return feature[1:]
     return f"“{feature}”"
 
 
@@ -66,7 +110,7 @@ _GRAM, _TELLING_WORD, _FUNCTION_WORD = 0, 1, 2
 
 
 def _feature_kind(feature: str) -> int:
-    if not feature.startswith(WORD_PREFIX):
+    if feature[:1] not in (WORD_PREFIX, ASK_PREFIX):
         return _GRAM
     return _FUNCTION_WORD if feature[len(WORD_PREFIX) :] in _UNTELLING else _TELLING_WORD
 
@@ -119,8 +163,10 @@ class TextModel:
         intercept: np.ndarray,
         heads: list[Head],
         info: dict[str, Any] | None = None,
+        spec: FeatureSpec = DEFAULT_SPEC,
     ) -> None:
         self.version = version
+        self.spec = spec
         self.vocabulary = vocabulary
         self._index = {feature: i for i, feature in enumerate(vocabulary)}
         self.idf = idf.astype(np.float32)
@@ -134,14 +180,17 @@ class TextModel:
         for head in heads:
             self._calibration_a[head.start : head.stop] = head.calibration_a
             self._calibration_b[head.start : head.stop] = head.calibration_b
-        self._kind = [_feature_kind(f) for f in vocabulary]
+        self._kinds = [_feature_kind(f) for f in vocabulary]
 
     def vectorise(
         self, text: str, tokens: list[str | None] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Sparse tf-idf row of a text as (feature indices, l2-normalised values)."""
         lookup = self._index.get
-        counts = Counter(i for f in features(text, tokens) if (i := lookup(f)) is not None)
+        counts: dict[int, int] = {}
+        for feature, count in Counter(features(text, tokens, self.spec)).items():
+            if (i := lookup(feature)) is not None:
+                counts[i] = count
         if not counts:
             return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.float32)
         indices = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
@@ -175,21 +224,23 @@ class TextModel:
         self, indices: np.ndarray, contributions: np.ndarray, top: int
     ) -> tuple[tuple[str, float], ...]:
         # Words first (a reader understands "骂人" better than the n-gram "骂人了"), then n-grams;
-        # function words never. One sort of the row's few features, then a short Python walk.
-        words: list[tuple[str, float]] = []
+        # function words never. One sort of the row's few features, then masks instead of a walk.
+        order = np.argsort(-contributions)
+        kinds = self._kinds
+        words: dict[str, float] = {}  # a word and the same word marked as asked for are one
         grams: list[tuple[str, float]] = []
-        # The first few dozen positive features hold the answer; the long tail is noise.
-        for position in np.argsort(-contributions)[: 6 * top].tolist():
-            weight = float(contributions[position])
+        for feature, weight in zip(
+            indices[order].tolist(), contributions[order].tolist(), strict=True
+        ):
             if weight <= 0 or len(words) >= top:
                 break
-            feature = int(indices[position])
-            kind = self._kind[feature]
+            kind = kinds[feature]
             if kind == _TELLING_WORD:
-                words.append((self.vocabulary[feature][len(WORD_PREFIX) :], round(weight, 3)))
+                words.setdefault(self.vocabulary[feature][1:], round(weight, 3))
             elif kind == _GRAM and len(grams) < top:
                 grams.append((f"“{self.vocabulary[feature]}”", round(weight, 3)))
-        return tuple((words + grams)[:top])
+        chosen = [*words.items(), *grams][:top]
+        return tuple(chosen)
 
     # --- artefact ---------------------------------------------------------------------------
 
@@ -199,6 +250,7 @@ class TextModel:
             "format": ARTEFACT_FORMAT,
             "version": self.version,
             "info": self.info,
+            "features": self.spec.to_json(),
             "heads": [
                 {
                     "name": h.name,
@@ -248,6 +300,7 @@ class TextModel:
                     for h in meta["heads"]
                 ],
                 info=meta.get("info", {}),
+                spec=FeatureSpec.from_json(meta.get("features")),
             )
 
 

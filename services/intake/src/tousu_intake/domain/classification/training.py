@@ -13,7 +13,8 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
@@ -21,7 +22,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.svm import LinearSVC
 
 from .model import RiskFlag
-from .textmodel import Head, TextModel, features
+from .textmodel import FeatureSpec, Head, TextModel, features
 
 NO, YES = "no", "yes"
 MULTICLASS_HEADS = ("category", "emotion")
@@ -48,6 +49,8 @@ class TrainingConfig:
     min_df: int = 2
     max_features: int = 30_000
     calibration_folds: int = 3
+    balanced_multiclass: bool = False  # class weights inverse to frequency for category/emotion
+    features: FeatureSpec = field(default_factory=FeatureSpec)
 
 
 def head_labels(examples: Sequence[Example]) -> dict[str, list[tuple[int, str]]]:
@@ -89,7 +92,7 @@ def fit(examples: Sequence[Example], config: TrainingConfig | None = None) -> Fi
     """Fit the vocabulary and every head on the examples that label it."""
     config = config or TrainingConfig()
     vectoriser = TfidfVectorizer(
-        analyzer=features,
+        analyzer=partial(features, spec=config.features),
         min_df=config.min_df,
         max_features=config.max_features,
         sublinear_tf=True,
@@ -105,7 +108,7 @@ def fit(examples: Sequence[Example], config: TrainingConfig | None = None) -> Fi
         binary = name not in MULTICLASS_HEADS
         base = LinearSVC(
             C=config.c_binary if binary else config.c_multiclass,
-            class_weight="balanced" if binary else None,
+            class_weight="balanced" if binary or config.balanced_multiclass else None,
         )
         folds = min(config.calibration_folds, min(counts.values()))
         model = CalibratedClassifierCV(base, method="sigmoid", cv=folds, ensemble=False)
@@ -114,7 +117,12 @@ def fit(examples: Sequence[Example], config: TrainingConfig | None = None) -> Fi
     return Fitted(vectoriser=vectoriser, heads=fitted)
 
 
-def export(fitted: Fitted, version: str, examples: Sequence[Example]) -> TextModel:
+def export(
+    fitted: Fitted,
+    version: str,
+    examples: Sequence[Example],
+    spec: FeatureSpec | None = None,
+) -> TextModel:
     """The run-time model: vocabulary, idf, stacked weights and Platt parameters."""
     vocabulary = [""] * len(fitted.vectoriser.vocabulary_)
     for feature, column in fitted.vectoriser.vocabulary_.items():
@@ -149,6 +157,7 @@ def export(fitted: Fitted, version: str, examples: Sequence[Example]) -> TextMod
         weights=weights,
         intercept=np.asarray(intercepts, dtype=np.float32),
         heads=heads,
+        spec=spec or FeatureSpec(),
         info={
             "trained_on_hash": corpus_fingerprint(examples),
             "trained_on_size": len(examples),
@@ -161,6 +170,7 @@ def train(
     examples: Sequence[Example], version: str, config: TrainingConfig | None = None
 ) -> TextModel:
     """Fit every head on the examples that label it and export one TextModel."""
-    model = export(fit(examples, config), version, examples)
-    model.info["config"] = (config or TrainingConfig()).__dict__
+    config = config or TrainingConfig()
+    model = export(fit(examples, config), version, examples, config.features)
+    model.info["config"] = {k: v for k, v in config.__dict__.items() if k != "features"}
     return model
