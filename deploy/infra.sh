@@ -553,6 +553,20 @@ cmd_install() {
     mv "$tmp" "$KAFKA_LIBS_DIR"
     log "kafka jars: $(find "$KAFKA_LIBS_DIR" -name '*.jar' | wc -l) jars ($(basename "$(ls "$KAFKA_LIBS_DIR"/kafka_2.13-*.jar)"))"
   fi
+  # The monthly report: a CJK font for its charts and PDF, WeasyPrint's native libraries,
+  # and pdftoppm, with which its test looks at the pages.
+  local report_packages=(fonts-wqy-microhei libpango-1.0-0 libpangoft2-1.0-0
+                         libharfbuzz-subset0 poppler-utils)
+  local missing=()
+  for package in "${report_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
+      missing+=("$package")
+  done
+  if ((${#missing[@]})); then
+    apt_install "${missing[@]}"
+  else
+    say_present "report packages: present (${report_packages[*]})"
+  fi
 }
 
 cmd_up() {
