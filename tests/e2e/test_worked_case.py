@@ -16,12 +16,15 @@ import contextlib
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import orjson
 import pytest
 from asgi_lifespan import LifespanManager
 from pydantic import TypeAdapter
+from tousu_analytics.bootstrap import bootstrap as analytics_bootstrap
+from tousu_analytics.settings import AnalyticsSettings
 from tousu_feedback.bootstrap import bootstrap as feedback_bootstrap
 from tousu_feedback.settings import FeedbackSettings
 from tousu_intake.bootstrap import bootstrap as intake_bootstrap
@@ -50,6 +53,7 @@ pytestmark = pytest.mark.integration
 
 ADMIN_KEY = new_api_key()[1]
 SMS_GATEWAY_TOPIC = "feedback.outbound"
+BEIJING = ZoneInfo("Asia/Shanghai")
 STORY_HOUR = 4.0  # seconds of test time per hour of the story
 PACE = 0.5  # each step is logged at this fraction of its story time
 
@@ -111,7 +115,7 @@ async def feedback_credential(intake) -> str:  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 async def system():
-    """Intake, routing, SLA monitor and feedback on one fresh topic namespace, empty schemas."""
+    """All five services on one fresh topic namespace, empty schemas."""
     namespace = f"{TOPIC_NAMESPACE}e2e-{uuid.uuid4().hex[:6]}."
     await ensure_topics(
         KAFKA_BOOTSTRAP,
@@ -135,6 +139,8 @@ async def system():
         intake_transport=httpx.ASGITransport(app=intake.app),
     )
     await truncate_schema(feedback.runtime.engine, "feedback")
+    analytics = analytics_bootstrap(test_settings(AnalyticsSettings, **common))
+    await truncate_schema(analytics.runtime.engine, "analytics")
     async with routing.runtime.session_factory() as session, session.begin():
         await ensure_defaults(db_session=session)
     await ensure_department_topics(routing.runtime)
@@ -142,7 +148,7 @@ async def system():
     async with sla_context.uow() as uow:
         await catalog.seed_defaults(uow, sla_context)
         await uow.commit()
-    yield intake, routing, sla, feedback, namespace
+    yield intake, routing, sla, feedback, analytics, namespace
 
 
 async def install_compressed_immediate_policy(sla_http: httpx.AsyncClient) -> None:
@@ -203,12 +209,13 @@ async def sms_to(namespace: str, complaint_id: str) -> dict[str, Any]:
 async def test_mr_wangs_laptop_is_resolved_and_closed_on_the_seed_timeline_without_a_breach(
     system,
 ):
-    intake, routing, sla, feedback, namespace = system
-    async with running([intake, routing, sla, feedback]) as (
+    intake, routing, sla, feedback, analytics, namespace = system
+    async with running([intake, routing, sla, feedback, analytics]) as (
         intake_http,
         routing_http,
         sla_http,
         feedback_http,
+        analytics_http,
     ):
         await install_compressed_immediate_policy(sla_http)
         await survey_at_any_hour(feedback_http)
@@ -323,6 +330,19 @@ async def test_mr_wangs_laptop_is_resolved_and_closed_on_the_seed_timeline_witho
         ).json()["items"]
         final_sla = (await sla_http.get(f"/v1/cases/{complaint['id']}/sla")).json()
 
+        # Analytics counts the case: resolved within target, confirmed through the link, CSAT 5.
+        day = received_at.astimezone(BEIJING).date()
+        period = {"from": str(day - timedelta(days=1)), "to": str(day + timedelta(days=2))}
+
+        async def counted() -> dict[str, Any] | None:
+            response = await analytics_http.get("/v1/kpis", params=period)
+            assert response.status_code == 200, response.text
+            totals = response.json()["totals"]
+            link = totals["csat"].get("link") or {}
+            return totals if totals["volume"] == 1 and link.get("answers") == 1 else None
+
+        kpis = await wait_for(counted, timeout=30)
+
     assert sla_view["policy"] == "worked-case-compressed"
     for milestone in sla_view["milestones"]:
         if milestone["met_at"]:
@@ -353,6 +373,11 @@ async def test_mr_wangs_laptop_is_resolved_and_closed_on_the_seed_timeline_witho
     assert [(s["state"], s["answer_source"]) for s in surveys] == [("answered", "link")]
     for milestone in final_sla["milestones"]:
         assert milestone["state"] != "breached", milestone
+
+    assert kpis["resolution_rate"] == 1.0
+    assert kpis["sla_compliance"]["resolve"]["rate"] == 1.0
+    assert kpis["csat"]["link"]["mean"] == 5.0
+    assert kpis["csat"]["link"]["confirmed_share"] == 1.0
 
     records = await read_topic(
         f"{namespace}sla.events",
