@@ -38,7 +38,9 @@ EFFECTS = "analytics.platform_test_effect"
 
 @pytest.fixture
 async def runtime(kafka_topics):
-    runtime = Runtime.build(test_settings(AnalyticsSettings))
+    # One event per transaction: these tests count attempts per event (``batched`` below
+    # covers shared transactions).
+    runtime = Runtime.build(test_settings(AnalyticsSettings, consumer_transaction_batch=1))
     await truncate_schema(runtime.engine, "analytics")
     async with runtime.engine.begin() as conn:
         await conn.execute(
@@ -449,6 +451,8 @@ async def batched(kafka_topics):
         )
         await conn.execute(text(f"TRUNCATE {EFFECTS}"))
     yield runtime
+    async with runtime.engine.begin() as conn:
+        await conn.execute(text(f"DROP TABLE IF EXISTS {EFFECTS}"))
     await runtime.close()
 
 
