@@ -16,7 +16,13 @@ from tousu_intake.domain.classification import (
     load_default_rules,
 )
 from tousu_intake.domain.classification.corpus import load_split
-from tousu_intake.domain.classification.textmodel import TextModel, load_shipped_model
+from tousu_intake.domain.classification.textmodel import (
+    ASK_PREFIX,
+    FeatureSpec,
+    TextModel,
+    features,
+    load_shipped_model,
+)
 from tousu_intake.domain.classification.training import Example, export, fit
 
 
@@ -291,3 +297,28 @@ def test_partial_corrections_train_only_their_heads():
     examples += [Example(text=f"第{i}次说货物破损了", category="product_quality") for i in range(6)]
     fitted = fit(examples)
     assert set(fitted.heads) == {"category"}  # no example labels emotion, flags or severity
+
+
+# --- what the customer asks for (domain.md §2 precedence) -------------------------------------
+
+
+def test_words_of_the_clause_that_asks_are_features_of_their_own():
+    text = "骑手送晚了半小时,请你们处理一下他的态度"
+    asked = [f for f in features(text, spec=FeatureSpec(ask_words=True)) if f[0] == ASK_PREFIX]
+    assert ASK_PREFIX + "态度" in asked
+    assert ASK_PREFIX + "晚" not in asked  # mentioned along the way, not asked to be put right
+    assert not [f for f in features(text) if f[0] == ASK_PREFIX]
+
+
+def test_feature_spec_travels_with_the_artefact(small_training):
+    _, fitted, model = small_training
+    assert model.spec == fitted.spec
+    assert TextModel.from_bytes(model.to_bytes()).spec == model.spec
+
+
+def test_explanation_lists_a_word_once_even_when_it_was_also_asked_for():
+    model = load_shipped_model()
+    assert model is not None
+    head = model.predict("请尽快退款,退款申请交了一个月还没退款").head("category", explain=True)
+    shown = [word for word, _ in head.top_features]
+    assert shown and len(shown) == len(set(shown))

@@ -242,27 +242,8 @@ class Classifier:
                     }
         if by_model:
             why["model"] = by_model
-        vetoed = self._vetoed_flags(by_flag, prediction)
-        if vetoed:
-            why["model_vetoed"] = vetoed
-        flags = tuple(
-            f
-            for f in RISK_FLAG_ORDER
-            if (f.value in by_flag and f.value not in vetoed) or f.value in by_model
-        )
+        flags = tuple(f for f in RISK_FLAG_ORDER if f.value in by_flag or f.value in by_model)
         return flags, why
-
-    def _vetoed_flags(self, by_flag, prediction: Prediction | None) -> dict[str, float]:
-        """Flags whose words matched but which the model, trained on what happened, rejects."""
-        veto = self.rules.risk_model_veto_below
-        if veto is None or prediction is None:
-            return {}
-        vetoed = {}
-        for flag in by_flag:
-            name = f"flag:{flag}"
-            if name in prediction and (yes := prediction.probabilities[name]["yes"]) < veto:
-                vetoed[flag] = round(yes, 3)
-        return vetoed
 
     def _emotion(
         self, found, analysis: TextAnalysis, facts: ComplaintFacts

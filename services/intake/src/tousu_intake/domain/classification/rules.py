@@ -366,15 +366,6 @@ class ClassifierRules(_Strict):
         le=1,
         description="the model adds a risk flag no word found at this probability (None: never)",
     )
-    risk_model_veto_below: float | None = Field(
-        default=None,
-        ge=0,
-        lt=0.5,
-        description=(
-            "a flag set by words alone is dropped when the model's probability is below this"
-            " (the word was there, the event was not: 'brake' in a price quote); None: never"
-        ),
-    )
 
     @field_validator("segmentation_words")
     @classmethod

@@ -50,7 +50,8 @@ class TrainingConfig:
     max_features: int = 30_000
     calibration_folds: int = 3
     balanced_multiclass: bool = False  # class weights inverse to frequency for category/emotion
-    features: FeatureSpec = field(default_factory=FeatureSpec)
+    # Words of the clauses that ask for something: +0.2–0.3 points of category in 5-fold CV.
+    features: FeatureSpec = field(default_factory=lambda: FeatureSpec(ask_words=True))
 
 
 def head_labels(examples: Sequence[Example]) -> dict[str, list[tuple[int, str]]]:
@@ -86,6 +87,7 @@ class Fitted:
 
     vectoriser: TfidfVectorizer
     heads: dict[str, CalibratedClassifierCV]
+    spec: FeatureSpec  # the features the vectoriser computes, exported with the weights
 
 
 def fit(examples: Sequence[Example], config: TrainingConfig | None = None) -> Fitted:
@@ -114,15 +116,10 @@ def fit(examples: Sequence[Example], config: TrainingConfig | None = None) -> Fi
         model = CalibratedClassifierCV(base, method="sigmoid", cv=folds, ensemble=False)
         model.fit(matrix[[i for i, _ in labelled]], labels)
         fitted[name] = model
-    return Fitted(vectoriser=vectoriser, heads=fitted)
+    return Fitted(vectoriser=vectoriser, heads=fitted, spec=config.features)
 
 
-def export(
-    fitted: Fitted,
-    version: str,
-    examples: Sequence[Example],
-    spec: FeatureSpec | None = None,
-) -> TextModel:
+def export(fitted: Fitted, version: str, examples: Sequence[Example]) -> TextModel:
     """The run-time model: vocabulary, idf, stacked weights and Platt parameters."""
     vocabulary = [""] * len(fitted.vectoriser.vocabulary_)
     for feature, column in fitted.vectoriser.vocabulary_.items():
@@ -157,7 +154,7 @@ def export(
         weights=weights,
         intercept=np.asarray(intercepts, dtype=np.float32),
         heads=heads,
-        spec=spec or FeatureSpec(),
+        spec=fitted.spec,
         info={
             "trained_on_hash": corpus_fingerprint(examples),
             "trained_on_size": len(examples),
@@ -171,6 +168,6 @@ def train(
 ) -> TextModel:
     """Fit every head on the examples that label it and export one TextModel."""
     config = config or TrainingConfig()
-    model = export(fit(examples, config), version, examples, config.features)
+    model = export(fit(examples, config), version, examples)
     model.info["config"] = {k: v for k, v in config.__dict__.items() if k != "features"}
     return model
