@@ -180,7 +180,9 @@ class TextModel:
         for head in heads:
             self._calibration_a[head.start : head.stop] = head.calibration_a
             self._calibration_b[head.start : head.stop] = head.calibration_b
-        self._kinds = [_feature_kind(f) for f in vocabulary]
+        self._kinds = np.fromiter(
+            (_feature_kind(f) for f in vocabulary), dtype=np.int8, count=len(vocabulary)
+        )
 
     def vectorise(
         self, text: str, tokens: list[str | None] | None = None
@@ -226,20 +228,29 @@ class TextModel:
         # Words first (a reader understands "骂人" better than the n-gram "骂人了"), then n-grams;
         # function words never. One sort of the row's few features, then masks instead of a walk.
         order = np.argsort(-contributions)
-        kinds = self._kinds
-        words: dict[str, float] = {}  # a word and the same word marked as asked for are one
-        grams: list[tuple[str, float]] = []
+        ranked = contributions[order]
+        ranked_features = indices[order]
+        positive = ranked > 0
+        kinds = self._kinds[ranked_features]
+        vocabulary = self.vocabulary
+        # Twice as many words as shown: a word and the same word marked as asked for are one.
+        word_mask = positive & (kinds == _TELLING_WORD)
+        words: dict[str, float] = {}
         for feature, weight in zip(
-            indices[order].tolist(), contributions[order].tolist(), strict=True
+            ranked_features[word_mask][: 2 * top].tolist(),
+            ranked[word_mask][: 2 * top].tolist(),
+            strict=True,
         ):
-            if weight <= 0 or len(words) >= top:
-                break
-            kind = kinds[feature]
-            if kind == _TELLING_WORD:
-                words.setdefault(self.vocabulary[feature][1:], round(weight, 3))
-            elif kind == _GRAM and len(grams) < top:
-                grams.append((f"“{self.vocabulary[feature]}”", round(weight, 3)))
-        chosen = [*words.items(), *grams][:top]
+            words.setdefault(vocabulary[feature][1:], weight)
+        chosen = [(word, round(weight, 3)) for word, weight in words.items()][:top]
+        if len(chosen) < top:
+            gram_mask = positive & (kinds == _GRAM)
+            for feature, weight in zip(
+                ranked_features[gram_mask][: top - len(chosen)].tolist(),
+                ranked[gram_mask][: top - len(chosen)].tolist(),
+                strict=True,
+            ):
+                chosen.append((f"“{vocabulary[feature]}”", round(weight, 3)))
         return tuple(chosen)
 
     # --- artefact ---------------------------------------------------------------------------
