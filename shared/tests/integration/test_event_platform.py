@@ -36,11 +36,10 @@ pytestmark = pytest.mark.integration
 EFFECTS = "analytics.platform_test_effect"
 
 
-@pytest.fixture
-async def runtime(kafka_topics):
-    # One event per transaction: these tests count attempts per event (``batched`` below
-    # covers shared transactions).
-    runtime = Runtime.build(test_settings(AnalyticsSettings, consumer_transaction_batch=1))
+@contextlib.asynccontextmanager
+async def runtime_with_effects(**overrides):
+    """A runtime on an empty analytics schema plus a scratch table handlers record into."""
+    runtime = Runtime.build(test_settings(AnalyticsSettings, **overrides))
     await truncate_schema(runtime.engine, "analytics")
     async with runtime.engine.begin() as conn:
         await conn.execute(
@@ -53,6 +52,14 @@ async def runtime(kafka_topics):
     async with runtime.engine.begin() as conn:
         await conn.execute(text(f"DROP TABLE IF EXISTS {EFFECTS}"))
     await runtime.close()
+
+
+@pytest.fixture
+async def runtime(kafka_topics):
+    # One event per transaction: these tests count attempts per event (``batched`` below
+    # covers shared transactions).
+    async with runtime_with_effects(consumer_transaction_batch=1) as runtime:
+        yield runtime
 
 
 def message(complaint_id: uuid.UUID, seq: int) -> CustomerMessageAdded:
@@ -441,19 +448,8 @@ async def test_a_committed_unit_of_work_wakes_a_sleeping_relay_without_polling(k
 @pytest.fixture
 async def batched(kafka_topics):
     """A runtime whose consumer applies up to 50 events of a partition per transaction."""
-    runtime = Runtime.build(test_settings(AnalyticsSettings, consumer_transaction_batch=50))
-    await truncate_schema(runtime.engine, "analytics")
-    async with runtime.engine.begin() as conn:
-        await conn.execute(
-            text(
-                f"CREATE TABLE IF NOT EXISTS {EFFECTS} (event_id uuid, complaint_id uuid, seq int)"
-            )
-        )
-        await conn.execute(text(f"TRUNCATE {EFFECTS}"))
-    yield runtime
-    async with runtime.engine.begin() as conn:
-        await conn.execute(text(f"DROP TABLE IF EXISTS {EFFECTS}"))
-    await runtime.close()
+    async with runtime_with_effects(consumer_transaction_batch=50) as runtime:
+        yield runtime
 
 
 class CountingUnitOfWork(SqlUnitOfWork):
