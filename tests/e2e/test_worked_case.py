@@ -39,6 +39,7 @@ from tousu_shared.testing import (
     KAFKA_BOOTSTRAP,
     TOPIC_NAMESPACE,
     envelopes,
+    issue_credential,
     read_topic,
     test_settings,
     truncate_schema,
@@ -95,22 +96,13 @@ async def running(services):
 
 
 async def feedback_credential(intake) -> str:  # type: ignore[no-untyped-def]
-    """As deploy/run-services.sh does: feedback's own key at intake, holding pii:read."""
+    """As deploy/run-services.sh does: feedback's own ``service`` key at intake (pii:read)."""
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=intake.app),
         base_url="http://test",
         headers={"Authorization": f"Bearer {ADMIN_KEY}"},
     ) as client:
-        response = await client.post(
-            "/v1/admin/credentials",
-            json={
-                "name": "feedback-service",
-                "role": "admin",
-                "scopes": ["complaints:read", "complaints:write", "pii:read"],
-            },
-        )
-    assert response.status_code == 201, response.text
-    return str(response.json()["api_key"])
+        return await issue_credential(client, "service", "feedback-service")
 
 
 @pytest.fixture

@@ -106,6 +106,17 @@ async def read_topic(
     return records
 
 
+async def issue_credential(http: Any, role: str, name: str, **fields: Any) -> str:
+    """Issue a credential through a service's admin API (as deploy/run-services.sh does for
+    feedback's ``service`` key at intake) and return the key; ``http`` holds an admin key."""
+    response = await http.post(
+        "/v1/admin/credentials",
+        json={"name": name, "role": role, **fields},
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["api_key"])
+
+
 def envelopes(records: list[ConsumerRecord]) -> list[Envelope]:
     """The envelopes of Kafka records."""
     return [Envelope.from_bytes(record.value) for record in records]

@@ -43,6 +43,7 @@ from tousu_shared.testing import (
     KAFKA_BOOTSTRAP,
     TOPIC_NAMESPACE,
     envelopes,
+    issue_credential,
     read_topic,
     test_settings,
     truncate_schema,
@@ -239,20 +240,6 @@ class System:
         return str(response.json()["api_key"])
 
 
-async def _issue_feedback_credential(intake_http: httpx.AsyncClient) -> str:
-    """What deploy/run-services.sh does: a service credential at intake with pii:read."""
-    response = await intake_http.post(
-        "/v1/admin/credentials",
-        json={
-            "name": "feedback-service",
-            "role": "admin",
-            "scopes": ["complaints:read", "complaints:write", "pii:read"],
-        },
-    )
-    assert response.status_code == 201, response.text
-    return str(response.json()["api_key"])
-
-
 @pytest.fixture
 async def system(tmp_path: Path) -> AsyncIterator[System]:
     namespace = f"{TOPIC_NAMESPACE}fb-{uuid.uuid4().hex[:6]}."
@@ -281,7 +268,9 @@ async def system(tmp_path: Path) -> AsyncIterator[System]:
         async with contextlib.AsyncExitStack() as stack:
             intake_app = (await stack.enter_async_context(LifespanManager(world.intake.app))).app
             world.http["intake"] = await stack.enter_async_context(_client(intake_app))
-            world.feedback_key = await _issue_feedback_credential(world.http["intake"])
+            world.feedback_key = await issue_credential(
+                world.http["intake"], "service", "feedback-service"
+            )
             world.feedback = feedback_bootstrap(
                 test_settings(
                     FeedbackSettings,
