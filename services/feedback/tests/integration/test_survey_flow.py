@@ -62,7 +62,7 @@ async def test_resolution_emails_the_result_and_confirmation_closes_the_case(sch
         "/v1/admin/audit", params={"complaint_id": complaint["id"]}
     )
     reads = [e for e in audit.json() if e["action"] == "pii.read"]
-    assert reads and all(e["actor"] == "admin:feedback-service" for e in reads)
+    assert reads and all(e["actor"] == "service:feedback-service" for e in reads)
 
 
 async def test_forged_expired_and_html_answers(scheduled):
