@@ -26,6 +26,7 @@ from tousu_routing.domain import (
     RoutingFacts,
     RoutingRule,
     RuleSet,
+    Stamp,
     VersionConflict,
     allowed_actions,
     plan_routing,
@@ -39,7 +40,13 @@ A = CaseAction
 S = CaseState
 
 
-def open_case(**overrides) -> Case:
+def open_case(
+    *,
+    actor: str = "system:routing",
+    now: datetime = RECEIVED + STEP,
+    occurred_at: datetime | None = None,
+    **overrides,
+) -> Case:
     """A case just routed to quality at agent level, assigned to a-1, ten minutes in."""
     values = dict(
         case_id="case-1",
@@ -49,13 +56,11 @@ def open_case(**overrides) -> Case:
         handler_level=HandlerLevel.AGENT,
         rule_id="quality",
         routing_reason="rule 'quality' matched category=product_quality",
-        actor="system:routing",
-        now=RECEIVED + STEP,
         assignee_id="a-1",
         excluded_member_ids={"a-9"},
     )
     values.update(overrides)
-    return Case.open(**values)
+    return Case.open(Stamp(actor=actor, now=now, occurred_at=occurred_at), **values)
 
 
 def next_time(case: Case) -> datetime:
@@ -67,9 +72,17 @@ def next_time(case: Case) -> datetime:
 METHOD_FOR: dict[CaseAction, Callable[..., None]] = dict(CASE_ACTIONS.values())
 
 
-def perform(case: Case, action: CaseAction, now: datetime | None = None, **overrides) -> None:
+def perform(
+    case: Case,
+    action: CaseAction,
+    now: datetime | None = None,
+    *,
+    actor: str = "agent:a-1",
+    occurred_at: datetime | None = None,
+    **overrides,
+) -> None:
     """Do ``action`` with valid arguments, at ``now`` (default: just after the last step)."""
-    kwargs = dict(actor="agent:a-1", now=now or next_time(case))
+    stamp = Stamp(actor=actor, now=now or next_time(case), occurred_at=occurred_at)
     defaults: dict[CaseAction, dict] = {
         A.RECORD_ROOT_CAUSE: dict(
             root_cause="screen scratched in transport", responsible_person="warehouse team"
@@ -81,9 +94,8 @@ def perform(case: Case, action: CaseAction, now: datetime | None = None, **overr
         A.ADD_NOTE: dict(note="customer called again"),
         A.ASSIGN: dict(assignee_id="a-2"),
     }
-    kwargs.update(defaults.get(action, {}))
-    kwargs.update(overrides)
-    METHOD_FOR[action](case, **kwargs)
+    kwargs = {**defaults.get(action, {}), **overrides}
+    METHOD_FOR[action](case, stamp, **kwargs)
 
 
 # The shortest legal way from a fresh case to each state.
@@ -242,11 +254,10 @@ def test_opening_a_case_from_a_plan_keeps_the_queue_reason_and_exclusions():
 
     case = Case.open_from_plan(
         plan,
+        Stamp(actor="system", now=RECEIVED + STEP),
         case_id="c",
         complaint_id="p",
         complaint_received_at=RECEIVED,
-        actor="system",
-        now=RECEIVED + STEP,
     )
 
     assert case.handler_level is HandlerLevel.DEPARTMENT_MANAGER
@@ -255,7 +266,7 @@ def test_opening_a_case_from_a_plan_keeps_the_queue_reason_and_exclusions():
     assert "queue" in case.events[0].queued_reason
     assert case.routing_reason == plan.reason
     with pytest.raises(ConflictOfInterest):
-        case.assign(assignee_id="a-1", actor="boss", now=RECEIVED + 2 * STEP)
+        case.assign(Stamp(actor="boss", now=RECEIVED + 2 * STEP), assignee_id="a-1")
 
 
 def test_opening_a_case_for_the_subject_of_the_complaint_is_refused():
@@ -266,15 +277,19 @@ def test_opening_a_case_for_the_subject_of_the_complaint_is_refused():
 def test_happy_path_of_the_worked_case_keeps_a_complete_history():
     case = open_case()
     hour = timedelta(hours=1)
-    case.acknowledge(actor="a-1", now=RECEIVED + hour)
-    case.respond_to_customer(actor="a-1", now=RECEIVED + hour, note="apologised")
-    case.start_investigation(actor="a-1", now=RECEIVED + 6 * hour, note="technician on site")
-    case.record_root_cause(root_cause="transport damage", actor="a-1", now=RECEIVED + 12 * hour)
-    case.propose_solution(solution="refund + 200", actor="a-1", now=RECEIVED + 12 * hour)
-    case.resolve(
-        resolution="paid", responsible_person="carrier", actor="a-1", now=RECEIVED + 18 * hour
+    case.acknowledge(Stamp(actor="a-1", now=RECEIVED + hour))
+    case.respond_to_customer(Stamp(actor="a-1", now=RECEIVED + hour), note="apologised")
+    case.start_investigation(Stamp(actor="a-1", now=RECEIVED + 6 * hour), note="technician on site")
+    case.record_root_cause(
+        Stamp(actor="a-1", now=RECEIVED + 12 * hour), root_cause="transport damage"
     )
-    case.close(actor="feedback", now=RECEIVED + 30 * hour)
+    case.propose_solution(Stamp(actor="a-1", now=RECEIVED + 12 * hour), solution="refund + 200")
+    case.resolve(
+        Stamp(actor="a-1", now=RECEIVED + 18 * hour),
+        resolution="paid",
+        responsible_person="carrier",
+    )
+    case.close(Stamp(actor="feedback", now=RECEIVED + 30 * hour))
 
     assert [t.action for t in case.history] == [
         A.ROUTE,

@@ -54,6 +54,7 @@ from tousu_routing.domain.vocabulary import (
 from tousu_routing.domain.workflow import (
     TRANSITIONS,
     WORKFLOW_ACTIONS,
+    Stamp,
     Transition,
     allowed_actions,
 )
@@ -90,6 +91,7 @@ __all__ = [
     "RuleEvaluation",
     "RuleSet",
     "Severity",
+    "Stamp",
     "Transition",
     "UnknownDepartment",
     "VersionConflict",

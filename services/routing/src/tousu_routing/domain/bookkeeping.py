@@ -9,6 +9,7 @@ event). The actions themselves, and the rules each adds, are the ``Case`` aggreg
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from tousu_routing.domain import events
@@ -23,11 +24,22 @@ from tousu_routing.domain.vocabulary import (
 )
 from tousu_routing.domain.workflow import (
     TRANSITIONS,
+    Stamp,
     Transition,
     allowed_actions,
     happened_at,
     require_aware,
 )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Step:
+    """One action under way: what, by whom, when it happened (``when``) and was logged (``now``)."""
+
+    action: CaseAction
+    actor: str
+    when: datetime
+    now: datetime
 
 
 class CaseBookkeeping:
@@ -114,14 +126,17 @@ class CaseBookkeeping:
 
     # ---- internals ----------------------------------------------------------------------
 
-    def _begin(
-        self, actor: str, action: CaseAction, now: datetime, occurred_at: datetime | None
-    ) -> datetime:
-        """Check the action is allowed now, by someone, at a sane time; return when it happened."""
+    def _begin(self, action: CaseAction, stamp: Stamp) -> Step:
+        """Check the action is allowed now, by someone, at a sane time; return the step."""
         if self.state not in TRANSITIONS[action]:
             raise IllegalTransition(action, self.state, self.allowed_actions)
-        require_text(actor, "actor")
-        return happened_at(now, occurred_at, self.complaint_received_at, self.history)
+        return self._step(action, stamp)
+
+    def _step(self, action: CaseAction, stamp: Stamp) -> Step:
+        """The step ``stamp`` describes, refusing a missing actor or an impossible time."""
+        require_text(stamp.actor, "actor")
+        when = happened_at(stamp.now, stamp.occurred_at, self.complaint_received_at, self.history)
+        return Step(action=action, actor=stamp.actor, when=when, now=stamp.now)
 
     def _refuse_conflicted(self, assignee_id: str | None) -> None:
         """Raise ``ConflictOfInterest`` if the would-be assignee is the complaint's subject."""
@@ -130,28 +145,24 @@ class CaseBookkeeping:
                 f"{assignee_id} is the subject of the complaint and cannot handle it"
             )
 
-    def _move(
+    def _complete(
         self,
-        action: CaseAction,
-        actor: str,
-        when: datetime,
-        now: datetime,
+        step: Step,
+        event_type: type[events.CaseEvent],
         note: str | None,
         details: Mapping[str, str] | None = None,
+        **fields: object,
     ) -> None:
-        """Move to the action's target state and record the transition."""
+        """Move to the action's target state, record the transition and collect the event."""
         from_state = self.state
-        to_state = TRANSITIONS[action][from_state]
-        self._record(action, from_state, to_state, actor, when, now, note, details or {})
+        self._record(step, from_state, TRANSITIONS[step.action][from_state], note, details or {})
+        self._emit(step, event_type, note, **fields)
 
     def _record(
         self,
-        action: CaseAction,
+        step: Step,
         from_state: CaseState | None,
         to_state: CaseState,
-        actor: str,
-        when: datetime,
-        now: datetime,
         note: str | None,
         details: Mapping[str, str],
     ) -> None:
@@ -160,12 +171,12 @@ class CaseBookkeeping:
         self.version += 1
         self.history.append(
             Transition(
-                action=action,
+                action=step.action,
                 from_state=from_state,
                 to_state=to_state,
-                actor=actor,
-                occurred_at=when,
-                recorded_at=now,
+                actor=step.actor,
+                occurred_at=step.when,
+                recorded_at=step.now,
                 version=self.version,
                 note=optional_text(note),
                 details=dict(details),
@@ -174,10 +185,8 @@ class CaseBookkeeping:
 
     def _emit(
         self,
+        step: Step,
         event_type: type[events.CaseEvent],
-        actor: str,
-        when: datetime,
-        now: datetime,
         note: str | None,
         **fields: object,
     ) -> None:
@@ -188,9 +197,9 @@ class CaseBookkeeping:
                 complaint_id=self.complaint_id,
                 department=self.department,
                 version=self.version,
-                actor=actor,
-                occurred_at=when,
-                recorded_at=now,
+                actor=step.actor,
+                occurred_at=step.when,
+                recorded_at=step.now,
                 note=optional_text(note),
                 **fields,
             )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from enum import StrEnum
+from typing import TypeVar
 
 from tousu_routing.domain import events
 from tousu_routing.domain.assignment import RoutingPlan
@@ -23,15 +25,18 @@ from tousu_routing.domain.vocabulary import (
     optional_text,
     require_text,
 )
-from tousu_routing.domain.workflow import happened_at
+from tousu_routing.domain.workflow import Stamp
+
+E = TypeVar("E", bound=StrEnum)
 
 
 class Case(CaseBookkeeping):
     """The routed case of one complaint: department, handler, workflow state and history.
 
-    Every successful action checks the transition table, validates ``occurred_at``,
-    appends a ``Transition`` to ``history``, bumps ``version`` by one and appends a domain
-    event to ``events``. Failed actions change nothing.
+    Every action takes a ``Stamp`` (who, and when) and its own facts. A successful one checks
+    the transition table, validates ``occurred_at``, appends a ``Transition`` to ``history``,
+    bumps ``version`` by one and appends a domain event to ``events``. Failed actions change
+    nothing.
 
     ``occurred_at`` (when the work really happened, for work logged afterwards) defaults
     to ``now`` (when it is recorded) and must be: timezone-aware, not after ``now``, not
@@ -44,6 +49,7 @@ class Case(CaseBookkeeping):
     @classmethod
     def open(
         cls,
+        stamp: Stamp,
         *,
         case_id: str,
         complaint_id: str,
@@ -52,13 +58,10 @@ class Case(CaseBookkeeping):
         handler_level: HandlerLevel,
         rule_id: str,
         routing_reason: str,
-        actor: str,
-        now: datetime,
         assignee_id: str | None = None,
         queued_reason: str | None = None,
         notify_management: bool = False,
         excluded_member_ids: Iterable[str] = (),
-        occurred_at: datetime | None = None,
     ) -> Case:
         """Create a case in state ``routed`` (version 1) and record ``CaseRouted``."""
         case = cls(
@@ -75,28 +78,18 @@ class Case(CaseBookkeeping):
         )
         if assignee_id is not None and assignee_id in case.excluded_member_ids:
             raise ConflictOfInterest(f"{assignee_id} is the subject of the complaint")
-        require_text(actor, "actor")
-        when = happened_at(now, occurred_at, case.complaint_received_at, case.history)
+        step = case._step(CaseAction.ROUTE, stamp)
         case.assignee_id = assignee_id
-        case._record(
-            CaseAction.ROUTE,
-            None,
-            CaseState.ROUTED,
-            actor,
-            when,
-            now,
-            routing_reason,
-            {"rule_id": rule_id, "handler_level": str(case.handler_level)},
-        )
+        level = str(case.handler_level)
+        details = {"rule_id": rule_id, "handler_level": level}
+        case._record(step, None, CaseState.ROUTED, routing_reason, details)
         case._emit(
+            step,
             events.CaseRouted,
-            actor,
-            when,
-            now,
             routing_reason,
             rule_id=rule_id,
             rule_reason=routing_reason,
-            handler_level=str(case.handler_level),
+            handler_level=level,
             assignee=assignee_id,
             queued_reason=queued_reason,
             notify_management=notify_management,
@@ -107,16 +100,15 @@ class Case(CaseBookkeeping):
     def open_from_plan(
         cls,
         plan: RoutingPlan,
+        stamp: Stamp,
         *,
         case_id: str,
         complaint_id: str,
         complaint_received_at: datetime,
-        actor: str,
-        now: datetime,
-        occurred_at: datetime | None = None,
     ) -> Case:
         """Create a case from a ``plan_routing`` result."""
         return cls.open(
+            stamp,
             case_id=case_id,
             complaint_id=complaint_id,
             complaint_received_at=complaint_received_at,
@@ -124,75 +116,44 @@ class Case(CaseBookkeeping):
             handler_level=plan.handler_level,
             rule_id=plan.decision.rule_id,
             routing_reason=plan.reason,
-            actor=actor,
-            now=now,
             assignee_id=plan.assignment.assignee_id,
             queued_reason=None if plan.assignment.assignee_id else plan.assignment.reason,
             notify_management=plan.notify_management,
             excluded_member_ids=plan.conflict.excluded_member_ids,
-            occurred_at=occurred_at,
         )
 
     # ---- workflow actions ---------------------------------------------------------------
 
-    def acknowledge(
-        self,
-        *,
-        actor: str,
-        now: datetime,
-        occurred_at: datetime | None = None,
-        note: str | None = None,
-    ) -> None:
+    def acknowledge(self, stamp: Stamp, *, note: str | None = None) -> None:
         """The department takes the case: routed → acknowledged."""
-        when = self._begin(actor, CaseAction.ACKNOWLEDGE, now, occurred_at)
-        self.acknowledged_at = when
-        self._move(CaseAction.ACKNOWLEDGE, actor, when, now, note)
-        self._emit(events.CaseAcknowledged, actor, when, now, note, assignee=self.assignee_id)
+        step = self._begin(CaseAction.ACKNOWLEDGE, stamp)
+        self.acknowledged_at = step.when
+        self._complete(step, events.CaseAcknowledged, note, assignee=self.assignee_id)
 
-    def respond_to_customer(
-        self,
-        *,
-        actor: str,
-        now: datetime,
-        occurred_at: datetime | None = None,
-        note: str | None = None,
-    ) -> None:
+    def respond_to_customer(self, stamp: Stamp, *, note: str | None = None) -> None:
         """Record a response to the customer; the first one sets ``first_response_at``.
 
         The first response emits ``FirstResponseSent``; later ones emit
         ``CustomerResponseSent`` and leave ``first_response_at`` unchanged.
         """
-        when = self._begin(actor, CaseAction.RESPOND_TO_CUSTOMER, now, occurred_at)
+        step = self._begin(CaseAction.RESPOND_TO_CUSTOMER, stamp)
         first = self.first_response_at is None
         if first:
-            self.first_response_at = when
-        self._move(
-            CaseAction.RESPOND_TO_CUSTOMER, actor, when, now, note, {"first": str(first).lower()}
-        )
+            self.first_response_at = step.when
         event = events.FirstResponseSent if first else events.CustomerResponseSent
-        self._emit(event, actor, when, now, note)
+        self._complete(step, event, note, {"first": str(first).lower()})
 
-    def start_investigation(
-        self,
-        *,
-        actor: str,
-        now: datetime,
-        occurred_at: datetime | None = None,
-        note: str | None = None,
-    ) -> None:
+    def start_investigation(self, stamp: Stamp, *, note: str | None = None) -> None:
         """Start verifying and investigating: acknowledged → investigating."""
-        when = self._begin(actor, CaseAction.START_INVESTIGATION, now, occurred_at)
-        self._move(CaseAction.START_INVESTIGATION, actor, when, now, note)
-        self._emit(events.InvestigationStarted, actor, when, now, note)
+        step = self._begin(CaseAction.START_INVESTIGATION, stamp)
+        self._complete(step, events.InvestigationStarted, note)
 
     def record_root_cause(
         self,
+        stamp: Stamp,
         *,
         root_cause: str,
-        actor: str,
-        now: datetime,
         responsible_person: str | None = None,
-        occurred_at: datetime | None = None,
         note: str | None = None,
     ) -> None:
         """Record the root cause (and optionally who is responsible) while investigating.
@@ -200,7 +161,7 @@ class Case(CaseBookkeeping):
         Recording again replaces the earlier finding; the history keeps both. A responsible
         person left out keeps any earlier one.
         """
-        when = self._begin(actor, CaseAction.RECORD_ROOT_CAUSE, now, occurred_at)
+        step = self._begin(CaseAction.RECORD_ROOT_CAUSE, stamp)
         cause = require_text(root_cause, "root_cause")
         person = optional_text(responsible_person) or self.responsible_person
         self.root_cause = cause
@@ -208,42 +169,29 @@ class Case(CaseBookkeeping):
         details = {"root_cause": cause}
         if person:
             details["responsible_person"] = person
-        self._move(CaseAction.RECORD_ROOT_CAUSE, actor, when, now, note, details)
-        self._emit(
+        self._complete(
+            step,
             events.RootCauseRecorded,
-            actor,
-            when,
-            now,
             note,
+            details,
             root_cause=cause,
             responsible_person=person,
         )
 
-    def propose_solution(
-        self,
-        *,
-        solution: str,
-        actor: str,
-        now: datetime,
-        occurred_at: datetime | None = None,
-        note: str | None = None,
-    ) -> None:
+    def propose_solution(self, stamp: Stamp, *, solution: str, note: str | None = None) -> None:
         """Propose (or revise) a solution: investigating/solution_proposed → solution_proposed."""
-        when = self._begin(actor, CaseAction.PROPOSE_SOLUTION, now, occurred_at)
+        step = self._begin(CaseAction.PROPOSE_SOLUTION, stamp)
         text = require_text(solution, "solution")
         self.solution = text
-        self._move(CaseAction.PROPOSE_SOLUTION, actor, when, now, note, {"solution": text})
-        self._emit(events.SolutionProposed, actor, when, now, note, solution=text)
+        self._complete(step, events.SolutionProposed, note, {"solution": text}, solution=text)
 
     def resolve(
         self,
+        stamp: Stamp,
         *,
         resolution: str,
-        actor: str,
-        now: datetime,
         root_cause: str | None = None,
         responsible_person: str | None = None,
-        occurred_at: datetime | None = None,
         note: str | None = None,
     ) -> None:
         """Carry out the solution: solution_proposed → resolved.
@@ -251,7 +199,7 @@ class Case(CaseBookkeeping):
         Root cause and responsible person must be known: recorded earlier or given here
         (given values replace earlier ones). Otherwise ``MissingResolutionDetails``.
         """
-        when = self._begin(actor, CaseAction.RESOLVE, now, occurred_at)
+        step = self._begin(CaseAction.RESOLVE, stamp)
         text = require_text(resolution, "resolution")
         cause = optional_text(root_cause) or self.root_cause
         person = optional_text(responsible_person) or self.responsible_person
@@ -268,51 +216,26 @@ class Case(CaseBookkeeping):
         assert cause is not None and person is not None  # narrowed by the check above
         self.root_cause, self.responsible_person = cause, person
         self.resolution = text
-        self.resolved_at = when
-        details = {"resolution": text, "root_cause": cause, "responsible_person": person}
-        self._move(CaseAction.RESOLVE, actor, when, now, note, details)
-        self._emit(
-            events.CaseResolved,
-            actor,
-            when,
-            now,
-            note,
-            resolution=text,
-            root_cause=cause,
-            responsible_person=person,
-        )
+        self.resolved_at = step.when
+        found = {"resolution": text, "root_cause": cause, "responsible_person": person}
+        self._complete(step, events.CaseResolved, note, found, **found)
 
     def close(
         self,
+        stamp: Stamp,
         *,
-        actor: str,
-        now: datetime,
         close_reason: ClosureReason | str = ClosureReason.CUSTOMER_CONFIRMED,
-        occurred_at: datetime | None = None,
         note: str | None = None,
     ) -> None:
         """Close a resolved case once the customer confirmed (or never answered): → closed."""
-        when = self._begin(actor, CaseAction.CLOSE, now, occurred_at)
-        try:
-            reason = ClosureReason(close_reason)
-        except ValueError:
-            raise InvalidCommand(
-                f"unknown close_reason {close_reason!r}; "
-                f"expected one of {[r.value for r in ClosureReason]}"
-            ) from None
-        self.closed_at = when
+        step = self._begin(CaseAction.CLOSE, stamp)
+        reason = _member(ClosureReason, close_reason, "close_reason")
+        self.closed_at = step.when
         self.close_reason = reason
-        self._move(CaseAction.CLOSE, actor, when, now, note, {"close_reason": str(reason)})
-        self._emit(events.CaseClosed, actor, when, now, note, close_reason=str(reason))
+        why = {"close_reason": str(reason)}
+        self._complete(step, events.CaseClosed, note, why, **why)
 
-    def reopen(
-        self,
-        *,
-        comment: str,
-        actor: str,
-        now: datetime,
-        occurred_at: datetime | None = None,
-    ) -> None:
+    def reopen(self, stamp: Stamp, *, comment: str) -> None:
         """The customer is not satisfied: resolved/closed → investigating, same department.
 
         The history records a ``reopen`` transition carrying the customer's comment;
@@ -321,19 +244,16 @@ class Case(CaseBookkeeping):
         assignee and first response time stay.
         """
         from_state = self.state
-        when = self._begin(actor, CaseAction.REOPEN, now, occurred_at)
+        step = self._begin(CaseAction.REOPEN, stamp)
         text = require_text(comment, "comment")
         self.reopen_count += 1
         self.resolution = None
         self.resolved_at = None
         self.closed_at = None
         self.close_reason = None
-        self._move(CaseAction.REOPEN, actor, when, now, text)
-        self._emit(
+        self._complete(
+            step,
             events.CaseReopened,
-            actor,
-            when,
-            now,
             text,
             reason=text,
             from_state=str(from_state),
@@ -342,14 +262,12 @@ class Case(CaseBookkeeping):
 
     def transfer(
         self,
+        stamp: Stamp,
         *,
         to_department: str,
         reason: str,
-        actor: str,
-        now: datetime,
         handler_level: HandlerLevel | str | None = None,
         assignee_id: str | None = None,
-        occurred_at: datetime | None = None,
     ) -> None:
         """Move the case to another department; it goes back to ``routed`` there.
 
@@ -359,7 +277,7 @@ class Case(CaseBookkeeping):
         department). ``assignee_id`` None means the case waits in the new department's
         queue.
         """
-        when = self._begin(actor, CaseAction.TRANSFER, now, occurred_at)
+        step = self._begin(CaseAction.TRANSFER, stamp)
         target = require_text(to_department, "to_department")
         why = require_text(reason, "reason")
         if target == self.department:
@@ -376,13 +294,11 @@ class Case(CaseBookkeeping):
             "to_department": target,
             "handler_level": str(level),
         }
-        self._move(CaseAction.TRANSFER, actor, when, now, why, details)
-        self._emit(
+        self._complete(
+            step,
             events.CaseTransferred,
-            actor,
-            when,
-            now,
             why,
+            details,
             from_department=from_department,
             reason=why,
             handler_level=str(level),
@@ -391,13 +307,11 @@ class Case(CaseBookkeeping):
 
     def escalate(
         self,
+        stamp: Stamp,
         *,
-        actor: str,
-        now: datetime,
         reason: EscalationReason | str = EscalationReason.MANUAL,
         assignee_id: str | None = None,
         to_level: HandlerLevel | str | None = None,
-        occurred_at: datetime | None = None,
         note: str | None = None,
     ) -> None:
         """Raise the handler level (agent → … → executive); the state is unchanged.
@@ -409,14 +323,8 @@ class Case(CaseBookkeeping):
         one-step escalation at the top (executive) is still recorded, with ``capped=True``
         on the event, but the level and (unless ``assignee_id`` is given) the assignee stay.
         """
-        when = self._begin(actor, CaseAction.ESCALATE, now, occurred_at)
-        try:
-            trigger = EscalationReason(reason)
-        except ValueError:
-            raise InvalidCommand(
-                f"unknown escalation reason {reason!r}; "
-                f"expected one of {[r.value for r in EscalationReason]}"
-            ) from None
+        step = self._begin(CaseAction.ESCALATE, stamp)
+        trigger = _member(EscalationReason, reason, "escalation reason")
         self._refuse_conflicted(assignee_id)
         from_level = self.handler_level
         target = self._escalation_target(to_level)
@@ -434,13 +342,11 @@ class Case(CaseBookkeeping):
             "reason": str(trigger),
             "capped": str(capped).lower(),
         }
-        self._move(CaseAction.ESCALATE, actor, when, now, note, details)
-        self._emit(
+        self._complete(
+            step,
             events.CaseEscalated,
-            actor,
-            when,
-            now,
             note,
+            details,
             from_level=str(from_level),
             to_level=str(self.handler_level),
             reason=str(trigger),
@@ -453,61 +359,47 @@ class Case(CaseBookkeeping):
         """The level an escalation leads to: one step up, or the given higher level."""
         if to_level is None:
             return self.handler_level.one_up()
-        try:
-            level = HandlerLevel(to_level)
-        except ValueError:
-            raise InvalidCommand(
-                f"unknown level {to_level!r}; expected one of {[lv.value for lv in HandlerLevel]}"
-            ) from None
+        level = _member(HandlerLevel, to_level, "level")
         if level <= self.handler_level:
             raise InvalidCommand(
                 f"the case is already at {self.handler_level} level, not below {level}"
             )
         return level
 
-    def add_note(
-        self,
-        *,
-        note: str,
-        actor: str,
-        now: datetime,
-        occurred_at: datetime | None = None,
-    ) -> None:
+    def add_note(self, stamp: Stamp, *, note: str) -> None:
         """Add a note without changing state (any state but closed)."""
-        when = self._begin(actor, CaseAction.ADD_NOTE, now, occurred_at)
-        text = require_text(note, "note")
-        self._move(CaseAction.ADD_NOTE, actor, when, now, text)
-        self._emit(events.CaseNoteAdded, actor, when, now, text)
+        step = self._begin(CaseAction.ADD_NOTE, stamp)
+        self._complete(step, events.CaseNoteAdded, require_text(note, "note"))
 
-    def assign(
-        self,
-        *,
-        assignee_id: str | None,
-        actor: str,
-        now: datetime,
-        occurred_at: datetime | None = None,
-        note: str | None = None,
-    ) -> None:
+    def assign(self, stamp: Stamp, *, assignee_id: str | None, note: str | None = None) -> None:
         """Give the case to a person at its level, or back to the queue with None.
 
         Used when someone picks a queued case and when the assignee is marked absent.
         Never to a member the complaint is about (``ConflictOfInterest``).
         """
-        when = self._begin(actor, CaseAction.ASSIGN, now, occurred_at)
+        step = self._begin(CaseAction.ASSIGN, stamp)
         self._refuse_conflicted(assignee_id)
         previous = self.assignee_id
         if assignee_id == previous:
             raise InvalidCommand(f"the case is already assigned to {previous or 'the queue'}")
         self.assignee_id = assignee_id
         details = {"from_assignee": previous or "", "assignee": assignee_id or ""}
-        self._move(CaseAction.ASSIGN, actor, when, now, note, details)
-        self._emit(
+        self._complete(
+            step,
             events.CaseAssigned,
-            actor,
-            when,
-            now,
             note,
+            details,
             from_assignee=previous,
             assignee=assignee_id,
             handler_level=str(self.handler_level),
         )
+
+
+def _member(vocabulary: type[E], value: E | str, what: str) -> E:
+    """``value`` as a member of ``vocabulary``, or ``InvalidCommand`` naming the choices."""
+    try:
+        return vocabulary(value)
+    except ValueError:
+        raise InvalidCommand(
+            f"unknown {what} {value!r}; expected one of {[v.value for v in vocabulary]}"
+        ) from None

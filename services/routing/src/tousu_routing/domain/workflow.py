@@ -66,6 +66,18 @@ class Transition:
     details: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, kw_only=True)
+class Stamp:
+    """Who takes an action and when: recorded at ``now``, done at ``occurred_at`` (None: now).
+
+    Every case action takes one; ``occurred_at`` is for work logged afterwards.
+    """
+
+    actor: str
+    now: datetime
+    occurred_at: datetime | None = None
+
+
 def require_aware(value: datetime, what: str) -> None:
     """Refuse naive datetimes: comparing them with aware ones is a bug waiting to happen."""
     if value.tzinfo is None or value.utcoffset() is None:

@@ -19,7 +19,7 @@ from tousu_shared.contracts.complaint import ClassificationData, ComplaintReceiv
 from tousu_shared.errors import NotFound
 
 from tousu_routing.adapters.case_repository import ComplaintFacts
-from tousu_routing.domain import Case, CaseAction, IllegalTransition, plan_routing
+from tousu_routing.domain import Case, CaseAction, IllegalTransition, Stamp, plan_routing
 from tousu_routing.domain import commands as c
 from tousu_routing.domain.record import CaseProfile, CaseRecord
 from tousu_routing.service_layer.context import RoutingContext
@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 ROUTING = Principal(key_id="system", name="routing", role="system", department=None)
 
 # Each command and the workflow action and Case method that carry it out; a command's
-# fields (but the case id and expected version) are that method's parameters.
+# actor and occurred_at make the method's Stamp, its other fields (but the case id and
+# expected version) are the method's keyword arguments.
 CASE_ACTIONS: dict[type[c.CaseCommand], tuple[CaseAction, Callable[..., None]]] = {
     c.AcknowledgeCase: (CaseAction.ACKNOWLEDGE, Case.acknowledge),
     c.RespondToCustomer: (CaseAction.RESPOND_TO_CUSTOMER, Case.respond_to_customer),
@@ -47,7 +48,7 @@ CASE_ACTIONS: dict[type[c.CaseCommand], tuple[CaseAction, Callable[..., None]]] 
     c.AddNote: (CaseAction.ADD_NOTE, Case.add_note),
     c.AssignCase: (CaseAction.ASSIGN, Case.assign),
 }
-_NOT_ARGUMENTS = frozenset({"case_id", "expected_version"})
+_NOT_ARGUMENTS = frozenset({"case_id", "expected_version", "actor", "occurred_at"})
 
 
 class ComplaintNotReceived(LookupError):
@@ -127,12 +128,10 @@ async def open_case(
     # offline before routing caught up can still be logged with its real time.
     case = Case.open_from_plan(
         plan,
+        Stamp(actor=ROUTING.actor, now=now, occurred_at=complaint_at),
         case_id=str(uuid.uuid4()),
         complaint_id=str(complaint_id),
         complaint_received_at=complaint_at,
-        actor=ROUTING.actor,
-        now=now,
-        occurred_at=complaint_at,
     )
     record = CaseRecord(
         case=case,
@@ -225,7 +224,8 @@ async def perform_action(
             uow, [department], subject=record.profile.subject, members=[assignee]
         )
         command = _with_assignment(command, record, roster)
-    carry_out(case, **_arguments(command), now=now)
+    stamp = Stamp(actor=command.actor, now=now, occurred_at=command.occurred_at)
+    carry_out(case, stamp, **_arguments(command))
     if action is CaseAction.REOPEN:
         await hand_over_if_away(uow, record, principal, now)
     await uow.save_case(record, principal, now)
@@ -245,8 +245,7 @@ async def hand_over_if_away(
         return
     decision = roster.choose(case.department, case.handler_level, case.excluded_member_ids | {away})
     case.assign(
+        Stamp(actor=principal.actor, now=now),
         assignee_id=decision.assignee_id,
-        actor=principal.actor,
-        now=now,
         note=f"{away} is not available: {decision.reason}",
     )

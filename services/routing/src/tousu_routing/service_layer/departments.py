@@ -19,7 +19,7 @@ from tousu_shared.settings import ServiceSettings
 from tousu_shared.topics import department_topic
 
 from tousu_routing.adapters.department_repository import DepartmentRecord, chain_to_json
-from tousu_routing.domain import Availability, Department, HandlerLevel, Member
+from tousu_routing.domain import Availability, Department, HandlerLevel, Member, Stamp
 from tousu_routing.service_layer.context import RoutingContext
 from tousu_routing.service_layer.roster import Roster
 from tousu_routing.service_layer.unit_of_work import RoutingUnitOfWork, RoutingWork
@@ -308,9 +308,8 @@ async def reassign_work_of(
             case.department, case.handler_level, case.excluded_member_ids | {member_id}
         )
         case.assign(
+            Stamp(actor=principal.actor, now=now),
             assignee_id=decision.assignee_id,
-            actor=principal.actor,
-            now=now,
             note=f"{member_id} {why}: {decision.reason}",
         )
         await uow.save_case(record, principal, now)

@@ -19,6 +19,7 @@ from tousu_routing.domain import (
     CaseState,
     ClosureReason,
     EscalationReason,
+    Stamp,
     handler_level_for,
 )
 from tousu_routing.domain.record import CaseRecord
@@ -90,17 +91,15 @@ async def apply_reclassification(
     needed = roster.conflict(record.profile.subject, case.department).apply_to(by_severity.level)
     if case.handler_level >= needed:
         case.add_note(
+            Stamp(actor=ROUTING.actor, now=now),
             note=f"{change}; handler level stays {case.handler_level} ({by_severity.reason})",
-            actor=ROUTING.actor,
-            now=now,
         )
     while case.handler_level < needed:
         decision = roster.choose(
             case.department, case.handler_level.one_up(), case.excluded_member_ids
         )
         case.escalate(
-            actor=ROUTING.actor,
-            now=now,
+            Stamp(actor=ROUTING.actor, now=now),
             reason=EscalationReason.RECLASSIFICATION,
             assignee_id=decision.assignee_id,
             note=f"{change}; {decision.reason}",
@@ -149,8 +148,7 @@ async def escalate_for_sla(
     roster = await Roster.load(uow, [case.department])
     decision = roster.choose(case.department, event.level, case.excluded_member_ids)
     case.escalate(
-        actor=SLA_MONITOR.actor,
-        now=now,
+        Stamp(actor=SLA_MONITOR.actor, now=now),
         reason=EscalationReason.SLA_BREACH,
         to_level=event.level,
         assignee_id=decision.assignee_id,
@@ -178,7 +176,7 @@ async def reopen_for_dissatisfaction(
         return None
     text = comment.strip() or "the customer is not satisfied"
     record.case.reopen(
-        comment=f"{text} (satisfaction {satisfaction}/5)", actor=FEEDBACK.actor, now=now
+        Stamp(actor=FEEDBACK.actor, now=now), comment=f"{text} (satisfaction {satisfaction}/5)"
     )
     await hand_over_if_away(uow, record, FEEDBACK, now)
     await uow.save_case(record, FEEDBACK, now)
@@ -202,10 +200,8 @@ async def close_after_feedback(
         )
         return None
     record.case.close(
-        actor=FEEDBACK.actor,
-        now=now,
+        Stamp(actor=FEEDBACK.actor, now=now, occurred_at=_when(record, happened_at, now)),
         close_reason=reason,
-        occurred_at=_when(record, happened_at, now),
     )
     await uow.save_case(record, FEEDBACK, now)
     return record
