@@ -4,7 +4,7 @@ routing running beside it (as the e2e test runs them), driven through their publ
 Each test gets its own topic namespace, emptied schemas, a mail sink on a free port, and a
 feedback credential issued through intake's admin API (``pii:read``: intake audits every
 read of contact details). The feedback clock follows real time with an offset a test may
-move: by default it stands at midday Beijing time, inside the send window.
+move: by default it stands at the next midday Beijing time, inside the send window.
 """
 
 from __future__ import annotations
@@ -80,9 +80,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def beijing_today_at(hour: int) -> dt.datetime:
-    today = dt.datetime.now(BEIJING).date()
-    return dt.datetime.combine(today, dt.time(hour), BEIJING).astimezone(dt.UTC)
+def next_beijing_midday() -> dt.datetime:
+    """Midday Beijing today, or tomorrow once today's has passed.
+
+    Inside the send window, and never behind the real time the other services stamp their
+    events with: a case resolved in feedback's future would not be offered until then.
+    """
+    now = dt.datetime.now(BEIJING)
+    midday = dt.datetime.combine(now.date(), dt.time(12), BEIJING)
+    if midday < now:
+        midday += dt.timedelta(days=1)
+    return midday.astimezone(dt.UTC)
 
 
 class System:
@@ -250,7 +258,7 @@ async def system(tmp_path: Path) -> AsyncIterator[System]:
     )
     common = {"bootstrap_admin_key": ADMIN_KEY, "topic_namespace": namespace}
     clock = ShiftedClock()
-    clock.set(beijing_today_at(12))
+    clock.set(next_beijing_midday())
     port = _free_port()
     sink = mailsink.start(tmp_path / "mail", port=port)
     world = System(namespace, tmp_path / "mail", clock)
