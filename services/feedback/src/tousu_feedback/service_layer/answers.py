@@ -7,6 +7,8 @@ The link's replies never reveal whether a complaint exists: an unknown or forged
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from tousu_shared.auth import Principal
@@ -93,68 +95,68 @@ async def answer_by_callback(
     ctx: FeedbackContext, command: CallbackAnswer, principal: Principal
 ) -> Survey:
     """The answer a customer gave on a callback, entered by the agent (who and the call)."""
-    async with ctx.uow() as uow:
-        survey = await _visible_survey(uow, command.survey_id, principal)
-        policy = await uow.policies.get(survey.policy_version)
-        now = ctx.clock()
-        try:
-            survey.record_attempt(
-                outcome="answered",
-                at=now,
-                agent=principal.actor,
-                note=command.note,
-                call_ref=command.call_ref,
-                policy=policy,
-            )
-        except SurveyRefused as exc:
-            raise Conflict(str(exc), allowed=list(exc.allowed)) from exc
-        _answer(
-            survey,
-            command.answer,
-            AnswerSource.CALLBACK,
-            ctx,
-            actor=principal.actor,
-            call_ref=command.call_ref,
-        )
-        await _store(uow, survey)
-        uow.audit(
-            principal,
-            "survey.callback_answer",
-            "survey",
-            str(survey.id),
-            complaint_id=survey.complaint_id,
-            details={"call_ref": command.call_ref},
-        )
-        await uow.commit()
-        return survey
+    return await _log_call(
+        ctx,
+        principal,
+        command.survey_id,
+        "answered",
+        command.note,
+        command.call_ref,
+        command.answer,
+    )
 
 
 async def record_callback_attempt(
     ctx: FeedbackContext, command: CallbackAttemptCommand, principal: Principal
 ) -> Survey:
     """A callback that did not reach the customer (the last allowed one expires the survey)."""
+    return await _log_call(
+        ctx, principal, command.survey_id, command.outcome, command.note, command.call_ref
+    )
+
+
+async def _log_call(
+    ctx: FeedbackContext,
+    principal: Principal,
+    survey_id: uuid.UUID,
+    outcome: str,
+    note: str | None,
+    call_ref: str | None,
+    answer: Answer | None = None,
+) -> Survey:
+    """Record one callback by the caller on their survey, with the answer it brought if any.
+
+    Audited as ``survey.callback_answer`` (with the call) or ``survey.callback_attempt``
+    (with the outcome); one commit.
+    """
     async with ctx.uow() as uow:
-        survey = await _visible_survey(uow, command.survey_id, principal)
+        survey = await _visible_survey(uow, survey_id, principal)
         policy = await uow.policies.get(survey.policy_version)
-        try:
+        with _refused_as_conflict():
             survey.record_attempt(
-                outcome=command.outcome,
+                outcome=outcome,
                 at=ctx.clock(),
                 agent=principal.actor,
-                note=command.note,
-                call_ref=command.call_ref,
+                note=note,
+                call_ref=call_ref,
                 policy=policy,
             )
-        except SurveyRefused as exc:
-            raise Conflict(str(exc), allowed=list(exc.allowed)) from exc
+        details: dict[str, str | None]
+        if answer is None:
+            action, details = "survey.callback_attempt", {"outcome": outcome}
+        else:
+            _answer(
+                survey, answer, AnswerSource.CALLBACK, ctx, actor=principal.actor, call_ref=call_ref
+            )
+            action, details = "survey.callback_answer", {"call_ref": call_ref}
         await _store(uow, survey)
         uow.audit(
             principal,
-            "survey.callback_attempt",
+            action,
             "survey",
             str(survey.id),
             complaint_id=survey.complaint_id,
-            details={"outcome": command.outcome},
+            details=details,
         )
         await uow.commit()
         return survey
@@ -178,10 +180,17 @@ def _answer(
     actor: str,
     call_ref: str | None = None,
 ) -> Outcome:
-    try:
+    with _refused_as_conflict():
         return survey.answer_with(
             answer, source=source, at=ctx.clock(), actor=actor, call_ref=call_ref
         )
+
+
+@contextmanager
+def _refused_as_conflict() -> Iterator[None]:
+    """A survey's refusal is the caller's 409, naming what is allowed instead."""
+    try:
+        yield
     except SurveyRefused as exc:
         raise Conflict(str(exc), allowed=list(exc.allowed)) from exc
 

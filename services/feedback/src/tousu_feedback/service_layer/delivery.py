@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from dataclasses import dataclass
 
 from tousu_feedback.domain.answer import AnswerToken
 from tousu_feedback.domain.channels import OutboundChannel
@@ -28,6 +29,10 @@ from tousu_feedback.service_layer.ports import (
 from tousu_feedback.service_layer.unit_of_work import FeedbackUnitOfWorkBase
 
 log = logging.getLogger(__name__)
+
+
+class _NotSent(Exception):
+    """The message to the customer could not go out (it is recorded as failed)."""
 
 
 async def run_due(ctx: FeedbackContext, *, limit: int) -> int:
@@ -58,14 +63,15 @@ async def run_step(
 ) -> Step | None:
     """Do what is due for one survey (nothing when nothing is)."""
     step = survey.due_step(now, policy)
+    due = _DueSurvey(uow, ctx, survey, policy, now)
     if step is Step.EXPIRE:
         survey.expire(now)
     elif step is Step.OFFER:
-        await _offer(uow, ctx, survey, policy, now)
+        await due.offer()
     elif step is Step.REMIND:
-        await _remind(uow, ctx, survey, policy, now)
+        await due.remind()
     elif step is Step.FILE_NEW_ISSUE:
-        await _file_new_issue(uow, ctx, survey, policy, now)
+        await due.file_new_issue()
     return step
 
 
@@ -86,142 +92,128 @@ def _address(channel: OutboundChannel, contact: Contact) -> str | None:
     return None
 
 
-async def _contact(uow: FeedbackUnitOfWorkBase, ctx: FeedbackContext, survey: Survey) -> Contact:
-    case = await uow.cases.get(survey.complaint_id)
-    if case is None:
-        raise IntakeUnavailable("the case's contact details URL is unknown")
-    return await ctx.intake.contact(case.contact_details_url)
+@dataclass(frozen=True)
+class _DueSurvey:
+    """One claimed survey, in its unit of work, at the time its step is done."""
 
+    uow: FeedbackUnitOfWorkBase
+    ctx: FeedbackContext
+    survey: Survey
+    policy: SurveyPolicy
+    now: dt.datetime
 
-async def _offer(
-    uow: FeedbackUnitOfWorkBase,
-    ctx: FeedbackContext,
-    survey: Survey,
-    policy: SurveyPolicy,
-    now: dt.datetime,
-) -> None:
-    try:
-        contact = await _contact(uow, ctx, survey)
-    except IntakeUnavailable as exc:
-        survey.postpone_offer(now + policy.retry_failed_send_after, str(exc), now)
-        return
-    channel = reachable_channel(policy.channel_for(contact.channel), contact)
-    if not channel.sends_link:
-        survey.offer(channel=channel, at=now, token=None, message_id=None, policy=policy)
-        return
-    expires_at = now + policy.expiry
-    sent = await _send(
-        uow, ctx, survey, contact, channel, MessageKind.RESULT_AND_SURVEY, expires_at, now
-    )
-    if sent is None:
-        survey.postpone_offer(now + policy.retry_failed_send_after, "sending failed", now)
-        return
-    message_id, token = sent
-    survey.offer(channel=channel, at=now, token=token, message_id=message_id, policy=policy)
+    async def offer(self) -> None:
+        """Tell the customer the result, with an answer link where the channel takes one."""
+        survey, policy, now = self.survey, self.policy, self.now
+        try:
+            contact = await self._contact()
+            channel = reachable_channel(policy.channel_for(contact.channel), contact)
+            if not channel.sends_link:
+                survey.offer(channel=channel, at=now, token=None, message_id=None, policy=policy)
+                return
+            expires_at = now + policy.expiry
+            message_id, token = await self._send(
+                contact, channel, MessageKind.RESULT_AND_SURVEY, expires_at
+            )
+        except (IntakeUnavailable, _NotSent) as exc:
+            survey.postpone_offer(now + policy.retry_failed_send_after, str(exc), now)
+            return
+        survey.offer(channel=channel, at=now, token=token, message_id=message_id, policy=policy)
 
+    async def remind(self) -> None:
+        """Send the reminder with a fresh link on the channel the offer went by."""
+        survey = self.survey
+        assert survey.channel is not None
+        try:
+            contact = await self._contact()
+            message_id, token = await self._send(
+                contact, survey.channel, MessageKind.REMINDER, survey.expires_at
+            )
+        except (IntakeUnavailable, _NotSent) as exc:
+            survey.skip_reminder(str(exc), self.now)
+            return
+        survey.remind(at=self.now, token=token, message_id=message_id)
 
-async def _remind(
-    uow: FeedbackUnitOfWorkBase,
-    ctx: FeedbackContext,
-    survey: Survey,
-    policy: SurveyPolicy,
-    now: dt.datetime,
-) -> None:
-    assert survey.channel is not None
-    try:
-        contact = await _contact(uow, ctx, survey)
-    except IntakeUnavailable as exc:
-        survey.skip_reminder(str(exc), now)
-        return
-    sent = await _send(
-        uow, ctx, survey, contact, survey.channel, MessageKind.REMINDER, survey.expires_at, now
-    )
-    if sent is None:
-        survey.skip_reminder("sending failed", now)
-        return
-    message_id, token = sent
-    survey.remind(at=now, token=token, message_id=message_id)
+    async def file_new_issue(self) -> None:
+        """The answer raised something new: a complaint of its own, idempotently."""
+        survey, now = self.survey, self.now
+        assert survey.answer is not None and survey.answer.new_issue
+        try:
+            contact = await self._contact()
+            complaint_id = await self.ctx.intake.file_complaint(
+                idempotency_key=f"survey-{survey.id}-new-issue",
+                contact=contact,
+                description=survey.answer.new_issue,
+            )
+        except IntakeUnavailable as exc:
+            retry_at = now + self.policy.retry_failed_send_after
+            survey.new_issue_failed(str(exc), now, retry_at=retry_at)
+            return
+        survey.new_issue_filed(complaint_id, now)
 
+    async def _contact(self) -> Contact:
+        case = await self.uow.cases.get(self.survey.complaint_id)
+        if case is None:
+            raise IntakeUnavailable("the case's contact details URL is unknown")
+        return await self.ctx.intake.contact(case.contact_details_url)
 
-async def _send(
-    uow: FeedbackUnitOfWorkBase,
-    ctx: FeedbackContext,
-    survey: Survey,
-    contact: Contact,
-    channel: OutboundChannel,
-    kind: MessageKind,
-    expires_at: dt.datetime,
-    now: dt.datetime,
-) -> tuple[uuid.UUID, TokenRecord] | None:
-    """Send one message with a fresh answer link; records it either way."""
-    token = AnswerToken.new()
-    link = ctx.answer_link(token.secret)
-    rendered = render(
-        kind,
-        tracking_code=contact.tracking_code,
-        resolution=survey.resolution,
-        link=link,
-        expires_at=expires_at,
-    )
-    message_id = uuid.uuid4()
-    address = _address(channel, contact)
-    assert address is not None
-    adapter = ctx.channels[channel]
-    provider_ref: str | None = None
-    error: str | None = None
-    try:
-        provider_ref = await adapter.send(
-            Delivery(
-                message_id=message_id,
-                complaint_id=survey.complaint_id,
-                to=address,
-                subject=rendered.subject,
-                text=rendered.text,
-                html=rendered.html,
+    async def _send(
+        self,
+        contact: Contact,
+        channel: OutboundChannel,
+        kind: MessageKind,
+        expires_at: dt.datetime,
+    ) -> tuple[uuid.UUID, TokenRecord]:
+        """Send one message with a fresh answer link; records it either way.
+
+        Raises ``_NotSent`` ("sending failed") when the channel refused it.
+        """
+        token = AnswerToken.new()
+        link = self.ctx.answer_link(token.secret)
+        rendered = render(
+            kind,
+            tracking_code=contact.tracking_code,
+            resolution=self.survey.resolution,
+            link=link,
+            expires_at=expires_at,
+        )
+        message_id = uuid.uuid4()
+        address = _address(channel, contact)
+        assert address is not None
+        adapter = self.ctx.channels[channel]
+        provider_ref: str | None = None
+        error: str | None = None
+        try:
+            provider_ref = await adapter.send(
+                Delivery(
+                    message_id=message_id,
+                    complaint_id=self.survey.complaint_id,
+                    to=address,
+                    subject=rendered.subject,
+                    text=rendered.text,
+                    html=rendered.html,
+                )
+            )
+        except DeliveryFailed as exc:
+            error = str(exc)
+            log.warning("a survey message could not be sent: %s", error)
+        stored = rendered.redacted(link)
+        await self.uow.messages.add(
+            OutboundMessage(
+                id=message_id,
+                survey_id=self.survey.id,
+                complaint_id=self.survey.complaint_id,
+                channel=channel.value,
+                kind=kind,
+                subject=stored.subject,
+                body=stored.text,
+                status=DeliveryStatus.FAILED if error else DeliveryStatus.SENT,
+                created_at=self.now,
+                sent_at=None if error else self.now,
+                provider_ref=provider_ref,
+                error=error,
             )
         )
-    except DeliveryFailed as exc:
-        error = str(exc)
-        log.warning("a survey message could not be sent: %s", error)
-    stored = rendered.redacted(link)
-    await uow.messages.add(
-        OutboundMessage(
-            id=message_id,
-            survey_id=survey.id,
-            complaint_id=survey.complaint_id,
-            channel=channel.value,
-            kind=kind,
-            subject=stored.subject,
-            body=stored.text,
-            status=DeliveryStatus.FAILED if error else DeliveryStatus.SENT,
-            created_at=now,
-            sent_at=None if error else now,
-            provider_ref=provider_ref,
-            error=error,
-        )
-    )
-    if error:
-        return None
-    return message_id, TokenRecord(token.digest, issued_at=now, expires_at=expires_at)
-
-
-async def _file_new_issue(
-    uow: FeedbackUnitOfWorkBase,
-    ctx: FeedbackContext,
-    survey: Survey,
-    policy: SurveyPolicy,
-    now: dt.datetime,
-) -> None:
-    """The answer raised something new: a complaint of its own, idempotently."""
-    assert survey.answer is not None and survey.answer.new_issue
-    try:
-        contact = await _contact(uow, ctx, survey)
-        complaint_id = await ctx.intake.file_complaint(
-            idempotency_key=f"survey-{survey.id}-new-issue",
-            contact=contact,
-            description=survey.answer.new_issue,
-        )
-    except IntakeUnavailable as exc:
-        survey.new_issue_failed(str(exc), now, retry_at=now + policy.retry_failed_send_after)
-        return
-    survey.new_issue_filed(complaint_id, now)
+        if error:
+            raise _NotSent("sending failed")
+        return message_id, TokenRecord(token.digest, issued_at=self.now, expires_at=expires_at)
