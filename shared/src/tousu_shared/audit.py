@@ -11,7 +11,6 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tousu_shared.auth import Principal
 from tousu_shared.logging import correlation_id_var
 
 
@@ -44,33 +43,6 @@ class AuditLog:
             "WHERE (CAST(:complaint_id AS uuid) IS NULL "
             "       OR complaint_id = CAST(:complaint_id AS uuid)) "
             "AND id > :after ORDER BY id LIMIT :limit"
-        )
-
-    async def record(
-        self,
-        session: AsyncSession,
-        principal: Principal,
-        action: str,
-        resource_type: str,
-        resource_id: str | None = None,
-        *,
-        complaint_id: uuid.UUID | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        """Append one entry; it commits with the caller's transaction."""
-        await self.record_many(
-            session,
-            [
-                AuditEntry(
-                    actor=principal.actor,
-                    role=principal.role,
-                    action=action,
-                    resource_type=resource_type,
-                    resource_id=resource_id,
-                    complaint_id=complaint_id,
-                    details=details or {},
-                )
-            ],
         )
 
     async def record_many(self, session: AsyncSession, entries: Sequence[AuditEntry]) -> None:

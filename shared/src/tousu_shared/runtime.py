@@ -25,6 +25,7 @@ from tousu_shared.inbox import EventConsumer, Handler
 from tousu_shared.kafka import create_consumer, create_producer
 from tousu_shared.outbox import CommitSignal, Outbox, OutboxRelay
 from tousu_shared.settings import ServiceSettings
+from tousu_shared.topics import consumed_by
 from tousu_shared.uow import SqlUnitOfWork, sql_unit_of_work_factory
 
 U = TypeVar("U", bound=SqlUnitOfWork)
@@ -111,6 +112,32 @@ class Service:
     migrations_dir: Path
     workers: Mapping[str, Worker] = field(default_factory=dict)
     relay_companions: list[Worker] = field(default_factory=list)
+
+    @classmethod
+    def of(
+        cls,
+        runtime: Runtime,
+        app: FastAPI,
+        uow: Callable[[], SqlUnitOfWork],
+        handlers: Mapping[str, Handler],
+        migrations_dir: Path,
+        *,
+        workers: Mapping[str, Worker] | None = None,
+        relay_companions: list[Worker] | None = None,
+    ) -> Service:
+        """The service its settings name, consuming the topics the topic map routes to it."""
+        name = runtime.settings.service_name
+        return cls(
+            name=name,
+            runtime=runtime,
+            app=app,
+            uow=uow,
+            handlers=handlers,
+            consumed_topics=consumed_by(name),
+            migrations_dir=migrations_dir,
+            workers=workers or {},
+            relay_companions=relay_companions or [],
+        )
 
     def consumer(self) -> EventConsumer:
         """The service's idempotent consumer of every topic it subscribes to."""

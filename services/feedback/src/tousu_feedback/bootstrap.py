@@ -8,7 +8,6 @@ import httpx
 from tousu_shared.clock import Clock, utc_now
 from tousu_shared.http import create_app
 from tousu_shared.runtime import Runtime, Service, include_routers
-from tousu_shared.topics import consumed_by
 
 from tousu_feedback.adapters.channels import GatewayTopic, SmtpEmail
 from tousu_feedback.adapters.intake import HttpIntake
@@ -51,8 +50,9 @@ def bootstrap(
         OutboundChannel.WECHAT: GatewayTopic("wechat", gateway_topic, runtime.producer),
     }
     api_key = settings.intake_api_key.get_secret_value() if settings.intake_api_key else None
+    uow = runtime.unit_of_work_factory(FeedbackUnitOfWork)
     ctx = FeedbackContext(
-        uow=runtime.unit_of_work_factory(FeedbackUnitOfWork),
+        uow=uow,
         clock=clock,
         channels=channels,
         intake=HttpIntake(settings.intake_url, api_key, transport=intake_transport),
@@ -66,13 +66,6 @@ def bootstrap(
     app.state.feedback = ctx
     include_routers(app, [api.router, public.router])
     scheduler = SurveyScheduler(settings, ctx)
-    return Service(
-        name=settings.service_name,
-        runtime=runtime,
-        app=app,
-        uow=runtime.unit_of_work_factory(FeedbackUnitOfWork),
-        handlers=event_handlers(ctx),
-        consumed_topics=consumed_by(settings.service_name),
-        migrations_dir=MIGRATIONS_DIR,
-        workers={"scheduler": scheduler.run},
+    return Service.of(
+        runtime, app, uow, event_handlers(ctx), MIGRATIONS_DIR, workers={"scheduler": scheduler.run}
     )

@@ -9,7 +9,6 @@ from pathlib import Path
 from tousu_shared.clock import Clock, utc_now
 from tousu_shared.http import create_app
 from tousu_shared.runtime import Runtime, Service, include_routers
-from tousu_shared.topics import consumed_by
 
 from tousu_intake.adapters.crypto import FieldCipher
 from tousu_intake.entrypoints import classifier_admin
@@ -58,12 +57,4 @@ def bootstrap(settings: IntakeSettings | None = None, *, clock: Clock = utc_now)
     )
     app.state.intake = context
     include_routers(app, [router, classifier_admin.router])
-    return Service(
-        name=settings.service_name,
-        runtime=runtime,
-        app=app,
-        uow=uow,
-        handlers=event_handlers(),
-        consumed_topics=consumed_by(settings.service_name),
-        migrations_dir=MIGRATIONS_DIR,
-    )
+    return Service.of(runtime, app, uow, event_handlers(), MIGRATIONS_DIR)

@@ -13,7 +13,6 @@ from pathlib import Path
 from tousu_shared.clock import utc_now
 from tousu_shared.http import create_app
 from tousu_shared.runtime import Runtime, Service, include_routers
-from tousu_shared.topics import consumed_by
 
 from tousu_routing.entrypoints.api import install_error_handlers, router
 from tousu_routing.service_layer.context import RoutingContext
@@ -54,13 +53,11 @@ def bootstrap(settings: RoutingSettings | None = None) -> Service:
         await ensure_department_topics(runtime)
         await stop.wait()
 
-    return Service(
-        name=settings.service_name,
-        runtime=runtime,
-        app=app,
-        uow=uow,
-        handlers=event_handlers(ctx),
-        consumed_topics=consumed_by(settings.service_name),
-        migrations_dir=MIGRATIONS_DIR,
+    return Service.of(
+        runtime,
+        app,
+        uow,
+        event_handlers(ctx),
+        MIGRATIONS_DIR,
         relay_companions=[department_topics_exist],
     )

@@ -9,7 +9,6 @@ from pathlib import Path
 from tousu_shared.clock import utc_now
 from tousu_shared.http import create_app
 from tousu_shared.runtime import Runtime, Service, include_routers
-from tousu_shared.topics import consumed_by
 
 from tousu_sla.adapters.repository import CatalogCache
 from tousu_sla.adapters.unit_of_work import SlaUnitOfWork
@@ -42,14 +41,8 @@ def bootstrap(settings: SlaSettings | None = None) -> Service:
     app.state.sla = ctx
     include_routers(app, [api.router, catalog_api.router, stream.router])
     scheduler = SlaScheduler(settings, ctx)
-    return Service(
-        name=settings.service_name,
-        runtime=runtime,
-        app=app,
-        uow=uow,
-        handlers=event_handlers(ctx),
-        consumed_topics=consumed_by(settings.service_name),
-        migrations_dir=MIGRATIONS_DIR,
-        # Runnable alone (`python -m tousu_sla scheduler`): an api+consumer process needs none.
-        workers={"scheduler": scheduler.run},
+    # The scheduler is runnable alone (`python -m tousu_sla scheduler`): an api+consumer
+    # process needs none.
+    return Service.of(
+        runtime, app, uow, event_handlers(ctx), MIGRATIONS_DIR, workers={"scheduler": scheduler.run}
     )

@@ -20,9 +20,8 @@ from tousu_feedback.service_layer.context import FeedbackContext
 from tousu_feedback.service_layer.unit_of_work import FeedbackUnitOfWorkBase
 
 
-class LinkGone(ServiceError):
-    status_code = 410
-    code = "link_expired"
+class LinkGone(ServiceError, status=410, code="link_expired"):
+    """An expired or revoked answer link."""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
 from tousu_shared.auth import Principal, require
 from tousu_shared.contracts.vocabulary import Category, Channel, Severity, Urgency
-from tousu_shared.errors import InvalidInput, ServiceError
+from tousu_shared.errors import InvalidInput, PayloadTooLarge, ServiceError, UnsupportedMediaType
 
 from tousu_intake.domain.classification import ClassifierRules
 from tousu_intake.domain.commands import GetComplaint, ListComplaints, SaveClassifierRules
@@ -49,16 +49,6 @@ IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", min_length=1, max_length=200),
 ]
-
-
-class UnsupportedMediaType(ServiceError):
-    status_code = 415
-    code = "unsupported_media_type"
-
-
-class PayloadTooLarge(ServiceError):
-    status_code = 413
-    code = "payload_too_large"
 
 
 async def get_context(request: Request) -> IntakeContext:
