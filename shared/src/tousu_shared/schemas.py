@@ -8,7 +8,7 @@ naming the field before anything is written. ``Int64`` keeps integers inside Pos
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -25,6 +25,28 @@ def _holds_nul(value: Any) -> bool:
     if isinstance(value, list | tuple | set | frozenset):
         return any(_holds_nul(item) for item in value)
     return False
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def from_attributes(model: type[M], *sources: object, **fields: Any) -> M:
+    """A response body whose fields are read off domain objects: each field not given in
+    ``fields`` comes from the first of ``sources`` with an attribute of its name.
+
+    So a read model states only what is not a copy (renamed, converted or computed). A field
+    that neither ``fields`` nor any source supplies is an ``AttributeError``, never a silent
+    default.
+    """
+    values = dict(fields)
+    for name in model.model_fields:
+        if name in values:
+            continue
+        source = next((s for s in sources if hasattr(s, name)), None)
+        if source is None:
+            raise AttributeError(f"{model.__name__}.{name}: no source has it")
+        values[name] = getattr(source, name)
+    return model(**values)
 
 
 class ApiModel(BaseModel):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -245,38 +246,17 @@ class SqlSurveyRepository:
                     .values(revoked_at=token.revoked_at)
                 )
             token.is_new = token.changed = False
-        if survey.new_history:
+        await self._append(orm.survey_history, survey.id, survey.new_history)
+        await self._append(orm.callback_attempt, survey.id, survey.new_attempts)
+
+    async def _append(self, table: Table, survey_id: uuid.UUID, rows: list[Any]) -> None:
+        """Insert a survey's new child rows (dataclasses named like the table's columns), then
+        forget them."""
+        if rows:
             await self._session.execute(
-                insert(orm.survey_history),
-                [
-                    {
-                        "survey_id": survey.id,
-                        "kind": e.kind,
-                        "at": e.at,
-                        "actor": e.actor,
-                        "details": e.details,
-                    }
-                    for e in survey.new_history
-                ],
+                insert(table), [{"survey_id": survey_id, **dataclasses.asdict(r)} for r in rows]
             )
-            survey.new_history.clear()
-        if survey.new_attempts:
-            await self._session.execute(
-                insert(orm.callback_attempt),
-                [
-                    {
-                        "survey_id": survey.id,
-                        "attempt": a.attempt,
-                        "outcome": a.outcome,
-                        "at": a.at,
-                        "agent": a.agent,
-                        "note": a.note,
-                        "call_ref": a.call_ref,
-                    }
-                    for a in survey.new_attempts
-                ],
-            )
-            survey.new_attempts.clear()
+            rows.clear()
 
 
 class SqlMessageRepository:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 import uuid
 
+from tousu_shared.schemas import from_attributes
+
 from tousu_intake.domain.commands import (
     AddMessage,
     AnonymizeCustomer,
@@ -72,25 +74,11 @@ def complaint_read(view: ComplaintView) -> ComplaintRead:
     """A complaint as staff see it."""
     complaint, contact = view.complaint, view.contact
     deadlines = complaint.deadlines
-    return ComplaintRead(
+    return from_attributes(
+        ComplaintRead,
+        complaint,
         **vars(complaint.details),
-        id=complaint.id,
-        tracking_code=complaint.tracking_code,
-        status=complaint.status,
-        department=complaint.department,
-        contact_at=complaint.contact_at,
-        received_at=complaint.received_at,
-        recorded_late=complaint.recorded_late,
-        customer_ref=complaint.customer_ref,
-        customer_tier=complaint.customer_tier,
-        related_complaint_ids=complaint.related_complaint_ids,
-        classification=complaint.classification,
         automatic_classification=complaint.auto_classification,
-        classification_explanation=complaint.classification_explanation,
-        ruleset_version=complaint.ruleset_version,
-        model_version=complaint.model_version,
-        needs_review=complaint.needs_review,
-        manual_classification=complaint.manual_classification,
         due_dates=deadlines.due,
         paused_milestones=deadlines.paused,
         contact=(
@@ -104,23 +92,14 @@ def complaint_read(view: ComplaintView) -> ComplaintRead:
 
 def message_read(message: Message) -> MessageRead:
     """A stored customer message."""
-    return MessageRead(
-        id=message.id,
-        complaint_id=message.complaint_id,
-        channel=message.channel,
-        body=message.body,
-        evidence=[dataclasses.asdict(e) for e in message.evidence],
-        added_at=message.added_at,
+    return from_attributes(
+        MessageRead, message, evidence=[dataclasses.asdict(e) for e in message.evidence]
     )
 
 
 def tracking_read(tracked: Tracking) -> TrackingRead:
     """What the customer may see."""
-    return TrackingRead(
-        tracking_code=tracked.tracking_code,
-        status=tracked.status,
-        next_step=tracked.next_step,
-        received_at=tracked.received_at,
-        due_dates=tracked.deadlines.due,
-        paused_milestones=tracked.deadlines.paused,
+    deadlines = tracked.deadlines
+    return from_attributes(
+        TrackingRead, tracked, due_dates=deadlines.due, paused_milestones=deadlines.paused
     )

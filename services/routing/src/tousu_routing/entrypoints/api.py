@@ -146,16 +146,12 @@ def etag(version: int) -> str:
 # ---- errors ----
 
 
-class IllegalTransitionError(Conflict):
+class IllegalTransitionError(Conflict, code="illegal_transition"):
     """A 409 naming the actions the case's state allows."""
 
-    code = "illegal_transition"
 
-
-class ConflictOfInterestError(Conflict):
+class ConflictOfInterestError(Conflict, code="conflict_of_interest"):
     """A 409 for an assignee the complaint is about."""
-
-    code = "conflict_of_interest"
 
 
 def _service_error(exc: RoutingDomainError) -> ServiceError:
@@ -292,20 +288,8 @@ async def add_member(
     code: str, body: MemberCreate, principal: MemberEditor, ctx: Context
 ) -> MemberRead:
     """Add a member, listed in the department's chain at their level."""
-    member = await committed(
-        ctx,
-        lambda uow: departments.add_member(
-            ctx,
-            uow,
-            principal,
-            code,
-            member_id=body.id,
-            name=body.name,
-            level=body.level,
-            availability=body.availability,
-            manager_id=body.manager_id,
-        ),
-    )
+    new = body.member(code)
+    member = await committed(ctx, lambda uow: departments.add_member(ctx, uow, principal, new))
     return MemberRead.of(member)
 
 

@@ -15,6 +15,7 @@ from tousu_shared.contracts.vocabulary import (
     RiskFlag,
     Severity,
 )
+from tousu_shared.schemas import from_attributes
 from tousu_shared.topics import department_topic
 
 from tousu_routing.adapters.department_repository import DepartmentRecord, chain_to_json
@@ -66,6 +67,10 @@ class MemberCreate(BaseModel):
     availability: Availability = Availability.AVAILABLE
     manager_id: str | None = None
 
+    def member(self, department: str) -> Member:
+        """The new member of ``department``."""
+        return Member(department=department, **self.model_dump())
+
 
 class MemberUpdate(BaseModel):
     """Changes to a member; marking them absent or off shift hands over their open cases."""
@@ -89,15 +94,7 @@ class MemberRead(BaseModel):
     @classmethod
     def of(cls, member: Member) -> MemberRead:
         """From the domain's member."""
-        return cls(
-            id=member.id,
-            name=member.name,
-            department=member.department,
-            level=member.level,
-            availability=member.availability,
-            manager_id=member.manager_id,
-            open_cases=member.open_cases,
-        )
+        return from_attributes(cls, member)
 
 
 class DepartmentRead(BaseModel):
@@ -115,15 +112,13 @@ class DepartmentRead(BaseModel):
     @classmethod
     def of(cls, record: DepartmentRecord, members: list[Member]) -> DepartmentRead:
         """From a stored department and its members."""
-        return cls(
-            code=record.code,
+        return from_attributes(
+            cls,
+            record,
             name=record.department.name,
             chain=chain_to_json(record.department.chain),
-            version=record.version,
             topic=department_topic(record.code),
             members=[MemberRead.of(m) for m in members],
-            created_at=record.created_at,
-            updated_at=record.updated_at,
         )
 
 
@@ -196,19 +191,13 @@ class RoutingRuleRead(BaseModel):
     ) -> RoutingRuleRead:
         """From a stored rule."""
         rule = record.rule
-        return cls(
-            id=rule.id,
-            order=rule.order,
-            name=rule.name,
-            target_department=rule.target_department,
+        return from_attributes(
+            cls,
+            rule,
+            record,
             criteria=criteria_to_json(rule.criteria),
-            enabled=rule.enabled,
             is_default=rule.is_catch_all,
             reachable=rule.id not in unreachable,
-            version=record.version,
-            updated_by=record.updated_by,
-            created_at=record.created_at,
-            updated_at=record.updated_at,
         )
 
 
@@ -422,15 +411,12 @@ class TransitionRead(BaseModel):
     @classmethod
     def of(cls, transition: Transition) -> TransitionRead:
         """From the domain's transition."""
-        return cls(
-            version=transition.version,
+        return from_attributes(
+            cls,
+            transition,
             action=action_slug(transition.action),
             from_state=str(transition.from_state) if transition.from_state else None,
             to_state=str(transition.to_state),
-            actor=transition.actor,
-            occurred_at=transition.occurred_at,
-            recorded_at=transition.recorded_at,
-            note=transition.note,
             details=dict(transition.details),
         )
 
@@ -486,44 +472,19 @@ class CaseRead(CaseSummaryRead):
     @classmethod
     def of(cls, record: CaseRecord) -> CaseRead:
         """From a case record."""
-        case, profile = record.case, record.profile
-        return cls(
-            id=record.id,
+        case = record.case
+        return from_attributes(
+            cls,
+            case,
+            record.profile,
+            record,
             complaint_id=uuid.UUID(case.complaint_id),
-            department=case.department,
             state=str(case.state),
-            handler_level=case.handler_level,
-            assignee_id=case.assignee_id,
-            version=case.version,
-            category=profile.category,
-            severity=profile.severity,
-            urgency=profile.urgency,
-            customer_tier=profile.customer_tier,
-            channel=profile.channel,
-            product_line=profile.product_line,
-            region=profile.region,
-            risk_flags=list(profile.risk_flags),
+            risk_flags=list(record.profile.risk_flags),
             rule_id=case.rule_id or "",
-            notify_management=case.notify_management,
-            escalation_level=case.escalation_level,
-            reopen_count=case.reopen_count,
-            complaint_received_at=case.complaint_received_at,
-            created_at=record.created_at,
             updated_at=record.updated_at or record.created_at,
-            rule_version=profile.rule_version,
             routing_reason=case.routing_reason or "",
             excluded_member_ids=sorted(case.excluded_member_ids),
-            subject_staff_ref=profile.subject_staff_ref,
-            subject_unit=profile.subject_unit,
-            contact_details_url=profile.contact_details_url,
-            root_cause=case.root_cause,
-            responsible_person=case.responsible_person,
-            solution=case.solution,
-            resolution=case.resolution,
-            acknowledged_at=case.acknowledged_at,
-            first_response_at=case.first_response_at,
-            resolved_at=case.resolved_at,
-            closed_at=case.closed_at,
             close_reason=str(case.close_reason) if case.close_reason else None,
             allowed_actions=[action_slug(a) for a in allowed_actions(case.state)],
             history=[TransitionRead.of(t) for t in case.history],

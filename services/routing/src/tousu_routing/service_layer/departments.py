@@ -183,29 +183,13 @@ async def _member(uow: RoutingWork, member_id: str) -> Member:
 
 
 async def add_member(
-    ctx: RoutingContext,
-    uow: RoutingWork,
-    principal: Principal,
-    code: str,
-    *,
-    member_id: str,
-    name: str,
-    level: HandlerLevel,
-    availability: Availability = Availability.AVAILABLE,
-    manager_id: str | None = None,
+    ctx: RoutingContext, uow: RoutingWork, principal: Principal, member: Member
 ) -> Member:
-    """Add a member to a department and list them in its chain at their level."""
+    """Add a member to their department and list them in its chain at their level."""
     now = ctx.clock()
+    code, member_id = member.department, member.id
     record = await _locked_department(uow, code)
-    member = Member(
-        id=member_id,
-        name=name,
-        department=code,
-        level=level,
-        availability=availability,
-        manager_id=manager_id,
-    )
-    await _known_manager(uow, manager_id)
+    await _known_manager(uow, member.manager_id)
     if not await uow.departments.add_member(member, now):
         raise Conflict(f"member {member_id!r} already exists", field="id")
     chain = dict(record.department.chain)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, Field
+from tousu_shared.schemas import from_attributes
 
 from tousu_sla.adapters.repository import CalendarRecord, PolicySetRecord, StoredCase
 from tousu_sla.domain import MilestoneView, PauseInterval, SlaPolicy, WorkingPeriod
@@ -26,13 +27,7 @@ class PauseRead(BaseModel):
     @classmethod
     def of(cls, pause: PauseInterval) -> PauseRead:
         """From the domain."""
-        return cls(
-            started_at=pause.started_at,
-            ended_at=pause.ended_at,
-            paused_by=pause.paused_by,
-            reason=pause.reason,
-            resumed_by=pause.resumed_by,
-        )
+        return from_attributes(cls, pause)
 
 
 class MilestoneRead(BaseModel):
@@ -58,23 +53,16 @@ class MilestoneRead(BaseModel):
     @classmethod
     def of(cls, view: MilestoneView) -> MilestoneRead:
         """From the domain view."""
-        return cls(
-            key=view.key,
-            name=view.name,
+        return from_attributes(
+            cls,
+            view,
             state=view.state.value,
-            clock=view.clock,
-            calendar=view.calendar,
-            started_at=view.started_at,
             target_seconds=view.target.total_seconds(),
-            due_at=view.due_at,
             elapsed_seconds=view.elapsed.total_seconds(),
             paused_seconds=view.paused_time.total_seconds(),
             pauses=[PauseRead.of(pause) for pause in view.pauses],
-            met_at=view.met_at,
-            within_target=view.within_target,
             escalation_level=view.escalation_level.value,
             warning_times={str(fraction): at for fraction, at in view.warning_times.items()},
-            next_fire_at=view.next_fire_at,
         )
 
 
@@ -173,12 +161,8 @@ class PolicySetRead(BaseModel):
     @classmethod
     def of(cls, record: PolicySetRecord) -> PolicySetRead:
         """From the stored record."""
-        return cls(
-            version=record.version,
-            comment=record.comment,
-            created_by=record.created_by,
-            created_at=record.created_at,
-            policies=record.policy_set.model_dump(mode="json")["policies"],
+        return from_attributes(
+            cls, record, policies=record.policy_set.model_dump(mode="json")["policies"]
         )
 
 
@@ -240,27 +224,18 @@ class CalendarRead(BaseModel):
     @classmethod
     def of(cls, record: CalendarRecord) -> CalendarRead:
         """From the stored record."""
-        return cls(
-            name=record.name,
-            version=record.version,
-            updated_by=record.updated_by,
-            updated_at=record.updated_at,
-            calendar=record.calendar.model_dump(mode="json"),
-        )
+        return from_attributes(cls, record, calendar=record.calendar.model_dump(mode="json"))
 
 
 def calendar_summary(record: CalendarRecord) -> CalendarSummary:
     """The list entry of a calendar."""
     calendar = record.calendar
-    return CalendarSummary(
-        name=record.name,
-        version=record.version,
-        timezone=calendar.timezone,
-        always_open=calendar.always_open,
+    return from_attributes(
+        CalendarSummary,
+        record,
+        calendar,
         data_years=sorted(calendar.data_years) if calendar.data_years is not None else None,
         overrides=len(calendar.overrides),
-        updated_by=record.updated_by,
-        updated_at=record.updated_at,
     )
 
 
