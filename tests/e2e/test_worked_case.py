@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,7 +20,6 @@ from zoneinfo import ZoneInfo
 import httpx
 import orjson
 import pytest
-from asgi_lifespan import LifespanManager
 from pydantic import TypeAdapter
 from tousu_analytics.bootstrap import bootstrap as analytics_bootstrap
 from tousu_analytics.settings import AnalyticsSettings
@@ -34,18 +32,17 @@ from tousu_routing.service_layer.defaults import ensure_defaults
 from tousu_routing.service_layer.departments import ensure_department_topics
 from tousu_routing.settings import RoutingSettings
 from tousu_shared.auth import new_api_key
-from tousu_shared.kafka import ensure_topics
 from tousu_shared.testing import (
-    KAFKA_BOOTSTRAP,
-    TOPIC_NAMESPACE,
+    api_client,
     envelopes,
+    fresh_namespace,
     issue_credential,
     read_topic,
+    running,
     test_settings,
     truncate_schema,
     wait_for,
 )
-from tousu_shared.topics import all_topic_names
 from tousu_sla.bootstrap import bootstrap as sla_bootstrap
 from tousu_sla.service_layer import catalog
 from tousu_sla.settings import SlaSettings
@@ -66,54 +63,28 @@ def compressed(duration: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def running(services):
-    """Each service's API (in-process), relay, consumer and background workers."""
-    stop = asyncio.Event()
-    tasks = []
-    for service in services:
-        tasks.append(asyncio.create_task(service.relay().run(stop)))
-        tasks.append(asyncio.create_task(service.consumer().run(stop)))
-        workers = [*service.workers.values(), *service.relay_companions]
-        tasks += [asyncio.create_task(worker(stop)) for worker in workers]
-    clients = []
+async def running_system(services):
+    """Each service's API (in-process), relay, consumer and background workers; yields the
+    API clients. The workers stop before the APIs shut down (which closes each runtime)."""
     async with contextlib.AsyncExitStack() as stack:
-        for service in services:
-            app = (await stack.enter_async_context(LifespanManager(service.app))).app
-            clients.append(
-                await stack.enter_async_context(
-                    httpx.AsyncClient(
-                        transport=httpx.ASGITransport(app=app),
-                        base_url="http://test",
-                        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-                    )
-                )
-            )
-        try:
-            yield clients
-        finally:
-            stop.set()
-            await asyncio.gather(*tasks)
+        clients = [
+            await stack.enter_async_context(api_client(service.app, ADMIN_KEY))
+            for service in services
+        ]
+        await stack.enter_async_context(running(*services, roles=True))
+        yield clients
 
 
 async def feedback_credential(intake) -> str:  # type: ignore[no-untyped-def]
     """As deploy/run-services.sh does: feedback's own ``service`` key at intake (pii:read)."""
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=intake.app),
-        base_url="http://test",
-        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-    ) as client:
+    async with api_client(intake.app, ADMIN_KEY, lifespan=False) as client:
         return await issue_credential(client, "service", "feedback-service")
 
 
 @pytest.fixture
 async def system():
     """All five services on one fresh topic namespace, empty schemas."""
-    namespace = f"{TOPIC_NAMESPACE}e2e-{uuid.uuid4().hex[:6]}."
-    await ensure_topics(
-        KAFKA_BOOTSTRAP,
-        [(namespace + name, parts) for name, parts in all_topic_names()]
-        + [(namespace + SMS_GATEWAY_TOPIC, 3)],
-    )
+    namespace = await fresh_namespace("e2e-", extra=[(SMS_GATEWAY_TOPIC, 3)])
     common = {"bootstrap_admin_key": ADMIN_KEY, "topic_namespace": namespace}
     intake = intake_bootstrap(test_settings(IntakeSettings, **common))
     routing = routing_bootstrap(test_settings(RoutingSettings, **common))
@@ -202,7 +173,7 @@ async def test_mr_wangs_laptop_is_resolved_and_closed_on_the_seed_timeline_witho
     system,
 ):
     intake, routing, sla, feedback, analytics, namespace = system
-    async with running([intake, routing, sla, feedback, analytics]) as (
+    async with running_system([intake, routing, sla, feedback, analytics]) as (
         intake_http,
         routing_http,
         sla_http,

@@ -22,8 +22,9 @@ from tousu_intake.service_layer.handlers import event_handlers
 from tousu_intake.settings import IntakeSettings
 from tousu_shared.auth import Principal
 from tousu_shared.clock import Clock, FixedClock
-from tousu_shared.contracts import Envelope, Event
+from tousu_shared.contracts import Event
 from tousu_shared.errors import Conflict
+from tousu_shared.testing import envelope_of
 from tousu_shared.uow import FakeUnitOfWork
 
 
@@ -206,18 +207,6 @@ def principal(role: str = "admin", department: str | None = None, **kwargs: Any)
         role=role,
         department=department,
         scopes=frozenset(scopes),
-    )
-
-
-def envelope_of(event: Event) -> Envelope:
-    """An event wrapped the way its producing service would."""
-    return Envelope(
-        source="tousu/test",
-        type=event.event_type,
-        subject=event.subject,
-        dataschemaversion=event.schema_version,
-        correlationid=event.subject,
-        data=event.model_dump(mode="json", exclude={"complaint_id"}),
     )
 
 

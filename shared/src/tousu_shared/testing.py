@@ -7,20 +7,24 @@ tables they use, so runs pass in any order and twice in a row.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
+from asgi_lifespan import LifespanManager
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tousu_shared.contracts import Envelope
+from tousu_shared.contracts import Envelope, Event
 from tousu_shared.kafka import ensure_topics
+from tousu_shared.runtime import Service
 from tousu_shared.settings import ServiceSettings
 from tousu_shared.topics import all_topic_names
 
@@ -117,6 +121,18 @@ async def issue_credential(http: Any, role: str, name: str, **fields: Any) -> st
     return str(response.json()["api_key"])
 
 
+def envelope_of(event: Event) -> Envelope:
+    """An event wrapped the way its producing service would (outside any correlation)."""
+    return Envelope(
+        source="tousu/test",
+        type=event.event_type,
+        subject=event.subject,
+        schema_version=event.schema_version,
+        correlation_id=event.subject,
+        data=event.model_dump(mode="json", exclude={"complaint_id"}),
+    )
+
+
 def envelopes(records: list[ConsumerRecord]) -> list[Envelope]:
     """The envelopes of Kafka records."""
     return [Envelope.from_bytes(record.value) for record in records]
@@ -138,20 +154,84 @@ async def wait_for(
         await asyncio.sleep(interval)
 
 
-@pytest.fixture(scope="session")
-async def kafka_topics() -> AsyncIterator[str]:
-    """Creates this run's topics; yields their namespace; deletes every topic under it after."""
-    await ensure_topics(
-        KAFKA_BOOTSTRAP,
-        [(f"{TOPIC_NAMESPACE}{name}", parts) for name, parts in all_topic_names()],
-    )
-    yield TOPIC_NAMESPACE
-    # A developer's broker would otherwise gather a dozen topics per run.
+async def create_topics(namespace: str, extra: Iterable[tuple[str, int]] = ()) -> str:
+    """Create every platform topic (and ``extra`` ones, as (name, partitions)) under a
+    namespace; returns the namespace."""
+    wanted = [*all_topic_names(), *extra]
+    await ensure_topics(KAFKA_BOOTSTRAP, [(namespace + name, parts) for name, parts in wanted])
+    return namespace
+
+
+async def fresh_namespace(label: str = "", extra: Iterable[tuple[str, int]] = ()) -> str:
+    """A topic namespace of one test's own, inside this run's, with its topics created (so a
+    new consumer group does not replay earlier tests' events)."""
+    return await create_topics(f"{TOPIC_NAMESPACE}{label}{uuid.uuid4().hex[:8]}.", extra)
+
+
+async def delete_topics(namespace: str) -> None:
+    """Delete every topic under a namespace: a developer's broker would otherwise gather a
+    dozen topics per run."""
     admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP)
     await admin.start()
     try:
-        ours = [name for name in await admin.list_topics() if name.startswith(TOPIC_NAMESPACE)]
+        ours = [name for name in await admin.list_topics() if name.startswith(namespace)]
         if ours:
             await admin.delete_topics(ours)
     finally:
         await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def running(*services: Service, roles: bool = False) -> AsyncIterator[asyncio.Event]:
+    """Each service's consumer and outbox relay (with ``roles``, also its workers and relay
+    companions, as ``all`` runs them) until the block ends; yields the stop event.
+
+    The block starts once every consumer is ready (or a task ended early, so a crash shows
+    instead of a wait).
+    """
+    stop = asyncio.Event()
+    tasks: list[asyncio.Future[None]] = []
+    consumers = []
+    for service in services:
+        consumer = service.consumer()
+        consumers.append(consumer)
+        tasks += [
+            asyncio.create_task(consumer.run(stop)),
+            asyncio.create_task(service.relay().run(stop)),
+        ]
+        if roles:
+            others = [*service.workers.values(), *service.relay_companions]
+            tasks += [asyncio.ensure_future(worker(stop)) for worker in others]
+    try:
+        await wait_for(
+            lambda: all(c.ready.is_set() for c in consumers) or any(t.done() for t in tasks)
+        )
+        yield stop
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+
+@contextlib.asynccontextmanager
+async def api_client(
+    app: Any, key: str, *, base_url: str = "http://test", lifespan: bool = True
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client speaking to an app in-process with an API key; with ``lifespan`` the app's
+    startup runs first and its shutdown after."""
+    async with contextlib.AsyncExitStack() as stack:
+        if lifespan:
+            app = (await stack.enter_async_context(LifespanManager(app))).app
+        yield await stack.enter_async_context(
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app),
+                base_url=base_url,
+                headers={"Authorization": f"Bearer {key}"},
+            )
+        )
+
+
+@pytest.fixture(scope="session")
+async def kafka_topics() -> AsyncIterator[str]:
+    """Creates this run's topics; yields their namespace; deletes every topic under it after."""
+    yield await create_topics(TOPIC_NAMESPACE)
+    await delete_topics(TOPIC_NAMESPACE)

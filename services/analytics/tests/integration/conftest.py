@@ -16,24 +16,23 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
-from asgi_lifespan import LifespanManager
 from sqlalchemy import text
 from tousu_analytics.bootstrap import bootstrap
 from tousu_analytics.settings import AnalyticsSettings
 from tousu_shared.auth import new_api_key
 from tousu_shared.clock import FixedClock
 from tousu_shared.contracts import Envelope, Event
-from tousu_shared.kafka import ensure_topics
 from tousu_shared.runtime import Service
 from tousu_shared.testing import (
-    KAFKA_BOOTSTRAP,
-    TOPIC_NAMESPACE,
+    api_client,
+    delete_topics,
+    fresh_namespace,
+    issue_credential,
+    running,
     test_settings,
     truncate_schema,
     wait_for,
 )
-from tousu_shared.topics import all_topic_names
 
 pytestmark = pytest.mark.integration
 
@@ -94,64 +93,24 @@ class Harness:
 
         await wait_for(done, timeout=60)
 
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
-        stop = asyncio.Event()
-        consumer = self.service.consumer()
-        tasks = [
-            asyncio.create_task(consumer.run(stop)),
-            asyncio.create_task(self.service.relay().run(stop)),
-        ]
-        try:
-            await wait_for(lambda: consumer.ready.is_set() or any(t.done() for t in tasks))
-            yield
-        finally:
-            stop.set()
-            await asyncio.gather(*tasks)
+    def running(self) -> contextlib.AbstractAsyncContextManager[asyncio.Event]:
+        return running(self.service)
 
-    @contextlib.asynccontextmanager
-    async def http(self, key: str = ADMIN_KEY) -> AsyncIterator[httpx.AsyncClient]:
-        async with LifespanManager(self.service.app) as manager:
-            transport = httpx.ASGITransport(app=manager.app)
-            async with httpx.AsyncClient(
-                transport=transport,
-                base_url="http://analytics",
-                headers={"Authorization": f"Bearer {key}"},
-            ) as client:
-                yield client
+    def http(
+        self, key: str = ADMIN_KEY
+    ) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
+        return api_client(self.service.app, key, base_url="http://analytics")
 
     async def credential(
         self, http: httpx.AsyncClient, role: str, department: str | None = None
     ) -> str:
-        response = await http.post(
-            "/v1/admin/credentials",
-            json={
-                "name": f"{role}-{uuid.uuid4().hex[:6]}",
-                "role": role,
-                "department": department,
-            },
-        )
-        assert response.status_code == 201, response.text
-        return response.json()["api_key"]
-
-
-async def _delete_topics(namespace: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP)
-    await admin.start()
-    try:
-        mine = [name for name in await admin.list_topics() if name.startswith(namespace)]
-        if mine:
-            await admin.delete_topics(mine)
-    finally:
-        await admin.close()
+        name = f"{role}-{uuid.uuid4().hex[:6]}"
+        return await issue_credential(http, role, name, department=department)
 
 
 @pytest.fixture
 async def analytics() -> AsyncIterator[Harness]:
-    namespace = f"{TOPIC_NAMESPACE}an-{uuid.uuid4().hex[:8]}."
-    await ensure_topics(
-        KAFKA_BOOTSTRAP, [(namespace + name, parts) for name, parts in all_topic_names()]
-    )
+    namespace = await fresh_namespace("an-")
     clock = FixedClock(datetime(2025, 11, 3, 2, 0, tzinfo=UTC))
     service = bootstrap(
         test_settings(AnalyticsSettings, topic_namespace=namespace, bootstrap_admin_key=ADMIN_KEY),
@@ -163,7 +122,7 @@ async def analytics() -> AsyncIterator[Harness]:
     finally:
         await truncate_schema(service.runtime.engine, "analytics")
         await service.runtime.close()
-        await _delete_topics(namespace)
+        await delete_topics(namespace)
 
 
 @pytest.fixture

@@ -37,19 +37,18 @@ from tousu_routing.service_layer.departments import ensure_department_topics
 from tousu_routing.settings import RoutingSettings
 from tousu_shared.auth import new_api_key
 from tousu_shared.contracts import Envelope
-from tousu_shared.kafka import ensure_topics
 from tousu_shared.runtime import Service
 from tousu_shared.testing import (
-    KAFKA_BOOTSTRAP,
-    TOPIC_NAMESPACE,
+    api_client,
     envelopes,
+    fresh_namespace,
     issue_credential,
     read_topic,
+    running,
     test_settings,
     truncate_schema,
     wait_for,
 )
-from tousu_shared.topics import all_topic_names
 
 pytestmark = pytest.mark.integration
 
@@ -240,22 +239,13 @@ class System:
         return await self.http["feedback"].post(f"/v1/public/surveys/{token}", json=body)
 
     async def credential(self, role: str, department: str | None = None) -> str:
-        response = await self.http["feedback"].post(
-            "/v1/admin/credentials",
-            json={"name": f"{role}-{uuid.uuid4().hex[:6]}", "role": role, "department": department},
-        )
-        assert response.status_code == 201, response.text
-        return str(response.json()["api_key"])
+        name = f"{role}-{uuid.uuid4().hex[:6]}"
+        return await issue_credential(self.http["feedback"], role, name, department=department)
 
 
 @pytest.fixture
 async def system(tmp_path: Path) -> AsyncIterator[System]:
-    namespace = f"{TOPIC_NAMESPACE}fb-{uuid.uuid4().hex[:6]}."
-    await ensure_topics(
-        KAFKA_BOOTSTRAP,
-        [(namespace + name, parts) for name, parts in all_topic_names()]
-        + [(namespace + GATEWAY_TOPIC, 3)],
-    )
+    namespace = await fresh_namespace("fb-", extra=[(GATEWAY_TOPIC, 3)])
     common = {"bootstrap_admin_key": ADMIN_KEY, "topic_namespace": namespace}
     clock = ShiftedClock()
     clock.set(next_beijing_midday())
@@ -270,12 +260,12 @@ async def system(tmp_path: Path) -> AsyncIterator[System]:
         await ensure_defaults(db_session=session)
     await ensure_department_topics(world.routing.runtime)
 
-    stop = asyncio.Event()
-    tasks: list[asyncio.Task[None]] = []
     try:
         async with contextlib.AsyncExitStack() as stack:
             intake_app = (await stack.enter_async_context(LifespanManager(world.intake.app))).app
-            world.http["intake"] = await stack.enter_async_context(_client(intake_app))
+            world.http["intake"] = await stack.enter_async_context(
+                api_client(intake_app, ADMIN_KEY, lifespan=False)
+            )
             world.feedback_key = await issue_credential(
                 world.http["intake"], "service", "feedback-service"
             )
@@ -293,22 +283,11 @@ async def system(tmp_path: Path) -> AsyncIterator[System]:
             )
             await truncate_schema(world.feedback.runtime.engine, "feedback")
             for name, service in (("routing", world.routing), ("feedback", world.feedback)):
-                app = (await stack.enter_async_context(LifespanManager(service.app))).app
-                world.http[name] = await stack.enter_async_context(_client(app))
-            consumers = []
-            for service in (world.intake, world.routing, world.feedback):
-                consumer = service.consumer()
-                consumers.append(consumer)
-                tasks += [
-                    asyncio.create_task(consumer.run(stop)),
-                    asyncio.create_task(service.relay().run(stop)),
-                ]
-            await wait_for(lambda: all(c.ready.is_set() for c in consumers))
-            try:
-                yield world
-            finally:
-                stop.set()
-                await asyncio.gather(*tasks)
+                world.http[name] = await stack.enter_async_context(
+                    api_client(service.app, ADMIN_KEY)
+                )
+            await stack.enter_async_context(running(world.intake, world.routing, world.feedback))
+            yield world
     finally:
         sink.stop()
         await truncate_schema(world.routing.runtime.engine, "routing")
@@ -316,16 +295,6 @@ async def system(tmp_path: Path) -> AsyncIterator[System]:
             await ensure_defaults(db_session=session)
         await world.intake.runtime.close()
         await world.routing.runtime.close()
-
-
-@contextlib.asynccontextmanager
-async def _client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://test",
-        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-    ) as client:
-        yield client
 
 
 @pytest.fixture

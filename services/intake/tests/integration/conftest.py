@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from intake_factories import ADMIN_KEY
 from tousu_intake.bootstrap import bootstrap
 from tousu_intake.settings import IntakeSettings
-from tousu_shared.testing import test_settings, truncate_schema
+from tousu_shared.testing import api_client, test_settings, truncate_schema
 
 
 @pytest.fixture
@@ -22,11 +20,5 @@ async def intake(kafka_topics):
 @pytest.fixture
 async def http(intake):
     """An HTTP client speaking to the intake app in-process (lifespan included)."""
-    async with LifespanManager(intake.app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(
-            transport=transport,
-            base_url="http://intake",
-            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-        ) as client:
-            yield client
+    async with api_client(intake.app, ADMIN_KEY, base_url="http://intake") as client:
+        yield client

@@ -9,7 +9,6 @@ this file).
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -18,8 +17,6 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
-from aiokafka.admin import AIOKafkaAdminClient
-from asgi_lifespan import LifespanManager
 from sqlalchemy import text
 from tousu_routing.bootstrap import bootstrap
 from tousu_routing.service_layer.defaults import ensure_defaults
@@ -32,16 +29,19 @@ from tousu_shared.contracts.complaint import (
     ComplaintClassified,
     ComplaintReceived,
 )
-from tousu_shared.kafka import ensure_topics
 from tousu_shared.runtime import Service
 from tousu_shared.testing import (
     KAFKA_BOOTSTRAP,
-    TOPIC_NAMESPACE,
+    api_client,
+    delete_topics,
+    envelope_of,
+    fresh_namespace,
+    issue_credential,
+    running,
     test_settings,
     truncate_schema,
     wait_for,
 )
-from tousu_shared.topics import all_topic_names
 
 ADMIN_KEY = new_api_key()[1]
 
@@ -54,10 +54,7 @@ def bearer(key: str) -> dict[str, str]:
 @pytest.fixture
 async def service() -> AsyncIterator[Service]:
     """The routing service on its own topics, with an empty schema and the defaults seeded."""
-    namespace = f"{TOPIC_NAMESPACE}{uuid.uuid4().hex[:8]}."
-    await ensure_topics(
-        KAFKA_BOOTSTRAP, [(namespace + name, parts) for name, parts in all_topic_names()]
-    )
+    namespace = await fresh_namespace()
     routing = bootstrap(
         test_settings(RoutingSettings, bootstrap_admin_key=ADMIN_KEY, topic_namespace=namespace)
     )
@@ -69,7 +66,7 @@ async def service() -> AsyncIterator[Service]:
         # The database is shared with development runs: leave only the seeded defaults.
         await _reset_schema(routing)
         await routing.runtime.close()
-        await _delete_topics(namespace)
+        await delete_topics(namespace)
 
 
 async def _reset_schema(routing: Service) -> None:
@@ -78,43 +75,18 @@ async def _reset_schema(routing: Service) -> None:
         await ensure_defaults(db_session=session)
 
 
-async def _delete_topics(namespace: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP)
-    await admin.start()
-    try:
-        mine = [name for name in await admin.list_topics() if name.startswith(namespace)]
-        if mine:
-            await admin.delete_topics(mine)
-    finally:
-        await admin.close()
-
-
 @pytest.fixture
 async def workers(service: Service) -> AsyncIterator[None]:
     """The service's consumer and outbox relay, running until the test ends."""
-    stop = asyncio.Event()
-    consumer = service.consumer()
-    tasks = [
-        asyncio.create_task(consumer.run(stop)),
-        asyncio.create_task(service.relay().run(stop)),
-    ]
-    try:
-        await wait_for(lambda: consumer.ready.is_set() or any(t.done() for t in tasks))
+    async with running(service):
         yield
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks)
 
 
 @pytest.fixture
 async def http(service: Service) -> AsyncIterator[httpx.AsyncClient]:
     """An API client holding the bootstrap admin key."""
-    async with LifespanManager(service.app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://test", headers=bearer(ADMIN_KEY)
-        ) as client:
-            yield client
+    async with api_client(service.app, ADMIN_KEY) as client:
+        yield client
 
 
 @pytest.fixture
@@ -124,18 +96,6 @@ async def kit(service: Service, http: httpx.AsyncClient, workers: None) -> Kit:
 
 
 # ---- events from the other services -----------------------------------------------------------
-
-
-def envelope_of(event: Event) -> Envelope:
-    """An event wrapped the way its producing service would."""
-    return Envelope(
-        source="tousu/test",
-        type=event.event_type,
-        subject=event.subject,
-        dataschemaversion=event.schema_version,
-        correlationid=event.subject,
-        data=event.model_dump(mode="json", exclude={"complaint_id"}),
-    )
 
 
 def received(complaint_id: uuid.UUID, **overrides: Any) -> ComplaintReceived:
@@ -357,16 +317,8 @@ class Kit:
 
     async def credential(self, role: str, department: str | None = None) -> str:
         """Issue a credential through this service's admin API (stored locally at once)."""
-        response = await self.http.post(
-            "/v1/admin/credentials",
-            json={
-                "name": f"{role}-{uuid.uuid4().hex[:6]}",
-                "role": role,
-                "department": department,
-            },
-        )
-        assert response.status_code == 201, response.text
-        return response.json()["api_key"]
+        name = f"{role}-{uuid.uuid4().hex[:6]}"
+        return await issue_credential(self.http, role, name, department=department)
 
     async def outbox_drained(self) -> None:
         """Wait until the relay published everything routing enqueued."""

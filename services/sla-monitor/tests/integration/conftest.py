@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import ConsumerRecord
-from asgi_lifespan import LifespanManager
 from tousu_shared.auth import new_api_key
 from tousu_shared.contracts import Envelope, Event
 from tousu_shared.contracts.case import CaseRouted
@@ -27,18 +26,16 @@ from tousu_shared.contracts.complaint import (
     ComplaintReceived,
     ComplaintReclassified,
 )
-from tousu_shared.kafka import ensure_topics
 from tousu_shared.runtime import Service
 from tousu_shared.testing import (
-    KAFKA_BOOTSTRAP,
-    TOPIC_NAMESPACE,
+    api_client,
     envelopes,
+    fresh_namespace,
     read_topic,
+    running,
     test_settings,
     truncate_schema,
-    wait_for,
 )
-from tousu_shared.topics import all_topic_names
 from tousu_sla.bootstrap import bootstrap
 from tousu_sla.domain import MatchCriteria, MilestoneSpec, SlaPolicy
 from tousu_sla.entrypoints.scheduler import SlaScheduler
@@ -157,23 +154,11 @@ class SlaHarness:
 
     # -- workers ----------------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def running(self, *, scheduler: bool = True) -> AsyncIterator[asyncio.Event]:
+    def running(
+        self, *, scheduler: bool = True
+    ) -> contextlib.AbstractAsyncContextManager[asyncio.Event]:
         """Run the consumer and relay (and the scheduler) until the block ends."""
-        stop = asyncio.Event()
-        consumer = self.service.consumer()
-        tasks = [
-            asyncio.create_task(consumer.run(stop)),
-            asyncio.create_task(self.service.relay().run(stop)),
-        ]
-        if scheduler:
-            tasks += [asyncio.create_task(worker(stop)) for worker in self.service.workers.values()]
-        try:
-            await wait_for(consumer.ready.is_set)
-            yield stop
-        finally:
-            stop.set()
-            await asyncio.gather(*tasks)
+        return running(self.service, roles=scheduler)
 
     def scheduler(self) -> SlaScheduler:
         """A scheduler of its own (as another process would run)."""
@@ -199,17 +184,11 @@ class SlaHarness:
 
     # -- HTTP -------------------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def http(self, key: str = ADMIN_KEY) -> AsyncIterator[httpx.AsyncClient]:
+    def http(
+        self, key: str = ADMIN_KEY
+    ) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
         """An HTTP client speaking to the app in-process."""
-        async with LifespanManager(self.service.app) as manager:
-            transport = httpx.ASGITransport(app=manager.app)
-            async with httpx.AsyncClient(
-                transport=transport,
-                base_url="http://sla",
-                headers={"Authorization": f"Bearer {key}"},
-            ) as client:
-                yield client
+        return api_client(self.service.app, key, base_url="http://sla")
 
     async def close(self) -> None:
         if self._producer is not None:
@@ -236,10 +215,7 @@ async def fresh_schema_after_the_run() -> AsyncIterator[None]:
 @pytest.fixture
 async def sla() -> AsyncIterator[SlaHarness]:
     """The service on topics of its own, with an empty schema and the test policies."""
-    namespace = f"{TOPIC_NAMESPACE}sla-{uuid.uuid4().hex[:8]}."
-    await ensure_topics(
-        KAFKA_BOOTSTRAP, [(f"{namespace}{name}", parts) for name, parts in all_topic_names()]
-    )
+    namespace = await fresh_namespace("sla-")
     service = bootstrap(
         test_settings(
             SlaSettings,
