@@ -1,4 +1,12 @@
-"""Writes the read model: executes the projection's upserts on one generation's tables."""
+"""Writes the read model: executes the projection's upserts on one generation's tables.
+
+Changes of one shape go to the database as one statement. A few rows (the consumer's one
+event) are sent as an executemany; many rows (the bulk generator's batches) as a single
+``INSERT … SELECT FROM jsonb_to_recordset(…) ON CONFLICT …``, with the same merge clause:
+one round trip and one statement instead of thousands. A statement may touch a row only
+once, so a batch that changes one key several times is applied in *layers* (the n-th change
+of every key in the n-th layer), which keeps every key's changes in their order.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,22 +59,58 @@ def _signature(change: Upsert) -> tuple:
     )
 
 
+# From this many rows of one shape on, a layer goes as one INSERT … SELECT statement.
+BULK_ROWS = 200
+
+
+def _layers(batch: list[Upsert]) -> list[list[Upsert]]:
+    """The changes split so that no layer holds a key twice; the n-th change of each key
+    is in the n-th layer."""
+    seen: dict[tuple, int] = defaultdict(int)
+    layers: list[list[Upsert]] = []
+    for change in batch:
+        key = tuple(change.key.values())
+        n = seen[key]
+        seen[key] = n + 1
+        if n == len(layers):
+            layers.append([])
+        layers[n].append(change)
+    return layers
+
+
 class ReadModelWriter:
     """Applies upserts; changes of one shape go to the database as one statement."""
 
-    def __init__(self, session: AsyncSession, tables: ReadModelTables) -> None:
+    def __init__(
+        self, session: AsyncSession, tables: ReadModelTables, bulk_rows: int = BULK_ROWS
+    ) -> None:
         self._session = session
         self._tables = {table.name.removesuffix(tables.suffix): table for table in tables.all}
+        self._bulk_rows = bulk_rows
 
-    def _statement(self, change: Upsert) -> Insert:
-        table = self._tables[change.table]
-        stmt = insert(table)
+    def _on_conflict(self, table: sa.Table, stmt: Insert, change: Upsert) -> Insert:
         if not change.values:
             return stmt.on_conflict_do_nothing()
         return stmt.on_conflict_do_update(
             index_elements=list(change.key),
             set_={column: _merged(table, stmt, change, column) for column in change.values},
         )
+
+    def _statement(self, change: Upsert) -> Insert:
+        table = self._tables[change.table]
+        return self._on_conflict(table, insert(table), change)
+
+    def _bulk_statement(self, change: Upsert) -> Insert:
+        """The same upsert, its rows read from one JSON array parameter ``rows``."""
+        table = self._tables[change.table]
+        columns = [*change.key, *change.values]
+        records = (
+            sa.func.jsonb_to_recordset(sa.cast(sa.bindparam("rows", type_=sa.Text), pg.JSONB))
+            .table_valued(*(sa.column(name, table.c[name].type) for name in columns))
+            .render_derived(name="r", with_types=True)
+        )
+        stmt = insert(table).from_select(columns, sa.select(*(records.c[n] for n in columns)))
+        return self._on_conflict(table, stmt, change)
 
     async def apply(self, changes: Iterable[Upsert]) -> None:
         """Apply changes in order (one event's changes, or a batch of generated ones)."""
@@ -76,6 +122,10 @@ class ReadModelWriter:
                 order.append(signature)
             groups[signature].append(change)
         for signature in order:
-            batch = groups[signature]
-            rows = [{**change.key, **change.values} for change in batch]
-            await self._session.execute(self._statement(batch[0]), rows)
+            for layer in _layers(groups[signature]):
+                rows = [{**change.key, **change.values} for change in layer]
+                if len(rows) < self._bulk_rows:
+                    await self._session.execute(self._statement(layer[0]), rows)
+                else:
+                    document = orjson.dumps(rows).decode()
+                    await self._session.execute(self._bulk_statement(layer[0]), {"rows": document})

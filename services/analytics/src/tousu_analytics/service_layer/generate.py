@@ -4,13 +4,20 @@ For scale measurements: each complaint's lifecycle is written as the contract ev
 other services would publish, turned into read-model changes by ``domain/projection.py``
 and applied by the same writer the consumer uses, a batch per transaction (Kafka and the
 inbox are skipped: they bound throughput, not the read model's size).
+
+Complaints arrive in time order, as the consumer sees them, spread evenly with random
+jitter over the period; the ids come from the seed, so running the same generation again
+changes nothing (the merges are idempotent) and an interrupted one can be completed. The
+next batch is built in a thread while the database applies the current one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from tousu_shared.contracts import Event
@@ -130,21 +137,29 @@ async def generate(
     start: datetime | None = None,
     days: int = 365,
     seed: int = 1,
-    batch: int = 5000,
+    batch: int = 10_000,
 ) -> int:
     """Write ``complaints`` synthetic complaints spread over ``days`` from ``start``."""
     rng = random.Random(seed)
     start = start or datetime(2025, 1, 1, tzinfo=UTC)
-    written = 0
-    while written < complaints:
-        size = min(batch, complaints - written)
+    spacing = days * 86400 / max(complaints, 1)
+
+    def build(first: int) -> list[Upsert]:
         changes: list[Upsert] = []
-        for _ in range(size):
-            at = start + timedelta(seconds=rng.uniform(0, days * 86400))
+        for n in range(first, min(first + batch, complaints)):
+            at = start + timedelta(seconds=(n + rng.random()) * spacing)
             for event in _events(rng, at):
                 changes += changes_for(event, uuid.UUID(int=rng.getrandbits(128)))
-        async with ctx.uow() as uow:
-            await uow.read_model.apply(changes)
-            await uow.commit()
-        written += size
-    return written
+        return changes
+
+    loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor(1, thread_name_prefix="generate") as pool:
+        pending = loop.run_in_executor(pool, build, 0)
+        for first in range(0, complaints, batch):
+            changes = await pending
+            if first + batch < complaints:
+                pending = loop.run_in_executor(pool, build, first + batch)
+            async with ctx.uow() as uow:
+                await uow.read_model.apply(changes)
+                await uow.commit()
+    return complaints

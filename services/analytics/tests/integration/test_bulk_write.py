@@ -1,0 +1,123 @@
+"""The read-model writer's bulk path (one INSERT … SELECT per layer of a batch, what the
+generator uses) leaves exactly the rows that the row-at-a-time path leaves."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from tousu_analytics.adapters.orm import ReadModelTables, read_model_tables
+from tousu_analytics.adapters.read_model import ReadModelWriter
+from tousu_analytics.domain.projection import changes_for
+from tousu_shared.contracts import Event
+from tousu_shared.contracts.case import (
+    CaseClosed,
+    CaseReopened,
+    CaseResolved,
+    CaseRouted,
+    CaseTransferred,
+    FirstResponseSent,
+    RootCauseRecorded,
+)
+from tousu_shared.contracts.complaint import ComplaintAnonymized
+from tousu_shared.contracts.feedback import CustomerConfirmed, SurveyAnswered
+from tousu_shared.contracts.sla import SlaBreached, SlaMet
+
+pytestmark = pytest.mark.integration
+
+CST = ZoneInfo("Asia/Shanghai")
+H = timedelta(hours=1)
+
+
+def lifecycle(kit: Any, n: int) -> list[Event]:
+    """Every event kind the projection counts, several of them twice for one complaint."""
+    at = datetime(2025, 10, 9, 9, tzinfo=CST) + n * H
+    c = kit(contact_at=at, customer_ref=f"cust-{n % 3}", tags=["screen", f"t{n}"])
+    route = {
+        "rule_id": "r",
+        "rule_reason": "test",
+        "handler_level": "agent",
+        "category": "product_quality",
+        "severity": "general",
+        "urgency": "routine",
+        "contact_details_url": "https://intake/contact",
+    }
+    events = [
+        c.received(),
+        c.classified("product_quality"),
+        c.case(CaseRouted, at, "quality", **route),
+        c.case(FirstResponseSent, at + 3 * H, "quality"),
+        c.case(FirstResponseSent, at + 2 * H, "quality"),  # an earlier one arrives later
+        c.sla(SlaMet, "first_response", at + 2 * H, met_at=at + 2 * H, elapsed_seconds=7200.0),
+        c.case(RootCauseRecorded, at + 20 * H, "quality", root_cause="supplier batch"),
+        c.case(
+            CaseResolved,
+            at + 26 * H,
+            "quality",
+            resolution="fixed",
+            root_cause="supplier batch 7",
+            responsible_person="li",
+        ),
+        c.sla(SlaMet, "resolve", at + 26 * H, met_at=at + 26 * H, elapsed_seconds=36000.0),
+        c.feedback(
+            SurveyAnswered,
+            f"s{n}",
+            solved=True,
+            satisfaction=1 + n % 5,
+            answered_at=at + 30 * H,
+            source="link",
+            confirmed=False,
+        ),
+        c.feedback(CustomerConfirmed, f"s{n}", confirmed_at=at + 31 * H, source="callback"),
+        c.case(CaseClosed, at + 31 * H, "quality", close_reason="customer_confirmed"),
+        c.case(CaseReopened, at + 40 * H, "quality", reason="not solved"),
+    ]
+    if n % 2:
+        # A person's correction, then the classifier again (the person's value stands), a
+        # transfer, a breach, and the customer's data removed.
+        events += [
+            c.reclassified("service_attitude", "product_quality"),
+            c.classified("delivery_delay"),
+            c.case(CaseTransferred, at + 41 * H, "service", from_department="quality", reason="x"),
+            c.sla(SlaBreached, "resolve", at + 48 * H),
+            ComplaintAnonymized(complaint_id=c.complaint_id, anonymized_at=at + 50 * H),
+        ]
+    return events
+
+
+async def _rows(conn: sa.ext.asyncio.AsyncConnection, tables: ReadModelTables) -> list[Any]:
+    out = []
+    for table in tables.all:
+        keys = [column for column in table.primary_key.columns]
+        rows = (await conn.execute(sa.select(table).order_by(*keys))).all()
+        out.append([tuple(row) for row in rows])
+    return out
+
+
+async def test_the_bulk_path_leaves_the_rows_of_the_row_at_a_time_path(analytics, kit) -> None:
+    events = [event for n in range(40) for event in lifecycle(kit, n)]
+    changes = [change for event in events for change in changes_for(event, uuid.uuid4())]
+    batch = changes + changes  # a redelivered batch: every key changed twice over
+    bulk, one_by_one = read_model_tables("_test_bulk"), read_model_tables("_test_rows")
+    engine = analytics.service.runtime.engine
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda sync: bulk.fact.metadata.create_all(sync))
+        await conn.run_sync(lambda sync: one_by_one.fact.metadata.create_all(sync))
+    try:
+        for tables, bulk_rows in ((bulk, 1), (one_by_one, 10**9)):
+            async with analytics.service.runtime.session_factory() as session:
+                await ReadModelWriter(session, tables, bulk_rows=bulk_rows).apply(batch)
+                await session.commit()
+        async with engine.connect() as conn:
+            written_in_bulk = await _rows(conn, bulk)
+            written_one_by_one = await _rows(conn, one_by_one)
+    finally:
+        async with engine.begin() as conn:
+            for table in (*bulk.all, *one_by_one.all):
+                await conn.execute(sa.text(f"DROP TABLE IF EXISTS analytics.{table.name}"))
+    assert [len(rows) for rows in written_in_bulk][:4] == [40, 80, 40, 20]
+    assert written_in_bulk == written_one_by_one
