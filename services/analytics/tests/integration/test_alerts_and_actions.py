@@ -4,10 +4,12 @@ decisions, and an improvement action's before/after effect (the seed's 15% → 8
 from __future__ import annotations
 
 import math
+import uuid
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from tousu_analytics.domain.alerts import Alert, Evidence, Series
 from tousu_analytics.service_layer.detector import detect
 from tousu_shared.testing import envelopes, read_topic
 
@@ -150,3 +152,42 @@ async def test_an_actions_effect_is_a_rate_ratio_with_its_interval(analytics, ki
     assert effect["effect"]["ci_high"] == pytest.approx(ratio * math.exp(1.959964 * se), abs=1e-4)
     assert effect["target_met"] is True
     assert bad.status_code == 422
+
+
+async def test_a_department_bound_caller_lists_only_its_departments_alerts(analytics) -> None:
+    def raised(kind: str, value: str, hours: int) -> Alert:
+        day = date(2025, 5, 20)
+        evidence = Evidence(day, day, "farrington_nb", 18, 3.0, 8.0, 1e-9, (uuid.uuid4(),), {})
+        alert = Alert.raise_for(
+            Series(kind, "product_quality", value),
+            evidence,
+            datetime(2025, 5, 21, tzinfo=ZoneInfo("UTC")) + timedelta(hours=hours),
+        )
+        alert.pull_messages()
+        return alert
+
+    quality = raised("category_department", "quality", 1)
+    logistics = raised("category_department", "logistics", 2)
+    laptops = raised("category_product_line", "laptops", 3)
+    async with analytics.ctx.uow() as uow:
+        for alert in (quality, logistics, laptops):
+            await uow.alerts.save(alert)
+        await uow.commit()
+    async with analytics.http() as http:
+        manager = await analytics.credential(http, "manager", "quality")
+        every = (await http.get("/v1/alerts")).json()["items"]
+        narrowed = (await http.get("/v1/alerts", params={"department": "logistics"})).json()
+    async with analytics.http(manager) as http:
+        mine = (await http.get("/v1/alerts")).json()["items"]
+        named = (await http.get("/v1/alerts", params={"department": "quality"})).json()["items"]
+        other = await http.get("/v1/alerts", params={"department": "logistics"})
+        own = await http.get(f"/v1/alerts/{quality.id}")
+        theirs = await http.get(f"/v1/alerts/{logistics.id}")
+        spanning = await http.get(f"/v1/alerts/{laptops.id}")
+    ids = [str(alert.id) for alert in (laptops, logistics, quality)]  # newest first
+    assert [item["id"] for item in every] == ids
+    assert [item["id"] for item in narrowed["items"]] == [str(logistics.id)]
+    assert [item["id"] for item in mine] == [item["id"] for item in named] == [str(quality.id)]
+    assert other.status_code == 403 and other.json()["field"] == "department"
+    assert own.status_code == 200
+    assert theirs.status_code == spanning.status_code == 404

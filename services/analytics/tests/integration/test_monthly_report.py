@@ -6,11 +6,13 @@ import asyncio
 import csv
 import io
 import tempfile
-from datetime import datetime, timedelta
+import uuid
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from tousu_analytics.domain.actions import ImprovementAction, Target
 from tousu_analytics.service_layer.reports import archive_if_due, first_working_day
 from tousu_shared.contracts.case import CaseResolved, CaseRouted
 from tousu_shared.contracts.sla import SlaMet
@@ -59,6 +61,42 @@ def complaint(kit, at: datetime, category: str, channel: str, hours: float):  # 
     ]
 
 
+def actions() -> list[ImprovementAction]:
+    """One closed in September, one running since September, one begun in October, one
+    planned for November."""
+
+    def action(title: str, starts: date, *steps: tuple[str, date]) -> ImprovementAction:
+        item = ImprovementAction(
+            id=uuid.uuid4(),
+            title=title,
+            target=Target(category="product_quality"),
+            plan="p",
+            owner="o",
+            starts_on=starts,
+            due_on=None,
+            target_rate=None,
+            alert_id=None,
+            root_cause=None,
+            created_at=datetime(2025, 8, 1, tzinfo=CST),
+        )
+        for to, on in steps:
+            item.advance(to, "manager:zhao", on, None, item.created_at)
+        return item
+
+    return [
+        action("Courier briefing", date(2025, 10, 20), ("do", date(2025, 10, 20))),
+        action(
+            "Packaging change",
+            date(2025, 9, 1),
+            ("do", date(2025, 9, 1)),
+            ("check", date(2025, 9, 20)),
+            ("act", date(2025, 9, 28)),
+        ),
+        action("Screen inspection", date(2025, 9, 10), ("do", date(2025, 9, 12))),
+        action("Supplier audit", date(2025, 11, 10)),
+    ]
+
+
 async def test_the_report_in_every_format_archived_on_the_first_working_day(analytics, kit) -> None:
     events = []
     for day in range(1, 31, 3):  # October: 10 complaints, National Day week included
@@ -77,6 +115,10 @@ async def test_the_report_in_every_format_archived_on_the_first_working_day(anal
     async with analytics.running(), analytics.http() as http:
         await analytics.send(*events)
         await analytics.until_applied(len(events))
+        async with analytics.ctx.uow() as uow:
+            for action in actions():
+                await uow.actions.save(action)
+            await uow.commit()
         live = (await http.get("/v1/reports/monthly/2025-10")).json()
         analytics.clock.at = datetime(2025, 11, 1, 2, tzinfo=ZoneInfo("UTC"))  # Saturday
         too_early = await archive_if_due(analytics.ctx)
@@ -110,6 +152,11 @@ async def test_the_report_in_every_format_archived_on_the_first_working_day(anal
     assert {row["cell"]: row["volume"] for row in live["by_channel"]} == {"app": 5, "phone": 10}
     assert live["slowest_cases"][0]["hours"] == 38.0  # 28 October, 10 + 28 hours
     assert live["top_root_causes"] == [{"root_cause": "batch 7", "count": 15}]
+    # The month's actions: under way in October, not the ones closed before or not yet begun.
+    assert [row["title"] for row in live["improvement_actions"]] == [
+        "Screen inspection",
+        "Courier briefing",
+    ]
     assert too_early is None and once is None
     assert archived is not None and archived["report_id"]
     assert set(archived["position"]) == {

@@ -122,6 +122,35 @@ def test_pdca_moves_plan_do_check_act_and_measures_from_do() -> None:
         Target()
 
 
+def test_an_action_is_active_from_its_start_until_its_cycle_closes() -> None:
+    action = ImprovementAction(
+        id=uuid.uuid4(),
+        title="t",
+        target=Target(category="delivery_delay"),
+        plan="p",
+        owner="o",
+        starts_on=date(2025, 10, 15),
+        due_on=date(2025, 10, 20),
+        target_rate=None,
+        alert_id=None,
+        root_cause=None,
+        created_at=NOW,
+    )
+    september, october, november = (
+        (date(2025, m, 1), date(2025, m, d)) for m, d in ((9, 30), (10, 31), (11, 30))
+    )
+    assert not action.active_during(*september) and action.active_during(*october)
+    assert action.active_during(*november)  # past its due date but not closed: still on
+    action.advance("do", "m", date(2025, 9, 28), None, NOW)  # started early
+    assert action.began_on == date(2025, 9, 28) and action.active_during(*september)
+    action.advance("check", "m", date(2025, 10, 20), None, NOW)
+    action.advance("act", "m", date(2025, 10, 30), None, NOW)
+    assert action.ended_on == date(2025, 10, 30)
+    assert action.active_during(*october) and not action.active_during(*november)
+    action.advance("plan", "m", date(2025, 11, 5), None, NOW)  # a new cycle
+    assert action.ended_on is None and action.active_during(*november)
+
+
 def test_the_rate_ratio_of_the_seed_example() -> None:
     effect = rate_ratio([Period("2025-09", 150, 1000, False), Period("2025-10", 80, 1000, True)])
     assert effect is not None

@@ -4,17 +4,20 @@ so a figure and its drill-down (the complaints behind it) are the same predicate
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import FrameClause, FrameClauseType
 
 from tousu_analytics.adapters.orm import ReadModelTables, denominator
 
 HOUR = 3600.0
+SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
 NO_VALUE = "(none)"
 TOTAL = "(total)"  # the key of the totals among the cells
 
@@ -39,40 +42,65 @@ def scoped(tables: ReadModelTables, scope: Scope) -> sa.Subquery:
     return query.subquery("base")
 
 
-def base(tables: ReadModelTables, scope: Scope) -> sa.Subquery:
-    """One row per complaint in scope with the derived columns every KPI uses."""
+def base(tables: ReadModelTables, scope: Scope, *, repeat: bool = True) -> sa.Subquery:
+    """One row per complaint in scope with the derived columns every KPI uses; with
+    ``repeat``, also whether it is a repeat complaint (``is_repeat``).
+
+    A complaint is a repeat when the same customer complained in the ``repeat_days``
+    before it (strictly earlier, any department). That is a window over the customer's
+    complaints ordered by time, counting the rows in ``[received_at - repeat_days,
+    received_at)``: one sort of the period and its lead-in instead of an index probe per
+    complaint. It is the dearest column, so only the queries that count it ask for it.
+    """
     f = tables.fact
-    prior = f.alias("prior")
-    repeat = sa.exists().where(
-        prior.c.customer_ref == f.c.customer_ref,
-        prior.c.received_at < f.c.received_at,
-        prior.c.received_at >= f.c.received_at - sa.func.make_interval(0, 0, 0, scope.repeat_days),
-        prior.c.complaint_id != f.c.complaint_id,
+    source: Any = f
+    if repeat:
+        window = FrameClause(
+            sa.literal(timedelta(days=scope.repeat_days), sa.Interval),
+            sa.literal(timedelta(microseconds=1), sa.Interval),
+            FrameClauseType.PRECEDING,
+            FrameClauseType.PRECEDING,
+        )
+        priors = sa.func.count().over(
+            partition_by=f.c.customer_ref, order_by=f.c.received_at, range_=window
+        )
+        # The lead-in: a day more than the window, since received_day is the local day.
+        lead_in = scope.start - timedelta(days=scope.repeat_days + 1)
+        source = (
+            sa.select(f, priors.label("priors"))
+            .where(f.c.received_day >= lead_in, f.c.received_day < scope.end)
+            .subquery("windowed")
+        )
+    c = source.c
+    derived = [
+        (sa.extract("epoch", c.first_response_at - c.received_at) / HOUR).label("fr_hours"),
+        (c.first_response_business_seconds / HOUR).label("fr_business_hours"),
+        (sa.extract("epoch", c.resolved_at - c.received_at) / HOUR).label("res_hours"),
+        (c.resolution_business_seconds / HOUR).label("res_business_hours"),
+    ]
+    if repeat:
+        derived.append(sa.and_(c.customer_ref.is_not(None), c.priors > 0).label("is_repeat"))
+    query = sa.select(*(c[column.name] for column in f.columns), *derived).where(
+        c.received_day >= scope.start, c.received_day < scope.end
     )
-    query = sa.select(
-        f,
-        (sa.extract("epoch", f.c.first_response_at - f.c.received_at) / HOUR).label("fr_hours"),
-        (f.c.first_response_business_seconds / HOUR).label("fr_business_hours"),
-        (sa.extract("epoch", f.c.resolved_at - f.c.received_at) / HOUR).label("res_hours"),
-        (f.c.resolution_business_seconds / HOUR).label("res_business_hours"),
-        sa.and_(f.c.customer_ref.is_not(None), repeat).label("is_repeat"),
-    ).where(f.c.received_day >= scope.start, f.c.received_day < scope.end)
     if scope.department is not None:
-        query = query.where(f.c.department == scope.department)
+        query = query.where(c.department == scope.department)
     return query.subquery("base")
 
 
 def outcomes(b: sa.Subquery) -> dict[str, sa.ColumnElement[bool]]:
     """The per-complaint outcomes that rates count: one definition for figure and drill."""
     resolved = b.c.resolved_at.is_not(None)
-    return {
+    counted = {
         "all": sa.true(),
         "resolved": resolved,
         "fcr": b.c.fcr.is_(True),
         "reopened": sa.and_(b.c.reopened_at.is_not(None), resolved),
-        "repeat": b.c.is_repeat,
         "responded": b.c.first_response_at.is_not(None),
     }
+    if "is_repeat" in b.c:
+        counted["repeat"] = b.c.is_repeat
+    return counted
 
 
 def dimension(b: sa.Subquery, group_by: str | None) -> sa.ColumnElement[Any]:
@@ -129,14 +157,31 @@ class KpiQueries:
         self._session = session
         self.tables = tables
 
-    def base(self, scope: Scope) -> sa.Subquery:
-        return base(self.tables, scope)
+    def base(self, scope: Scope, *, repeat: bool = True) -> sa.Subquery:
+        return base(self.tables, scope, repeat=repeat)
+
+    async def export_snapshot(self) -> str:
+        """Start a repeatable-read transaction and export its snapshot, so that queries on
+        other connections (:meth:`import_snapshot`) see exactly the same rows."""
+        await self._session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        return str(await self._session.scalar(sa.text("SELECT pg_export_snapshot()")))
+
+    async def import_snapshot(self, snapshot: str) -> None:
+        if not SNAPSHOT_ID.fullmatch(snapshot):
+            raise ValueError(f"not a snapshot id: {snapshot!r}")
+        await self._session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        # A utility statement: it takes no parameters, hence the check above.
+        await self._session.execute(sa.text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
 
     async def _rows(self, query: sa.Select) -> list[sa.Row]:
         return list((await self._session.execute(query)).all())
 
-    async def core(self, scope: Scope, group_by: str | None) -> dict[str, dict[str, Any]]:
-        b = self.base(scope)
+    async def core(
+        self, scope: Scope, group_by: str | None, *, durations: bool = True
+    ) -> dict[str, dict[str, Any]]:
+        """Volume and outcome counts per cell, and (``durations``) the median and p90 of
+        the first-response and resolution times. Repeats are counted by :meth:`repeats`."""
+        b = self.base(scope, repeat=False)
         cells = _Cells.of(b, group_by)
         counted = outcomes(b)
         query = sa.select(
@@ -144,9 +189,24 @@ class KpiQueries:
             sa.func.count().label("volume"),
             *(
                 sa.func.count().filter(counted[name]).label(name)
-                for name in ("resolved", "fcr", "reopened", "repeat")
+                for name in ("resolved", "fcr", "reopened")
             ),
-            sa.func.count(sa.distinct(b.c.customer_ref)).label("customers"),
+            *(self._durations(b) if durations else ()),
+        ).group_by(*cells.group_by())
+        return {_key(row): row._asdict() for row in await self._rows(query)}
+
+    async def repeats(self, scope: Scope, group_by: str | None) -> dict[str, int]:
+        """Repeat complaints per cell (every cell with a complaint, zero included)."""
+        b = self.base(scope)
+        cells = _Cells.of(b, group_by)
+        query = sa.select(
+            *cells.columns(), sa.func.count().filter(b.c.is_repeat).label("repeat")
+        ).group_by(*cells.group_by())
+        return {_key(row): row.repeat for row in await self._rows(query)}
+
+    @staticmethod
+    def _durations(b: sa.Subquery) -> list[sa.ColumnElement[Any]]:
+        return [
             _pct(b.c.fr_hours, 0.5).label("fr_median"),
             _pct(b.c.fr_hours, 0.9).label("fr_p90"),
             _pct(b.c.fr_business_hours, 0.5).label("fr_business_median"),
@@ -155,8 +215,7 @@ class KpiQueries:
             _pct(b.c.res_hours, 0.9).label("res_p90"),
             _pct(b.c.res_business_hours, 0.5).label("res_business_median"),
             _pct(b.c.res_business_hours, 0.9).label("res_business_p90"),
-        ).group_by(*cells.group_by())
-        return {_key(row): row._asdict() for row in await self._rows(query)}
+        ]
 
     async def sla(self, scope: Scope, group_by: str | None) -> dict[str, dict[str, Any]]:
         b, m = scoped(self.tables, scope), self.tables.milestone

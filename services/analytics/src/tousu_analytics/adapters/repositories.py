@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tousu_analytics.adapters.orm import alert, denominator, improvement_action, report
 from tousu_analytics.domain.actions import ImprovementAction, Target
-from tousu_analytics.domain.alerts import Alert, Series
+from tousu_analytics.domain.alerts import DEPARTMENT_SERIES, Alert, Series
 
 
 class DenominatorRepository:
@@ -122,11 +122,21 @@ class AlertRepository:
         )
 
     async def list(
-        self, *, state: str | None, after: tuple[datetime, uuid.UUID] | None, limit: int
+        self,
+        *,
+        state: str | None,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+        department: str | None = None,
     ) -> Sequence[Alert]:
+        """Newest first; ``department`` keeps the alerts of that department's series."""
         query = sa.select(alert).order_by(alert.c.detected_at.desc(), alert.c.id.desc())
         if state:
             query = query.where(alert.c.state == state)
+        if department is not None:
+            query = query.where(
+                alert.c.series_kind == DEPARTMENT_SERIES, alert.c.series_value == department
+            )
         if after:
             query = query.where(sa.tuple_(alert.c.detected_at, alert.c.id) < sa.tuple_(*after))
         rows = (await self._session.execute(query.limit(limit))).all()
@@ -198,6 +208,19 @@ class ActionRepository:
                 index_elements=["id"],
                 set_={k: stmt.excluded[k] for k in values if k != "id"},
             )
+        )
+
+    async def active_during(self, first: date, last: date) -> Sequence[ImprovementAction]:
+        """The actions under way at some time in ``[first, last]``, earliest start first.
+
+        Actions are few (people create them), so the rule is applied to every one of them
+        in :meth:`ImprovementAction.active_during` rather than restated in SQL.
+        """
+        rows = (await self._session.execute(sa.select(improvement_action))).all()
+        actions = [_action(row) for row in rows]
+        return sorted(
+            (action for action in actions if action.active_during(first, last)),
+            key=lambda action: (action.began_on, action.title, str(action.id)),
         )
 
     async def list(

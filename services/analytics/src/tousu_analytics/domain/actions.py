@@ -63,6 +63,28 @@ class ImprovementAction:
         return self.starts_on
 
     @property
+    def began_on(self) -> date:
+        """The first day the action was under way: its planned start, or the day it
+        entered ``do`` when that came earlier."""
+        return min(self.starts_on, self.started_on)
+
+    @property
+    def ended_on(self) -> date | None:
+        """The day the cycle closed (it entered ``act`` and is still there); None while it
+        runs. A new cycle (``act → plan``) makes it run again."""
+        if self.state != "act":
+            return None
+        for step in reversed(self.history):
+            if step.get("to") == "act":
+                return date.fromisoformat(step["on"])
+        return None
+
+    def active_during(self, first: date, last: date) -> bool:
+        """Whether the action was under way on some day of ``[first, last]``."""
+        ended = self.ended_on
+        return self.began_on <= last and (ended is None or ended >= first)
+
+    @property
     def allowed_next(self) -> tuple[str, ...]:
         return NEXT_STATES[self.state]
 

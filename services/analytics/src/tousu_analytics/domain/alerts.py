@@ -25,6 +25,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "dismissed": (),
 }
 ACTIVE_STATES = ("open", "acknowledged", "linked")
+DEPARTMENT_SERIES = "category_department"
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,11 @@ class Series:
     kind: str  # "category_product_line" | "category_department"
     category: str
     value: str
+
+    @property
+    def department(self) -> str | None:
+        """The department the series belongs to; a product line's series spans them all."""
+        return self.value if self.kind == DEPARTMENT_SERIES else None
 
 
 @dataclass(frozen=True)

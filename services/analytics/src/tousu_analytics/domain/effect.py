@@ -44,10 +44,11 @@ class Effect:
 
 
 def rate_ratio(periods: Sequence[Period], level: float = 0.95) -> Effect | None:
-    """The after/before rate ratio; None without both sides or without any complaint."""
+    """The after/before rate ratio; None without complaints on both sides (a side with
+    none has no finite log ratio: its fit diverges)."""
     before = [p for p in periods if not p.after and p.exposure > 0]
     after = [p for p in periods if p.after and p.exposure > 0]
-    if not before or not after or sum(p.count for p in (*before, *after)) == 0:
+    if not sum(p.count for p in before) or not sum(p.count for p in after):
         return None
     used = [*before, *after]
     y = np.asarray([p.count for p in used], float)

@@ -210,16 +210,21 @@ async def list_alerts(
     request: Request,
     principal: Reader,
     state: str | None = None,
+    department: str | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
-    """Systemic-issue alerts, newest first."""
+    """Systemic-issue alerts, newest first. A department-bound caller sees the alerts of
+    their department's series (a product line's series spans departments: not theirs)."""
+    visible = principal.visible_department(department)
     after = None
     if cursor:
         at, alert_id = decode_cursor(cursor, datetime, str)
         after = (at, uuid.UUID(alert_id))
     async with _ctx(request).uow() as uow:
-        alerts = await uow.alerts.list(state=state, after=after, limit=limit + 1)
+        alerts = await uow.alerts.list(
+            state=state, after=after, limit=limit + 1, department=visible
+        )
     page = alerts[:limit]
     next_cursor = (
         encode_cursor(page[-1].detected_at, str(page[-1].id)) if len(alerts) > limit else None
@@ -231,7 +236,7 @@ async def list_alerts(
 async def get_alert(request: Request, principal: Reader, alert_id: uuid.UUID) -> dict[str, Any]:
     async with _ctx(request).uow() as uow:
         alert = await uow.alerts.get(alert_id)
-    if alert is None:
+    if alert is None or not principal.may_see_department(alert.series.department):
         raise NotFound("no such alert", field="alert_id")
     return alert_read(alert)
 

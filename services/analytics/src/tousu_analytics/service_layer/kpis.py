@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ GROUP_BY = (
     "month",
 )
 TIME_GROUPS = ("day", "week", "month")
+# The queries behind one KPI document (KpiQueries methods), run side by side.
+PARTS = ("core", "repeats", "sla", "csat", "root_causes", "corrections")
 TOP_ROOT_CAUSES = 5
 
 
@@ -46,6 +49,9 @@ class KpiRequest:
     end: date
     group_by: str | None = None
     department: str | None = None  # already narrowed by Principal.visible_department
+    # Only the counts and rates of complaints (volume, resolution, FCR, reopen, repeat):
+    # no durations, SLA, CSAT, root causes or corrections (the report's per-cell tables).
+    counts_only: bool = False
 
     def __post_init__(self) -> None:
         if self.end <= self.start:
@@ -90,14 +96,50 @@ class _Parts:
     corrections: dict[str, dict[str, int]]
 
 
-async def _parts(q: KpiQueries, scope: Scope, group_by: str | None) -> _Parts:
-    return _Parts(
-        core=await q.core(scope, group_by),
-        sla=await q.sla(scope, group_by),
-        csat=await q.csat(scope, group_by),
-        root_causes=await q.root_causes(scope, group_by),
-        corrections=await q.corrections(scope, group_by),
+async def _part(
+    q: KpiQueries, name: str, scope: Scope, group_by: str | None, counts_only: bool
+) -> dict[str, Any]:
+    if name == "core":
+        return await q.core(scope, group_by, durations=not counts_only)
+    return await getattr(q, name)(scope, group_by)
+
+
+async def _parts(
+    ctx: AnalyticsContext, scope: Scope, group_by: str | None, counts_only: bool = False
+) -> tuple[Mapping[tuple[date, str], Any], _Parts]:
+    """The denominators and every part of the figures, each part's query on a connection
+    of its own, all in one snapshot of the read model (exported by the first connection,
+    imported by the others), so the parts agree as if they had run one after the other."""
+    names = ["core", "repeats"] if counts_only else [*PARTS]
+
+    async with ctx.uow() as first:
+        snapshot = await first.kpis.export_snapshot()
+
+        async def elsewhere(name: str) -> dict[str, Any]:
+            async with ctx.uow() as uow:
+                await uow.kpis.import_snapshot(snapshot)
+                return await _part(uow.kpis, name, scope, group_by, counts_only)
+
+        others = [asyncio.ensure_future(elsewhere(name)) for name in names[1:]]
+        try:
+            results = [await _part(first.kpis, names[0], scope, group_by, counts_only)]
+            results += await asyncio.gather(*others)
+        finally:
+            for task in others:
+                task.cancel()
+        denominators = await first.kpis.denominators(scope.start, scope.end)
+    found = dict(zip(names, results, strict=True))
+    core = found["core"]
+    for key, row in core.items():
+        row["repeat"] = found["repeats"].get(key, 0)
+    parts = _Parts(
+        core=core,
+        sla=found.get("sla", {}),
+        csat=found.get("csat", {}),
+        root_causes=found.get("root_causes", {}),
+        corrections=found.get("corrections", {}),
     )
+    return denominators, parts
 
 
 def _metrics(
@@ -167,9 +209,7 @@ async def compute_kpis(ctx: AnalyticsContext, request: KpiRequest) -> dict[str, 
     scope = Scope(request.start, request.end, request.department, ctx.settings.repeat_window_days)
     ratio = ctx.settings.pyramid_ratio
     months = months_between(request.start, request.end)
-    async with ctx.uow() as uow:
-        denominators = await uow.kpis.denominators(request.start, request.end)
-        parts = await _parts(uow.kpis, scope, request.group_by)
+    denominators, parts = await _parts(ctx, scope, request.group_by, request.counts_only)
     document: dict[str, Any] = {
         "from": request.start.isoformat(),
         "to": request.end.isoformat(),
@@ -233,7 +273,7 @@ async def drill(ctx: AnalyticsContext, request: DrillRequest) -> AsyncIterator[d
         ctx.settings.repeat_window_days,
     )
     async with ctx.uow() as uow:
-        b = uow.kpis.base(scope)
+        b = uow.kpis.base(scope, repeat=metric == "repeat_rate")
         query = drill_query(
             uow.kpis.tables, b, metric, qualifier, request.kpis.group_by, request.cell
         )
