@@ -554,9 +554,10 @@ cmd_install() {
     log "kafka jars: $(find "$KAFKA_LIBS_DIR" -name '*.jar' | wc -l) jars ($(basename "$(ls "$KAFKA_LIBS_DIR"/kafka_2.13-*.jar)"))"
   fi
   # The monthly report: a CJK font for its charts and PDF, WeasyPrint's native libraries,
-  # and pdftoppm, with which its test looks at the pages.
+  # and pdftoppm, with which its test looks at the pages. The ops console's browser tests
+  # drive Debian's headless Chromium (Playwright's own browser download does not work here).
   local report_packages=(fonts-wqy-microhei libpango-1.0-0 libpangoft2-1.0-0
-                         libharfbuzz-subset0 poppler-utils)
+                         libharfbuzz-subset0 poppler-utils chromium)
   local missing=()
   for package in "${report_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||

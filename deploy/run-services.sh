@@ -161,6 +161,7 @@ for service in "${ORDER[@]}"; do
   printf '  %-12s http://127.0.0.1:%s   (docs: /docs, health: /readyz, metrics: /metrics)\n' \
     "$service" "${PORTS[$service]}"
 done
+echo "  Ops console  http://127.0.0.1:${PORTS[analytics]}/console   (sign in with an API key, e.g. the admin key below)"
 echo "  Mail sink    127.0.0.1:$MAIL_PORT   (every email feedback sends, as files in $MAIL_DIR)"
 echo "  Kafka        127.0.0.1:${KAFKA_PORT:-9092}"
 echo "  PostgreSQL   127.0.0.1:${PG_PORT:-5432}/tousu"

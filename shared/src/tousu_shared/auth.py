@@ -207,6 +207,15 @@ class CredentialIssuedRead(CredentialRead):
     api_key: str
 
 
+def _bootstrap_admin(key_id: str) -> Principal:
+    return Principal(key_id, "bootstrap-admin", "admin", None, ROLE_SCOPES["admin"])
+
+
+def _principal(key_id: str, row: tuple) -> Principal:
+    _, name, role, department, scopes = row
+    return Principal(key_id, name, role, department, frozenset(scopes))
+
+
 class CredentialStore:
     """Looks up credentials in the service's own table, with a short cache."""
 
@@ -239,15 +248,22 @@ class CredentialStore:
         key_id, secret = parts
         if self._bootstrap and key_id == self._bootstrap[0]:
             if hmac.compare_digest(secret, self._bootstrap[1]):
-                return Principal(key_id, "bootstrap-admin", "admin", None, ROLE_SCOPES["admin"])
+                return _bootstrap_admin(key_id)
             raise Unauthorized(_INVALID_KEY)
         row = await self._lookup(key_id)
         # Hash even for an unknown id, so both refusals take the same time.
         digest = _sha256(secret)
         if row is None or not hmac.compare_digest(row[0], digest):
             raise Unauthorized(_INVALID_KEY)
-        _, name, role, department, scopes = row
-        return Principal(key_id, name, role, department, frozenset(scopes))
+        return _principal(key_id, row)
+
+    async def principal_of(self, key_id: str) -> Principal | None:
+        """The principal of an unrevoked key id, for a session that authenticated earlier
+        (the ops console's cookie): revoking the key ends the session too."""
+        if self._bootstrap and key_id == self._bootstrap[0]:
+            return _bootstrap_admin(key_id)
+        row = await self._lookup(key_id)
+        return None if row is None else _principal(key_id, row)
 
     async def _lookup(self, key_id: str) -> tuple | None:
         now = time.monotonic()

@@ -9,6 +9,7 @@ from tousu_shared.http import create_app
 from tousu_shared.runtime import Runtime, Service, include_routers
 from tousu_shared.topics import consumed_by
 
+from tousu_analytics import console
 from tousu_analytics.entrypoints import api
 from tousu_analytics.entrypoints.workers import detector_worker, report_worker
 from tousu_analytics.service_layer.context import AnalyticsContext
@@ -38,6 +39,7 @@ def bootstrap(settings: AnalyticsSettings | None = None, clock: Clock = utc_now)
     )
     app.state.analytics = ctx
     include_routers(app, api.routers)
+    console.install(app)
     return Service(
         name=settings.service_name,
         runtime=runtime,

@@ -31,3 +31,8 @@ class AnalyticsSettings(ServiceSettings):
 
     # Monthly report worker: how often it checks whether a month's report is due.
     report_check_seconds: float = Field(default=3600.0, gt=0)
+
+    # Ops console (/console): how long a sign-in lasts without use, and how often the live
+    # board's stream looks at the read model for a change.
+    console_session_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    console_stream_seconds: float = Field(default=1.0, gt=0)

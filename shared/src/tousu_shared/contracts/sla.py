@@ -25,6 +25,8 @@ class SlaMilestoneStarted(_SlaEvent):
 
     started_at: datetime
     target_seconds: float | None = None
+    # The business calendar the clock counts on; None: it counts every second.
+    calendar: str | None = None
 
 
 class SlaAtRisk(_SlaEvent):

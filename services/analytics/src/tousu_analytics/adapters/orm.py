@@ -33,13 +33,15 @@ class ReadModelTables:
     milestone: sa.Table
     survey: sa.Table
     correction: sa.Table
+    timeline: sa.Table
+    clock: sa.Table
 
     @property
     def all(self) -> tuple[sa.Table, ...]:
-        return (self.fact, self.milestone, self.survey, self.correction)
+        return (self.fact, self.milestone, self.survey, self.correction, self.timeline, self.clock)
 
 
-READ_MODEL_NAMES = ("fact", "milestone", "survey", "correction")
+READ_MODEL_NAMES = ("fact", "milestone", "survey", "correction", "timeline", "clock")
 
 
 def read_model_tables(suffix: str = "", meta: sa.MetaData | None = None) -> ReadModelTables:
@@ -79,6 +81,11 @@ def read_model_tables(suffix: str = "", meta: sa.MetaData | None = None) -> Read
         # query needs no join (the milestone table keeps every milestone).
         sa.Column("first_response_business_seconds", sa.Float),
         sa.Column("resolution_business_seconds", sa.Float),
+        # The case's handler level (of the highest case version) and its last escalation,
+        # for the ops console's live board.
+        sa.Column("handler_level", sa.Text),
+        sa.Column("level_version", sa.Integer),
+        sa.Column("escalated_at", ts),
         sa.Index(f"ix_fact{suffix}_received", "received_at"),
         sa.Index(f"ix_fact{suffix}_day_category", "received_day", "category"),
         sa.Index(f"ix_fact{suffix}_customer", "customer_ref", "received_at"),
@@ -118,7 +125,40 @@ def read_model_tables(suffix: str = "", meta: sa.MetaData | None = None) -> Read
         sa.Column("to_value", sa.Text),
         sa.Index(f"ix_correction{suffix}_complaint", "complaint_id"),
     )
-    return ReadModelTables(suffix, fact, milestone, survey, correction)
+    timeline = sa.Table(
+        f"timeline{suffix}",
+        meta,
+        # Every event about a complaint, as the console's case timeline shows it: what, when
+        # (the time the fact happened, not when it was published), who, and the payload's
+        # non-personal details (event payloads never carry personal data).
+        sa.Column("event_id", pg.UUID(as_uuid=True), primary_key=True),
+        sa.Column("complaint_id", pg.UUID(as_uuid=True), nullable=False),
+        sa.Column("at", ts, nullable=False),
+        sa.Column("event_type", sa.Text, nullable=False),
+        sa.Column("actor", sa.Text),
+        sa.Column("detail", pg.JSONB, nullable=False),
+        sa.Index(f"ix_timeline{suffix}_complaint", "complaint_id", "at"),
+    )
+    clock = sa.Table(
+        f"clock{suffix}",
+        meta,
+        # The live state of one SLA milestone's clock, as the SLA monitor announced it.
+        sa.Column("complaint_id", pg.UUID(as_uuid=True), primary_key=True),
+        sa.Column("milestone", sa.Text, primary_key=True),
+        sa.Column("policy", sa.Text),
+        sa.Column("started_at", ts),
+        sa.Column("target_seconds", sa.Float),
+        sa.Column("calendar", sa.Text),  # None: a wall clock
+        sa.Column("due_at", ts),
+        sa.Column("at_risk_at", ts),
+        sa.Column("paused_at", ts),  # set while the clock is paused
+        sa.Column("breached_at", ts),
+        sa.Column("met_at", ts),
+        sa.Column("cancelled_at", ts),
+        sa.Column("updated_at", ts),
+        sa.Index(f"ix_clock{suffix}_open", "due_at", postgresql_where=sa.text("met_at IS NULL")),
+    )
+    return ReadModelTables(suffix, fact, milestone, survey, correction, timeline, clock)
 
 
 LIVE = read_model_tables("", metadata)
@@ -172,6 +212,21 @@ improvement_action = sa.Table(
     sa.Column("history", pg.JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
+)
+
+console_session = sa.Table(
+    "console_session",
+    metadata,
+    # A signed-in console user: the cookie holds a random token, the table its SHA-256, so
+    # a leaked table does not let anyone in. The principal is looked up by key id on every
+    # request, so revoking the key ends the session too.
+    sa.Column("token_sha256", sa.Text, primary_key=True),
+    sa.Column("key_id", sa.Text, nullable=False),
+    sa.Column("csrf_token", sa.Text, nullable=False),
+    sa.Column("lang", sa.Text, nullable=False, server_default="zh"),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_console_session_expires", "expires_at"),
 )
 
 report = sa.Table(

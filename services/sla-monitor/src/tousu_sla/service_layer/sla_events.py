@@ -79,6 +79,11 @@ class _Translator:
                         due_at=outcome.due_at or self._due(clock),
                         started_at=outcome.started_at,
                         target_seconds=clock.target.total_seconds(),
+                        calendar=(
+                            clock.timekeeper.name
+                            if isinstance(clock.timekeeper, BusinessCalendar)
+                            else None
+                        ),
                         **self._common(),
                     )
                 )

@@ -1,0 +1,236 @@
+"""The console's words in Chinese (the default) and English.
+
+KPI and vocabulary labels come from the monthly report's tables (``adapters/labels.py``), so
+a figure is named the same on the wall screen and in the report.
+"""
+
+from __future__ import annotations
+
+from tousu_analytics.adapters.labels import LABELS, LANGUAGES, value_label
+
+CONSOLE: dict[str, dict[str, str]] = {
+    "zh": {
+        "console": "投诉运营看板",
+        "board": "实时时限看板",
+        "timeline": "投诉时间线",
+        "kpis": "指标总览",
+        "alerts_page": "预警与改进",
+        "sign_in": "登录",
+        "sign_out": "退出",
+        "api_key": "API 密钥",
+        "sign_in_hint": "用您的 API 密钥登录；密钥只用于换取会话，不会保存在浏览器里。",
+        "bad_key": "密钥无效、已吊销或格式错误。",
+        "expired": "会话已过期，请重新登录。",
+        "at_risk": "即将超时",
+        "breached": "已超时",
+        "escalated": "已升级",
+        "paused": "已暂停",
+        "open_clocks": "进行中",
+        "level": "处理级别",
+        "minutes_left": "剩余工作分钟",
+        "wall_minutes_left": "剩余分钟",
+        "overdue_by": "已超时（分钟）",
+        "due": "截止",
+        "per_department": "各部门",
+        "all_departments": "全部部门",
+        "live": "实时",
+        "reconnecting": "重新连接中…",
+        "updated": "更新于",
+        "new_breach": "新超时",
+        "nothing": "暂无",
+        "event": "事件",
+        "who": "操作人",
+        "when": "时间",
+        "offset": "自投诉起",
+        "milestones": "时限节点",
+        "target": "目标",
+        "met": "已达成",
+        "running": "计时中",
+        "cancelled": "已取消",
+        "pause_shading": "阴影为暂停时段",
+        "survey": "回访与满意度",
+        "not_found": "没有这件投诉，或您无权查看。",
+        "this_month": "本月",
+        "last_month": "上月",
+        "sla_compliance": "时限达标率",
+        "csat_mean": "满意度（平均）",
+        "drill_hint": "点击图中的柱可查看其背后的投诉。",
+        "cases_behind": "指标背后的投诉",
+        "counted": "计入分子",
+        "received": "受理时间",
+        "category": "类别",
+        "severity": "严重程度",
+        "channel": "渠道",
+        "acknowledge": "确认",
+        "dismiss": "驳回",
+        "reason": "理由",
+        "evidence": "证据",
+        "expected_band": "预期区间（上界）",
+        "effect": "前后效果",
+        "before": "之前",
+        "after": "之后",
+        "no_effect_yet": "尚无足够数据",
+        "forbidden": "您的角色无权查看此页。",
+        "language": "English",
+        "csrf": "表单已失效，请刷新页面后重试。",
+        "p_value": "p 值",
+        "shared_by": "共同特征",
+        "state_open": "待处理",
+        "bad_figure": "没有这个指标或月份。",
+        "decision_refused": "此预警当前状态下不能这样处理。",
+    },
+    "en": {
+        "console": "Complaint operations console",
+        "board": "Live SLA board",
+        "timeline": "Case timeline",
+        "kpis": "KPI overview",
+        "alerts_page": "Alerts and actions",
+        "sign_in": "Sign in",
+        "sign_out": "Sign out",
+        "api_key": "API key",
+        "sign_in_hint": "Sign in with your API key; it is exchanged for a session and never "
+        "kept in the browser.",
+        "bad_key": "Invalid, revoked or malformed API key.",
+        "expired": "Your session expired; please sign in again.",
+        "at_risk": "At risk",
+        "breached": "Breached",
+        "escalated": "Escalated",
+        "paused": "Paused",
+        "open_clocks": "Running",
+        "level": "Level",
+        "minutes_left": "Business minutes left",
+        "wall_minutes_left": "Minutes left",
+        "overdue_by": "Overdue (minutes)",
+        "due": "Due",
+        "per_department": "Per department",
+        "all_departments": "All departments",
+        "live": "live",
+        "reconnecting": "reconnecting…",
+        "updated": "updated",
+        "new_breach": "New breach",
+        "nothing": "none",
+        "event": "Event",
+        "who": "Who",
+        "when": "When",
+        "offset": "Since complaint",
+        "milestones": "SLA milestones",
+        "target": "Target",
+        "met": "met",
+        "running": "running",
+        "cancelled": "cancelled",
+        "pause_shading": "shaded: paused",
+        "survey": "Callback and satisfaction",
+        "not_found": "No such complaint, or you may not see it.",
+        "this_month": "This month",
+        "last_month": "Last month",
+        "sla_compliance": "SLA compliance",
+        "csat_mean": "CSAT (mean)",
+        "drill_hint": "Click a bar to see the complaints behind it.",
+        "cases_behind": "Complaints behind the figure",
+        "counted": "In numerator",
+        "received": "Received",
+        "category": "Category",
+        "severity": "Severity",
+        "channel": "Channel",
+        "acknowledge": "Acknowledge",
+        "dismiss": "Dismiss",
+        "reason": "Reason",
+        "evidence": "Evidence",
+        "expected_band": "Expected band (upper bound)",
+        "effect": "Before / after",
+        "before": "Before",
+        "after": "After",
+        "no_effect_yet": "not enough data yet",
+        "forbidden": "Your role may not see this page.",
+        "language": "中文",
+        "csrf": "This form has expired; reload the page and try again.",
+        "p_value": "p-value",
+        "shared_by": "Shared by",
+        "state_open": "open",
+        "bad_figure": "No such figure or month.",
+        "decision_refused": "This alert cannot be decided that way in its current state.",
+    },
+}
+
+EVENT_NAMES_ZH = {
+    "ComplaintReceived": "受理投诉",
+    "ComplaintClassified": "自动分类",
+    "ComplaintReclassified": "人工改判",
+    "CustomerMessageAdded": "客户补充",
+    "CaseRouted": "分派",
+    "CaseAssigned": "指派",
+    "CaseAcknowledged": "接单",
+    "FirstResponseSent": "首次响应（致歉）",
+    "InvestigationStarted": "开始调查（上门）",
+    "RootCauseRecorded": "确认根因",
+    "SolutionProposed": "制定方案",
+    "CaseResolved": "解决",
+    "CaseClosed": "结案",
+    "CaseReopened": "重开",
+    "CaseTransferred": "转派",
+    "CaseEscalated": "升级",
+    "CustomerResponseSent": "答复客户",
+    "CaseNoteAdded": "备注",
+    "SlaMilestoneStarted": "时限开始",
+    "SlaAtRisk": "时限预警",
+    "SlaBreached": "时限超时",
+    "SlaMet": "时限达成",
+    "SlaEscalated": "超时升级",
+    "SlaMilestonePaused": "时限暂停",
+    "SlaMilestoneResumed": "时限恢复",
+    "SlaMilestoneRetargeted": "时限调整",
+    "SlaMilestoneCancelled": "时限取消",
+    "SurveyScheduled": "安排回访",
+    "CustomerInformed": "告知客户",
+    "SurveyOffered": "发送满意度调查",
+    "SurveyReminded": "调查提醒",
+    "CallbackAttempted": "电话回访",
+    "SurveyAnswered": "客户评价",
+    "CustomerConfirmed": "客户确认",
+    "CustomerDissatisfied": "客户不满意",
+    "SurveyExpired": "调查过期",
+    "SurveyCancelled": "调查取消",
+}
+
+
+# Vocabulary the report does not name (handler levels, severities, urgencies, milestones).
+VALUES_ZH_CONSOLE = {
+    "agent": "坐席",
+    "department_manager": "部门经理",
+    "director": "总监",
+    "executive": "高管",
+    "minor": "轻微",
+    "general": "一般",
+    "serious": "严重",
+    "major": "重大",
+    "deferred": "可延后",
+    "routine": "常规",
+    "priority": "优先",
+    "immediate": "紧急",
+    "acknowledge": "接单",
+    "met": "已达成",
+    "running": "计时中",
+}
+
+
+class Words:
+    """``t.key`` in a template: the console's word, else the report's label, else the key."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang if lang in LANGUAGES else "zh"
+
+    def __getattr__(self, key: str) -> str:
+        return self[key]
+
+    def __getitem__(self, key: str) -> str:
+        return CONSOLE[self.lang].get(key) or LABELS[self.lang].get(key) or key
+
+    def value(self, value: object) -> str:
+        if self.lang == "zh" and str(value) in VALUES_ZH_CONSOLE:
+            return VALUES_ZH_CONSOLE[str(value)]
+        return value_label(value, self.lang)
+
+    def event(self, event_type: str) -> str:
+        if self.lang == "zh":
+            return EVENT_NAMES_ZH.get(event_type, event_type)
+        return event_type
