@@ -329,15 +329,22 @@ async def current_principal(
     """The authenticated caller of a request; a client failing too often is told to wait."""
     if credentials is None:
         raise Unauthorized("missing credential: send 'Authorization: Bearer <api key>'")
+    return await authenticate_request(request, credentials.credentials)
+
+
+async def authenticate_request(request: Request, api_key: str) -> Principal:
+    """Check an API key a request presents (a header, or the console's sign-in form) with
+    the service's credential store; a client failing too often is told to wait (429)."""
     runtime = request.app.state.runtime
     throttle: FailureThrottle = runtime.auth_throttle
     client = request.client.host if request.client else "unknown"
     throttle.check(client)
     try:
-        return await runtime.credentials.authenticate(credentials.credentials)
+        principal: Principal = await runtime.credentials.authenticate(api_key)
     except Unauthorized:
         throttle.failed(client)
         raise
+    return principal
 
 
 class FailureThrottle:

@@ -17,8 +17,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from fastapi import Request, Response
-from tousu_shared.auth import Principal
-from tousu_shared.errors import Unauthorized
+from tousu_shared.auth import Principal, authenticate_request
 
 from tousu_analytics.adapters.orm import console_session
 from tousu_analytics.service_layer.context import AnalyticsContext
@@ -58,14 +57,7 @@ async def sign_in(
     ctx: AnalyticsContext, request: Request, api_key: str, lang: str
 ) -> tuple[str, Principal]:
     """Check the key like the API does (throttled) and open a session; returns its token."""
-    runtime = request.app.state.runtime
-    client = request.client.host if request.client else "unknown"
-    runtime.auth_throttle.check(client)
-    try:
-        principal: Principal = await runtime.credentials.authenticate(api_key.strip())
-    except Unauthorized:
-        runtime.auth_throttle.failed(client)
-        raise
+    principal = await authenticate_request(request, api_key.strip())
     token = secrets.token_urlsafe(32)
     now = ctx.clock()
     async with ctx.uow() as uow:

@@ -14,6 +14,14 @@
     return el;
   }
 
+  function emptyRow(columns) {
+    const tr = document.createElement("tr");
+    const td = cell("td", words.nothing);
+    td.colSpan = columns;
+    tr.appendChild(td);
+    return tr;
+  }
+
   function countsTable(rows, key, heading) {
     const table = document.createElement("table");
     table.className = "counts";
@@ -24,13 +32,7 @@
     thead.appendChild(head);
     table.appendChild(thead);
     const body = document.createElement("tbody");
-    if (!rows.length) {
-      const tr = document.createElement("tr");
-      const td = cell("td", words.nothing);
-      td.colSpan = 6;
-      tr.appendChild(td);
-      body.appendChild(tr);
-    }
+    if (!rows.length) body.appendChild(emptyRow(6));
     rows.forEach((row) => {
       const tr = document.createElement("tr");
       tr.appendChild(cell("td", row.label));
@@ -85,13 +87,7 @@
       countsTable(data.per_level, "level", words.level));
     const body = document.getElementById("clock-rows");
     const rows = data.rows.map((row) => clockRow(row, fresh));
-    if (!rows.length) {
-      const tr = document.createElement("tr");
-      const td = cell("td", words.nothing);
-      td.colSpan = 8;
-      tr.appendChild(td);
-      rows.push(tr);
-    }
+    if (!rows.length) rows.push(emptyRow(8));
     body.replaceChildren(...rows);
     if (fresh.size) {
       const banner = document.getElementById("breach-banner");
