@@ -159,6 +159,12 @@ async def survey_at_any_hour(feedback_http: httpx.AsyncClient) -> None:
     assert response.status_code == 200, response.text
 
 
+async def offered(feedback_http: httpx.AsyncClient, complaint_id: str) -> bool:
+    """Whether feedback has recorded the offer of a complaint's survey (its link is live)."""
+    page = await feedback_http.get("/v1/surveys", params={"complaint_id": complaint_id})
+    return any(s["state"] == "offered" for s in page.json()["items"])
+
+
 async def sms_to(namespace: str, complaint_id: str) -> dict[str, Any]:
     """The text message the SMS gateway was handed for a complaint."""
     records = await read_topic(
@@ -273,6 +279,10 @@ async def test_mr_wangs_laptop_is_resolved_and_closed_on_the_seed_timeline_witho
         sms = await sms_to(namespace, complaint["id"])
         assert sms["to"] == "13800138000" and "refund and ¥200 compensation paid" in sms["text"]
         token = sms["text"].split("/s/", 1)[1].split()[0]
+        # The text goes to the gateway just before feedback commits the offer and its link
+        # (at-least-once: a crash in between sends it again, never loses it), so the link
+        # works once the offer is recorded; a gateway's delivery to a phone takes longer.
+        await wait_for(lambda: offered(feedback_http, complaint["id"]), timeout=15)
         questions = await feedback_http.get(f"/v1/public/surveys/{token}", headers={})
         assert questions.status_code == 200, questions.text
         answered = await feedback_http.post(
