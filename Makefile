@@ -16,6 +16,8 @@ SERVICES := intake routing sla-monitor feedback analytics
 PG_PORT ?= 5432
 KAFKA_PORT ?= 9092
 export PG_PORT KAFKA_PORT
+# Intake's random local keys (make run reads the same file); intake refuses to start without keys.
+export INTAKE_KEYS_FILE ?= $(or $(TOUSU_DATA_DIR),$(CURDIR)/.data)/intake-keys.env
 export TOUSU_PG_PORT ?= $(PG_PORT)
 export TOUSU_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(KAFKA_PORT)
 
@@ -34,7 +36,8 @@ infra: install ## Start Kafka and Postgres (reused when already running)
 	@bash deploy/infra.sh up
 
 migrate: infra ## Apply every service's migrations and create the topics
-	@for service in $(SERVICES); do \
+	@$(UV) run --frozen python -m tousu_intake.keys dev-file --file $(INTAKE_KEYS_FILE) >/dev/null
+	@. $(INTAKE_KEYS_FILE) && for service in $(SERVICES); do \
 		pkg=$$(bash deploy/service-package.sh $$service); \
 		$(UV) run --frozen python -m $$pkg migrate || exit 1; \
 	done

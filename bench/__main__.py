@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 from aiokafka.admin import AIOKafkaAdminClient
+from tousu_intake.keys import new_key_env
 from tousu_intake.settings import IntakeSettings
 from tousu_shared.auth import new_api_key
 from tousu_shared.db import create_engine
@@ -230,6 +231,8 @@ def main() -> None:
         "TOUSU_TOPIC_NAMESPACE": namespace,
         "TOUSU_LOG_LEVEL": "WARNING",
         "TOUSU_HTTP_REUSE_PORT": "true",
+        # Its own random keys: the bench deletes what it wrote, so nothing outlives them.
+        **new_key_env(),
     }
     print(
         f"Tousu bench {RUN}: {os.cpu_count()} cores; intake = {API_PROCESSES} API processes "

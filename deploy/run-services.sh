@@ -6,6 +6,8 @@
 # supervisord restarts a process that dies (a crash, kill -9) with backoff and keeps each
 # one's log under .data/logs/ (rotated). Feedback gets its own intake credential (pii:read)
 # and sends its emails to the mail sink, which keeps each one as a file under .data/mail/.
+# Intake's encryption and blind-index keys are random, generated once into
+# .data/intake-keys.env (mode 600) and read by its process at start.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,6 +16,7 @@ RUN_DIR="$DATA_DIR/run"
 LOG_DIR="$DATA_DIR/logs"
 KEY_FILE="$DATA_DIR/dev-admin-key"
 FEEDBACK_KEY_FILE="$DATA_DIR/feedback-intake-key"
+INTAKE_KEYS_FILE="${INTAKE_KEYS_FILE:-$DATA_DIR/intake-keys.env}"
 MAIL_DIR="$DATA_DIR/mail"
 MAIL_PORT="${MAIL_SINK_PORT:-8025}"
 CONF="$RUN_DIR/supervisord.conf"
@@ -46,6 +49,7 @@ fi
 mkdir -p "$RUN_DIR" "$LOG_DIR" "$MAIL_DIR"
 cd "$REPO"
 ADMIN_KEY="$("$PYTHON" -m tousu_shared.cli dev-admin-key --file "$KEY_FILE")"
+"$PYTHON" -m tousu_intake.keys dev-file --file "$INTAKE_KEYS_FILE" >/dev/null
 stop_services
 
 # One [program] per process. startsecs/startretries give the backoff supervisord applies
@@ -104,6 +108,9 @@ EOF
       program feedback \
         "/bin/sh -c 'TOUSU_INTAKE_API_KEY=\$(cat $FEEDBACK_KEY_FILE) exec $PYTHON -m $pkg'" \
         "$env" false
+    elif [ "$service" = intake ]; then
+      # The keys stay in their file, out of supervisord's configuration.
+      program intake "/bin/sh -c '. $INTAKE_KEYS_FILE && exec $PYTHON -m $pkg'" "$env"
     else
       program "$service" "$PYTHON -m $pkg" "$env"
     fi

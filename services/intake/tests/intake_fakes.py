@@ -24,7 +24,7 @@ from tousu_shared.auth import Principal
 from tousu_shared.clock import Clock, FixedClock
 from tousu_shared.contracts import Event
 from tousu_shared.errors import Conflict
-from tousu_shared.testing import envelope_of
+from tousu_shared.testing import TEST_KEYS, envelope_of
 from tousu_shared.uow import FakeUnitOfWork
 
 
@@ -184,9 +184,10 @@ class FakeIntakeUnitOfWork(FakeUnitOfWork):
 
 
 def fake_context(clock: FixedClock, **settings: Any) -> tuple[IntakeContext, FakeIntakeUnitOfWork]:
-    """An intake context on the fake unit of work, the dev keys and the shipped classifier."""
+    """An intake context on the fake unit of work, the run's test keys and the shipped
+    classifier."""
     uow = FakeIntakeUnitOfWork(clock)
-    intake_settings = IntakeSettings(**settings)
+    intake_settings = IntakeSettings(**{**TEST_KEYS, **settings})
     cipher: FieldCipher = build_cipher(intake_settings)
     context = IntakeContext(
         settings=intake_settings,

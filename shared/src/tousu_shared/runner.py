@@ -23,6 +23,7 @@ from tousu_shared.kafka import ensure_topics
 from tousu_shared.logging import configure_logging
 from tousu_shared.migrations import downgrade, upgrade
 from tousu_shared.runtime import Service
+from tousu_shared.settings import ConfigurationError
 from tousu_shared.topics import all_topic_names
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,11 @@ async def _replay(service: Service) -> ReplayReport:
 
 def main(build: Callable[[], Service], argv: list[str] | None = None) -> None:
     """Command line of ``python -m tousu_<service>``."""
-    service = build()
+    try:
+        service = build()
+    except ConfigurationError as error:
+        # A refusal to start, not a crash: the message names the setting, no traceback.
+        raise SystemExit(f"refusing to start: {error}") from error
     roles = roles_of(service)
     parser = argparse.ArgumentParser(description="Run a Tousu service.")
     parser.add_argument(

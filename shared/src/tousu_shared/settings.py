@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigurationError(RuntimeError):
+    """A service cannot start with its configuration; the message names the setting."""
 
 
 class ServiceSettings(BaseSettings):
@@ -14,6 +18,9 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TOUSU_", extra="ignore")
 
     service_name: str
+    # Development mode relaxes what a service insists on (e.g. intake then generates local
+    # keys instead of refusing to start without them); off unless set explicitly.
+    environment: Literal["production", "development"] = "production"
     # Not configurable: the schema is the service's own (its ORM tables, its role, its
     # migrations all name it), so each service's settings class fixes it.
     db_schema: ClassVar[str]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import functools
 from pathlib import Path
 
@@ -10,9 +9,10 @@ from tousu_shared.clock import Clock, utc_now
 from tousu_shared.http import create_app
 from tousu_shared.runtime import Runtime, Service, include_routers
 
-from tousu_intake.adapters.crypto import FieldCipher
+from tousu_intake.adapters.rekey import rekey_worker
 from tousu_intake.entrypoints import classifier_admin
 from tousu_intake.entrypoints.api import router
+from tousu_intake.keys import build_cipher
 from tousu_intake.service_layer.context import ClassifierCache, IntakeContext
 from tousu_intake.service_layer.handlers import event_handlers
 from tousu_intake.service_layer.unit_of_work import IntakeUnitOfWork
@@ -21,23 +21,12 @@ from tousu_intake.settings import IntakeSettings
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 
-def build_cipher(settings: IntakeSettings) -> FieldCipher:
-    """The field cipher from the configured key ring."""
-    return FieldCipher(
-        {
-            key_id: base64.b64decode(key.get_secret_value())
-            for key_id, key in settings.encryption_keys.items()
-        },
-        settings.encryption_active_key,
-        base64.b64decode(settings.blind_index_key.get_secret_value()),
-    )
-
-
 def bootstrap(settings: IntakeSettings | None = None, *, clock: Clock = utc_now) -> Service:
-    """Wire the intake service; nothing connects until it runs."""
+    """Wire the intake service; nothing connects until it runs. Refuses (ConfigurationError)
+    without its keys outside development."""
     settings = settings or IntakeSettings()
-    runtime = Runtime.build(settings)
     cipher = build_cipher(settings)
+    runtime = Runtime.build(settings)
     uow = functools.partial(
         IntakeUnitOfWork, runtime.session_factory, runtime.outbox, runtime.audit, cipher
     )
@@ -57,4 +46,6 @@ def bootstrap(settings: IntakeSettings | None = None, *, clock: Clock = utc_now)
     )
     app.state.intake = context
     include_routers(app, [router, classifier_admin.router])
-    return Service.of(runtime, app, uow, event_handlers(), MIGRATIONS_DIR)
+    # rekey: moves contacts written under an older key to the active one (key rotation).
+    workers = {"rekey": rekey_worker(runtime.session_factory, cipher, settings)}
+    return Service.of(runtime, app, uow, event_handlers(), MIGRATIONS_DIR, workers=workers)

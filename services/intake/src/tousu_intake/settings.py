@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
+from pathlib import Path
 from typing import ClassVar
 
 from pydantic import Field, SecretStr
 from tousu_shared.settings import ServiceSettings
-
-# Development-only keys, derived from a fixed phrase so a fresh checkout runs without setup.
-# Production sets TOUSU_ENCRYPTION_KEYS / TOUSU_BLIND_INDEX_KEY from its secret store.
-_DEV_KEY = base64.b64encode(hashlib.sha256(b"tousu-development-only-key").digest()).decode()
 
 
 class IntakeSettings(ServiceSettings):
@@ -21,10 +16,19 @@ class IntakeSettings(ServiceSettings):
     db_schema: ClassVar[str] = "intake"
     http_port: int = 8001
 
-    # key id → base64 AES-256 key; new rows use the active key, old rows keep theirs.
-    encryption_keys: dict[str, SecretStr] = Field(default={"dev-1": SecretStr(_DEV_KEY)})
-    encryption_active_key: str = "dev-1"
-    blind_index_key: SecretStr = SecretStr(_DEV_KEY)
+    # No defaults: the keys come from the secret store (tousu_intake.keys says what happens
+    # without them). key id → base64 AES-256 key; every key listed can be read, new rows are
+    # written under the active one (None: the only key), and the rekey worker moves old rows.
+    encryption_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    encryption_active_key: str | None = None
+    # HMAC key of the blind indexes: a key of its own, never one of the encryption keys.
+    blind_index_key: SecretStr | None = None
+    # Development mode only (TOUSU_ENVIRONMENT=development): keys read from this file, which
+    # is generated with random keys when missing.
+    dev_keys_file: Path = Path(".data/intake-keys.env")
+    # The rekey worker: rows re-encrypted per transaction, and its pause when none are left.
+    rekey_batch_size: int = Field(default=200, ge=1)
+    rekey_idle_seconds: float = Field(default=60.0, gt=0)
 
     public_base_url: str = "http://127.0.0.1:8001"
     max_batch_items: int = Field(default=500, ge=1)

@@ -1,4 +1,7 @@
-"""Field encryption (AES-GCM, key id per row so keys rotate) and blind indexes (HMAC-SHA256)."""
+"""Field encryption (AES-GCM, key id per row so keys rotate) and blind indexes (HMAC-SHA256).
+
+The keys come from the configuration (tousu_intake.keys); none is in the code.
+"""
 
 from __future__ import annotations
 
@@ -26,8 +29,15 @@ class FieldCipher:
         for key_id, key in keys.items():
             if len(key) != 32:
                 raise ValueError(f"key {key_id!r} must be 32 bytes (AES-256)")
+            # One key for both would let whoever holds the index key decrypt, and the other
+            # way round: each must be useless without the other.
+            if hmac.compare_digest(key, index_key):
+                raise ValueError(f"the blind-index key must differ from encryption key {key_id!r}")
+        if len(index_key) < 32:
+            raise ValueError("the blind-index key must be at least 32 bytes")
         self._aead = {key_id: AESGCM(key) for key_id, key in keys.items()}
         self.active_key_id = active_key_id
+        self.key_ids = frozenset(keys)
         self._index_key = index_key
 
     def encrypt(self, plaintext: str | None, *, row_id: str, field: str) -> bytes | None:
@@ -53,6 +63,13 @@ class FieldCipher:
             raise UnknownKey(key_id)
         nonce, sealed = ciphertext[:_NONCE_BYTES], ciphertext[_NONCE_BYTES:]
         return aead.decrypt(nonce, sealed, f"{row_id}:{field}".encode()).decode()
+
+    def reencrypt(
+        self, ciphertext: bytes | None, *, key_id: str, row_id: str, field: str
+    ) -> bytes | None:
+        """A field encrypted under ``key_id``, sealed again under the active key."""
+        clear = self.decrypt(ciphertext, key_id=key_id, row_id=row_id, field=field)
+        return self.encrypt(clear, row_id=row_id, field=field)
 
     def blind_index(self, kind: str, normalised_value: str | None) -> bytes | None:
         """A keyed hash that finds equal values without decrypting (kind keeps phone ≠ email)."""
