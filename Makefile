@@ -21,7 +21,7 @@ export INTAKE_KEYS_FILE ?= $(or $(TOUSU_DATA_DIR),$(CURDIR)/.data)/intake-keys.e
 export TOUSU_PG_PORT ?= $(PG_PORT)
 export TOUSU_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(KAFKA_PORT)
 
-.PHONY: help install infra migrate run stop test bench lint asyncapi classifier-report clean-data
+.PHONY: help install infra migrate run stop test security bench lint asyncapi classifier-report clean-data
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,6 +41,7 @@ migrate: infra ## Apply every service's migrations and create the topics
 		pkg=$$(bash deploy/service-package.sh $$service); \
 		$(UV) run --frozen python -m $$pkg migrate || exit 1; \
 	done
+	@bash deploy/infra.sh harden
 	@$(UV) run --frozen python -m tousu_shared.cli create-topics
 
 run: migrate ## Bring the whole system up; Ctrl-C or `make stop` stops it
@@ -52,6 +53,11 @@ stop: ## Stop the services, Kafka and Postgres
 
 test: migrate ## Run every test against the real Kafka and Postgres
 	@$(UV) run --frozen pytest
+
+SCHEMATHESIS_EXAMPLES ?= 100
+security: migrate ## Replay the attacks of issue #13 and fuzz every OpenAPI (full schemathesis run)
+	@TOUSU_SCHEMATHESIS_EXAMPLES=$(SCHEMATHESIS_EXAMPLES) $(UV) run --frozen pytest -m security
+	@cat .data/security/schemathesis.json
 
 bench: migrate ## Measure throughput and latency; prints figures
 	@$(UV) run --frozen python -m bench

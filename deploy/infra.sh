@@ -8,6 +8,8 @@
 #   deploy/infra.sh status    show state; exit 0 if both run, 3 otherwise
 #   deploy/infra.sh reset     down + delete $TOUSU_DATA_DIR
 #   deploy/infra.sh env       print export lines (Kafka bootstrap, per-service database URLs)
+#   deploy/infra.sh harden    give every audit_log to the NOLOGIN role tousu_audit (service roles keep
+#                             INSERT + SELECT); run after the migrations (make migrate does)
 #
 # Environment (defaults):
 #   TOUSU_DATA_DIR=$REPO/.data            postgres/ kafka/ logs/ live here
@@ -64,6 +66,7 @@ KAFKA_POM=$SCRIPT_DIR/kafka/pom.xml
 KAFKA_TEMPLATE=$SCRIPT_DIR/kafka/server.properties.template
 KAFKA_LOG4J=$SCRIPT_DIR/kafka/log4j2.properties
 BOOTSTRAP_SQL=$SCRIPT_DIR/postgres/bootstrap.sql
+HARDEN_SQL=$SCRIPT_DIR/postgres/harden.sql
 
 LOG_DIR=$TOUSU_DATA_DIR/logs
 KAFKA_DIR=$TOUSU_DATA_DIR/kafka
@@ -618,6 +621,11 @@ cmd_reset() {
   log "reset: done"
 }
 
+cmd_harden() { # the superuser step after the migrations; idempotent
+  pg_running || die "postgres is not running: run deploy/infra.sh up first"
+  pg_superuser_psql -d postgres -f - <"$HARDEN_SQL" || die "applying $HARDEN_SQL failed"
+}
+
 cmd_env() {
   echo "export TOUSU_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT"
   local r var pw
@@ -641,6 +649,7 @@ case "${1:-}" in
   status) cmd_status ;;
   reset) cmd_reset ;;
   env) cmd_env ;;
+  harden) cmd_harden ;;
   -h | --help | help) usage ;;
   *) usage >&2; exit 2 ;;
 esac

@@ -1,4 +1,5 @@
-"""Operator commands: create topics, write the AsyncAPI document, mint a development key."""
+"""Operator commands: create topics, write the AsyncAPI document, mint a development key,
+verify a service's audit chain."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import sys
 from pathlib import Path
 
 import orjson
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tousu_shared.asyncapi import asyncapi_document
+from tousu_shared.audit import ChainReport, verify_chain
 from tousu_shared.auth import new_api_key
 from tousu_shared.kafka import ensure_topics
 from tousu_shared.topics import all_topic_names
@@ -29,6 +32,14 @@ def main(argv: list[str] | None = None) -> None:
     spec.add_argument("--output", type=Path)
     key = commands.add_parser("dev-admin-key", help="print a key, reusing the one in --file")
     key.add_argument("--file", type=Path, required=True)
+    audit = commands.add_parser(
+        "verify-audit", help="walk a schema's audit hash chain; exit 1 at the first broken entry"
+    )
+    audit.add_argument("--schema", required=True, choices=SCHEMAS)
+    audit.add_argument(
+        "--database-url",
+        help="default: TOUSU_DATABASE_URL, else the schema's own role as deploy/infra.sh sets it",
+    )
     args = parser.parse_args(argv)
 
     if args.command == "create-topics":
@@ -47,6 +58,35 @@ def main(argv: list[str] | None = None) -> None:
             args.file.write_text(new_api_key()[1] + "\n")
             args.file.chmod(0o600)
         print(args.file.read_text().strip())
+    elif args.command == "verify-audit":
+        url = args.database_url or _role_url(args.schema)
+        report = asyncio.run(_verify_audit(args.schema, url))
+        print(report.summary())
+        if not report.intact:
+            raise SystemExit(1)
+
+
+SCHEMAS = ("intake", "routing", "sla_monitor", "feedback", "analytics")
+
+
+def _role_url(schema: str) -> str:
+    # The service role reads its own audit log (SELECT is all it needs); same defaults as
+    # deploy/infra.sh env: password = role name unless TOUSU_DB_PASSWORD_<ROLE>.
+    if url := os.environ.get("TOUSU_DATABASE_URL"):
+        return url
+    password = os.environ.get(f"TOUSU_DB_PASSWORD_{schema.upper()}", schema)
+    host = os.environ.get("TOUSU_PG_HOST", "127.0.0.1")
+    port = os.environ.get("TOUSU_PG_PORT", "5432")
+    return f"postgresql+asyncpg://{schema}:{password}@{host}:{port}/tousu"
+
+
+async def _verify_audit(schema: str, url: str) -> ChainReport:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return await verify_chain(connection, schema)
+    finally:
+        await engine.dispose()
 
 
 if __name__ == "__main__":

@@ -9,13 +9,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import os
+import re
 import secrets
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
@@ -39,6 +44,7 @@ KAFKA_BOOTSTRAP = os.environ.get(
     ServiceSettings.model_fields["kafka_bootstrap"].default,
 )
 KEEP_TABLES = {"alembic_version", "outbox_lane"}
+AUDIT_TABLE = "audit_log"
 # Random keys of this run for the services that encrypt (intake refuses to start without keys
 # and no key is in the code); services without such settings ignore them.
 TEST_KEYS: dict[str, Any] = {
@@ -70,8 +76,35 @@ def test_settings(cls: type[S], **overrides: Any) -> S:
 test_settings.__test__ = False  # type: ignore[attr-defined]  # not a test, despite the name
 
 
+@functools.cache
+def superuser_socket() -> tuple[str, int]:
+    """The Postgres superuser's way in (socket directory, port), as ``deploy/infra.sh env``
+    prints it: tests that must act beyond a service role (empty an audit log, tamper with
+    one) use it, as the postgres OS user or root would."""
+    repo = Path(__file__).resolve().parents[3]
+    printed = subprocess.run(
+        ["bash", str(repo / "deploy" / "infra.sh"), "env"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    found = re.search(r"^# superuser: .* -h (\S+) -p (\d+)", printed, re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"deploy/infra.sh env names no superuser socket:\n{printed}")
+    return found[1], int(found[2])
+
+
+async def superuser_connection() -> asyncpg.Connection:
+    """A connection to ``tousu`` as the superuser (close it when done)."""
+    host, port = superuser_socket()
+    return await asyncpg.connect(host=host, port=port, user="postgres", database="tousu")
+
+
 async def truncate_schema(engine: AsyncEngine, schema: str) -> None:
-    """Empty every table of a schema except migration bookkeeping and fixed lanes."""
+    """Empty every table of a schema except migration bookkeeping and fixed lanes.
+
+    The audit log belongs to ``tousu_audit`` (the service role may only append to it), so
+    the superuser empties it; its hash chain starts again from the first entry."""
     async with engine.begin() as conn:
         tables = (
             (
@@ -83,9 +116,19 @@ async def truncate_schema(engine: AsyncEngine, schema: str) -> None:
             .scalars()
             .all()
         )
-        wanted = [f'{schema}."{name}"' for name in tables if name not in KEEP_TABLES]
+        wanted = [
+            f'{schema}."{name}"'
+            for name in tables
+            if name not in KEEP_TABLES and name != AUDIT_TABLE
+        ]
         if wanted:
             await conn.execute(text(f"TRUNCATE {', '.join(wanted)} RESTART IDENTITY CASCADE"))
+    if AUDIT_TABLE in tables:
+        superuser = await superuser_connection()
+        try:
+            await superuser.execute(f'TRUNCATE {schema}."{AUDIT_TABLE}" RESTART IDENTITY')
+        finally:
+            await superuser.close()
 
 
 async def read_topic(
