@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -33,7 +34,8 @@ from tousu_shared.errors import NotFound, ServiceError
 from tousu_shared.kafka import create_producer
 from tousu_shared.logging import correlation_id_var
 from tousu_shared.runtime import Runtime
-from tousu_shared.schemas import ERROR_RESPONSES
+from tousu_shared.schemas import ERROR_RESPONSES, INT64_MAX
+from tousu_shared.unstorable import BODY_KEY, unstorable_value
 
 REQUEST_SECONDS = Histogram(
     "tousu_http_request_seconds",
@@ -99,6 +101,11 @@ class RequestEdge:
             await send(message)
 
         seen = 0
+        # A JSON body is kept (it is bounded) so that a value the database refuses can be
+        # found in it and named (tousu_shared.unstorable).
+        kept = bytearray() if _is_json(scope) else None
+        if kept is not None:
+            scope[BODY_KEY] = kept
 
         async def limited_receive() -> Message:
             # Counting while the body streams in: past the limit the client gets a 413 at
@@ -109,6 +116,8 @@ class RequestEdge:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                if kept is not None and seen <= self.max_body_bytes:
+                    kept.extend(message.get("body", b""))
                 if seen > self.max_body_bytes:
                     refused_body = True
                     if not started_response:
@@ -137,6 +146,11 @@ class RequestEdge:
                 _route_template(scope),
                 str(status),
             ).observe(time.perf_counter() - started)
+
+
+def _is_json(scope: Scope) -> bool:
+    media_type = dict(scope["headers"]).get(b"content-type", b"").split(b";")[0].strip().lower()
+    return media_type == b"application/json" or media_type.endswith(b"+json")
 
 
 def _printable(value: bytes) -> bool:
@@ -286,9 +300,29 @@ def create_app(runtime: Runtime, *, title: str, description: str) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DBAPIError, unstorable_value)
     app.include_router(_operations_router())
     app.include_router(_admin_router())
+    app.openapi = _with_body_definitions(app.openapi)  # type: ignore[method-assign]
     return app
+
+
+def _with_body_definitions(build: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """The OpenAPI document with the ``$defs`` of request bodies given in ``openapi_extra``
+    (an endpoint reading its raw body) moved to the components their references name."""
+
+    def openapi() -> dict[str, Any]:
+        document = build()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for path_item in document.get("paths", {}).values():
+            for operation in path_item.values():
+                if not isinstance(operation, dict):
+                    continue
+                for media in operation.get("requestBody", {}).get("content", {}).values():
+                    schemas.update(media.get("schema", {}).pop("$defs", {}))
+        return document
+
+    return openapi
 
 
 def _operations_router() -> APIRouter:
@@ -417,7 +451,7 @@ def _admin_router() -> APIRouter:
         session: DbSession,
         runtime: RuntimeDep,
         complaint_id: uuid.UUID | None = None,
-        after: Annotated[int, Query(ge=0)] = 0,
+        after: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:
         """Audit entries of this service, oldest first, optionally for one complaint."""

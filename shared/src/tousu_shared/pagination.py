@@ -13,10 +13,24 @@ import orjson
 
 from tousu_shared.errors import InvalidInput
 
+
+def _instant(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:  # every sort key is a timestamptz; a naive one cannot compare
+        raise ValueError("a cursor's time must have an offset")
+    return value
+
+
+def _text(text: str) -> str:
+    if "\x00" in text:  # Postgres text cannot hold one
+        raise ValueError("a cursor's text must not hold a NUL")
+    return text
+
+
 _PARSERS: dict[type, Callable[[str], Any]] = {
-    datetime: datetime.fromisoformat,
+    datetime: _instant,
     uuid.UUID: uuid.UUID,
-    str: str,
+    str: _text,
 }
 
 
@@ -31,8 +45,11 @@ def decode_cursor(cursor: str, *types: type) -> tuple[Any, ...]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = orjson.loads(base64.urlsafe_b64decode(padded))
+        # Every value was written as a string; a forged one may be any JSON at all.
         if not isinstance(values, list) or len(values) != len(types):
             raise ValueError("wrong shape")
+        if not all(isinstance(value, str) for value in values):
+            raise ValueError("wrong types")
         return tuple(_PARSERS[kind](value) for kind, value in zip(types, values, strict=True))
     except (binascii.Error, ValueError, TypeError) as exc:
         raise InvalidInput("the cursor is not one this API returned", field="cursor") from exc

@@ -158,7 +158,7 @@ async def drill_down(
             media_type="text/csv",
             headers={"Content-Disposition": "attachment; filename=drill.csv"},
         )
-    after = uuid.UUID(decode_cursor(cursor, str)[0]) if cursor else None
+    after = decode_cursor(cursor, uuid.UUID)[0] if cursor else None
     items = [
         item
         async for item in drill(_ctx(request), DrillRequest(kpis, metric, cell, after, limit + 1))
@@ -219,8 +219,7 @@ async def list_alerts(
     visible = principal.visible_department(department)
     after = None
     if cursor:
-        at, alert_id = decode_cursor(cursor, datetime, str)
-        after = (at, uuid.UUID(alert_id))
+        after = decode_cursor(cursor, datetime, uuid.UUID)
     async with _ctx(request).uow() as uow:
         alerts = await uow.alerts.list(
             state=state, after=after, limit=limit + 1, department=visible

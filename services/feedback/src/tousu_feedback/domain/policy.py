@@ -8,15 +8,45 @@ the version it was scheduled under.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from tousu_shared.contracts.vocabulary import Channel, Urgency
 
 from tousu_feedback.domain.channels import OutboundChannel
 
 BEIJING = "Asia/Shanghai"
+
+
+def _local(value: dt.time) -> dt.time:
+    if value.tzinfo is not None:
+        raise ValueError("give a local time without an offset; the zone is the window's timezone")
+    return value
+
+
+# A wall-clock time in the window's own time zone: JSON Schema's "time" format requires an
+# offset, which a local time has none of (and one with an offset would not compare).
+LocalTime = Annotated[
+    dt.time,
+    AfterValidator(_local),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$",
+            "examples": ["09:00:00"],
+        }
+    ),
+]
 
 
 class SendWindow(BaseModel):
@@ -29,8 +59,8 @@ class SendWindow(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    start: dt.time = dt.time(9, 0)
-    end: dt.time = dt.time(21, 0)
+    start: LocalTime = dt.time(9, 0)
+    end: LocalTime = dt.time(21, 0)
     timezone: str = BEIJING
     days: str = Field(default="every_day", pattern="^(every_day|working_days)$")
     urgencies: tuple[Urgency, ...] = (Urgency.DEFERRED, Urgency.ROUTINE)

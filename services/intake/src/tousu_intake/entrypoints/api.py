@@ -11,7 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, StringConstraints, TypeAdapter, ValidationError
 from starlette.requests import ClientDisconnect
 from tousu_shared.auth import Principal, require
 from tousu_shared.contracts.vocabulary import Category, Channel, Severity, Urgency
@@ -185,6 +185,12 @@ def _csv_items(raw: bytes) -> list[dict[str, Any]]:
     return items
 
 
+# An item's idempotency key, bounded like the Idempotency-Key header (and no NUL).
+_BATCH_KEY = TypeAdapter(
+    Annotated[str | None, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
+)
+
+
 @router.post("/complaints:batch", response_model=BatchResult)
 async def import_complaints(
     request: Request,
@@ -210,20 +216,23 @@ async def import_complaints(
         )
     results: list[BatchItemResult] = []
     for index, item in enumerate(items):
-        key = item.pop("idempotency_key", None) if isinstance(item, dict) else None
+        raw_key = item.pop("idempotency_key", None) if isinstance(item, dict) else None
         try:
+            key = _BATCH_KEY.validate_python(raw_key)
             body = ComplaintCreate.model_validate(item)
         except ValidationError as exc:
-            results.append(
-                BatchItemResult(
-                    index=index, status="rejected", errors=_errors(exc, f"body.{index}")
-                )
+            # The key's errors have no location of their own; the body's start at the item.
+            at = (
+                f"body.{index}"
+                if exc.title == ComplaintCreate.__name__
+                else f"body.{index}.idempotency_key"
             )
+            results.append(BatchItemResult(index=index, status="rejected", errors=_errors(exc, at)))
             continue
         # One transaction per item: a bad item never takes the good ones down with it.
         try:
             submission = await services.submit_complaint(
-                mapping.submit_command(body, str(key) if key else None),
+                mapping.submit_command(body, key),
                 principal=principal,
                 context=context,
             )

@@ -26,6 +26,7 @@ from tousu_shared.contracts.vocabulary import (
     Severity,
     Urgency,
 )
+from tousu_shared.schemas import ApiModel
 
 from tousu_intake.domain.model import normalise_email, normalise_phone
 
@@ -41,7 +42,9 @@ Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(normali
 CLOCK_SKEW = timedelta(minutes=2)
 
 
-class _Strict(BaseModel):
+class _Strict(ApiModel):
+    """A request body: unknown fields and NUL characters refused (ApiModel), text trimmed."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from tousu_shared.contracts.vocabulary import (
     Category,
     Channel,
@@ -140,12 +140,15 @@ class RuleCriteriaFields(BaseModel):
     )
 
 
+MAX_ORDER = 2**31 - 1  # a rule's position is an integer column
+
+
 class RoutingRuleCreate(BaseModel):
     """A new rule; without an order it goes just before the default queue."""
 
     id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     name: str = Field(min_length=1, max_length=200)
-    order: int | None = Field(default=None, ge=0)
+    order: int | None = Field(default=None, ge=0, le=MAX_ORDER)
     target_department: str
     criteria: RuleCriteriaFields = Field(default_factory=RuleCriteriaFields)
     enabled: bool = True
@@ -155,10 +158,18 @@ class RoutingRuleUpdate(BaseModel):
     """Changes to a rule; fields left out stay as they are."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    order: int | None = Field(default=None, ge=0)
+    order: int | None = Field(default=None, ge=0, le=MAX_ORDER)
     target_department: str | None = None
     criteria: RuleCriteriaFields | None = None
     enabled: bool | None = None
+
+    @field_validator("name", "order", "target_department", "enabled", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # Left out, a field stays as it is; sent as null it would erase what a rule needs.
+        if value is None:
+            raise ValueError("leave the field out to keep it; it cannot be null")
+        return value
 
 
 class RoutingRuleOrderUpdate(BaseModel):

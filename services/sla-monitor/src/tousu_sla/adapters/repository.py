@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from tousu_shared.pagination import decode_cursor, encode_cursor
+from tousu_shared.schemas import INT64_MAX
 
 from tousu_sla.adapters import orm
 from tousu_sla.domain import (
@@ -101,8 +102,9 @@ class StreamPosition:
         """Parse an SSE event id; raises ValueError when it was not made by `encode`."""
         xid, _, entry = text.strip().partition("-")
         position = cls(int(xid), int(entry))
-        if position.xid < 0 or position.id < 0:
-            raise ValueError(f"not a stream position: {text!r}")
+        # Both are bigint columns: anything past their range was never a position.
+        if not (0 <= position.xid <= INT64_MAX and 0 <= position.id <= INT64_MAX):
+            raise ValueError(f"not a stream position: {text[:40]!r}")
         return position
 
 

@@ -79,7 +79,9 @@ async def list_policy_set_versions(_: Reader, ctx: Context) -> list[PolicySetVer
 
 
 @router.get("/sla-policies/versions/{version}")
-async def get_policy_set_version(version: int, _: Reader, ctx: Context) -> PolicySetRead:
+async def get_policy_set_version(
+    version: Annotated[int, Path(ge=1, le=2**31 - 1)], _: Reader, ctx: Context
+) -> PolicySetRead:
     """One published version."""
     async with ctx.uow() as uow:
         return PolicySetRead.of(await catalog.policy_set_version(uow, version))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 from tousu_shared.schemas import from_attributes
 
 from tousu_sla.adapters.repository import CalendarRecord, PolicySetRecord, StoredCase
@@ -253,6 +253,21 @@ class CalendarYear(BaseModel):
     makeup_workdays: list[dt.date] = []
 
 
+# [start, end) as a pair; said as a two-item array rather than pydantic's prefixItems, which
+# OpenAPI tools still read the draft-4 way.
+WorkingInterval = Annotated[
+    tuple[dt.datetime, dt.datetime],
+    WithJsonSchema(
+        {
+            "type": "array",
+            "items": {"type": "string", "format": "date-time"},
+            "minItems": 2,
+            "maxItems": 2,
+        }
+    ),
+]
+
+
 class DayStatusRead(BaseModel):
     """The calendar's verdict on one date."""
 
@@ -260,4 +275,4 @@ class DayStatusRead(BaseModel):
     is_working: bool
     reason: str
     data_missing: bool
-    working_intervals: list[tuple[dt.datetime, dt.datetime]]
+    working_intervals: list[WorkingInterval]
