@@ -292,7 +292,8 @@ def add_audit_hash_chain(schema: str) -> None:
 
 def drop_audit_hash_chain(schema: str) -> None:
     """Undo ``add_audit_hash_chain`` while the service still owns the audit log; once it
-    belongs to ``tousu_audit`` the chain stays (only the superuser could remove it)."""
+    belongs to ``tousu_audit`` the chain stays. (Once harden.sql has run, its event trigger
+    refuses the service role any drop of an audit_log object: only the superuser may.)"""
     if not _owns_audit_log(schema) or not _has_audit_hash_chain(schema):
         return
     table = f"{schema}.audit_log"
