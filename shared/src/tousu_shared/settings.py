@@ -33,6 +33,8 @@ class ServiceSettings(BaseSettings):
     # Failed authentications one client may make per window before it gets 429s.
     auth_failures_allowed: int = Field(default=10, ge=1)
     auth_failure_window_seconds: float = Field(default=60.0, gt=0)
+    # Live streams (SSE) one credential may hold open in one process; the next is a 429.
+    stream_max_per_credential: int = Field(default=5, ge=1)
 
     pg_host: str = "127.0.0.1"
     pg_port: int = 5432
