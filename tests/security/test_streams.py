@@ -3,7 +3,8 @@ cannot hold more than its cap, and every stream shows only its caller's departme
 
 The SLA monitor's ``/v1/sla-events/stream`` on the real stack (conftest.py): entries are
 appended to ``sla_event_log`` as the publishers do, and every read of the log the process
-makes is counted through ``services.stream_after``.
+makes is recorded (with the task that made it) through ``services.stream_after``. The
+console's ``/console/board/stream`` likewise through its ``board`` read.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import httpx
 import orjson
 import pytest
 import sqlalchemy as sa
+from tousu_analytics.console import pages
 from tousu_shared.auth import split_api_key
 from tousu_shared.runtime import Service
 from tousu_shared.testing import api_client, issue_credential, wait_for
@@ -222,3 +224,95 @@ async def test_a_resumed_stream_misses_nothing_while_another_follows_live(sla, k
             (caught_up,) = await until_done([resumed], publish)
             assert not any(task.done() for task in followers)
     assert sent_subjects(caught_up) == [*missed, later[0]]
+
+
+# -- the console's live board ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def analytics(stack: dict[str, Service], admin_key: str) -> AsyncIterator[Service]:
+    """The analytics service (console), its app started (lifespan) for the module."""
+    service = stack["analytics"]
+    async with api_client(service.app, admin_key):
+        yield service
+
+
+@pytest.fixture(scope="module")
+async def console_keys(analytics: Service, admin_key: str) -> dict[str, str]:
+    async with api_client(analytics.app, admin_key, lifespan=False) as admin:
+        return {
+            department: await issue_credential(
+                admin, "manager", f"board-{department}", department=department
+            )
+            for department in ("quality", "after_sales")
+        }
+
+
+@contextlib.asynccontextmanager
+async def console(analytics: Service, key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser-like client signed in to the console with ``key`` (session cookie)."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=analytics.app), base_url="http://test"
+    ) as http:
+        form = await http.get("/console/login")
+        token = form.cookies["tousu_console_login"]
+        signed = await http.post("/console/login", data={"api_key": key, "csrf_token": token})
+        assert signed.status_code == 303, signed.text
+        yield http
+
+
+@pytest.fixture
+def board_reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[asyncio.Task[Any] | None, Any]]:
+    """(task, department scope) of every board read the console makes during the test."""
+    readers: list[tuple[asyncio.Task[Any] | None, Any]] = []
+    original = pages.board
+
+    async def counted(ctx: Any, department: Any) -> Any:
+        readers.append((asyncio.current_task(), department))
+        return await original(ctx, department)
+
+    monkeypatch.setattr(pages, "board", counted)
+    return readers
+
+
+async def test_board_streams_share_one_reader_per_department(analytics, console_keys, board_reads):
+    poller = pages.board_poller(_request_of(analytics))
+    cap = analytics.runtime.settings.stream_max_per_credential
+    async with contextlib.AsyncExitStack() as open_streams:
+        quality = await open_streams.enter_async_context(
+            console(analytics, console_keys["quality"])
+        )
+        after_sales = await open_streams.enter_async_context(
+            console(analytics, console_keys["after_sales"])
+        )
+        tasks = [asyncio.create_task(quality.get("/console/board/stream")) for _ in range(cap)]
+        tasks.append(asyncio.create_task(after_sales.get("/console/board/stream")))
+        try:
+            await wait_for(
+                lambda: (
+                    (poller.listeners("quality"), poller.listeners("after_sales")) == (cap, 1)
+                    or any(t.done() for t in tasks)
+                )
+            )
+            over = await quality.get("/console/board/stream")
+            # A department-bound viewer naming another department is refused, not widened.
+            foreign = await quality.get(
+                "/console/board/stream", params={"department": "after_sales"}
+            )
+            before = len(board_reads)
+            await wait_for(lambda: len(board_reads) >= before + 6)
+            during = board_reads[before:]
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    assert over.status_code == 429, over.text
+    assert over.json()["error"] == "too_many_requests"
+    assert foreign.status_code == 403
+    # `cap + 1` streams, two departments: one reader per department, each reading only it.
+    readers_by_scope: dict[Any, set[int]] = {}
+    for task, scope in during:
+        readers_by_scope.setdefault(scope, set()).add(id(task))
+    assert set(readers_by_scope) == {"quality", "after_sales"}
+    assert all(len(readers) == 1 for readers in readers_by_scope.values()), readers_by_scope
+    await wait_for(lambda: poller.listeners("quality") == 0)

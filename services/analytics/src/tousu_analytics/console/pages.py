@@ -13,6 +13,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from tousu_shared.errors import TooManyRequests, Unauthorized
+from tousu_shared.streams import Overflowed, Poller, StreamSlots, held, state_of
 
 from tousu_analytics.console import charts, sessions
 from tousu_analytics.console.board import LOCAL, board
@@ -152,37 +153,83 @@ def _sse(event: str, data: object) -> bytes:
 @router.get("/board/stream")
 async def board_stream(request: Request, department: str | None = None) -> Response:
     """Server-sent events from the read model: the board whenever it changed, a comment
-    line as heartbeat, and ``signed_out`` when the session ends."""
+    line as heartbeat, and ``signed_out`` when the session ends.
+
+    The board of one department scope is read once per interval for every stream showing
+    it (one poller per process); a credential holds at most
+    ``TOUSU_STREAM_MAX_PER_CREDENTIAL`` streams, the next is a 429."""
     viewer = await viewer_of(request, "sla:read")
     scope = department_scope(viewer, department)
     ctx = ctx_of(request)
-    interval = ctx.settings.console_stream_seconds
     words = Words(viewer.lang)
+    poller = board_poller(request)
 
     async def events() -> AsyncIterator[bytes]:
         last: bytes | None = None
         loop = asyncio.get_running_loop()
-        opened = quiet_since = checked_at = loop.time()
+        opened = checked_at = loop.time()
         yield b"retry: 2000\n\n"
-        while loop.time() - opened < STREAM_MAX_SECONDS and not await request.is_disconnected():
-            if loop.time() - checked_at > RECHECK_SESSION_SECONDS:
-                checked_at = loop.time()
+        async with poller.listen(scope) as listener:
+            while loop.time() - opened < STREAM_MAX_SECONDS:
+                if loop.time() - checked_at > RECHECK_SESSION_SECONDS:
+                    checked_at = loop.time()
+                    try:
+                        await sessions.current_viewer(ctx, request)
+                    except sessions.SignInRequired:
+                        yield _sse("signed_out", {})
+                        return
                 try:
-                    await sessions.current_viewer(ctx, request)
-                except sessions.SignInRequired:
-                    yield _sse("signed_out", {})
-                    return
-            payload = _sse("board", labelled(await board(ctx, scope), words))
-            if payload != last:
-                last, quiet_since = payload, loop.time()
-                yield payload
-            elif loop.time() - quiet_since > HEARTBEAT_SECONDS:
-                quiet_since = loop.time()
-                yield b": heartbeat\n\n"
-            await asyncio.sleep(interval)
+                    async with asyncio.timeout(HEARTBEAT_SECONDS):
+                        data = await listener.next()
+                except TimeoutError:
+                    yield b": heartbeat\n\n"
+                    continue
+                except Overflowed:
+                    return  # the browser reconnects and gets the board afresh
+                payload = _sse("board", labelled(data, words))
+                if payload != last:
+                    last = payload
+                    yield payload
 
     headers = {**SECURITY_HEADERS, "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+    return held(
+        stream_slots(request),
+        viewer.principal.key_id,
+        lambda: StreamingResponse(events(), media_type="text/event-stream", headers=headers),
+    )
+
+
+def board_poller(request: Request) -> Poller[str | None, None, dict[str, Any]]:
+    """The process's one board reader per department scope, shared by every stream."""
+    ctx = ctx_of(request)
+
+    async def start(_: str | None) -> None:
+        return None
+
+    async def poll(scope: str | None, state: None) -> tuple[None, dict[str, Any]]:
+        return state, await board(ctx, scope)
+
+    return state_of(
+        request.app.state,
+        "console_board_poller",
+        lambda: Poller(
+            "console-board",
+            start=start,
+            poll=poll,
+            interval=lambda: ctx.settings.console_stream_seconds,
+            replay_last=True,
+        ),
+    )
+
+
+def stream_slots(request: Request) -> StreamSlots:
+    """The board streams each credential holds open in this process."""
+    settings = ctx_of(request).settings
+    return state_of(
+        request.app.state,
+        "console_stream_slots",
+        lambda: StreamSlots("console-board", lambda: settings.stream_max_per_credential),
+    )
 
 
 # ---- case timeline -----------------------------------------------------------------------
