@@ -1,0 +1,113 @@
+"""The request edge of every service (issue #13, holes 5 and 9), attacked on the real stack
+(conftest.py): oversized chunked bodies, key guessing, what a 401 gives away, response
+headers, unknown body fields, database errors in the log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from tousu_shared.auth import split_api_key
+from tousu_shared.runtime import Service
+from tousu_shared.testing import api_client, issue_credential
+
+pytestmark = [pytest.mark.integration, pytest.mark.security]
+
+SERVICES = ["intake", "routing", "sla-monitor", "feedback", "analytics"]
+MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+async def http(
+    stack: dict[str, Service], admin_key: str
+) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    """An admin client per service, each app started (lifespan) for the module."""
+    async with contextlib.AsyncExitStack() as clients:
+        yield {
+            name: await clients.enter_async_context(api_client(service.app, admin_key))
+            for name, service in stack.items()
+        }
+
+
+def client_at(service: Service, address: str, key: str | None = None) -> httpx.AsyncClient:
+    """A client of an app from an address of its own (failure throttles count per client)."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=service.app, client=(address, 40000)),
+        base_url="http://test",
+        headers=headers,
+    )
+
+
+# -- hole 5: a chunked body past the limit is refused while it streams in ------------------
+
+
+@pytest.mark.parametrize("name", SERVICES)
+async def test_a_chunked_body_past_the_limit_is_refused_before_it_is_read(http, stack, name):
+    sent = 0
+    total = 100  # MiB, 100 times the default limit
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal sent
+        for _ in range(total):
+            sent += 1
+            yield b"[" + b"1," * (MIB // 2 - 1) + b"1]"
+
+    response = await http[name].post(
+        "/v1/admin/credentials", content=body(), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413, response.text
+    assert response.json()["error"] == "payload_too_large"
+    limit = stack[name].runtime.settings.http_max_body_bytes
+    # The service stopped reading just past its limit: the rest never left the client.
+    assert sent <= limit // MIB + 2 < total, sent
+
+
+# -- hole 9: authentication ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", SERVICES)
+async def test_failed_authentication_is_throttled_per_client(stack, name):
+    service = stack[name]
+    allowed = service.runtime.settings.auth_failures_allowed
+    async with client_at(service, "10.13.9.1", "tsk_000000000000_guess") as guesser:
+        answers = [(await guesser.get("/v1/admin/credentials")).status_code for _ in range(allowed)]
+        refused = await guesser.get("/v1/admin/credentials")
+    async with client_at(service, "10.13.9.2", "tsk_000000000000_guess") as other:
+        elsewhere = await other.get("/v1/admin/credentials")
+    assert answers == [401] * allowed
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error"] == "too_many_requests"
+    assert int(refused.headers["retry-after"]) >= 1
+    assert elsewhere.status_code == 401  # the throttle is the guesser's, not everyone's
+
+
+@pytest.mark.parametrize("name", SERVICES)
+async def test_a_401_does_not_tell_a_known_key_id_from_an_unknown_one(http, stack, name):
+    key = await issue_credential(http[name], "analyst", f"edge-{name}")
+    key_id, _ = split_api_key(key) or ("", "")
+    service = stack[name]
+    async with client_at(service, "10.13.9.3", f"tsk_{key_id}_wrong-secret") as known:
+        wrong_secret = await known.get("/v1/admin/credentials")
+    async with client_at(service, "10.13.9.4", "tsk_ffffffffffff_wrong-secret") as unknown:
+        unknown_id = await unknown.get("/v1/admin/credentials")
+    assert wrong_secret.status_code == unknown_id.status_code == 401
+    assert wrong_secret.json() == unknown_id.json()
+    for response in (wrong_secret, unknown_id):
+        assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+# -- hole 9: headers on personal-data responses ---------------------------------------------
+
+
+@pytest.mark.parametrize("name", SERVICES)
+async def test_every_api_response_forbids_sniffing_and_caching(http, name):
+    for response in (
+        await http[name].get("/v1/admin/credentials"),  # 200
+        await http[name].delete("/v1/admin/credentials/nope"),  # a 4xx
+    ):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["cache-control"] == "no-store"
