@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -65,6 +66,16 @@ class FakeComplaints:
         self.stored_messages += complaint.take_new_messages()
         if complaint.contact_erased:
             self.contacts[complaint.id] = (Customer(tier=complaint.customer_tier), CustomerKeys())
+            self.stored_messages = [
+                dataclasses.replace(
+                    m,
+                    body=None,
+                    evidence=tuple(dataclasses.replace(e, description=None) for e in m.evidence),
+                )
+                if m.complaint_id == complaint.id
+                else m
+                for m in self.stored_messages
+            ]
 
     async def get(self, complaint_id: uuid.UUID, *, for_update: bool = False) -> Complaint | None:
         stored = self.rows.get(complaint_id)
@@ -76,12 +87,24 @@ class FakeComplaints:
                 return _copy(stored)
         return None
 
-    async def of_customer(self, keys: CustomerKeys) -> list[Complaint]:
-        return [
-            _copy(self.rows[cid])
+    async def of_customer(self, keys: CustomerKeys, *, for_update: bool = False) -> list[Complaint]:
+        found = [
+            self.rows[cid]
             for cid, (_, stored) in self.contacts.items()
             if _same_customer(stored, keys)
         ]
+        return [_copy(c) for c in sorted(found, key=lambda c: c.received_at)]
+
+    async def departments_of(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str | None]:
+        return {i: self.rows[i].department for i in ids if i in self.rows}
+
+    async def expired(self, *, received_before: datetime, limit: int) -> list[Complaint]:
+        found = [
+            c
+            for c in self.rows.values()
+            if c.received_at < received_before and c.anonymized_at is None
+        ]
+        return [_copy(c) for c in sorted(found, key=lambda c: (c.received_at, c.id))][:limit]
 
     async def recent_of_customer(self, keys: CustomerKeys, *, since: datetime) -> list[uuid.UUID]:
         found = [

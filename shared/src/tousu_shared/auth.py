@@ -42,6 +42,9 @@ Scope = Literal[
     "complaints:write",
     "complaints:read",
     "pii:read",
+    # PIPL rights: erasing a customer's data and exporting all of it (privacy officer, admin).
+    "pii:erase",
+    "pii:export",
     "classification:write",
     "rules:write",
     "cases:read",
@@ -95,6 +98,10 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
     ),
     "analyst": frozenset(
         {"complaints:read", "cases:read", "sla:read", "analytics:read", "feedback:read"}
+    ),
+    # Answers customers' PIPL requests (erasure, export) for every department, audited.
+    "privacy_officer": frozenset(
+        {"complaints:read", "pii:read", "pii:erase", "pii:export", "audit:read"}
     ),
     "admin": ALL_SCOPES,
     # A service reading personal data it needs (audited) and filing complaints, nothing more.

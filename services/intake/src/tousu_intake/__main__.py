@@ -1,4 +1,7 @@
-"""``python -m tousu_intake [all|api|consumer|relay|migrate|downgrade]``."""
+"""``python -m tousu_intake [all|<role>|migrate|downgrade|dlq-replay]``.
+
+Roles: api, consumer, relay, rekey (key rotation), retention (anonymises old complaints).
+"""
 
 from tousu_shared.runner import main
 

@@ -13,6 +13,7 @@ from tousu_intake.adapters.rekey import rekey_worker
 from tousu_intake.entrypoints import classifier_admin
 from tousu_intake.entrypoints.api import router
 from tousu_intake.keys import build_cipher
+from tousu_intake.service_layer import privacy
 from tousu_intake.service_layer.context import ClassifierCache, IntakeContext
 from tousu_intake.service_layer.handlers import event_handlers
 from tousu_intake.service_layer.unit_of_work import IntakeUnitOfWork
@@ -47,5 +48,9 @@ def bootstrap(settings: IntakeSettings | None = None, *, clock: Clock = utc_now)
     app.state.intake = context
     include_routers(app, [router, classifier_admin.router])
     # rekey: moves contacts written under an older key to the active one (key rotation).
-    workers = {"rekey": rekey_worker(runtime.session_factory, cipher, settings)}
+    workers = {
+        "rekey": rekey_worker(runtime.session_factory, cipher, settings),
+        # retention: anonymises complaints past the retention period (PIPL), then daily.
+        "retention": privacy.retention_worker(context),
+    }
     return Service.of(runtime, app, uow, event_handlers(), MIGRATIONS_DIR, workers=workers)

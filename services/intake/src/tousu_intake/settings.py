@@ -41,3 +41,9 @@ class IntakeSettings(ServiceSettings):
     duplicate_window_minutes: int = Field(default=10, ge=0)
     late_record_after_minutes: int = Field(default=120, ge=1)
     classifier_refresh_seconds: float = 2.0
+    # Records retention (domain §8): the retention worker anonymises complaints received
+    # longer ago than this, in batches of one transaction each, then looks again every
+    # interval.
+    retention_years: int = Field(default=3, ge=1, le=100)
+    retention_batch_size: int = Field(default=200, ge=1)
+    retention_interval_seconds: float = Field(default=24 * 3600.0, gt=0)

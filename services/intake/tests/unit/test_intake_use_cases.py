@@ -18,8 +18,8 @@ from tousu_intake.domain.commands import (
     SubmitComplaint,
 )
 from tousu_intake.domain.complaint import ANONYMISED_DESCRIPTION, ComplaintDetails, Customer
+from tousu_intake.service_layer.privacy import anonymize_customer
 from tousu_intake.service_layer.services import (
-    anonymize_customer,
     correct_classification,
     get_complaint,
     list_complaints,
@@ -183,7 +183,7 @@ async def test_department_bound_callers_see_and_list_only_their_department():
     page = await list_complaints(ListComplaints(), principal=billing, context=context)
     assert page.items == []
     own = await list_complaints(ListComplaints(), principal=quality, context=context)
-    assert [c.id for c in own.items] == [complaint_id]
+    assert [v.complaint.id for v in own.items] == [complaint_id]
     with pytest.raises(Forbidden) as refused:
         await list_complaints(
             ListComplaints(department="quality"), principal=billing, context=context
@@ -203,8 +203,10 @@ async def test_anonymisation_erases_personal_data_and_keeps_the_statistics():
     categories = {cid: c.category for cid, c in uow.complaints.rows.items()}
     clock.advance(timedelta(days=3))
     request = AnonymizeCustomer(reason="PIPL deletion request", phone="13800138000")
-    ids = await anonymize_customer(request, principal=ADMIN, context=context)
+    erasure = await anonymize_customer(request, principal=ADMIN, context=context)
+    ids = erasure.complaint_ids
     assert {str(i) for i in ids} == {first.answer["id"], second.answer["id"]}
+    assert erasure.total == 2
     for complaint_id in ids:
         stored = uow.complaints.rows[complaint_id]
         assert stored.anonymized_at == clock()
@@ -232,7 +234,7 @@ async def test_contact_details_are_masked_without_the_pii_scope_and_audited_with
     analyst = principal("analyst", scopes={"complaints:read"})
     masked = await get_complaint(query, principal=analyst, context=context)
     assert masked.contact_masked is True
-    assert masked.contact is not None and masked.contact.phone == "138****8000"
+    assert masked.contact is not None and masked.contact.phone == "*******8000"
     assert uow.audited == []
     clear = await get_complaint(query, principal=ADMIN, context=context)
     assert clear.contact is not None and clear.contact.phone == "13800138000"

@@ -11,7 +11,9 @@ from pydantic import field_validator
 from tousu_shared.contracts.base import Event
 
 # "service": another Tousu service calling an API (feedback reading contact details).
-Role = Literal["channel_frontend", "agent", "manager", "ops", "analyst", "admin", "service"]
+Role = Literal[
+    "channel_frontend", "agent", "manager", "ops", "analyst", "privacy_officer", "admin", "service"
+]
 
 # Credential events are not about a complaint; they share one subject so they stay ordered.
 CREDENTIALS_SUBJECT = uuid.UUID(int=0)

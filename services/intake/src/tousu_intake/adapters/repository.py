@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -81,7 +82,11 @@ class ComplaintRepository(Protocol):
         self, complaint_id: uuid.UUID, *, for_update: bool = False
     ) -> Complaint | None: ...
     async def by_tracking_code(self, tracking_code: str) -> Complaint | None: ...
-    async def of_customer(self, keys: CustomerKeys) -> list[Complaint]: ...
+    async def of_customer(
+        self, keys: CustomerKeys, *, for_update: bool = False
+    ) -> list[Complaint]: ...
+    async def departments_of(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str | None]: ...
+    async def expired(self, *, received_before: datetime, limit: int) -> list[Complaint]: ...
     async def recent_of_customer(
         self, keys: CustomerKeys, *, since: datetime
     ) -> list[uuid.UUID]: ...
@@ -142,6 +147,19 @@ ERASE_CONTACT = (
         }
     )
 )
+# An erased complaint's messages keep their evidence references (type, size, checksum, uri:
+# what the evidence store needs to delete the files) but lose every text.
+ERASE_MESSAGE_TEXT = (
+    complaint_message.update()
+    .where(complaint_message.c.complaint_id == sa.bindparam("erased_id"))
+    .values(
+        body=None,
+        evidence=sa.text(
+            "(SELECT coalesce(jsonb_agg(item - 'description'), '[]'::jsonb) "
+            "FROM jsonb_array_elements(intake.complaint_message.evidence) AS item)"
+        ),
+    )
+)
 SELECT_COMPLAINT = sa.select(complaint).where(complaint.c.id == sa.bindparam("id"))
 SELECT_COMPLAINT_FOR_UPDATE = SELECT_COMPLAINT.with_for_update()
 SELECT_BY_TRACKING_CODE = sa.select(complaint).where(
@@ -171,7 +189,19 @@ CUSTOMER_COMPLAINTS = (
     .join(complaint_contact, complaint_contact.c.complaint_id == complaint.c.id)
     .where(_SAME_CUSTOMER)
     .order_by(complaint.c.received_at)
-    .with_for_update()
+)
+CUSTOMER_COMPLAINTS_FOR_UPDATE = CUSTOMER_COMPLAINTS.with_for_update(of=complaint)
+DEPARTMENTS_OF = sa.select(complaint.c.id, complaint.c.department).where(
+    complaint.c.id.in_(sa.bindparam("ids", expanding=True))
+)
+# Oldest first, skipping rows a use case holds (a later round takes them): two retention
+# runs at once never take the same complaint, and an anonymised one is never taken again.
+EXPIRED_COMPLAINTS = (
+    sa.select(complaint)
+    .where(complaint.c.received_at < sa.bindparam("before"), complaint.c.anonymized_at.is_(None))
+    .order_by(complaint.c.received_at, complaint.c.id)
+    .limit(sa.bindparam("batch"))
+    .with_for_update(skip_locked=True)
 )
 
 
@@ -238,6 +268,7 @@ class SqlComplaintRepository:
         await self._add_messages(complaint)
         if complaint.contact_erased:
             await self._session.execute(ERASE_CONTACT, {"erased_id": complaint.id})
+            await self._session.execute(ERASE_MESSAGE_TEXT, {"erased_id": complaint.id})
 
     async def _add_messages(self, complaint: Complaint) -> None:
         messages = complaint.take_new_messages()
@@ -257,10 +288,27 @@ class SqlComplaintRepository:
         ).first()
         return _complaint(row) if row is not None else None
 
-    async def of_customer(self, keys: CustomerKeys) -> list[Complaint]:
-        """Every complaint of a customer (same phone or email), locked, oldest first."""
+    async def of_customer(self, keys: CustomerKeys, *, for_update: bool = False) -> list[Complaint]:
+        """Every complaint of a customer (same phone or email), oldest first; ``for_update``
+        locks them until the transaction ends."""
+        query = CUSTOMER_COMPLAINTS_FOR_UPDATE if for_update else CUSTOMER_COMPLAINTS
         rows = await self._session.execute(
-            CUSTOMER_COMPLAINTS, {"phone_index": keys.phone, "email_index": keys.email}
+            query, {"phone_index": keys.phone, "email_index": keys.email}
+        )
+        return [_complaint(row) for row in rows]
+
+    async def departments_of(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str | None]:
+        """The department of each of these complaints (None: not routed yet)."""
+        if not ids:
+            return {}
+        rows = await self._session.execute(DEPARTMENTS_OF, {"ids": list(ids)})
+        return {row.id: row.department for row in rows}
+
+    async def expired(self, *, received_before: datetime, limit: int) -> list[Complaint]:
+        """Up to ``limit`` complaints received before a time and not anonymised yet, oldest
+        first, locked (rows another transaction holds are skipped)."""
+        rows = await self._session.execute(
+            EXPIRED_COMPLAINTS, {"before": received_before, "batch": limit}
         )
         return [_complaint(row) for row in rows]
 

@@ -77,6 +77,15 @@ class AnonymizeCustomer:
 
 
 @dataclass(frozen=True)
+class ExportCustomer:
+    """A customer's request for everything held about them (PIPL), by phone or email."""
+
+    reason: str
+    phone: str | None = None
+    email: str | None = None
+
+
+@dataclass(frozen=True)
 class SaveClassifierRules:
     """A new version of the classifier's rules (validated ``ClassifierRules`` as JSON)."""
 

@@ -64,6 +64,9 @@ DETAIL_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Compla
 # The details other services may know: everything but the customer's own words.
 _RECEIVED_DETAILS = tuple(name for name in DETAIL_FIELDS if name in ComplaintReceived.model_fields)
 ANONYMISED_DESCRIPTION = "[anonymised on the customer's request]"
+RETENTION_DESCRIPTION = "[anonymised: the retention period ended]"
+# What an anonymised complaint names as its customer: the pseudonym goes with the person.
+ANONYMISED_CUSTOMER_REF = "anonymised"
 
 
 @dataclass(frozen=True)
@@ -283,8 +286,12 @@ class Complaint:
         )
         return complaint
 
-    def receipt(self) -> dict[str, Any]:
-        """The answer to the submission, in JSON form (a replay answers with the stored one)."""
+    def receipt(self, related: Sequence[uuid.UUID]) -> dict[str, Any]:
+        """The answer to the submission, in JSON form (a replay answers with the stored one).
+
+        ``related`` is what the submitter may see of the customer's other complaints (the
+        service layer decides it), never more than ``related_complaint_ids``.
+        """
         answer = {
             "id": self.id,
             "tracking_code": self.tracking_code,
@@ -294,7 +301,7 @@ class Complaint:
             "recorded_late": self.recorded_late,
             "classification": self.classification,
             "explanation": self.classification_explanation,
-            "related_complaint_ids": self.related_complaint_ids,
+            "related_complaint_ids": list(related),
             "needs_review": self.needs_review,
             "model_version": self.model_version,
         }
@@ -417,13 +424,23 @@ class Complaint:
 
     # -- personal data ---------------------------------------------------------------------------
 
-    def anonymize(self, *, at: datetime) -> None:
-        """Erase the customer's personal data, keeping the statistics; records the erasure."""
+    def anonymize(self, *, at: datetime, description: str = ANONYMISED_DESCRIPTION) -> None:
+        """Erase the customer's personal data, keeping the statistics; records the erasure.
+
+        Goes: the contact (name, phone, email, address and their blind indexes), the free
+        text (description, first-contact resolution, the messages' bodies and evidence
+        descriptions, erased by the repository on save), the order reference and the links
+        to the customer's other complaints, which would name them again. Stays: channel,
+        dates, classification, product, region, amount, department, status, due dates.
+        """
         self.details = dataclasses.replace(
             self.details,
-            description=ANONYMISED_DESCRIPTION,
+            description=description,
             first_contact_resolution=None,
+            order_ref=None,
         )
+        self.customer_ref = ANONYMISED_CUSTOMER_REF
+        self.related_complaint_ids = []
         self.anonymized_at = at
         self.customer = None
         self.customer_keys = None
@@ -432,7 +449,8 @@ class Complaint:
 
     @property
     def contact_erased(self) -> bool:
-        """Whether the stored contact details must be erased when the complaint is saved."""
+        """Whether the stored contact details and the messages' free text must be erased when
+        the complaint is saved."""
         return self._erase_contact
 
     # -- events ----------------------------------------------------------------------------------

@@ -47,28 +47,36 @@ def recorded_late(contact_at: datetime, received_at: datetime, *, allowed: timed
     return received_at - contact_at > allowed
 
 
+# Masks. Customer.masked() is the one place that applies them; nothing else masks contacts.
+# They reveal a fixed, small part whatever the input, so that many masks of similar numbers
+# (an attacker posting guesses) never add up to the whole: a phone shows at most its last 4
+# digits, an email never its local part, and neither shows its length.
+PHONE_SHOWN_DIGITS = 4
+_PHONE_HIDDEN = "*" * 7
+_NAME_HIDDEN = "**"
+
+
 def mask_name(name: str | None) -> str | None:
     """First character only: 王先生 → 王**."""
     if not name:
         return name
-    return name[0] + "*" * max(1, len(name) - 1)
+    return name[0] + _NAME_HIDDEN
 
 
 def mask_phone(phone: str | None) -> str | None:
-    """First three and last four digits: 138****5678."""
+    """The last four digits at most, and never more than half of them: 138… → *******8000."""
     if not phone:
         return phone
-    if len(phone) <= 7:
-        return "*" * len(phone)
-    return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
+    digits = phone.lstrip("+")
+    shown = min(PHONE_SHOWN_DIGITS, len(digits) // 2)
+    return _PHONE_HIDDEN + digits[len(digits) - shown :]
 
 
 def mask_email(email: str | None) -> str | None:
-    """First character of the local part: w***@example.com."""
-    if not email or "@" not in email:
+    """The domain only, never any of the local part: ***@example.com."""
+    if not email:
         return email
-    local, domain = email.split("@", 1)
-    return f"{local[:1]}***@{domain}"
+    return "***@" + email.rsplit("@", 1)[-1] if "@" in email else "***"
 
 
 def mask_address(address: str | None) -> str | None:
@@ -76,3 +84,12 @@ def mask_address(address: str | None) -> str | None:
     if not address:
         return address
     return address[:6] + "…"
+
+
+def retention_cutoff(now: datetime, years: int) -> datetime:
+    """The same calendar day ``years`` before ``now`` (29 February: the 28th): complaints
+    received before it are past the retention period."""
+    try:
+        return now.replace(year=now.year - years)
+    except ValueError:
+        return now.replace(year=now.year - years, day=28)

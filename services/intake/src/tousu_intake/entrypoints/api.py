@@ -30,11 +30,14 @@ from tousu_intake.entrypoints.schemas import (
     ComplaintCreated,
     ComplaintPage,
     ComplaintRead,
+    CustomerExportRead,
+    ErasureRead,
+    ExportRequest,
     MessageCreate,
     MessageRead,
     TrackingRead,
 )
-from tousu_intake.service_layer import services
+from tousu_intake.service_layer import privacy, services
 from tousu_intake.service_layer.context import IntakeContext
 
 router = APIRouter(prefix="/v1", tags=["intake"])
@@ -44,7 +47,8 @@ Writer = Annotated[Principal, require("complaints:write")]
 Reader = Annotated[Principal, require("complaints:read")]
 Classifier = Annotated[Principal, require("classification:write")]
 RulesAdmin = Annotated[Principal, require("rules:write")]
-PiiAdmin = Annotated[Principal, require("pii:read")]
+Eraser = Annotated[Principal, require("pii:erase")]
+Exporter = Annotated[Principal, require("pii:export")]
 IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", min_length=1, max_length=200),
@@ -310,7 +314,7 @@ async def list_complaints(
     )
     page = await services.list_complaints(query, principal=principal, context=context)
     return ComplaintPage(
-        items=[mapping.complaint_read(services.ComplaintView(c)) for c in page.items],
+        items=[mapping.complaint_read(view) for view in page.items],
         next_cursor=page.next_cursor,
     )
 
@@ -361,10 +365,10 @@ async def correct_classification(
     context: Context,
 ) -> ComplaintRead:
     """A person's correction, kept beside the automatic classification."""
-    complaint = await services.correct_classification(
+    view = await services.correct_classification(
         mapping.correction_command(complaint_id, body), principal=principal, context=context
     )
-    return mapping.complaint_read(services.ComplaintView(complaint))
+    return mapping.complaint_read(view)
 
 
 @router.get("/track/{tracking_code}", response_model=TrackingRead)
@@ -397,14 +401,39 @@ async def put_rules(
     return {"version": version}
 
 
-@router.post("/customers:anonymize")
+@router.post("/customers:anonymize", response_model=ErasureRead)
 async def anonymize_customer(
     body: AnonymizeRequest,
-    principal: PiiAdmin,
+    principal: Eraser,
     context: Context,
-) -> dict[str, Any]:
-    """Erase a customer's personal data (PIPL deletion request); statistics are kept."""
-    ids = await services.anonymize_customer(
+) -> ErasureRead:
+    """Erase a customer's personal data (PIPL deletion request); statistics are kept.
+
+    Needs pii:erase (privacy officer, admin); the reason is audited with every complaint.
+    The answer names the anonymised complaints the caller may see and counts them all.
+    """
+    erasure = await privacy.anonymize_customer(
         mapping.anonymize_command(body), principal=principal, context=context
     )
-    return {"anonymized_complaints": [str(i) for i in ids]}
+    return mapping.erasure_read(erasure)
+
+
+@router.post("/customers:export", response_model=CustomerExportRead)
+async def export_customer(
+    body: ExportRequest,
+    principal: Exporter,
+    context: Context,
+) -> CustomerExportRead:
+    """Everything intake holds about one customer (PIPL data export), as JSON.
+
+    Needs pii:export (privacy officer, admin); each complaint's read is audited with the
+    reason. A POST, so the phone or email never lands in a URL or an access log. Intake holds
+    the contact details, every complaint with its classification (automatic and corrected),
+    the remedies asked for, the messages, and what it follows of the case (status,
+    department, due dates); the other services key by complaint id and hold no contact data,
+    and each complaint's ``held_elsewhere`` says where their parts are fetched.
+    """
+    export = await privacy.export_customer(
+        mapping.export_command(body), principal=principal, context=context
+    )
+    return mapping.export_read(export)

@@ -14,6 +14,7 @@ from tousu_intake.domain.commands import (
     AddMessage,
     AnonymizeCustomer,
     CorrectClassification,
+    ExportCustomer,
     SubmitComplaint,
 )
 from tousu_intake.domain.complaint import ComplaintDetails, Customer, Evidence, Message
@@ -23,11 +24,17 @@ from tousu_intake.entrypoints.schemas import (
     ComplaintCreate,
     ComplaintRead,
     ContactRead,
+    CustomerExportRead,
+    ErasureRead,
     EvidenceRef,
+    ExportedComplaintRead,
+    ExportRequest,
     MessageCreate,
     MessageRead,
+    RecordElsewhereRead,
     TrackingRead,
 )
+from tousu_intake.service_layer.privacy import CustomerExport, Erasure
 from tousu_intake.service_layer.services import ComplaintView, Tracking
 
 _NOT_DETAILS = {"customer", "evidence", "contact_at"}
@@ -70,6 +77,32 @@ def anonymize_command(body: AnonymizeRequest) -> AnonymizeCustomer:
     return AnonymizeCustomer(**body.model_dump())
 
 
+def export_command(body: ExportRequest) -> ExportCustomer:
+    """The command a data-export request stands for."""
+    return ExportCustomer(**body.model_dump())
+
+
+def erasure_read(erasure: Erasure) -> ErasureRead:
+    """What an erasure touched, as far as the caller may see."""
+    return ErasureRead(anonymized_complaints=erasure.complaint_ids, anonymized_count=erasure.total)
+
+
+def export_read(export: CustomerExport) -> CustomerExportRead:
+    """A customer's data export."""
+    return CustomerExportRead(
+        exported_at=export.exported_at,
+        complaints=[
+            ExportedComplaintRead(
+                complaint=complaint_read(item.view),
+                status_changed_at=item.status_changed_at,
+                messages=[message_read(m) for m in item.messages],
+                held_elsewhere=[RecordElsewhereRead(**vars(part)) for part in item.elsewhere],
+            )
+            for item in export.complaints
+        ],
+    )
+
+
 def complaint_read(view: ComplaintView) -> ComplaintRead:
     """A complaint as staff see it."""
     complaint, contact = view.complaint, view.contact
@@ -87,6 +120,7 @@ def complaint_read(view: ComplaintView) -> ComplaintRead:
             else None
         ),
         anonymized=complaint.anonymized_at is not None,
+        related_complaint_ids=list(view.related),
     )
 
 

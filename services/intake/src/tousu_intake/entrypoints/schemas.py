@@ -154,7 +154,12 @@ class ComplaintCreated(BaseModel):
     recorded_late: bool
     classification: ClassificationRead
     explanation: dict[str, Any]
-    related_complaint_ids: list[uuid.UUID]
+    related_complaint_ids: list[uuid.UUID] = Field(
+        description=(
+            "the customer's other recent complaints, only with pii:read and only those of "
+            "departments the caller may see; empty otherwise (not even a count)"
+        )
+    )
     # The trained model that contributed (None: rules only); whether a person should look.
     model_version: str | None = None
     needs_review: bool = False
@@ -295,15 +300,59 @@ class BatchResult(BaseModel):
     results: list[BatchItemResult]
 
 
-class AnonymizeRequest(_Strict):
-    """A customer's deletion request (PIPL): find them by phone or email."""
+class _CustomerRequest(_Strict):
+    """A customer's PIPL request: find them by phone or email; the reason is audited."""
 
     phone: Phone | None = None
     email: Email | None = None
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)]
+    reason: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)
+    ] = Field(description="why (the customer's request, its reference): audited with the action")
 
     @model_validator(mode="after")
-    def _one(self) -> AnonymizeRequest:
+    def _one(self) -> _CustomerRequest:
         if not (self.phone or self.email):
             raise ValueError("give the customer's phone or email")
         return self
+
+
+class AnonymizeRequest(_CustomerRequest):
+    """A customer's deletion request (PIPL): find them by phone or email."""
+
+
+class ExportRequest(_CustomerRequest):
+    """A customer's request for a copy of their data (PIPL): find them by phone or email."""
+
+
+class ErasureRead(BaseModel):
+    """What an erasure touched."""
+
+    anonymized_complaints: list[uuid.UUID] = Field(
+        description="the anonymised complaints the caller may see (a privacy officer: all)"
+    )
+    anonymized_count: int = Field(description="every complaint anonymised, seen or not")
+
+
+class RecordElsewhereRead(BaseModel):
+    """A part of the complaint's record another service holds (by complaint id, no contact)."""
+
+    service: str
+    holds: str
+    href: str | None = Field(description="path on that service; None: nothing per customer")
+
+
+class ExportedComplaintRead(BaseModel):
+    """One complaint of the customer: all its fields, the contact in clear, the messages,
+    and where the rest of its record (case history, surveys) is held."""
+
+    complaint: ComplaintRead
+    status_changed_at: datetime = Field(description="when the case reached its current status")
+    messages: list[MessageRead]
+    held_elsewhere: list[RecordElsewhereRead]
+
+
+class CustomerExportRead(BaseModel):
+    """Everything intake holds about one customer (PIPL data export)."""
+
+    exported_at: datetime
+    complaints: list[ExportedComplaintRead]

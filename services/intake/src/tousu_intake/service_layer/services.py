@@ -1,4 +1,5 @@
-"""Intake use cases: record, correct, read, track and anonymise complaints.
+"""Intake use cases: record, correct, read and track complaints (the customer's PIPL rights,
+erasure, export and retention, are in ``privacy``).
 
 Each takes a command (never an HTTP schema), the caller and the service's context, opens one
 unit of work and commits it once: the complaint, its events and its audit entries together.
@@ -7,7 +8,7 @@ unit of work and commits it once: the complaint, its events and its audit entrie
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,7 +22,6 @@ from tousu_intake.adapters.repository import ComplaintFilter
 from tousu_intake.domain import idempotency, tracking
 from tousu_intake.domain.commands import (
     AddMessage,
-    AnonymizeCustomer,
     CorrectClassification,
     GetComplaint,
     ListComplaints,
@@ -49,18 +49,21 @@ class Submission:
 
 @dataclass(frozen=True)
 class ComplaintView:
-    """A complaint with, when asked for, its customer's contact (masked unless allowed)."""
+    """A complaint as one caller may see it: with, when asked for, its customer's contact
+    (masked unless allowed), and the links to the customer's other complaints the caller may
+    see (:func:`visible_related`)."""
 
     complaint: Complaint
     contact: Customer | None = None
     contact_masked: bool = True
+    related: Sequence[uuid.UUID] = ()
 
 
 @dataclass(frozen=True)
 class Page:
     """One page of complaints and the cursor of the next (None: the last page)."""
 
-    items: list[Complaint]
+    items: list[ComplaintView]
     next_cursor: str | None
 
 
@@ -73,6 +76,45 @@ class Tracking:
     next_step: str
     received_at: datetime
     deadlines: tracking.Deadlines
+
+
+async def visible_related(
+    uow: IntakeWork, principal: Principal, complaints: Iterable[Complaint]
+) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """For each complaint, the links to its customer's other complaints the caller may see.
+
+    A link says that one person made both complaints, which is personal data: a caller
+    without pii:read sees none (not even how many, so posting guessed numbers tells nothing),
+    and any caller sees only complaints of departments the one visibility rule
+    (``Principal.may_see_department``) lets them see.
+    """
+    wanted = {complaint.id: complaint.related_complaint_ids for complaint in complaints}
+    if not principal.can("pii:read"):
+        return {complaint_id: [] for complaint_id in wanted}
+    departments = await uow.complaints.departments_of(
+        sorted({related for ids in wanted.values() for related in ids})
+    )
+    return {
+        complaint_id: [
+            related
+            for related in ids
+            if related in departments and principal.may_see_department(departments[related])
+        ]
+        for complaint_id, ids in wanted.items()
+    }
+
+
+async def view_of(
+    uow: IntakeWork,
+    principal: Principal,
+    complaint: Complaint,
+    *,
+    contact: Customer | None = None,
+    contact_masked: bool = True,
+) -> ComplaintView:
+    """One complaint as this caller may see it."""
+    related = (await visible_related(uow, principal, [complaint]))[complaint.id]
+    return ComplaintView(complaint, contact, contact_masked, related)
 
 
 async def submit_complaint(
@@ -115,7 +157,8 @@ async def submit_complaint(
                 f"{settings.public_base_url}/v1/complaints/{complaint_id}?include=contact"
             ),
         )
-        answer = complaint.receipt()
+        shown = await visible_related(uow, principal, [complaint])
+        answer = complaint.receipt(shown[complaint_id])
         if key is not None:
             earlier = await uow.idempotency.claim(key, complaint_id, answer)
             if earlier is not None and key.replays(earlier.request_hash):
@@ -154,7 +197,7 @@ async def _changing(
 
 async def correct_classification(
     command: CorrectClassification, *, principal: Principal, context: IntakeContext
-) -> Complaint:
+) -> ComplaintView:
     """Keep a person's correction beside the automatic result and announce it."""
     changes = command.changes()
     async with _changing(context, principal, command.complaint_id) as (uow, complaint):
@@ -169,7 +212,8 @@ async def correct_classification(
             complaint_id=complaint.id,
             details={"changes": changes, "reason": command.reason},
         )
-    return complaint
+        view = await view_of(uow, principal, complaint)
+    return view
 
 
 async def add_message(
@@ -187,34 +231,6 @@ async def add_message(
     return message
 
 
-async def anonymize_customer(
-    command: AnonymizeCustomer, *, principal: Principal, context: IntakeContext
-) -> list[uuid.UUID]:
-    """Erase a customer's personal data from every complaint, keeping the statistics."""
-    keys = context.cipher.customer_keys(phone=command.phone, email=command.email)
-    async with context.uow() as uow:
-        complaints = await uow.complaints.of_customer(keys)
-        if not complaints:
-            raise NotFound(
-                "no complaint of this customer", field="phone" if command.phone else "email"
-            )
-        now = context.clock()
-        for complaint in complaints:
-            complaint.anonymize(at=now)
-            await uow.complaints.save(complaint)
-            uow.track(complaint)
-        ids = [complaint.id for complaint in complaints]
-        uow.audit(
-            principal,
-            "customer.anonymize",
-            "customer",
-            None,
-            details={"complaints": [str(i) for i in ids], "reason": command.reason},
-        )
-        await uow.commit()
-    return ids
-
-
 async def get_complaint(
     query: GetComplaint, *, principal: Principal, context: IntakeContext
 ) -> ComplaintView:
@@ -222,7 +238,7 @@ async def get_complaint(
     async with context.uow() as uow:
         complaint = await _visible(uow, query.complaint_id, principal)
         if not query.include_contact:
-            return ComplaintView(complaint)
+            return await view_of(uow, principal, complaint)
         contact = await uow.complaints.contact(complaint)
         reveal = principal.can("pii:read")
         if reveal:
@@ -237,7 +253,7 @@ async def get_complaint(
             await uow.commit()
         elif contact is not None:
             contact = contact.masked()
-    return ComplaintView(complaint, contact, contact_masked=not reveal)
+        return await view_of(uow, principal, complaint, contact=contact, contact_masked=not reveal)
 
 
 async def list_complaints(
@@ -269,12 +285,16 @@ async def list_complaints(
     after = decode_cursor(query.cursor, datetime, uuid.UUID) if query.cursor else None
     async with context.uow() as uow:
         found = await uow.complaints.find(filters, after=after, limit=query.limit + 1)
+        items = found[: query.limit]
+        related = await visible_related(uow, principal, items)
         if search_by:
             uow.audit(principal, "pii.search", "complaint", None, details={"by": search_by})
             await uow.commit()
-    items = found[: query.limit]
     more = len(found) > query.limit
-    return Page(items, encode_cursor(items[-1].received_at, items[-1].id) if more else None)
+    return Page(
+        [ComplaintView(c, related=related[c.id]) for c in items],
+        encode_cursor(items[-1].received_at, items[-1].id) if more else None,
+    )
 
 
 async def list_messages(
