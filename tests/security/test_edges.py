@@ -6,11 +6,16 @@ headers, unknown body fields, database errors in the log.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import io
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 from tousu_shared.auth import split_api_key
+from tousu_shared.logging import configure_logging
 from tousu_shared.runtime import Service
 from tousu_shared.testing import api_client, issue_credential
 
@@ -111,3 +116,46 @@ async def test_every_api_response_forbids_sniffing_and_caching(http, name):
     ):
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["cache-control"] == "no-store"
+
+
+# -- hole 9: database errors in the log ----------------------------------------------------
+
+PHONE = "13812345678"
+
+
+@pytest.fixture
+def json_log() -> Iterator[Callable[[], str]]:
+    """The services' JSON log configuration for the test; returns what it printed."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    configure_logging("edge-test")
+    printed = io.StringIO()
+    (handler,) = root.handlers
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(printed)
+    yield printed.getvalue
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.mark.parametrize("name", SERVICES)
+async def test_a_database_error_is_logged_without_the_values_it_carried(stack, name, json_log):
+    engine = stack[name].runtime.engine
+    log = logging.getLogger("tousu.edge-test")
+    with pytest.raises(DBAPIError) as failure:
+        async with engine.connect() as conn:
+            # The server quotes the value it refused in its message.
+            await conn.execute(
+                sa.text("SELECT CAST(CAST(:v AS text) AS integer)"), {"v": f"call {PHONE}"}
+            )
+    try:
+        raise RuntimeError("the request failed") from failure.value
+    except RuntimeError as exc:
+        log.exception("request failed")
+        log.warning("store refused: %s", exc.__cause__)
+    printed = json_log()
+    # The engine never puts bound values into an exception (hide_parameters) ...
+    assert "parameters hidden" in str(failure.value)
+    # ... and the log names the error without the server's text, which quoted the value.
+    assert PHONE not in printed, printed
+    assert "sqlstate=22P02" in printed and "the request failed" in printed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -24,7 +25,42 @@ class _ContextFilter(logging.Filter):
         record.service = self.service
         record.correlation_id = correlation_id_var.get()
         record.complaint_id = complaint_id_var.get()
+        _withhold_database_text(record)
         return True
+
+
+def _withhold_database_text(record: logging.LogRecord) -> None:
+    """A database error is logged by its type, SQLSTATE and traceback, never its text: the
+    server's message quotes the values it refused (``invalid input syntax …: "138…"``) and a
+    constraint's DETAIL the row's, which may be personal data."""
+    if isinstance(record.args, tuple):
+        record.args = tuple(
+            f"{type(arg).__name__} (text withheld)"
+            if isinstance(arg, BaseException) and _is_database_error(arg)
+            else arg
+            for arg in record.args
+        )
+    if not record.exc_info or record.exc_info[1] is None:
+        return
+    chain: list[BaseException] = []
+    exc: BaseException | None = record.exc_info[1]
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    if not any(_is_database_error(e) for e in chain):
+        return
+    lines = []
+    for e in reversed(chain):
+        lines += traceback.format_tb(e.__traceback__)
+        sqlstate = getattr(getattr(e, "orig", e), "sqlstate", None)
+        text = "(text withheld)" if _is_database_error(e) else str(e)
+        lines.append(f"{type(e).__module__}.{type(e).__qualname__}: sqlstate={sqlstate} {text}\n")
+    record.exc_info = None
+    record.exc_text = "".join(lines)
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    return type(exc).__module__.split(".")[0] in {"sqlalchemy", "asyncpg"}
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
