@@ -231,3 +231,16 @@ async def test_a_bad_last_event_id_is_refused_before_the_stream_starts(http, las
             "/v1/sla-events/stream", headers={"Last-Event-ID": last_event_id}
         )
     refused(response, 422, "Last-Event-ID")
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "field"),
+    [
+        ("0001-01-01", "0001-01-02", "from"),
+        ("9999-12-30", "9999-12-31", "to"),
+        ("0001-01-01", "9999-12-31", "from"),
+    ],
+)
+async def test_dates_at_the_ends_of_the_calendar_are_refused_naming_them(http, start, end, field):
+    response = await http["analytics"].get("/v1/kpis", params={"from": start, "to": end})
+    refused(response, 422, field)

@@ -41,6 +41,7 @@ TIME_GROUPS = ("day", "week", "month")
 # The queries behind one KPI document (KpiQueries methods), run side by side.
 PARTS = ("core", "repeats", "sla", "csat", "root_causes", "corrections")
 TOP_ROOT_CAUSES = 5
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9000, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,12 @@ class KpiRequest:
     counts_only: bool = False
 
     def __post_init__(self) -> None:
+        # Periods are widened (the repeat window's lead-in, whole weeks and months), so the
+        # ends of the calendar would overflow the date arithmetic.
+        if self.start < FIRST_DAY:
+            raise InvalidInput(f"'from' must be on or after {FIRST_DAY}", field="from")
+        if self.end > LAST_DAY:
+            raise InvalidInput(f"'to' must be on or before {LAST_DAY}", field="to")
         if self.end <= self.start:
             raise InvalidInput("'to' must be after 'from'", field="to")
         if self.group_by is not None and self.group_by not in GROUP_BY:
