@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
@@ -159,3 +160,28 @@ async def test_a_database_error_is_logged_without_the_values_it_carried(stack, n
     # ... and the log names the error without the server's text, which quoted the value.
     assert PHONE not in printed, printed
     assert "sqlstate=22P02" in printed and "the request failed" in printed
+
+
+# -- hole 9: unknown body fields -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "method", "path", "body"),
+    [
+        ("routing", "POST", "/v1/departments", {"code": "edge_x", "name": "X", "is_admin": 1}),
+        ("routing", "POST", "/v1/routing-rules:reorder", {"rule_ids": ["a"], "force": True}),
+        ("sla-monitor", "PUT", "/v1/calendars/edge-x", {"always_open": True, "owner": "me"}),
+        (
+            "sla-monitor",
+            "POST",
+            f"/v1/cases/{uuid.uuid4()}/sla/customer-wait",
+            {"reason": "r", "x": 1},
+        ),
+    ],
+)
+async def test_an_unknown_body_field_is_refused_naming_it(http, name, method, path, body):
+    response = await http[name].request(method, path, json=body)
+    assert response.status_code == 422, response.text
+    fields = [error["field"] for error in response.json()["errors"]]
+    unknown = list(body)[-1]
+    assert f"body.{unknown}" in fields, fields

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
 from tousu_shared.contracts.vocabulary import (
     Category,
     Channel,
@@ -15,7 +15,7 @@ from tousu_shared.contracts.vocabulary import (
     RiskFlag,
     Severity,
 )
-from tousu_shared.schemas import from_attributes
+from tousu_shared.schemas import ApiModel, from_attributes
 from tousu_shared.topics import department_topic
 
 from tousu_routing.adapters.department_repository import DepartmentRecord, chain_to_json
@@ -40,7 +40,7 @@ def action_slug(action: str) -> str:
 # ---- departments and members ------------------------------------------------------------
 
 
-class DepartmentCreate(BaseModel):
+class DepartmentCreate(ApiModel):
     """A new department; members can be listed in the chain once they exist."""
 
     code: str = Code
@@ -51,14 +51,14 @@ class DepartmentCreate(BaseModel):
     )
 
 
-class DepartmentUpdate(BaseModel):
+class DepartmentUpdate(ApiModel):
     """Changes to a department; fields left out stay as they are."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     chain: dict[HandlerLevel, list[str]] | None = None
 
 
-class MemberCreate(BaseModel):
+class MemberCreate(ApiModel):
     """A new member of a department, listed in its chain at their level."""
 
     id: str = MemberId
@@ -72,7 +72,7 @@ class MemberCreate(BaseModel):
         return Member(department=department, **self.model_dump())
 
 
-class MemberUpdate(BaseModel):
+class MemberUpdate(ApiModel):
     """Changes to a member; marking them absent or off shift hands over their open cases."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
@@ -125,7 +125,7 @@ class DepartmentRead(BaseModel):
 # ---- routing rules ----------------------------------------------------------------------------
 
 
-class RuleCriteriaFields(BaseModel):
+class RuleCriteriaFields(ApiModel):
     """What a rule matches on; each list accepts any of its values, a missing one any value."""
 
     category: list[Category] | None = None
@@ -143,7 +143,7 @@ class RuleCriteriaFields(BaseModel):
 MAX_ORDER = 2**31 - 1  # a rule's position is an integer column
 
 
-class RoutingRuleCreate(BaseModel):
+class RoutingRuleCreate(ApiModel):
     """A new rule; without an order it goes just before the default queue."""
 
     id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -154,7 +154,7 @@ class RoutingRuleCreate(BaseModel):
     enabled: bool = True
 
 
-class RoutingRuleUpdate(BaseModel):
+class RoutingRuleUpdate(ApiModel):
     """Changes to a rule; fields left out stay as they are."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
@@ -172,7 +172,7 @@ class RoutingRuleUpdate(BaseModel):
         return value
 
 
-class RoutingRuleOrderUpdate(BaseModel):
+class RoutingRuleOrderUpdate(ApiModel):
     """Every rule id, in the order the rules should be tried."""
 
     rule_ids: list[str] = Field(min_length=1)
@@ -223,7 +223,7 @@ class RoutingRuleRevisionRead(BaseModel):
     changed_at: datetime
 
 
-class SampleComplaint(BaseModel):
+class SampleComplaint(ApiModel):
     """The facts of a complaint as routing sees them, for a dry run."""
 
     severity: Severity
@@ -244,7 +244,7 @@ class CandidateRuleCreate(RoutingRuleCreate):
     order: int = Field(ge=0)
 
 
-class DryRunCreate(BaseModel):
+class DryRunCreate(ApiModel):
     """A sample complaint, and optionally rules to try with the saved ones; nothing is saved."""
 
     complaint: SampleComplaint
@@ -330,11 +330,9 @@ class DryRunRead(BaseModel):
 # ---- cases ------------------------------------------------------------------------------------
 
 
-class CaseActionCreate(BaseModel):
+class CaseActionCreate(ApiModel):
     """An action on a case; ``occurred_at`` logs work done earlier (not future, not before the
     complaint), ``expected_version`` is the body form of ``If-Match``."""
-
-    model_config = ConfigDict(extra="forbid")
 
     occurred_at: AwareDatetime | None = None
     expected_version: int | None = Field(default=None, ge=1)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, WithJsonSchema
-from tousu_shared.schemas import from_attributes
+from tousu_shared.schemas import ApiModel, from_attributes
 
 from tousu_sla.adapters.repository import CalendarRecord, PolicySetRecord, StoredCase
 from tousu_sla.domain import MilestoneView, PauseInterval, SlaPolicy, WorkingPeriod
@@ -92,7 +92,7 @@ class CaseSlaRead(BaseModel):
         )
 
 
-class CustomerWait(BaseModel):
+class CustomerWait(ApiModel):
     """Why the case waits for the customer (pauses milestones whose policy allows it)."""
 
     reason: str = Field(min_length=1, max_length=500)
@@ -175,7 +175,7 @@ class PolicySetVersionRead(BaseModel):
     created_at: dt.datetime
 
 
-class PolicySetUpdate(BaseModel):
+class PolicySetUpdate(ApiModel):
     """A new policy set: ordered policies, first match wins, the last one a catch-all."""
 
     policies: list[SlaPolicy] = Field(min_length=1)
@@ -186,7 +186,7 @@ class PolicySetUpdate(BaseModel):
     comment: str | None = Field(default=None, max_length=500)
 
 
-class CalendarDefinition(BaseModel):
+class CalendarDefinition(ApiModel):
     """A business calendar's data; omitted fields take the calendar defaults."""
 
     timezone: str | None = None
@@ -239,14 +239,14 @@ def calendar_summary(record: CalendarRecord) -> CalendarSummary:
     )
 
 
-class DateOverride(BaseModel):
+class DateOverride(ApiModel):
     """An operator's word on one date."""
 
     working: bool
     reason: str | None = Field(default=None, max_length=500)
 
 
-class CalendarYear(BaseModel):
+class CalendarYear(ApiModel):
     """One year's holidays and make-up working days (调休), as published by the State Council."""
 
     holidays: list[dt.date]
