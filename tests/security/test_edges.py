@@ -5,20 +5,26 @@ headers, unknown body fields, database errors in the log.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import datetime as dt
 import io
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 from tousu_shared.auth import split_api_key
+from tousu_shared.contracts.case import CaseRouted
+from tousu_shared.contracts.complaint import ComplaintReceived
 from tousu_shared.logging import configure_logging
 from tousu_shared.runtime import Service
-from tousu_shared.testing import api_client, issue_credential
+from tousu_shared.testing import api_client, issue_credential, wait_for
+from tousu_sla.entrypoints import api as sla_api
 
 pytestmark = [pytest.mark.integration, pytest.mark.security]
 
@@ -185,3 +191,78 @@ async def test_an_unknown_body_field_is_refused_naming_it(http, name, method, pa
     fields = [error["field"] for error in response.json()["errors"]]
     unknown = list(body)[-1]
     assert f"body.{unknown}" in fields, fields
+
+
+# -- hole 9: a customer-wait pause checks the department on the locked row ------------------
+
+
+async def test_a_pause_checks_the_department_only_once_the_case_is_locked(http, stack, monkeypatch):
+    sla = stack["sla-monitor"]
+    case_id = uuid.uuid4()
+    at = dt.datetime.now(dt.UTC)
+    for event in (
+        ComplaintReceived(
+            complaint_id=case_id,
+            tracking_code="TS-EDGE",
+            channel="phone",
+            contact_at=at,
+            received_at=at,
+            customer_ref="cust-edge",
+            customer_tier="regular",
+            contact_details_url="https://intake/contact",
+        ),
+        CaseRouted(
+            complaint_id=case_id,
+            actor="system:routing",
+            occurred_at=at,
+            recorded_at=at,
+            case_version=1,
+            department="quality",
+            rule_id="r1",
+            rule_reason="test",
+            handler_level="agent",
+            category="product_quality",
+            severity="general",
+            urgency="routine",
+            contact_details_url="https://intake/contact",
+        ),
+    ):
+        async with sla.uow() as uow:
+            await sla.handlers[event.event_type](uow, event, sla.runtime.outbox.envelope(event))
+            await uow.commit()
+    checked: list[str] = []
+    original = sla_api._visible_case
+
+    async def spied(*args: Any, **kwargs: Any) -> Any:
+        checked.append("department")
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(sla_api, "_visible_case", spied)
+    path = f"/v1/cases/{case_id}/sla/customer-wait"
+    async with sla.runtime.engine.connect() as holder:
+        transaction = await holder.begin()
+        await holder.execute(
+            sa.text("SELECT 1 FROM sla_case WHERE case_id = :id FOR UPDATE"), {"id": case_id}
+        )
+        pause = asyncio.create_task(http["sla-monitor"].post(path, json={"reason": "waiting"}))
+        await wait_for(lambda: pause.done() or blocked_on_a_lock(sla))
+        assert not pause.done(), pause.result().text
+        # While another transaction holds the case (a transfer, say), the pause waits for it
+        # before it looks at the department: what it checks is what it changes.
+        assert checked == []
+        await transaction.rollback()
+    response = await pause
+    assert response.status_code != 404, response.text
+    assert checked == ["department"]
+
+
+async def blocked_on_a_lock(service: Service) -> bool:
+    """Whether a session of the service waits for a row lock on a case."""
+    async with service.runtime.engine.connect() as conn:
+        waiting = await conn.scalar(
+            sa.text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE wait_event_type = 'Lock' AND query LIKE '%sla_case%'"
+            )
+        )
+    return bool(waiting)

@@ -56,6 +56,8 @@ async def _customer_wait(
     reason: str | None,
 ) -> CaseSlaRead:
     async with ctx.uow() as uow:
+        # Locked before the department is checked: a transfer cannot slip in between.
+        await services.lock_case(uow, case_id)
         await _visible_case(uow, ctx, case_id, principal)
         await services.record_customer_wait(
             uow, ctx, case_id, waiting=waiting, reason=reason, actor=principal.actor

@@ -69,6 +69,13 @@ async def apply_event(
     return await _store_and_publish(uow, stored, outcomes, calendars)
 
 
+async def lock_case(uow: SlaUnitOfWork, case_id: uuid.UUID) -> None:
+    """Lock a case's row until the transaction ends, so what is checked on it (its
+    department) cannot change before the change made on it commits."""
+    if await uow.sla.case_state(case_id, for_update=True) is None:
+        raise NotFound(f"no SLA for case {case_id}", field="case_id")
+
+
 async def record_customer_wait(
     uow: SlaUnitOfWork,
     ctx: SlaContext,
@@ -79,8 +86,7 @@ async def record_customer_wait(
     actor: str,
 ) -> list[Event]:
     """Pause (waiting) or resume the milestones whose policy pauses for the customer."""
-    if await uow.sla.case_state(case_id, for_update=True) is None:
-        raise NotFound(f"no SLA for case {case_id}", field="case_id")
+    await lock_case(uow, case_id)
     event_type = EventType.CUSTOMER_WAIT_STARTED if waiting else EventType.CUSTOMER_WAIT_ENDED
     payload = {"reason": reason} if reason else {}
     event = CaseEvent(event_type.value, ctx.clock(), payload, actor=actor)
