@@ -1,4 +1,4 @@
-"""Operator commands: create topics, write the AsyncAPI document, mint a development key,
+"""Operator commands: create topics, write the AsyncAPI document, mint development secrets,
 verify a service's audit chain."""
 
 from __future__ import annotations
@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -32,6 +34,10 @@ def main(argv: list[str] | None = None) -> None:
     spec.add_argument("--output", type=Path)
     key = commands.add_parser("dev-admin-key", help="print a key, reusing the one in --file")
     key.add_argument("--file", type=Path, required=True)
+    signing = commands.add_parser(
+        "dev-signing-key", help="print a credential signing key, reusing the one in --file"
+    )
+    signing.add_argument("--file", type=Path, required=True)
     audit = commands.add_parser(
         "verify-audit", help="walk a schema's audit hash chain; exit 1 at the first broken entry"
     )
@@ -53,11 +59,9 @@ def main(argv: list[str] | None = None) -> None:
         else:
             sys.stdout.write(document + "\n")
     elif args.command == "dev-admin-key":
-        if not args.file.exists():
-            args.file.parent.mkdir(parents=True, exist_ok=True)
-            args.file.write_text(new_api_key()[1] + "\n")
-            args.file.chmod(0o600)
-        print(args.file.read_text().strip())
+        print(_kept_secret(args.file, lambda: new_api_key()[1]))
+    elif args.command == "dev-signing-key":
+        print(_kept_secret(args.file, lambda: secrets.token_hex(32)))
     elif args.command == "verify-audit":
         url = args.database_url or _role_url(args.schema)
         report = asyncio.run(_verify_audit(args.schema, url))
@@ -87,6 +91,15 @@ async def _verify_audit(schema: str, url: str) -> ChainReport:
             return await verify_chain(connection, schema)
     finally:
         await engine.dispose()
+
+
+def _kept_secret(path: Path, make: Callable[[], str]) -> str:
+    """The secret in ``path``, made (mode 600) if the file does not exist yet."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(make() + "\n")
+    return path.read_text().strip()
 
 
 if __name__ == "__main__":

@@ -74,6 +74,9 @@ class ServiceSettings(BaseSettings):
     consumer_transaction_batch: int = Field(default=1, ge=1, le=1000)
 
     bootstrap_admin_key: SecretStr | None = None
+    # Signs the credential events this service issues and verifies those it consumes
+    # (tousu_shared.signing); without it the service can neither issue nor accept any.
+    credential_signing_key: SecretStr | None = None
     credential_cache_seconds: float = 5.0
     log_level: str = "INFO"
 

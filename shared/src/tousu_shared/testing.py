@@ -38,6 +38,8 @@ from tousu_shared.topics import all_topic_names
 S = TypeVar("S", bound=ServiceSettings)
 
 RUN_ID = uuid.uuid4().hex[:8]
+# One credential signing key for every service of a test run, as one deployment shares one.
+CREDENTIAL_SIGNING_KEY = secrets.token_hex(32)
 TOPIC_NAMESPACE = f"test-{RUN_ID}."
 KAFKA_BOOTSTRAP = os.environ.get(
     "TOUSU_KAFKA_BOOTSTRAP",
@@ -65,6 +67,7 @@ def test_settings(cls: type[S], **overrides: Any) -> S:
         "consumer_max_attempts": 3,
         "consumer_retry_backoff_ms": 10,
         "credential_cache_seconds": 0.0,
+        "credential_signing_key": CREDENTIAL_SIGNING_KEY,
         "db_pool_size": 5,
         # Tests try many bad keys on purpose; the throttle has a test of its own.
         "auth_failures_allowed": 10_000,
