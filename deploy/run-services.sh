@@ -17,6 +17,8 @@ LOG_DIR="$DATA_DIR/logs"
 KEY_FILE="$DATA_DIR/dev-admin-key"
 # Every service issues credentials, so every one holds the key that signs credential events.
 SIGNING_KEY_FILE="$DATA_DIR/credential-signing-key"
+# The broker's SASL passwords (deploy/infra.sh): each service gets its own user's, no other.
+KAFKA_PASSWORDS_FILE="$DATA_DIR/kafka-passwords"
 FEEDBACK_KEY_FILE="$DATA_DIR/feedback-intake-key"
 INTAKE_KEYS_FILE="${INTAKE_KEYS_FILE:-$DATA_DIR/intake-keys.env}"
 MAIL_DIR="$DATA_DIR/mail"
@@ -53,6 +55,8 @@ cd "$REPO"
 ADMIN_KEY="$("$PYTHON" -m tousu_shared.cli dev-admin-key --file "$KEY_FILE")"
 "$PYTHON" -m tousu_intake.keys dev-file --file "$INTAKE_KEYS_FILE" >/dev/null
 SIGNING_KEY="$("$PYTHON" -m tousu_shared.cli dev-signing-key --file "$SIGNING_KEY_FILE")"
+[ -s "$KAFKA_PASSWORDS_FILE" ] || { echo "[run] $KAFKA_PASSWORDS_FILE missing: run deploy/infra.sh up" >&2; exit 1; }
+kafka_password() { sed -n "s/^$1=//p" "$KAFKA_PASSWORDS_FILE" | head -1; }
 stop_services
 
 # One [program] per process. startsecs/startretries give the backoff supervisord applies
@@ -108,6 +112,7 @@ EOF
     pkg="$(bash deploy/service-package.sh "$service")"
     env="TOUSU_HTTP_PORT=\"${PORTS[$service]}\",TOUSU_BOOTSTRAP_ADMIN_KEY=\"$ADMIN_KEY\""
     env="$env,TOUSU_CREDENTIAL_SIGNING_KEY=\"$SIGNING_KEY\""
+    env="$env,TOUSU_KAFKA_USERNAME=\"$service\",TOUSU_KAFKA_PASSWORD=\"$(kafka_password "$service")\""
     if [ "$service" = feedback ]; then
       # Started once its intake credential exists; the key is read from its file at start.
       env="$env,TOUSU_INTAKE_URL=\"http://127.0.0.1:${PORTS[intake]}\",TOUSU_SMTP_HOST=\"127.0.0.1\""
@@ -124,7 +129,8 @@ EOF
   done
 } >"$CONF"
 
-"$REPO/.venv/bin/supervisord" -c "$CONF" &
+# The services must not inherit the path to every user's password (make exports it).
+env -u TOUSU_KAFKA_PASSWORDS_FILE "$REPO/.venv/bin/supervisord" -c "$CONF" &
 SUPERVISORD_PID=$!
 trap 'echo; stop_services; exit 0' INT TERM
 for attempt in $(seq 100); do

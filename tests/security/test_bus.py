@@ -1,8 +1,10 @@
 """Issue #13, hole 1: credentials forged through Kafka.
 
-A credential event written to ``platform.credentials`` by anyone but an issuer (unsigned, or
-signed with another key) gives a key that no service accepts, and it is dead-lettered;
-a credential issued through a service's admin API works on every service.
+The broker lets no one in without a SASL login, and a service's user writes only what the
+registry says it produces. A credential event written to ``platform.credentials`` by anyone
+but an issuer (unsigned, or signed with another key) gives a key that no service accepts,
+and it is dead-lettered; a credential issued through a service's admin API works on every
+service.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 from prometheus_client import REGISTRY
 from tousu_analytics.bootstrap import bootstrap as analytics_bootstrap
 from tousu_analytics.settings import AnalyticsSettings
@@ -30,10 +33,11 @@ from tousu_shared.auth import (
 )
 from tousu_shared.contracts import Event
 from tousu_shared.contracts.platform import CREDENTIALS_SUBJECT, CredentialIssued
-from tousu_shared.kafka import create_producer
+from tousu_shared.kafka import Connection, connection_as, create_producer, password_of
 from tousu_shared.runtime import Service
 from tousu_shared.signing import CredentialSigner
 from tousu_shared.testing import (
+    KAFKA_BOOTSTRAP,
     api_client,
     envelope_of,
     fresh_namespace,
@@ -52,8 +56,79 @@ ADMIN_KEY = new_api_key()[1]
 CREDENTIALS = "platform.credentials"
 
 
+def as_user(user: str | None, password: str | None = None) -> Connection:
+    """Client options logging in as ``user`` (with its real password unless one is given)."""
+    if user is None:
+        return {"bootstrap_servers": KAFKA_BOOTSTRAP}
+    return connection_as(KAFKA_BOOTSTRAP, user, password or password_of(user))
+
+
+async def produce(kafka: Connection, topic: str) -> None:
+    producer = AIOKafkaProducer(**kafka, request_timeout_ms=5000)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"{}")
+    finally:
+        await producer.stop()
+
+
+async def consume(kafka: Connection, topic: str, group: str) -> None:
+    consumer = AIOKafkaConsumer(
+        topic, **kafka, group_id=group, auto_offset_reset="earliest", request_timeout_ms=5000
+    )
+    await consumer.start()
+    try:
+        await consumer.getmany(timeout_ms=2000)
+    finally:
+        await consumer.stop()
+
+
+@pytest.mark.parametrize(
+    "kafka",
+    [as_user(None), as_user("intake", "not its password"), as_user("nobody", "guess")],
+    ids=["no login", "wrong password", "unknown user"],
+)
+async def test_a_client_that_does_not_log_in_can_neither_produce_nor_consume(kafka):
+    namespace = await fresh_namespace("bus-")
+    with pytest.raises(KafkaError):
+        await produce(kafka, f"{namespace}complaint.events")
+    with pytest.raises(KafkaError):
+        await consume(kafka, f"{namespace}complaint.events", "tousu-intake-probe")
+
+
+@pytest.mark.parametrize(
+    ("user", "topic"),
+    [
+        ("intake", "case.events"),  # routing's
+        ("feedback", "complaint.events"),  # intake's
+        ("analytics", "feedback.outbound"),  # feedback's gateway channel (personal data)
+        ("intake", "case.routed.quality"),  # routing's department topics
+        ("feedback", "complaint.events.dlq"),  # it does not consume complaint.events
+    ],
+)
+async def test_a_service_user_cannot_write_another_services_topic(user, topic):
+    namespace = await fresh_namespace("bus-", extra=[("case.routed.quality", 1)])
+    with pytest.raises(TopicAuthorizationFailedError):
+        await produce(as_user(user), f"{namespace}{topic}")
+
+
+async def test_a_service_user_reads_only_what_it_consumes_and_writes_its_own_topics():
+    namespace = await fresh_namespace("bus-")
+    # Analytics does not consume the gateway channel: the customers' texts stay unread.
+    with pytest.raises(TopicAuthorizationFailedError):
+        await consume(as_user("analytics"), f"{namespace}feedback.outbound", "tousu-analytics-x")
+    # What the registry allows works (else the refusals above would prove nothing).
+    await produce(as_user("intake"), f"{namespace}complaint.events")
+    await produce(as_user("routing"), f"{namespace}complaint.events.dlq")
+    await consume(as_user("routing"), f"{namespace}complaint.events", "tousu-routing-probe")
+
+
 def five_services(namespace: str) -> list[Service]:
-    common = {"bootstrap_admin_key": ADMIN_KEY, "topic_namespace": namespace}
+    common = {
+        "bootstrap_admin_key": ADMIN_KEY,
+        "topic_namespace": namespace,
+        "own_kafka_user": True,
+    }
     return [
         intake_bootstrap(test_settings(IntakeSettings, **common)),
         routing_bootstrap(test_settings(RoutingSettings, **common)),

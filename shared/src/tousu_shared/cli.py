@@ -14,10 +14,11 @@ from pathlib import Path
 import orjson
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tousu_shared.acls import grant_service_acls
 from tousu_shared.asyncapi import asyncapi_document
 from tousu_shared.audit import ChainReport, verify_chain
 from tousu_shared.auth import new_api_key
-from tousu_shared.kafka import ensure_topics
+from tousu_shared.kafka import admin_connection, ensure_topics
 from tousu_shared.topics import all_topic_names
 
 
@@ -25,7 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of ``python -m tousu_shared.cli``."""
     parser = argparse.ArgumentParser(prog="python -m tousu_shared.cli")
     commands = parser.add_subparsers(dest="command", required=True)
-    topics = commands.add_parser("create-topics", help="create every registered topic")
+    topics = commands.add_parser(
+        "create-topics", help="create every registered topic and the services' ACLs on them"
+    )
     topics.add_argument(
         "--bootstrap", default=os.environ.get("TOUSU_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     )
@@ -50,8 +53,12 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.command == "create-topics":
         wanted = [(f"{args.namespace}{name}", parts) for name, parts in all_topic_names()]
-        created = asyncio.run(ensure_topics(args.bootstrap, wanted))
+        kafka = admin_connection(args.bootstrap)
+        created = asyncio.run(ensure_topics(kafka, wanted))
         print(f"topics: {len(wanted)} registered, {len(created)} created")
+        if "sasl_plain_username" in kafka:
+            acls = asyncio.run(grant_service_acls(kafka, args.namespace))
+            print(f"acls: {acls} for the services' users")
     elif args.command == "asyncapi":
         document = orjson.dumps(asyncapi_document(), option=orjson.OPT_INDENT_2).decode()
         if args.output:
