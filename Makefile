@@ -20,6 +20,10 @@ export PG_PORT KAFKA_PORT
 export INTAKE_KEYS_FILE ?= $(or $(TOUSU_DATA_DIR),$(CURDIR)/.data)/intake-keys.env
 export TOUSU_PG_PORT ?= $(PG_PORT)
 export TOUSU_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(KAFKA_PORT)
+# The broker's SASL passwords (deploy/infra.sh writes them): `create-topics` and the tests log
+# in as its admin user, each service under test as its own; run-services.sh hands each service
+# only its own password.
+export TOUSU_KAFKA_PASSWORDS_FILE ?= $(abspath $(or $(TOUSU_DATA_DIR),.data))/kafka-passwords
 
 .PHONY: help install infra migrate run stop test security bench lint asyncapi classifier-report clean-data
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -21,9 +22,10 @@ import sqlalchemy as sa
 from aiokafka.admin import AIOKafkaAdminClient
 from tousu_intake.keys import new_key_env
 from tousu_intake.settings import IntakeSettings
+from tousu_shared.acls import grant_service_acls
 from tousu_shared.auth import new_api_key
 from tousu_shared.db import create_engine
-from tousu_shared.kafka import ensure_topics
+from tousu_shared.kafka import admin_connection, ensure_topics, password_of
 from tousu_shared.topics import all_topic_names
 
 from bench.idle import measure_idle
@@ -178,7 +180,7 @@ async def clean_up(settings: IntakeSettings) -> None:
             )
         )
     await engine.dispose()
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**admin_connection(settings.kafka_bootstrap))
     await admin.start()
     try:
         ours = [name for name in await admin.list_topics() if name.startswith(f"{RUN}.")]
@@ -218,14 +220,17 @@ def main() -> None:
     settings = IntakeSettings()
     key = new_api_key()[1]
     namespace = f"{RUN}."
+    kafka = admin_connection(settings.kafka_bootstrap)
     asyncio.run(
-        ensure_topics(
-            settings.kafka_bootstrap,
-            [(namespace + name, parts) for name, parts in all_topic_names()],
-        )
+        ensure_topics(kafka, [(namespace + name, parts) for name, parts in all_topic_names()])
     )
+    if "sasl_plain_username" in kafka:
+        asyncio.run(grant_service_acls(kafka, namespace))
     env = {
         **os.environ,
+        "TOUSU_KAFKA_USERNAME": "intake",
+        "TOUSU_KAFKA_PASSWORD": password_of("intake") or "",
+        "TOUSU_CREDENTIAL_SIGNING_KEY": secrets.token_hex(32),
         "TOUSU_HTTP_PORT": str(PORT),
         "TOUSU_BOOTSTRAP_ADMIN_KEY": key,
         "TOUSU_TOPIC_NAMESPACE": namespace,

@@ -10,6 +10,7 @@ import uuid
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer
+from tousu_shared.kafka import admin_connection
 
 DESCRIPTIONS = [
     "收到的笔记本电脑屏幕有划痕，而且开机就蓝屏，要求退货退款。",
@@ -53,7 +54,7 @@ async def end_to_end_sampler(
     """Sampled 201 → event-on-Kafka latencies while ``background`` (wrk) loads the API."""
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **admin_connection(bootstrap),
         group_id=f"bench-{uuid.uuid4().hex}",
         auto_offset_reset="latest",
         enable_auto_commit=False,

@@ -15,6 +15,10 @@ DATA_DIR="${TOUSU_DATA_DIR:-$REPO/.data}"
 RUN_DIR="$DATA_DIR/run"
 LOG_DIR="$DATA_DIR/logs"
 KEY_FILE="$DATA_DIR/dev-admin-key"
+# Every service issues credentials, so every one holds the key that signs credential events.
+SIGNING_KEY_FILE="$DATA_DIR/credential-signing-key"
+# The broker's SASL passwords (deploy/infra.sh): each service gets its own user's, no other.
+KAFKA_PASSWORDS_FILE="$DATA_DIR/kafka-passwords"
 FEEDBACK_KEY_FILE="$DATA_DIR/feedback-intake-key"
 INTAKE_KEYS_FILE="${INTAKE_KEYS_FILE:-$DATA_DIR/intake-keys.env}"
 MAIL_DIR="$DATA_DIR/mail"
@@ -50,6 +54,9 @@ mkdir -p "$RUN_DIR" "$LOG_DIR" "$MAIL_DIR"
 cd "$REPO"
 ADMIN_KEY="$("$PYTHON" -m tousu_shared.cli dev-admin-key --file "$KEY_FILE")"
 "$PYTHON" -m tousu_intake.keys dev-file --file "$INTAKE_KEYS_FILE" >/dev/null
+SIGNING_KEY="$("$PYTHON" -m tousu_shared.cli dev-signing-key --file "$SIGNING_KEY_FILE")"
+[ -s "$KAFKA_PASSWORDS_FILE" ] || { echo "[run] $KAFKA_PASSWORDS_FILE missing: run deploy/infra.sh up" >&2; exit 1; }
+kafka_password() { sed -n "s/^$1=//p" "$KAFKA_PASSWORDS_FILE" | head -1; }
 stop_services
 
 # One [program] per process. startsecs/startretries give the backoff supervisord applies
@@ -77,6 +84,9 @@ stdout_logfile_backups=5
 EOF
 }
 
+# The configuration holds every service's secrets: readable by this user only.
+: >"$CONF"
+chmod 600 "$CONF"
 {
   cat <<EOF
 [unix_http_server]
@@ -101,6 +111,8 @@ EOF
   for service in "${ORDER[@]}"; do
     pkg="$(bash deploy/service-package.sh "$service")"
     env="TOUSU_HTTP_PORT=\"${PORTS[$service]}\",TOUSU_BOOTSTRAP_ADMIN_KEY=\"$ADMIN_KEY\""
+    env="$env,TOUSU_CREDENTIAL_SIGNING_KEY=\"$SIGNING_KEY\""
+    env="$env,TOUSU_KAFKA_USERNAME=\"$service\",TOUSU_KAFKA_PASSWORD=\"$(kafka_password "$service")\""
     if [ "$service" = feedback ]; then
       # Started once its intake credential exists; the key is read from its file at start.
       env="$env,TOUSU_INTAKE_URL=\"http://127.0.0.1:${PORTS[intake]}\",TOUSU_SMTP_HOST=\"127.0.0.1\""
@@ -117,7 +129,8 @@ EOF
   done
 } >"$CONF"
 
-"$REPO/.venv/bin/supervisord" -c "$CONF" &
+# The services must not inherit the path to every user's password (make exports it).
+env -u TOUSU_KAFKA_PASSWORDS_FILE "$REPO/.venv/bin/supervisord" -c "$CONF" &
 SUPERVISORD_PID=$!
 trap 'echo; stop_services; exit 0' INT TERM
 for attempt in $(seq 100); do

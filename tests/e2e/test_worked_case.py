@@ -85,7 +85,12 @@ async def feedback_credential(intake) -> str:  # type: ignore[no-untyped-def]
 async def system():
     """All five services on one fresh topic namespace, empty schemas."""
     namespace = await fresh_namespace("e2e-", extra=[(SMS_GATEWAY_TOPIC, 3)])
-    common = {"bootstrap_admin_key": ADMIN_KEY, "topic_namespace": namespace}
+    # Each service on the broker as its own user, under the ACLs of production.
+    common = {
+        "bootstrap_admin_key": ADMIN_KEY,
+        "topic_namespace": namespace,
+        "own_kafka_user": True,
+    }
     intake = intake_bootstrap(test_settings(IntakeSettings, **common))
     routing = routing_bootstrap(test_settings(RoutingSettings, **common))
     sla = sla_bootstrap(test_settings(SlaSettings, **common))

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Literal, TypeVar, get_args
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import Counter
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -26,14 +28,32 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tousu_shared.contracts import Envelope, Event
 from tousu_shared.contracts.platform import (
     CREDENTIALS_SUBJECT,
+    CredentialEvent,
     CredentialIssued,
     CredentialRevoked,
     Role,
 )
-from tousu_shared.errors import Forbidden, TooManyRequests, Unauthorized
+from tousu_shared.errors import (
+    Forbidden,
+    PermanentFailure,
+    ServiceError,
+    TooManyRequests,
+    Unauthorized,
+)
+from tousu_shared.signing import CredentialSigner
 
 if TYPE_CHECKING:
     from tousu_shared.uow import SqlUnitOfWork
+
+E = TypeVar("E", bound=CredentialEvent)
+
+log = logging.getLogger(__name__)
+
+REFUSED_CREDENTIAL_EVENTS = Counter(
+    "tousu_credential_events_refused_total",
+    "Credential events refused because their signature is missing or wrong",
+    ["service", "type", "reason"],
+)
 
 ROLES: tuple[str, ...] = get_args(Role)
 DEPARTMENT_ROLES = frozenset({"agent", "manager"})
@@ -223,19 +243,28 @@ def _principal(key_id: str, row: tuple) -> Principal:
     return Principal(key_id, name, role, department, frozenset(scopes))
 
 
+class SigningKeyMissing(ServiceError, status=503, code="signing_key_missing"):
+    """This service has no credential signing key, so it cannot issue or revoke."""
+
+
 class CredentialStore:
-    """Looks up credentials in the service's own table, with a short cache."""
+    """Looks up credentials in the service's own table, with a short cache; signs the
+    credential events this service issues and refuses those not signed with the key."""
 
     def __init__(
         self,
         session_factory: async_sessionmaker[AsyncSession],
         schema: str,
         *,
+        service: str,
         bootstrap_admin_key: str | None,
+        signing_key: str | None,
         cache_seconds: float,
     ) -> None:
         self._session_factory = session_factory
         self._schema = schema
+        self._service = service
+        self.signer = CredentialSigner(signing_key) if signing_key else None
         self._cache: dict[str, tuple[float, tuple | None]] = {}
         self._cache_seconds = cache_seconds
         self._bootstrap = split_api_key(bootstrap_admin_key) if bootstrap_admin_key else None
@@ -290,9 +319,36 @@ class CredentialStore:
         """Drop a cached entry (after a local revocation)."""
         self._cache.pop(key_id, None)
 
+    def sign(self, event: E) -> E:
+        """A credential event this service issues, signed; refused without a key."""
+        if self.signer is None:
+            raise SigningKeyMissing(
+                "this service has no credential signing key (TOUSU_CREDENTIAL_SIGNING_KEY)"
+            )
+        return self.signer.sign(event)
+
     async def apply(self, uow: SqlUnitOfWork, event: Event, envelope: Envelope | None) -> None:
-        """Inbox handler: replicate a credential event into this service's table."""
+        """Inbox handler: replicate a credential event into this service's table, once its
+        signature shows an issuer made it; a forged one is dead-lettered, never applied."""
+        self._check_signature(event)
         await self.store(uow.session, event)
+
+    def _check_signature(self, event: Event) -> None:
+        assert isinstance(event, CredentialEvent)
+        if self.signer is None:
+            # Service.consumer() refuses to start without a key; this is the last guard.
+            raise RuntimeError("no credential signing key: cannot verify credential events")
+        if self.signer.verify(event):
+            return
+        reason = "unsigned" if not event.signature else "bad_signature"
+        REFUSED_CREDENTIAL_EVENTS.labels(self._service, event.event_type, reason).inc()
+        # The key id is public (it is the visible part of a key); nothing else is logged.
+        log.warning(
+            "credential event refused: %s",
+            reason,
+            extra={"event_type": event.event_type, "key_id": event.key_id},
+        )
+        raise PermanentFailure(f"credential event refused: {reason}")
 
     async def store(self, session: AsyncSession, event: Event) -> None:
         """Write a credential event into this service's table (idempotent)."""
@@ -414,7 +470,8 @@ def credential_issued_event(
     *,
     issued_by: str,
 ) -> tuple[CredentialIssued, str]:
-    """The event that issues a credential, and the key to hand to its holder once."""
+    """The event that issues a credential (unsigned: ``CredentialStore.sign`` signs it), and
+    the key to hand to its holder once."""
     key_id, api_key, secret_hash = new_api_key()
     scopes = sorted(create.scopes if create.scopes is not None else ROLE_SCOPES[create.role])
     event = CredentialIssued(
@@ -432,7 +489,7 @@ def credential_issued_event(
 
 
 def credential_revoked_event(key_id: str, *, revoked_by: str) -> CredentialRevoked:
-    """The event that revokes a credential."""
+    """The event that revokes a credential (unsigned: ``CredentialStore.sign`` signs it)."""
     return CredentialRevoked(
         complaint_id=CREDENTIALS_SUBJECT,
         key_id=key_id,

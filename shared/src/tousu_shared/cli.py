@@ -1,4 +1,4 @@
-"""Operator commands: create topics, write the AsyncAPI document, mint a development key,
+"""Operator commands: create topics, write the AsyncAPI document, mint development secrets,
 verify a service's audit chain."""
 
 from __future__ import annotations
@@ -6,16 +6,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tousu_shared.acls import grant_service_acls
 from tousu_shared.asyncapi import asyncapi_document
 from tousu_shared.audit import ChainReport, verify_chain
 from tousu_shared.auth import new_api_key
-from tousu_shared.kafka import ensure_topics
+from tousu_shared.kafka import admin_connection, ensure_topics
 from tousu_shared.topics import all_topic_names
 
 
@@ -23,7 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of ``python -m tousu_shared.cli``."""
     parser = argparse.ArgumentParser(prog="python -m tousu_shared.cli")
     commands = parser.add_subparsers(dest="command", required=True)
-    topics = commands.add_parser("create-topics", help="create every registered topic")
+    topics = commands.add_parser(
+        "create-topics", help="create every registered topic and the services' ACLs on them"
+    )
     topics.add_argument(
         "--bootstrap", default=os.environ.get("TOUSU_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     )
@@ -32,6 +37,10 @@ def main(argv: list[str] | None = None) -> None:
     spec.add_argument("--output", type=Path)
     key = commands.add_parser("dev-admin-key", help="print a key, reusing the one in --file")
     key.add_argument("--file", type=Path, required=True)
+    signing = commands.add_parser(
+        "dev-signing-key", help="print a credential signing key, reusing the one in --file"
+    )
+    signing.add_argument("--file", type=Path, required=True)
     audit = commands.add_parser(
         "verify-audit", help="walk a schema's audit hash chain; exit 1 at the first broken entry"
     )
@@ -44,8 +53,12 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.command == "create-topics":
         wanted = [(f"{args.namespace}{name}", parts) for name, parts in all_topic_names()]
-        created = asyncio.run(ensure_topics(args.bootstrap, wanted))
+        kafka = admin_connection(args.bootstrap)
+        created = asyncio.run(ensure_topics(kafka, wanted))
         print(f"topics: {len(wanted)} registered, {len(created)} created")
+        if "sasl_plain_username" in kafka:
+            acls = asyncio.run(grant_service_acls(kafka, args.namespace))
+            print(f"acls: {acls} for the services' users")
     elif args.command == "asyncapi":
         document = orjson.dumps(asyncapi_document(), option=orjson.OPT_INDENT_2).decode()
         if args.output:
@@ -53,11 +66,9 @@ def main(argv: list[str] | None = None) -> None:
         else:
             sys.stdout.write(document + "\n")
     elif args.command == "dev-admin-key":
-        if not args.file.exists():
-            args.file.parent.mkdir(parents=True, exist_ok=True)
-            args.file.write_text(new_api_key()[1] + "\n")
-            args.file.chmod(0o600)
-        print(args.file.read_text().strip())
+        print(_kept_secret(args.file, lambda: new_api_key()[1]))
+    elif args.command == "dev-signing-key":
+        print(_kept_secret(args.file, lambda: secrets.token_hex(32)))
     elif args.command == "verify-audit":
         url = args.database_url or _role_url(args.schema)
         report = asyncio.run(_verify_audit(args.schema, url))
@@ -87,6 +98,15 @@ async def _verify_audit(schema: str, url: str) -> ChainReport:
             return await verify_chain(connection, schema)
     finally:
         await engine.dispose()
+
+
+def _kept_secret(path: Path, make: Callable[[], str]) -> str:
+    """The secret in ``path``, made (mode 600) if the file does not exist yet."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(make() + "\n")
+    return path.read_text().strip()
 
 
 if __name__ == "__main__":

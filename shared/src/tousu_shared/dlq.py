@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import text
 
 from tousu_shared.contracts import Envelope
+from tousu_shared.kafka import connection
 from tousu_shared.runtime import Service
 from tousu_shared.topics import dlq_topic
 
@@ -49,7 +50,7 @@ async def replay_dead_letters(service: Service) -> ReplayReport:
     consumer_name = settings.consumer_group
     topics = [dlq_topic(settings.topic(name)) for name in service.topics]
     reader = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **connection(settings),
         group_id=f"{consumer_name}-dlq-replay",
         enable_auto_commit=False,
         auto_offset_reset="earliest",

@@ -10,6 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 
+class PermanentFailure(Exception):
+    """An event that can never succeed; the consumer dead-letters it without retries.
+
+    Raised by event handlers (``tousu_shared.inbox`` re-exports it for them), including the
+    platform's own credential handler, which ``tousu_shared.inbox`` cannot be imported by.
+    """
+
+
 class ServiceError(Exception):
     """Base of the errors an API turns into a 4xx response."""
 

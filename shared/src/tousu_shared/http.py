@@ -388,6 +388,7 @@ def _admin_router() -> APIRouter:
     ) -> CredentialIssuedRead:
         """Issue a credential; its key is shown in this response only."""
         event, api_key = credential_issued_event(body, issued_by=principal.actor)
+        event = runtime.credentials.sign(event)
         async with runtime.uow() as uow:
             await runtime.credentials.store(uow.session, event)
             uow.publish(event)
@@ -438,7 +439,9 @@ def _admin_router() -> APIRouter:
             ).first()
             if exists is None:
                 raise NotFound(f"no active credential {key_id}", field="key_id")
-            event = credential_revoked_event(key_id, revoked_by=principal.actor)
+            event = runtime.credentials.sign(
+                credential_revoked_event(key_id, revoked_by=principal.actor)
+            )
             await runtime.credentials.store(uow.session, event)
             uow.publish(event)
             uow.audit(principal, "credential.revoke", "credential", key_id)

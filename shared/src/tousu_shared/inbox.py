@@ -36,6 +36,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import text
 
 from tousu_shared.contracts import Envelope, Event, decode
+from tousu_shared.errors import PermanentFailure
 from tousu_shared.logging import log_context
 from tousu_shared.settings import ServiceSettings
 from tousu_shared.topics import dlq_topic
@@ -66,10 +67,6 @@ STALLED = Gauge(
 # consumer commits the inbox row, the effect and the events it published together.
 Handler = Callable[[Any, Event, Envelope], Awaitable[None]]
 UnitOfWorkFactory = Callable[[], SqlUnitOfWork]
-
-
-class PermanentFailure(Exception):
-    """An event that can never succeed; it goes to the dead-letter topic without retries."""
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,18 @@
-"""Kafka clients configured for 'nothing lost': acks=all, idempotence, manual offset commits."""
+"""Kafka clients configured for 'nothing lost': acks=all, idempotence, manual offset commits.
+
+Every client authenticates with SASL SCRAM-SHA-512 (deploy/infra.sh sets the broker up so):
+a service as its own user (``TOUSU_KAFKA_USERNAME`` / ``TOUSU_KAFKA_PASSWORD``), operator
+tools and tests as the admin user, whose password they read from the file
+``TOUSU_KAFKA_PASSWORDS_FILE`` names (infra.sh writes it, mode 600). Passwords are never
+logged: settings hold them as ``SecretStr``.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -10,16 +20,62 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from tousu_shared.settings import ServiceSettings
 
 _TOPIC_ALREADY_EXISTS = 36
+SASL_MECHANISM = "SCRAM-SHA-512"
+ADMIN_USER = "admin"
+# Options for a client: where the broker is and how to log in (see ``connection``).
+Connection = dict[str, Any]
 
 
 class TopicCreationFailed(RuntimeError):
     """The broker refused to create a topic."""
 
 
+def connection_as(bootstrap: str, username: str | None, password: str | None) -> Connection:
+    """aiokafka options reaching ``bootstrap`` as a SASL user (PLAINTEXT without one)."""
+    if not username:
+        return {"bootstrap_servers": bootstrap}
+    return {
+        "bootstrap_servers": bootstrap,
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": SASL_MECHANISM,
+        "sasl_plain_username": username,
+        "sasl_plain_password": password or "",
+    }
+
+
+def connection(settings: ServiceSettings) -> Connection:
+    """aiokafka options for a client acting as the service its settings describe."""
+    password = settings.kafka_password.get_secret_value() if settings.kafka_password else None
+    return connection_as(settings.kafka_bootstrap, settings.kafka_username, password)
+
+
+def password_of(user: str, path: str | Path | None = None) -> str | None:
+    """A user's password: ``TOUSU_KAFKA_PASSWORD_<USER>`` (docker-compose), else its line in
+    the password file infra.sh writes (``user=password`` lines); None if neither has one."""
+    named = os.environ.get(f"TOUSU_KAFKA_PASSWORD_{user.upper().replace('-', '_')}")
+    if named:
+        return named
+    path = path or os.environ.get("TOUSU_KAFKA_PASSWORDS_FILE")
+    if not path or not Path(path).is_file():
+        return None
+    for line in Path(path).read_text().splitlines():
+        name, _, password = line.partition("=")
+        if name == user and password:
+            return password
+    return None
+
+
+def admin_connection(bootstrap: str) -> Connection:
+    """aiokafka options for operator tools and tests: the admin user when the password file
+    holds one (PLAINTEXT otherwise, for a broker without SASL)."""
+    password = password_of(ADMIN_USER)
+    return connection_as(bootstrap, ADMIN_USER if password else None, password)
+
+
 def create_producer(settings: ServiceSettings) -> AIOKafkaProducer:
     """An idempotent producer waiting for all in-sync replicas (aiokafka defaults to neither)."""
     return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **connection(settings),
         client_id=f"tousu-{settings.service_name}",
         acks="all",
         enable_idempotence=True,
@@ -35,7 +91,7 @@ def create_consumer(
     """A consumer that never auto-commits: offsets are committed after the effect is stored."""
     return AIOKafkaConsumer(
         *topics,
-        bootstrap_servers=settings.kafka_bootstrap,
+        **connection(settings),
         client_id=f"tousu-{settings.service_name}",
         group_id=group,
         enable_auto_commit=False,
@@ -49,10 +105,10 @@ def create_consumer(
     )
 
 
-async def ensure_topics(bootstrap: str, topics: Iterable[tuple[str, int]]) -> list[str]:
+async def ensure_topics(kafka: Connection, topics: Iterable[tuple[str, int]]) -> list[str]:
     """Create the topics that do not exist yet; returns the names it created."""
     wanted = dict(topics)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    admin = AIOKafkaAdminClient(**kafka, request_timeout_ms=15000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -19,7 +19,7 @@ import uvicorn
 import uvloop
 
 from tousu_shared.dlq import ReplayReport, replay_dead_letters
-from tousu_shared.kafka import ensure_topics
+from tousu_shared.kafka import connection, ensure_topics
 from tousu_shared.logging import configure_logging
 from tousu_shared.migrations import downgrade, upgrade
 from tousu_shared.runtime import Service
@@ -67,7 +67,7 @@ async def serve(service: Service, roles: tuple[str, ...]) -> None:
         # The registry's topics, idempotently: a consumer of a missing topic would wait in
         # start() and not even stop on a signal.
         await ensure_topics(
-            settings.kafka_bootstrap,
+            connection(settings),
             [(settings.topic(name), partitions) for name, partitions in all_topic_names()],
         )
 

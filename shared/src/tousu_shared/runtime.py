@@ -54,6 +54,7 @@ class Runtime:
         engine = create_engine(settings)
         session_factory = create_session_factory(engine)
         admin_key = settings.bootstrap_admin_key
+        signing_key = settings.credential_signing_key
         return cls(
             settings=settings,
             engine=engine,
@@ -63,7 +64,9 @@ class Runtime:
             credentials=CredentialStore(
                 session_factory,
                 settings.db_schema,
+                service=settings.service_name,
                 bootstrap_admin_key=admin_key.get_secret_value() if admin_key else None,
+                signing_key=signing_key.get_secret_value() if signing_key else None,
                 cache_seconds=settings.credential_cache_seconds,
             ),
             auth_throttle=FailureThrottle(
@@ -141,6 +144,12 @@ class Service:
 
     def consumer(self) -> EventConsumer:
         """The service's idempotent consumer of every topic it subscribes to."""
+        if self.runtime.credentials.signer is None:
+            # Without the key every credential event would be refused and dead-lettered.
+            raise RuntimeError(
+                "TOUSU_CREDENTIAL_SIGNING_KEY is not set: the consumer could not verify "
+                "credential events"
+            )
         handlers: dict[str, Handler] = dict(self.handlers)
         handlers.setdefault(CredentialIssued.event_type, self.runtime.credentials.apply)
         handlers.setdefault(CredentialRevoked.event_type, self.runtime.credentials.apply)

@@ -48,6 +48,10 @@ class ServiceSettings(BaseSettings):
     db_pool_pre_ping: bool = False
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # The service's own SASL (SCRAM-SHA-512) user on the broker; the broker's ACLs let it
+    # write only its own topics (tousu_shared.acls). Without a user the client speaks PLAINTEXT.
+    kafka_username: str | None = None
+    kafka_password: SecretStr | None = None
     # Prefixed to every topic name: tests run on their own topics this way.
     topic_namespace: str = ""
     consumer_group_suffix: str = ""
@@ -74,6 +78,9 @@ class ServiceSettings(BaseSettings):
     consumer_transaction_batch: int = Field(default=1, ge=1, le=1000)
 
     bootstrap_admin_key: SecretStr | None = None
+    # Signs the credential events this service issues and verifies those it consumes
+    # (tousu_shared.signing); without it the service can neither issue nor accept any.
+    credential_signing_key: SecretStr | None = None
     credential_cache_seconds: float = 5.0
     log_level: str = "INFO"
 

@@ -29,8 +29,14 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tousu_shared.acls import grant_service_acls
 from tousu_shared.contracts import Envelope, Event
-from tousu_shared.kafka import ensure_topics
+from tousu_shared.kafka import (
+    ADMIN_USER,
+    admin_connection,
+    ensure_topics,
+    password_of,
+)
 from tousu_shared.runtime import Service
 from tousu_shared.settings import ServiceSettings
 from tousu_shared.topics import all_topic_names
@@ -38,11 +44,15 @@ from tousu_shared.topics import all_topic_names
 S = TypeVar("S", bound=ServiceSettings)
 
 RUN_ID = uuid.uuid4().hex[:8]
+# One credential signing key for every service of a test run, as one deployment shares one.
+CREDENTIAL_SIGNING_KEY = secrets.token_hex(32)
 TOPIC_NAMESPACE = f"test-{RUN_ID}."
 KAFKA_BOOTSTRAP = os.environ.get(
     "TOUSU_KAFKA_BOOTSTRAP",
     ServiceSettings.model_fields["kafka_bootstrap"].default,
 )
+# Tools and tests act as the broker's admin user; each service under test as its own user.
+KAFKA_ADMIN = admin_connection(KAFKA_BOOTSTRAP)
 KEEP_TABLES = {"alembic_version", "outbox_lane"}
 AUDIT_TABLE = "audit_log"
 # Random keys of this run for the services that encrypt (intake refuses to start without keys
@@ -53,8 +63,13 @@ TEST_KEYS: dict[str, Any] = {
 }
 
 
-def test_settings(cls: type[S], **overrides: Any) -> S:
-    """Settings for a service under test: own topics, own consumer group, fast loops."""
+def test_settings(cls: type[S], *, own_kafka_user: bool = False, **overrides: Any) -> S:
+    """Settings for a service under test: own topics, own consumer group, fast loops.
+
+    On the broker the service logs in as the admin user, since most tests feed a service the
+    events of others through its own runtime, which its own user may not write; with
+    ``own_kafka_user`` it logs in as its own user, as in production (the ACLs' tests do).
+    """
     values: dict[str, Any] = {
         **TEST_KEYS,
         "topic_namespace": TOPIC_NAMESPACE,
@@ -65,10 +80,16 @@ def test_settings(cls: type[S], **overrides: Any) -> S:
         "consumer_max_attempts": 3,
         "consumer_retry_backoff_ms": 10,
         "credential_cache_seconds": 0.0,
+        "credential_signing_key": CREDENTIAL_SIGNING_KEY,
         "db_pool_size": 5,
         # Tests try many bad keys on purpose; the throttle has a test of its own.
         "auth_failures_allowed": 10_000,
     }
+    service = overrides.get("service_name", cls.model_fields["service_name"].default)
+    user = service if own_kafka_user and isinstance(service, str) else ADMIN_USER
+    password = password_of(user)
+    if password:
+        values.update(kafka_username=user, kafka_password=password)
     values.update(overrides)
     return cls(**values)
 
@@ -141,7 +162,7 @@ async def read_topic(
     """Read a topic from the start until ``until(records)`` holds; fails on timeout."""
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **admin_connection(bootstrap),
         group_id=f"reader-{uuid.uuid4().hex}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -207,10 +228,12 @@ async def wait_for(
 
 
 async def create_topics(namespace: str, extra: Iterable[tuple[str, int]] = ()) -> str:
-    """Create every platform topic (and ``extra`` ones, as (name, partitions)) under a
-    namespace; returns the namespace."""
+    """Create every platform topic (and ``extra`` ones, as (name, partitions), which only the
+    admin user reaches) under a namespace, with the services' ACLs on them; returns the
+    namespace."""
     wanted = [*all_topic_names(), *extra]
-    await ensure_topics(KAFKA_BOOTSTRAP, [(namespace + name, parts) for name, parts in wanted])
+    await ensure_topics(KAFKA_ADMIN, [(namespace + name, parts) for name, parts in wanted])
+    await grant_service_acls(KAFKA_ADMIN, namespace)
     return namespace
 
 
@@ -223,7 +246,7 @@ async def fresh_namespace(label: str = "", extra: Iterable[tuple[str, int]] = ()
 async def delete_topics(namespace: str) -> None:
     """Delete every topic under a namespace: a developer's broker would otherwise gather a
     dozen topics per run."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP)
+    admin = AIOKafkaAdminClient(**KAFKA_ADMIN)
     await admin.start()
     try:
         ours = [name for name in await admin.list_topics() if name.startswith(namespace)]

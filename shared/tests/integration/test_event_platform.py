@@ -22,7 +22,7 @@ from tousu_shared.kafka import ensure_topics
 from tousu_shared.outbox import OutboxRelay, lane_of
 from tousu_shared.runtime import Runtime, Service
 from tousu_shared.testing import (
-    KAFKA_BOOTSTRAP,
+    KAFKA_ADMIN,
     envelopes,
     read_topic,
     test_settings,
@@ -316,7 +316,7 @@ async def test_an_unpublishable_row_holds_back_only_its_own_lane(runtime):
         assert set(relay.blocked_lanes) == {lane_of(str(stuck))}
         assert "does not exist" in relay.blocked_lanes[lane_of(str(stuck))]
         # Once the topic exists, the held-back lane flows, in order, after its backoff.
-        await ensure_topics(KAFKA_BOOTSTRAP, [(runtime.settings.topic(missing_topic), 1)])
+        await ensure_topics(KAFKA_ADMIN, [(runtime.settings.topic(missing_topic), 1)])
         await asyncio.sleep(0.2)
         assert await relay.relay_once() == 2
     finally:

@@ -31,7 +31,7 @@ from tousu_shared.contracts.complaint import (
 )
 from tousu_shared.runtime import Service
 from tousu_shared.testing import (
-    KAFKA_BOOTSTRAP,
+    KAFKA_ADMIN,
     api_client,
     delete_topics,
     envelope_of,
@@ -142,7 +142,7 @@ async def read_all(topic: str) -> list[ConsumerRecord]:
     # Without a group the consumer takes every partition of the topic itself.
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=KAFKA_BOOTSTRAP,
+        **KAFKA_ADMIN,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

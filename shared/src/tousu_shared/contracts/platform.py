@@ -20,9 +20,15 @@ CREDENTIALS_SUBJECT = uuid.UUID(int=0)
 
 
 class _CredentialEvent(Event):
+    """A credential event; its issuer signs it (``tousu_shared.signing``) and every consumer
+    refuses one whose signature is missing or wrong."""
+
     topic: ClassVar[str] = "platform.credentials"
 
     key_id: str
+    # Hex HMAC-SHA256 over the other fields; optional in the schema so that an unsigned
+    # event still decodes and is refused as unsigned, not as malformed.
+    signature: str | None = None
 
     @field_validator("complaint_id")
     @classmethod
@@ -30,6 +36,10 @@ class _CredentialEvent(Event):
         if value != CREDENTIALS_SUBJECT:
             raise ValueError("credential events use the fixed credentials subject")
         return value
+
+
+# The base under a public name, for the signer; the registry skips it (its class name is private).
+CredentialEvent = _CredentialEvent
 
 
 class CredentialIssued(_CredentialEvent):

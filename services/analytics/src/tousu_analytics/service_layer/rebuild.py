@@ -24,6 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from tousu_shared.inbox import EventConsumer
+from tousu_shared.kafka import Connection, connection
 from tousu_shared.runtime import Service
 
 from tousu_analytics.adapters.orm import (
@@ -47,10 +48,8 @@ class RebuildResult:
     events_applied: int
 
 
-async def _end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, isolation_level="read_committed"
-    )
+async def _end_offsets(kafka: Connection, topics: Sequence[str]) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(**kafka, group_id=None, isolation_level="read_committed")
     await consumer.start()
     try:
         partitions = [
@@ -68,8 +67,8 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     return consumer.partitions_for_topic(topic) or set()
 
 
-async def _caught_up(bootstrap: str, group: str, ends: dict[TopicPartition, int]) -> bool:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def _caught_up(kafka: Connection, group: str, ends: dict[TopicPartition, int]) -> bool:
+    admin = AIOKafkaAdminClient(**kafka)
     await admin.start()
     try:
         committed = await admin.list_consumer_group_offsets(group)
@@ -81,9 +80,9 @@ async def _caught_up(bootstrap: str, group: str, ends: dict[TopicPartition, int]
 
 
 async def _wait_caught_up(
-    bootstrap: str, group: str, ends: dict[TopicPartition, int], failed: asyncio.Task[None]
+    kafka: Connection, group: str, ends: dict[TopicPartition, int], failed: asyncio.Task[None]
 ) -> None:
-    while not await _caught_up(bootstrap, group, ends):
+    while not await _caught_up(kafka, group, ends):
         if failed.done():
             failed.result()  # raises the consumer's error
             raise RuntimeError("the rebuild consumer stopped before it caught up")
@@ -147,18 +146,18 @@ async def rebuild(service: Service) -> RebuildResult:
     task = asyncio.create_task(consumer.run(stop))
     try:
         await _wait_caught_up(
-            settings.kafka_bootstrap,
+            connection(settings),
             group,
-            await _end_offsets(settings.kafka_bootstrap, topics),
+            await _end_offsets(connection(settings), topics),
             task,
         )
         async with runtime.engine.begin() as conn:
             await _lock_live(conn)
             # Under the lock nothing new reaches the live tables; catch up with the rest.
             await _wait_caught_up(
-                settings.kafka_bootstrap,
+                connection(settings),
                 group,
-                await _end_offsets(settings.kafka_bootstrap, topics),
+                await _end_offsets(connection(settings), topics),
                 task,
             )
             await _rename_into_place(conn)

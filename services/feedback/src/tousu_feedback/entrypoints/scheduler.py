@@ -10,7 +10,7 @@ import asyncio
 import logging
 
 from prometheus_client import Counter
-from tousu_shared.kafka import ensure_topics
+from tousu_shared.kafka import connection, ensure_topics
 
 from tousu_feedback.service_layer.context import FeedbackContext
 from tousu_feedback.service_layer.delivery import run_due
@@ -31,7 +31,7 @@ class SurveyScheduler:
         """Handle due surveys until ``stop`` is set."""
         # The broker creates no topic by itself, and the gateway topic is feedback's own.
         await ensure_topics(
-            self._settings.kafka_bootstrap,
+            connection(self._settings),
             [(self._settings.topic(self._settings.gateway_topic), 3)],
         )
         try:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from tousu_shared.auth import Principal
 from tousu_shared.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
-from tousu_shared.kafka import ensure_topics
+from tousu_shared.kafka import connection, ensure_topics
 from tousu_shared.runtime import Runtime
 from tousu_shared.settings import ServiceSettings
 from tousu_shared.topics import department_topic
@@ -39,7 +39,7 @@ class DepartmentView:
 async def create_department_topics(settings: ServiceSettings, codes: Sequence[str]) -> None:
     """Create the routed-case topics of these departments if they are missing."""
     await ensure_topics(
-        settings.kafka_bootstrap,
+        connection(settings),
         [(settings.topic(department_topic(code)), DEPARTMENT_TOPIC_PARTITIONS) for code in codes],
     )
 
