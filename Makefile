@@ -60,7 +60,7 @@ test: migrate ## Run every test against the real Kafka and Postgres
 
 SCHEMATHESIS_EXAMPLES ?= 100
 security: migrate ## Replay the attacks of issue #13 and fuzz every OpenAPI (full schemathesis run)
-	@TOUSU_SCHEMATHESIS_EXAMPLES=$(SCHEMATHESIS_EXAMPLES) $(UV) run --frozen pytest -m security
+	@TOUSU_SCHEMATHESIS_RANDOM=1 TOUSU_SCHEMATHESIS_EXAMPLES=$(SCHEMATHESIS_EXAMPLES) $(UV) run --frozen pytest -m security
 	@cat .data/security/schemathesis.json
 
 bench: migrate ## Measure throughput and latency; prints figures
