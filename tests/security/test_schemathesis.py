@@ -6,8 +6,8 @@ requests (positive and negative generation), each sent with an admin key, and ev
 response must be no server error, of a documented status code, and shaped as documented.
 
 ``TOUSU_SCHEMATHESIS_EXAMPLES`` sets the examples per operation and mode (``make test``
-keeps the default small; ``make security`` raises it and draws new cases each run). The cases run per service are
-written to ``.data/security/schemathesis.json`` so they can be quoted.
+keeps the default small; ``make security`` raises it and draws new cases each run). The
+cases run per service are written to ``.data/security/schemathesis.json`` so they can be quoted.
 
 Schemathesis runs every app in one event-loop thread of its own; so the setup here, which
 runs on the test loop, disposes each engine's pool before handing the apps over.
