@@ -4,6 +4,7 @@ and SLA defaults seeded, each with an admin key."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
@@ -75,3 +76,15 @@ async def stack(kafka_topics: str) -> AsyncIterator[dict[str, Service]]:
         "feedback": feedback,
         "analytics": analytics,
     }
+
+
+@pytest.fixture(scope="module")
+async def http(
+    stack: dict[str, Service], admin_key: str
+) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    """An admin client per service, each app started (lifespan) for the module."""
+    async with contextlib.AsyncExitStack() as clients:
+        yield {
+            name: await clients.enter_async_context(api_client(service.app, admin_key))
+            for name, service in stack.items()
+        }

@@ -6,7 +6,6 @@ headers, unknown body fields, database errors in the log.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import io
 import logging
@@ -23,25 +22,13 @@ from tousu_shared.contracts.case import CaseRouted
 from tousu_shared.contracts.complaint import ComplaintReceived
 from tousu_shared.logging import configure_logging
 from tousu_shared.runtime import Service
-from tousu_shared.testing import api_client, issue_credential, wait_for
+from tousu_shared.testing import issue_credential, wait_for
 from tousu_sla.entrypoints import api as sla_api
 
 pytestmark = [pytest.mark.integration, pytest.mark.security]
 
 SERVICES = ["intake", "routing", "sla-monitor", "feedback", "analytics"]
 MIB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-async def http(
-    stack: dict[str, Service], admin_key: str
-) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    """An admin client per service, each app started (lifespan) for the module."""
-    async with contextlib.AsyncExitStack() as clients:
-        yield {
-            name: await clients.enter_async_context(api_client(service.app, admin_key))
-            for name, service in stack.items()
-        }
 
 
 def client_at(service: Service, address: str, key: str | None = None) -> httpx.AsyncClient:

@@ -9,33 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 from intake_factories import complaint_body
-from tousu_shared.runtime import Service
-from tousu_shared.testing import api_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.security]
 
 HUGE = str(2**64 + 1)  # past every integer column, signed or not
-
-
-@pytest.fixture(scope="module")
-async def http(
-    stack: dict[str, Service], admin_key: str
-) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    """An admin client per service, each app started (lifespan) for the module."""
-    async with contextlib.AsyncExitStack() as clients:
-        yield {
-            name: await clients.enter_async_context(api_client(service.app, admin_key))
-            for name, service in stack.items()
-        }
 
 
 def refused(response: httpx.Response, status: int, field: str) -> dict[str, Any]:

@@ -14,12 +14,10 @@ import contextlib
 import re
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import httpx
 import pytest
-from intake_factories import complaint_body
-from tousu_shared.contracts import case as case_events
+from intake_factories import case_routed, complaint_body
 from tousu_shared.runtime import Service
 from tousu_shared.testing import api_client, issue_credential
 
@@ -53,22 +51,7 @@ async def holder(
 
 async def route(intake: Service, complaint_id: str, department: str) -> None:
     """Routing's CaseRouted, applied through intake's own handler (intake follows it)."""
-    now = datetime.now(UTC)
-    event = case_events.CaseRouted(
-        complaint_id=uuid.UUID(complaint_id),
-        department=department,
-        actor="routing",
-        occurred_at=now,
-        recorded_at=now,
-        case_version=1,
-        rule_id="r1",
-        rule_reason="category",
-        handler_level="agent",
-        category="product_quality",
-        severity="general",
-        urgency="routine",
-        contact_details_url="x",
-    )
+    event = case_routed(uuid.UUID(complaint_id), department)
     async with intake.uow() as uow:
         await intake.handlers[event.event_type](uow, event, intake.runtime.outbox.envelope(event))
         await uow.commit()
