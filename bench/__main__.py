@@ -12,12 +12,10 @@ import secrets
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import sqlalchemy as sa
 from aiokafka.admin import AIOKafkaAdminClient
 from tousu_intake.keys import new_key_env
@@ -29,7 +27,8 @@ from tousu_shared.kafka import admin_connection, ensure_topics, password_of
 from tousu_shared.topics import all_topic_names
 
 from bench.idle import measure_idle
-from bench.intake_load import end_to_end_sampler, summary
+from bench.intake_load import DESCRIPTIONS_FILE, end_to_end_sampler, summary
+from bench.ready import wait_ready
 
 REPO = Path(__file__).resolve().parents[1]
 PORT = int(os.environ.get("BENCH_INTAKE_PORT", "18001"))
@@ -71,16 +70,7 @@ def intake_processes(env: dict[str, str]):
         )
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{PORT}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("intake did not become ready; see .data/logs/bench-intake.log")
-            time.sleep(0.3)
+        wait_ready([PORT], seconds=60, what="intake", log=".data/logs/bench-intake.log")
         yield
     finally:
         for proc in procs:
@@ -112,6 +102,7 @@ def wrk(key: str, connections: int, seconds: int, rate: int = 0) -> dict:
             # minutes would be answered as duplicates instead of recorded.
             "RUN": f"{RUN}-{uuid.uuid4().hex[:6]}",
             "ADMIN_KEY": key,
+            "DESCRIPTIONS": str(DESCRIPTIONS_FILE),
         },
         capture_output=True,
         text=True,

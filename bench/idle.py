@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
+from bench.ready import wait_ready
 
 SERVICES = {
     "tousu_intake": 18101,
@@ -62,17 +62,7 @@ def stack(env: dict[str, str], log_dir: Path):
                 stdout=logs,
                 stderr=logs,
             )
-        deadline = time.monotonic() + 90
-        for port in SERVICES.values():
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the stack did not become ready; see bench-idle.log")
-                time.sleep(0.5)
+        wait_ready(SERVICES.values(), seconds=90, what="the stack", log="bench-idle.log")
         yield procs
     finally:
         for proc in procs.values():

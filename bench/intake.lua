@@ -7,14 +7,11 @@ local rate = tonumber(os.getenv("RATE") or "0")
 local connections = tonumber(os.getenv("CONNECTIONS") or "16")
 local run = os.getenv("RUN") or "bench"
 local key = os.getenv("ADMIN_KEY")
-local texts = {
-  "收到的笔记本电脑屏幕有划痕，而且开机就蓝屏，要求退货退款。",
-  "快递比承诺晚了五天，客服一直说在路上，包裹到现在还没到。",
-  "客服态度非常差，电话里直接挂断，我要投诉这个工作人员。",
-  "账单金额和下单时显示的价格不一致，多扣了两百元，请解释。",
-  "The washing machine leaks water after two weeks, I want a repair or a replacement.",
-  "Your agent promised a callback within 24 hours and nobody called, this is unacceptable.",
-}
+-- The complaint texts, one a line, shared with bench/intake_load.py (DESCRIPTIONS names it).
+local texts = {}
+for line in io.lines(os.getenv("DESCRIPTIONS")) do
+  if line ~= "" then table.insert(texts, line) end
+end
 local channels = {"phone", "web_form", "online_chat", "app"}
 
 function setup(thread)

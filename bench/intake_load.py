@@ -6,20 +6,17 @@ import asyncio
 import statistics
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer
 from tousu_shared.kafka import admin_connection
 
-DESCRIPTIONS = [
-    "收到的笔记本电脑屏幕有划痕，而且开机就蓝屏，要求退货退款。",
-    "快递比承诺晚了五天，客服一直说在路上，包裹到现在还没到。",
-    "客服态度非常差，电话里直接挂断，我要投诉这个工作人员。",
-    "账单金额和下单时显示的价格不一致，多扣了两百元，请解释。",
-    "The washing machine leaks water after two weeks, I want a repair or a replacement.",
-    "Your agent promised a callback within 24 hours and nobody called, this is unacceptable.",
-]
+# One complaint text a line; bench/intake.lua reads the same file, so the Python sampler
+# and wrk post the same texts.
+DESCRIPTIONS_FILE = Path(__file__).with_name("descriptions.txt")
+DESCRIPTIONS = DESCRIPTIONS_FILE.read_text(encoding="utf-8").splitlines()
 
 
 def complaint(seq: int, run: str) -> bytes:
