@@ -159,16 +159,23 @@ def _anonymized(event: ComplaintAnonymized, _: uuid.UUID) -> list[Upsert]:
     return [_fact(event.complaint_id, customer_ref=None)]
 
 
+def _newer_case(complaint_id: uuid.UUID, column: str, value: Any, case_version: int) -> Upsert:
+    """Set a column that the latest case version decides (department, root cause).
+
+    The value sits beside ``<column>_version``, the case version it came with: an older
+    version arriving late (a replay, a slow partition) leaves the newer value in place.
+    """
+    version_column = f"{column}_version"
+    return _fact(
+        complaint_id,
+        {column: Merge.NEWER_CASE, version_column: Merge.GREATEST},
+        version_column,
+        **{column: value, version_column: case_version},
+    )
+
+
 def _department(event: CaseRouted | CaseTransferred, _: uuid.UUID) -> list[Upsert]:
-    return [
-        _fact(
-            event.complaint_id,
-            {"department": Merge.NEWER_CASE, "department_version": Merge.GREATEST},
-            "department_version",
-            department=event.department,
-            department_version=event.case_version,
-        )
-    ]
+    return [_newer_case(event.complaint_id, "department", event.department, event.case_version)]
 
 
 def _first_response(event: FirstResponseSent, _: uuid.UUID) -> list[Upsert]:
@@ -182,15 +189,7 @@ def _first_response(event: FirstResponseSent, _: uuid.UUID) -> list[Upsert]:
 
 
 def _root_cause(event: RootCauseRecorded | CaseResolved, _: uuid.UUID) -> list[Upsert]:
-    return [
-        _fact(
-            event.complaint_id,
-            {"root_cause": Merge.NEWER_CASE, "root_cause_version": Merge.GREATEST},
-            "root_cause_version",
-            root_cause=event.root_cause,
-            root_cause_version=event.case_version,
-        )
-    ]
+    return [_newer_case(event.complaint_id, "root_cause", event.root_cause, event.case_version)]
 
 
 def _resolved(event: CaseResolved, event_id: uuid.UUID) -> list[Upsert]:
