@@ -5,7 +5,7 @@ so a figure and its drill-down (the complaints behind it) are the same predicate
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -20,6 +20,15 @@ HOUR = 3600.0
 SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
 NO_VALUE = "(none)"
 TOTAL = "(total)"  # the key of the totals among the cells
+# The waits whose spread the KPIs report: the prefix of base's ``<wait>_hours`` column (and
+# of the core query's ``<wait>_<percentile>`` columns) → the KPI's name.
+WAITS = {
+    "fr": "first_response_hours",
+    "fr_business": "first_response_business_hours",
+    "res": "resolution_hours",
+    "res_business": "resolution_business_hours",
+}
+PERCENTILES = {"median": 0.5, "p90": 0.9}
 
 
 @dataclass(frozen=True)
@@ -146,6 +155,10 @@ def cell_key(value: Any) -> str:
     return value.isoformat() if isinstance(value, date) else str(value)
 
 
+def _count(row: sa.Row) -> int:
+    return int(row.n)
+
+
 def _pct(column: sa.ColumnElement[Any], fraction: float) -> sa.ColumnElement[Any]:
     return sa.func.percentile_cont(fraction).within_group(column)
 
@@ -207,19 +220,38 @@ class KpiQueries:
     @staticmethod
     def _durations(b: sa.Subquery) -> list[sa.ColumnElement[Any]]:
         return [
-            _pct(b.c.fr_hours, 0.5).label("fr_median"),
-            _pct(b.c.fr_hours, 0.9).label("fr_p90"),
-            _pct(b.c.fr_business_hours, 0.5).label("fr_business_median"),
-            _pct(b.c.fr_business_hours, 0.9).label("fr_business_p90"),
-            _pct(b.c.res_hours, 0.5).label("res_median"),
-            _pct(b.c.res_hours, 0.9).label("res_p90"),
-            _pct(b.c.res_business_hours, 0.5).label("res_business_median"),
-            _pct(b.c.res_business_hours, 0.9).label("res_business_p90"),
+            _pct(b.c[f"{wait}_hours"], fraction).label(f"{wait}_{percentile}")
+            for wait in WAITS
+            for percentile, fraction in PERCENTILES.items()
         ]
+
+    async def _per_cell_and(
+        self,
+        b: sa.Subquery,
+        group_by: str | None,
+        inner: sa.ColumnElement[Any],
+        *aggregates: sa.ColumnElement[Any],
+        joined: sa.Table | None = None,
+        where: sa.ColumnElement[bool] | None = None,
+        value: Callable[[sa.Row], Any] = sa.Row._asdict,
+    ) -> dict[str, dict[str, Any]]:
+        """Aggregates per cell and per value of one more column, ``inner`` (a milestone, a
+        survey source, a root cause, a corrected dimension), over ``b`` or over ``b``
+        joined to one of the complaint's tables: cell key → inner value → ``value(row)``
+        (the row's figures by name unless told otherwise)."""
+        cells = _Cells.of(b, group_by)
+        source = b if joined is None else b.join(joined, joined.c.complaint_id == b.c.complaint_id)
+        query = sa.select(*cells.columns(), inner, *aggregates).select_from(source)
+        if where is not None:
+            query = query.where(where)
+        query = query.group_by(*cells.group_by(inner))
+        out: dict[str, dict[str, Any]] = {}
+        for row in await self._rows(query):
+            out.setdefault(_key(row), {})[cell_key(row._mapping[inner])] = value(row)
+        return out
 
     async def sla(self, scope: Scope, group_by: str | None) -> dict[str, dict[str, Any]]:
         b, m = scoped(self.tables, scope), self.tables.milestone
-        cells = _Cells.of(b, group_by)
         decided = sa.or_(m.c.met_at.is_not(None), m.c.breached_at.is_not(None))
         compliant = sa.or_(
             m.c.within_target.is_(True),
@@ -227,71 +259,50 @@ class KpiQueries:
                 m.c.within_target.is_(None), m.c.met_at.is_not(None), m.c.breached_at.is_(None)
             ),
         )
-        query = (
-            sa.select(
-                *cells.columns(),
-                m.c.milestone,
-                sa.func.count().filter(decided).label("decided"),
-                sa.func.count().filter(sa.and_(decided, compliant)).label("compliant"),
-            )
-            .select_from(b.join(m, m.c.complaint_id == b.c.complaint_id))
-            .group_by(*cells.group_by(m.c.milestone))
+        return await self._per_cell_and(
+            b,
+            group_by,
+            m.c.milestone,
+            sa.func.count().filter(decided).label("decided"),
+            sa.func.count().filter(sa.and_(decided, compliant)).label("compliant"),
+            joined=m,
         )
-        out: dict[str, dict[str, Any]] = {}
-        for row in await self._rows(query):
-            out.setdefault(_key(row), {})[row.milestone] = row._asdict()
-        return out
 
     async def csat(self, scope: Scope, group_by: str | None) -> dict[str, dict[str, Any]]:
         b, s = scoped(self.tables, scope), self.tables.survey
-        cells = _Cells.of(b, group_by)
-        query = (
-            sa.select(
-                *cells.columns(),
-                s.c.source,
-                sa.func.count().label("surveys"),
-                sa.func.count(s.c.satisfaction).label("answers"),
-                sa.func.avg(s.c.satisfaction).label("mean"),
-                sa.func.count().filter(s.c.satisfaction >= 4).label("satisfied"),
-                sa.func.count().filter(s.c.confirmed.is_(True)).label("confirmed"),
-            )
-            .select_from(b.join(s, s.c.complaint_id == b.c.complaint_id))
-            .group_by(*cells.group_by(s.c.source))
+        return await self._per_cell_and(
+            b,
+            group_by,
+            s.c.source,
+            sa.func.count().label("surveys"),
+            sa.func.count(s.c.satisfaction).label("answers"),
+            sa.func.avg(s.c.satisfaction).label("mean"),
+            sa.func.count().filter(s.c.satisfaction >= 4).label("satisfied"),
+            sa.func.count().filter(s.c.confirmed.is_(True)).label("confirmed"),
+            joined=s,
         )
-        out: dict[str, dict[str, Any]] = {}
-        for row in await self._rows(query):
-            out.setdefault(_key(row), {})[row.source or NO_VALUE] = row._asdict()
-        return out
 
     async def root_causes(self, scope: Scope, group_by: str | None) -> dict[str, dict[str, int]]:
         b = scoped(self.tables, scope)
-        cells = _Cells.of(b, group_by)
-        query = (
-            sa.select(*cells.columns(), b.c.root_cause, sa.func.count().label("n"))
-            .where(b.c.root_cause.is_not(None))
-            .group_by(*cells.group_by(b.c.root_cause))
+        return await self._per_cell_and(
+            b,
+            group_by,
+            b.c.root_cause,
+            sa.func.count().label("n"),
+            where=b.c.root_cause.is_not(None),
+            value=_count,
         )
-        out: dict[str, dict[str, int]] = {}
-        for row in await self._rows(query):
-            out.setdefault(_key(row), {})[row.root_cause] = row.n
-        return out
 
     async def corrections(self, scope: Scope, group_by: str | None) -> dict[str, dict[str, int]]:
         b, c = scoped(self.tables, scope), self.tables.correction
-        cells = _Cells.of(b, group_by)
-        query = (
-            sa.select(
-                *cells.columns(),
-                c.c.dimension,
-                sa.func.count(sa.distinct(c.c.complaint_id)).label("n"),
-            )
-            .select_from(b.join(c, c.c.complaint_id == b.c.complaint_id))
-            .group_by(*cells.group_by(c.c.dimension))
+        return await self._per_cell_and(
+            b,
+            group_by,
+            c.c.dimension,
+            sa.func.count(sa.distinct(c.c.complaint_id)).label("n"),
+            joined=c,
+            value=_count,
         )
-        out: dict[str, dict[str, int]] = {}
-        for row in await self._rows(query):
-            out.setdefault(_key(row), {})[row.dimension] = row.n
-        return out
 
     async def denominators(self, start: date, end: date) -> Mapping[tuple[date, str], sa.Row]:
         first = start.replace(day=1)

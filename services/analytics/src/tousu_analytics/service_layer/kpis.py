@@ -14,8 +14,10 @@ from tousu_shared.errors import InvalidInput
 from tousu_analytics.adapters.kpi_queries import (
     DRILL_COLUMNS,
     OUTCOME_METRICS,
+    PERCENTILES,
     QUALIFIED_METRICS,
     TOTAL,
+    WAITS,
     KpiQueries,
     Scope,
     drill_query,
@@ -161,21 +163,9 @@ def _metrics(
         "complaint_rate_per_customer": _ratio(volume, customers),
         "resolution_rate": _ratio(c.get("resolved"), volume),
         "fcr_rate": _ratio(c.get("fcr"), volume),
-        "first_response_hours": {
-            "median": _hours(c.get("fr_median")),
-            "p90": _hours(c.get("fr_p90")),
-        },
-        "first_response_business_hours": {
-            "median": _hours(c.get("fr_business_median")),
-            "p90": _hours(c.get("fr_business_p90")),
-        },
-        "resolution_hours": {
-            "median": _hours(c.get("res_median")),
-            "p90": _hours(c.get("res_p90")),
-        },
-        "resolution_business_hours": {
-            "median": _hours(c.get("res_business_median")),
-            "p90": _hours(c.get("res_business_p90")),
+        **{
+            kpi: {percentile: _hours(c.get(f"{wait}_{percentile}")) for percentile in PERCENTILES}
+            for wait, kpi in WAITS.items()
         },
         "sla_compliance": {
             milestone: {
