@@ -240,39 +240,34 @@ async def get_alert(request: Request, principal: Reader, alert_id: uuid.UUID) ->
     return alert_read(alert)
 
 
+async def _decide(
+    request: Request, principal: Principal, decision: management.DecideAlert
+) -> dict[str, Any]:
+    """One home for the three decision endpoints: they differ only in the decision."""
+    return alert_read(await management.decide_alert(_ctx(request), principal, decision))
+
+
 @management_router.post("/alerts/{alert_id}/acknowledge")
 async def acknowledge_alert(
     request: Request, principal: Manager, alert_id: uuid.UUID
 ) -> dict[str, Any]:
-    return alert_read(
-        await management.decide_alert(
-            _ctx(request), principal, management.DecideAlert(alert_id, "acknowledge")
-        )
-    )
+    return await _decide(request, principal, management.DecideAlert(alert_id, "acknowledge"))
 
 
 @management_router.post("/alerts/{alert_id}/link")
 async def link_alert(
     request: Request, principal: Manager, alert_id: uuid.UUID, body: AlertLink
 ) -> dict[str, Any]:
-    return alert_read(
-        await management.decide_alert(
-            _ctx(request), principal, management.DecideAlert(alert_id, "link", body.action_id)
-        )
-    )
+    decision = management.DecideAlert(alert_id, "link", body.action_id)
+    return await _decide(request, principal, decision)
 
 
 @management_router.post("/alerts/{alert_id}/dismiss")
 async def dismiss_alert(
     request: Request, principal: Manager, alert_id: uuid.UUID, body: AlertDismiss
 ) -> dict[str, Any]:
-    return alert_read(
-        await management.decide_alert(
-            _ctx(request),
-            principal,
-            management.DecideAlert(alert_id, "dismiss", reason=body.reason),
-        )
-    )
+    decision = management.DecideAlert(alert_id, "dismiss", reason=body.reason)
+    return await _decide(request, principal, decision)
 
 
 # ---- improvement actions ----------------------------------------------------------------
