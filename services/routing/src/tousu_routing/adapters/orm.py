@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
+from tousu_shared.columns import timestamp_columns
 
 metadata = sa.MetaData(schema="routing")
-
-
-def _timestamps() -> list[sa.Column]:
-    return [
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
-        sa.Column(
-            "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
-    ]
 
 
 department = sa.Table(
@@ -27,7 +17,7 @@ department = sa.Table(
     # {handler level: [member id, …]}: who serves this department at each rung of its chain.
     sa.Column("chain", pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
     sa.Column("version", sa.Integer, nullable=False, server_default="1"),
-    *_timestamps(),
+    *timestamp_columns(),
 )
 
 member = sa.Table(
@@ -40,7 +30,7 @@ member = sa.Table(
     sa.Column("level", sa.Text, nullable=False),
     sa.Column("availability", sa.Text, nullable=False, server_default="available"),
     sa.Column("manager_id", sa.Text),
-    *_timestamps(),
+    *timestamp_columns(),
 )
 
 routing_rule = sa.Table(
@@ -57,7 +47,7 @@ routing_rule = sa.Table(
     sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("version", sa.Integer, nullable=False, server_default="1"),
     sa.Column("updated_by", sa.Text, nullable=False),
-    *_timestamps(),
+    *timestamp_columns(),
     # Deferred, so a reorder can swap positions inside one transaction.
     sa.UniqueConstraint(
         "position", name="uq_routing_rule_position", deferrable=True, initially="DEFERRED"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.types import UserDefinedType
+from tousu_shared.columns import timestamp_columns
 
 metadata = sa.MetaData(schema="sla_monitor")
 
@@ -18,17 +19,6 @@ class Xid8(UserDefinedType):
 
     def get_col_spec(self, **_: object) -> str:
         return "xid8"
-
-
-def _timestamps() -> list[sa.Column]:
-    return [
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-        sa.Column(
-            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-        ),
-    ]
 
 
 # Every published version of the policy set; the highest version is in force.
@@ -55,7 +45,7 @@ calendar = sa.Table(
     sa.Column("body", pg.JSONB, nullable=False),
     sa.Column("etag", pg.UUID(as_uuid=True), nullable=False),
     sa.Column("updated_by", sa.Text, nullable=False),
-    *_timestamps(),
+    *timestamp_columns(),
 )
 
 # One row per case: its serialised SLA aggregate and the facts the API filters on.
@@ -76,7 +66,7 @@ sla_case = sa.Table(
     sa.Column("escalation_level", sa.Text, nullable=False),
     sa.Column("state", pg.JSONB, nullable=False),
     sa.Column("last_error", sa.Text),
-    *_timestamps(),
+    *timestamp_columns(),
 )
 
 # One row per milestone of a case (its current cycle): the scheduler's index and the lists.
