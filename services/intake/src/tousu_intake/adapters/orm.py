@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
@@ -66,17 +68,25 @@ sa.Index(
     postgresql_where=complaint.c.needs_review,
 )
 
+
+def _complaint_id(*, primary_key: bool = False) -> sa.Column[Any]:
+    """The reference of a row that belongs to one complaint (its contact, its messages):
+    one definition, so every such row is deleted with its complaint (ON DELETE CASCADE)."""
+    return sa.Column(
+        "complaint_id",
+        pg.UUID(as_uuid=True),
+        sa.ForeignKey("intake.complaint.id", ondelete="CASCADE"),
+        primary_key=primary_key,
+        nullable=False,
+    )
+
+
 # Personal data, encrypted per field with AES-GCM; blind indexes find a customer without
 # decrypting. Kept apart so that every read of it is deliberate (and audited).
 complaint_contact = sa.Table(
     "complaint_contact",
     metadata,
-    sa.Column(
-        "complaint_id",
-        pg.UUID(as_uuid=True),
-        sa.ForeignKey("intake.complaint.id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    _complaint_id(primary_key=True),
     sa.Column("key_id", sa.Text, nullable=False),
     sa.Column("name_ct", sa.LargeBinary),
     sa.Column("phone_ct", sa.LargeBinary),
@@ -93,12 +103,7 @@ complaint_message = sa.Table(
     "complaint_message",
     metadata,
     sa.Column("id", pg.UUID(as_uuid=True), primary_key=True),
-    sa.Column(
-        "complaint_id",
-        pg.UUID(as_uuid=True),
-        sa.ForeignKey("intake.complaint.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    _complaint_id(),
     sa.Column("channel", sa.Text, nullable=False),
     sa.Column("body", sa.Text),
     sa.Column("evidence", pg.JSONB, nullable=False),
