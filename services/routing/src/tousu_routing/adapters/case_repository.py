@@ -6,7 +6,7 @@ Repositories never commit: the unit of work does.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, cast
 
@@ -97,6 +97,17 @@ class ComplaintFactRepository:
 # ---- cases --------------------------------------------------------------------------------
 
 
+# Every field of a case's profile is a routed_case column of the same name, so the profile is
+# written and read field by field instead of through two hand-kept lists.
+def _profile_columns(profile: CaseProfile) -> dict[str, Any]:
+    return {**vars(profile), "risk_flags": list(profile.risk_flags)}
+
+
+def _profile_from_row(row: RowMapping) -> CaseProfile:
+    values = {f.name: row[f.name] for f in fields(CaseProfile)}
+    return CaseProfile(**{**values, "risk_flags": tuple(row["risk_flags"])})
+
+
 def _case_columns(record: CaseRecord, now: datetime) -> dict[str, Any]:
     case, profile = record.case, record.profile
     return {
@@ -106,21 +117,10 @@ def _case_columns(record: CaseRecord, now: datetime) -> dict[str, Any]:
         "version": case.version,
         "assignee_id": case.assignee_id,
         "rule_id": case.rule_id,
-        "rule_version": profile.rule_version,
         "routing_reason": case.routing_reason,
         "notify_management": case.notify_management,
         "excluded_member_ids": sorted(case.excluded_member_ids),
-        "category": profile.category,
-        "severity": profile.severity,
-        "urgency": profile.urgency,
-        "customer_tier": profile.customer_tier,
-        "channel": profile.channel,
-        "product_line": profile.product_line,
-        "region": profile.region,
-        "risk_flags": list(profile.risk_flags),
-        "subject_staff_ref": profile.subject_staff_ref,
-        "subject_unit": profile.subject_unit,
-        "contact_details_url": profile.contact_details_url,
+        **_profile_columns(profile),
         "complaint_received_at": case.complaint_received_at,
         "root_cause": case.root_cause,
         "responsible_person": case.responsible_person,
@@ -178,23 +178,9 @@ def _record_from_rows(row: RowMapping, history: list[Transition]) -> CaseRecord:
         closed_at=row["closed_at"],
         close_reason=row["close_reason"],
     )
-    profile = CaseProfile(
-        category=row["category"],
-        severity=row["severity"],
-        urgency=row["urgency"],
-        customer_tier=row["customer_tier"],
-        channel=row["channel"],
-        product_line=row["product_line"],
-        region=row["region"],
-        risk_flags=tuple(row["risk_flags"]),
-        subject_staff_ref=row["subject_staff_ref"],
-        subject_unit=row["subject_unit"],
-        contact_details_url=row["contact_details_url"],
-        rule_version=row["rule_version"],
-    )
     return CaseRecord(
         case=case,
-        profile=profile,
+        profile=_profile_from_row(row),
         created_at=row["created_at"],
         stored_version=row["version"],
         updated_at=row["updated_at"],

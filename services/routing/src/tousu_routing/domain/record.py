@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from tousu_shared.contracts.complaint import ClassificationData
 from tousu_shared.uow import OutgoingMessage
@@ -19,8 +20,19 @@ from tousu_shared.uow import OutgoingMessage
 from tousu_routing.domain.case import Case
 from tousu_routing.domain.messages import messages_of
 from tousu_routing.domain.rules import ComplaintSubject, RoutingFacts
-from tousu_routing.domain.vocabulary import severity_of
 from tousu_routing.domain.workflow import Transition
+
+
+def classified_fields(classification: ClassificationData) -> dict[str, Any]:
+    """The profile fields a complaint's classification decides: set when the case opens,
+    replaced together when a person corrects the classification."""
+    return {
+        "category": classification.category,
+        "severity": classification.severity,
+        "urgency": classification.urgency,
+        "customer_tier": classification.customer_tier,
+        "risk_flags": tuple(classification.risk_flags),
+    }
 
 
 @dataclass(frozen=True)
@@ -47,27 +59,11 @@ class CaseProfile:
 
     def reclassified(self, classification: ClassificationData) -> CaseProfile:
         """The profile after a person corrected the complaint's classification."""
-        return dataclasses.replace(
-            self,
-            category=classification.category,
-            severity=classification.severity,
-            urgency=classification.urgency,
-            customer_tier=classification.customer_tier,
-            risk_flags=tuple(classification.risk_flags),
-        )
+        return dataclasses.replace(self, **classified_fields(classification))
 
     def routing_facts(self) -> RoutingFacts:
         """What the routing rules look at."""
-        return RoutingFacts(
-            severity=severity_of(self.severity),
-            category=self.category,
-            product_line=self.product_line,
-            region=self.region,
-            channel=self.channel,
-            customer_tier=self.customer_tier,
-            risk_flags=frozenset(self.risk_flags),
-            subject=self.subject,
-        )
+        return RoutingFacts.of(self)
 
 
 @dataclass

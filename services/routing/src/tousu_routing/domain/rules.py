@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from tousu_routing.domain.errors import InvalidRule, UnknownDepartment
 from tousu_routing.domain.vocabulary import (
@@ -31,6 +32,30 @@ class ComplaintSubject:
         return self.member_id is None and self.department_code is None
 
 
+class ComplaintProfile(Protocol):
+    """A complaint's facts under the names routing stores and receives them by: a case's
+    profile, a dry run's sample complaint."""
+
+    @property
+    def severity(self) -> str: ...
+    @property
+    def category(self) -> str | None: ...
+    @property
+    def product_line(self) -> str | None: ...
+    @property
+    def region(self) -> str | None: ...
+    @property
+    def channel(self) -> str | None: ...
+    @property
+    def customer_tier(self) -> str | None: ...
+    @property
+    def risk_flags(self) -> Iterable[str]: ...
+    @property
+    def subject_staff_ref(self) -> str | None: ...
+    @property
+    def subject_unit(self) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class RoutingFacts:
     """What routing knows about a complaint: its classification and what it is about.
@@ -56,6 +81,22 @@ class RoutingFacts:
         object.__setattr__(self, "risk_flags", flags)
         if self.subject is None:
             object.__setattr__(self, "subject", ComplaintSubject())
+
+    @classmethod
+    def of(cls, profile: ComplaintProfile) -> RoutingFacts:
+        """What the rules look at in a stored case's profile or a dry run's sample."""
+        return cls(
+            severity=severity_of(profile.severity),
+            category=profile.category,
+            product_line=profile.product_line,
+            region=profile.region,
+            channel=profile.channel,
+            customer_tier=profile.customer_tier,
+            risk_flags=frozenset(profile.risk_flags),
+            subject=ComplaintSubject(
+                member_id=profile.subject_staff_ref, department_code=profile.subject_unit
+            ),
+        )
 
 
 # Each criterion: the facts field it reads and, where the vocabulary is closed, the values

@@ -34,7 +34,6 @@ from tousu_routing.adapters.case_repository import CaseFilters
 from tousu_routing.adapters.rule_repository import RuleRecord
 from tousu_routing.domain import (
     CaseState,
-    ComplaintSubject,
     ConflictOfInterest,
     EscalationReason,
     HandlerLevel,
@@ -379,22 +378,6 @@ async def reorder_rules(
     return [RoutingRuleRead.of(record) for record in records]
 
 
-def _sample_facts(body: DryRunCreate) -> RoutingFacts:
-    sample = body.complaint
-    return RoutingFacts(
-        severity=sample.severity,
-        category=sample.category,
-        product_line=sample.product_line,
-        region=sample.region,
-        channel=sample.channel,
-        customer_tier=sample.customer_tier,
-        risk_flags=frozenset(sample.risk_flags),
-        subject=ComplaintSubject(
-            member_id=sample.subject_staff_ref, department_code=sample.subject_unit
-        ),
-    )
-
-
 @router.post("/routing-rules:dry-run", tags=["routing rules"])
 async def dry_run(body: DryRunCreate, _: CaseReader, ctx: Context) -> DryRunRead:
     """Route a sample complaint without saving anything, explaining every rule's verdict.
@@ -413,7 +396,8 @@ async def dry_run(body: DryRunCreate, _: CaseReader, ctx: Context) -> DryRunRead
         )
         for rule in body.candidate_rules
     ]
-    result = await read(ctx, lambda uow: rules.dry_run(uow, _sample_facts(body), candidates))
+    facts = RoutingFacts.of(body.complaint)
+    result = await read(ctx, lambda uow: rules.dry_run(uow, facts, candidates))
     return DryRunRead.of(result)
 
 

@@ -21,7 +21,7 @@ from tousu_shared.errors import NotFound
 from tousu_routing.adapters.case_repository import ComplaintFacts
 from tousu_routing.domain import Case, CaseAction, IllegalTransition, Stamp, plan_routing
 from tousu_routing.domain import commands as c
-from tousu_routing.domain.record import CaseProfile, CaseRecord
+from tousu_routing.domain.record import CaseProfile, CaseRecord, classified_fields
 from tousu_routing.service_layer.context import RoutingContext
 from tousu_routing.service_layer.roster import Roster
 from tousu_routing.service_layer.unit_of_work import RoutingWork
@@ -84,14 +84,10 @@ async def remember_complaint(
 
 def _profile(facts: ComplaintFacts, classification: ClassificationData) -> CaseProfile:
     return CaseProfile(
-        category=classification.category,
-        severity=classification.severity,
-        urgency=classification.urgency,
-        customer_tier=classification.customer_tier,
+        **classified_fields(classification),
         channel=facts.channel,
         product_line=facts.product_line,
         region=facts.region,
-        risk_flags=tuple(classification.risk_flags),
         subject_staff_ref=facts.subject_staff_ref,
         subject_unit=facts.subject_unit,
         contact_details_url=facts.contact_details_url,
