@@ -8,12 +8,12 @@ event). The actions themselves, and the rules each adds, are the ``Case`` aggreg
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from tousu_routing.domain import events
 from tousu_routing.domain.errors import ConflictOfInterest, IllegalTransition, VersionConflict
+from tousu_routing.domain.events import CaseEvent
 from tousu_routing.domain.vocabulary import (
     CaseAction,
     CaseState,
@@ -42,65 +42,48 @@ class Step:
     now: datetime
 
 
+# A dataclass states each fact once; identity equality (eq=False) as befits an aggregate,
+# and __post_init__ normalises what the database or a caller hands over as plain values.
+@dataclass(eq=False, kw_only=True)
 class CaseBookkeeping:
     """A case's facts, history and collected events, and the steps every action takes."""
 
-    def __init__(
-        self,
-        *,
-        case_id: str,
-        complaint_id: str,
-        complaint_received_at: datetime,
-        department: str,
-        handler_level: HandlerLevel,
-        state: CaseState,
-        version: int = 0,
-        assignee_id: str | None = None,
-        history: Iterable[Transition] = (),
-        rule_id: str | None = None,
-        routing_reason: str | None = None,
-        notify_management: bool = False,
-        excluded_member_ids: Iterable[str] = (),
-        root_cause: str | None = None,
-        responsible_person: str | None = None,
-        solution: str | None = None,
-        resolution: str | None = None,
-        escalation_level: int = 0,
-        reopen_count: int = 0,
-        acknowledged_at: datetime | None = None,
-        first_response_at: datetime | None = None,
-        resolved_at: datetime | None = None,
-        closed_at: datetime | None = None,
-        close_reason: ClosureReason | None = None,
-    ) -> None:
-        require_aware(complaint_received_at, "complaint_received_at")
-        self.case_id = case_id
-        self.complaint_id = complaint_id
-        self.complaint_received_at = complaint_received_at
-        self.department = department
-        self.handler_level = HandlerLevel(handler_level)
-        self.state = CaseState(state)
-        self.version = version
-        self.assignee_id = assignee_id
-        self.history: list[Transition] = list(history)
-        self.rule_id = rule_id
-        self.routing_reason = routing_reason
-        self.notify_management = notify_management
-        # People the complaint is about: never assigned, whatever happens to the case.
-        self.excluded_member_ids = frozenset(excluded_member_ids)
-        self.root_cause = root_cause
-        self.responsible_person = responsible_person
-        self.solution = solution
-        self.resolution = resolution
-        # How many escalation steps were recorded (capped ones included).
-        self.escalation_level = escalation_level
-        self.reopen_count = reopen_count
-        self.acknowledged_at = acknowledged_at
-        self.first_response_at = first_response_at
-        self.resolved_at = resolved_at
-        self.closed_at = closed_at
-        self.close_reason = ClosureReason(close_reason) if close_reason else None
-        self.events: list[events.CaseEvent] = []
+    case_id: str
+    complaint_id: str
+    complaint_received_at: datetime
+    department: str
+    handler_level: HandlerLevel
+    state: CaseState
+    version: int = 0
+    assignee_id: str | None = None
+    history: list[Transition] = field(default_factory=list)
+    rule_id: str | None = None
+    routing_reason: str | None = None
+    notify_management: bool = False
+    # People the complaint is about: never assigned, whatever happens to the case.
+    excluded_member_ids: frozenset[str] = frozenset()
+    root_cause: str | None = None
+    responsible_person: str | None = None
+    solution: str | None = None
+    resolution: str | None = None
+    # How many escalation steps were recorded (capped ones included).
+    escalation_level: int = 0
+    reopen_count: int = 0
+    acknowledged_at: datetime | None = None
+    first_response_at: datetime | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    close_reason: ClosureReason | None = None
+    events: list[CaseEvent] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        require_aware(self.complaint_received_at, "complaint_received_at")
+        self.handler_level = HandlerLevel(self.handler_level)
+        self.state = CaseState(self.state)
+        # A copy: the case appends to its own history, never to the caller's list.
+        self.history = list(self.history)
+        self.excluded_member_ids = frozenset(self.excluded_member_ids)
+        self.close_reason = ClosureReason(self.close_reason) if self.close_reason else None
 
     def __repr__(self) -> str:
         return (
@@ -148,7 +131,7 @@ class CaseBookkeeping:
     def _complete(
         self,
         step: Step,
-        event_type: type[events.CaseEvent],
+        event_type: type[CaseEvent],
         note: str | None,
         details: Mapping[str, str] | None = None,
         **fields: object,
@@ -186,7 +169,7 @@ class CaseBookkeeping:
     def _emit(
         self,
         step: Step,
-        event_type: type[events.CaseEvent],
+        event_type: type[CaseEvent],
         note: str | None,
         **fields: object,
     ) -> None:

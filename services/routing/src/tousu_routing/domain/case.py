@@ -74,7 +74,7 @@ class Case(CaseBookkeeping):
             rule_id=rule_id,
             routing_reason=routing_reason,
             notify_management=notify_management,
-            excluded_member_ids=excluded_member_ids,
+            excluded_member_ids=frozenset(excluded_member_ids),
         )
         if assignee_id is not None and assignee_id in case.excluded_member_ids:
             raise ConflictOfInterest(f"{assignee_id} is the subject of the complaint")
