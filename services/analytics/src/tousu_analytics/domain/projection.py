@@ -258,38 +258,33 @@ def _sla_breached(event: SlaBreached, _: uuid.UUID) -> list[Upsert]:
     ]
 
 
+def _survey(
+    event: SurveyAnswered | CustomerConfirmed, merge: Mapping[str, Merge], **values: Any
+) -> Upsert:
+    """A survey row, keyed by survey: the answer and the confirmation may come in either
+    order, and "confirmed" stays true once either said so."""
+    merge = {"confirmed": Merge.ANY, **merge}
+    values = {"complaint_id": event.complaint_id, "source": event.source, **values}
+    return Upsert("survey", {"survey_id": event.survey_id}, values, merge)
+
+
 def _answered(event: SurveyAnswered, _: uuid.UUID) -> list[Upsert]:
     return [
-        Upsert(
-            "survey",
-            {"survey_id": event.survey_id},
-            {
-                "complaint_id": event.complaint_id,
-                "satisfaction": event.satisfaction,
-                "source": event.source,
-                "solved": event.solved,
-                "confirmed": event.confirmed,
-                "answered_at": event.answered_at,
-            },
-            {"confirmed": Merge.ANY},
+        _survey(
+            event,
+            {},
+            satisfaction=event.satisfaction,
+            solved=event.solved,
+            confirmed=event.confirmed,
+            answered_at=event.answered_at,
         )
     ]
 
 
 def _confirmed(event: CustomerConfirmed, _: uuid.UUID) -> list[Upsert]:
-    return [
-        Upsert(
-            "survey",
-            {"survey_id": event.survey_id},
-            {
-                "complaint_id": event.complaint_id,
-                "confirmed": True,
-                "source": event.source,
-                "satisfaction": event.satisfaction,
-            },
-            {"confirmed": Merge.ANY, "source": Merge.KEEP, "satisfaction": Merge.KEEP},
-        )
-    ]
+    # A confirmation's source and satisfaction only fill in what no answer has given.
+    keep = {"source": Merge.KEEP, "satisfaction": Merge.KEEP}
+    return [_survey(event, keep, confirmed=True, satisfaction=event.satisfaction)]
 
 
 # Event type → projector: the explicit table of what the read model listens to.
