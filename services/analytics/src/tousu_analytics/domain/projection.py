@@ -178,14 +178,15 @@ def _department(event: CaseRouted | CaseTransferred, _: uuid.UUID) -> list[Upser
     return [_newer_case(event.complaint_id, "department", event.department, event.case_version)]
 
 
+def _earliest(complaint_id: uuid.UUID, column: str, at: datetime) -> Upsert:
+    """Set an instant that counts from its first occurrence (first response, first
+    resolution, first reopen): a replayed or repeated event never moves it later."""
+    values: dict[str, Any] = {column: at}
+    return _fact(complaint_id, {column: Merge.LEAST}, **values)
+
+
 def _first_response(event: FirstResponseSent, _: uuid.UUID) -> list[Upsert]:
-    return [
-        _fact(
-            event.complaint_id,
-            {"first_response_at": Merge.LEAST},
-            first_response_at=event.occurred_at,
-        )
-    ]
+    return [_earliest(event.complaint_id, "first_response_at", event.occurred_at)]
 
 
 def _root_cause(event: RootCauseRecorded | CaseResolved, _: uuid.UUID) -> list[Upsert]:
@@ -194,7 +195,7 @@ def _root_cause(event: RootCauseRecorded | CaseResolved, _: uuid.UUID) -> list[U
 
 def _resolved(event: CaseResolved, event_id: uuid.UUID) -> list[Upsert]:
     return [
-        _fact(event.complaint_id, {"resolved_at": Merge.LEAST}, resolved_at=event.occurred_at),
+        _earliest(event.complaint_id, "resolved_at", event.occurred_at),
         *_root_cause(event, event_id),
     ]
 
@@ -211,7 +212,7 @@ def _closed(event: CaseClosed, _: uuid.UUID) -> list[Upsert]:
 
 
 def _reopened(event: CaseReopened, _: uuid.UUID) -> list[Upsert]:
-    return [_fact(event.complaint_id, {"reopened_at": Merge.LEAST}, reopened_at=event.occurred_at)]
+    return [_earliest(event.complaint_id, "reopened_at", event.occurred_at)]
 
 
 def _milestone(event: SlaMet | SlaBreached) -> dict[str, Any]:
