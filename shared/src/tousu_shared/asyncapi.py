@@ -7,6 +7,12 @@ from typing import Any
 from tousu_shared.contracts import EVENT_TYPES, Envelope
 from tousu_shared.topics import DEPARTMENT_TOPIC_PREFIX, TOPICS
 
+# What the Kafka key (the event's subject) is, where it is not the complaint id.
+_KEYS = {
+    "platform.credentials": "the fixed credentials subject (all-zero UUID), one order for all",
+    "platform.departments": "UUID5 of the department code (contracts.platform.department_subject)",
+}
+
 
 def asyncapi_document() -> dict[str, Any]:
     """The whole event interface of the system."""
@@ -26,7 +32,11 @@ def asyncapi_document() -> dict[str, Any]:
             "correlationId": {"location": "$message.payload#/correlationid"},
             "bindings": {
                 "kafka": {
-                    "key": {"type": "string", "format": "uuid", "description": "complaint id"}
+                    "key": {
+                        "type": "string",
+                        "format": "uuid",
+                        "description": _KEYS.get(cls.topic, "complaint id"),
+                    }
                 }
             },
         }

@@ -19,7 +19,7 @@ from tousu_shared.asyncapi import asyncapi_document
 from tousu_shared.audit import ChainReport, verify_chain
 from tousu_shared.auth import new_api_key
 from tousu_shared.kafka import admin_connection, ensure_topics
-from tousu_shared.topics import all_topic_names
+from tousu_shared.topics import all_topic_names, compacted_topic_names
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "create-topics":
         wanted = [(f"{args.namespace}{name}", parts) for name, parts in all_topic_names()]
         kafka = admin_connection(args.bootstrap)
-        created = asyncio.run(ensure_topics(kafka, wanted))
+        compacted = [f"{args.namespace}{name}" for name in compacted_topic_names()]
+        created = asyncio.run(ensure_topics(kafka, wanted, compacted=compacted))
         print(f"topics: {len(wanted)} registered, {len(created)} created")
         if "sasl_plain_username" in kafka:
             acls = asyncio.run(grant_service_acls(kafka, args.namespace))

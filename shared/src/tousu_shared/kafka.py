@@ -105,15 +105,24 @@ def create_consumer(
     )
 
 
-async def ensure_topics(kafka: Connection, topics: Iterable[tuple[str, int]]) -> list[str]:
-    """Create the topics that do not exist yet; returns the names it created."""
+async def ensure_topics(
+    kafka: Connection, topics: Iterable[tuple[str, int]], *, compacted: Iterable[str] = ()
+) -> list[str]:
+    """Create the topics that do not exist yet (those named in ``compacted`` with
+    ``cleanup.policy=compact``); returns the names it created."""
     wanted = dict(topics)
+    compact = set(compacted)
     admin = AIOKafkaAdminClient(**kafka, request_timeout_ms=15000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(name=name, num_partitions=partitions, replication_factor=1)
+            NewTopic(
+                name=name,
+                num_partitions=partitions,
+                replication_factor=1,
+                topic_configs={"cleanup.policy": "compact"} if name in compact else {},
+            )
             for name, partitions in wanted.items()
             if name not in existing
         ]

@@ -132,6 +132,28 @@ def create_platform_tables(schema: str) -> None:
     )
 
 
+def create_department_directory(schema: str) -> None:
+    """The replica of routing's department directory (platform schema v3), which the
+    service's consumer fills from ``platform.departments`` (``tousu_shared.departments``).
+
+    A retired department keeps its row, and ``as_of`` (routing's time of the change) lets a
+    row move only forward, so a replayed older event changes nothing.
+    """
+    op.create_table(
+        "department_directory",
+        sa.Column("code", sa.Text, primary_key=True),
+        sa.Column("name", sa.Text),
+        sa.Column("retired", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("as_of", sa.DateTime(timezone=True), nullable=False),
+        schema=schema,
+    )
+
+
+def drop_department_directory(schema: str) -> None:
+    """Undo ``create_department_directory``."""
+    op.drop_table("department_directory", schema=schema)
+
+
 def drop_platform_tables(schema: str) -> None:
     """Undo ``create_platform_tables``, except the audit log: it is the record of what was
     done, and once deploy/infra.sh harden has given it to ``tousu_audit`` the service role

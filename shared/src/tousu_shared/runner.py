@@ -24,7 +24,7 @@ from tousu_shared.logging import configure_logging
 from tousu_shared.migrations import downgrade, upgrade
 from tousu_shared.runtime import Service
 from tousu_shared.settings import ConfigurationError
-from tousu_shared.topics import all_topic_names
+from tousu_shared.topics import all_topic_names, compacted_topic_names
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,7 @@ async def serve(service: Service, roles: tuple[str, ...]) -> None:
         await ensure_topics(
             connection(settings),
             [(settings.topic(name), partitions) for name, partitions in all_topic_names()],
+            compacted=[settings.topic(name) for name in compacted_topic_names()],
         )
 
     loop = asyncio.get_running_loop()

@@ -19,8 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tousu_shared.audit import AuditLog
 from tousu_shared.auth import CredentialStore, FailureThrottle
-from tousu_shared.contracts.platform import CredentialIssued, CredentialRevoked
+from tousu_shared.contracts.platform import (
+    CredentialIssued,
+    CredentialRevoked,
+    DepartmentDeclared,
+    DepartmentRetired,
+)
 from tousu_shared.db import create_engine, create_session_factory
+from tousu_shared.departments import DepartmentDirectory, Departments
 from tousu_shared.inbox import EventConsumer, Handler
 from tousu_shared.kafka import create_consumer, create_producer
 from tousu_shared.outbox import CommitSignal, Outbox, OutboxRelay
@@ -29,6 +35,7 @@ from tousu_shared.topics import consumed_by
 from tousu_shared.uow import SqlUnitOfWork, sql_unit_of_work_factory
 
 U = TypeVar("U", bound=SqlUnitOfWork)
+DEPARTMENTS_TOPIC = DepartmentDeclared.topic
 
 # A long-running role of its own (e.g. the SLA scheduler): runs until the event is set.
 Worker = Callable[[asyncio.Event], Awaitable[None]]
@@ -45,6 +52,9 @@ class Runtime:
     audit: AuditLog
     credentials: CredentialStore
     auth_throttle: FailureThrottle
+    # Which departments exist: the replica of routing's directory (routing's bootstrap puts
+    # its own department table here instead).
+    departments: Departments
     # The consumers running in this process, so readiness can report a stalled partition.
     consumers: list[EventConsumer] = field(default_factory=list)
 
@@ -73,6 +83,7 @@ class Runtime:
                 settings.auth_failures_allowed,
                 settings.auth_failure_window_seconds,
             ),
+            departments=DepartmentDirectory(session_factory, settings.db_schema),
         )
 
     def unit_of_work_factory(self, cls: type[U]) -> Callable[[], U]:
@@ -153,6 +164,12 @@ class Service:
         handlers: dict[str, Handler] = dict(self.handlers)
         handlers.setdefault(CredentialIssued.event_type, self.runtime.credentials.apply)
         handlers.setdefault(CredentialRevoked.event_type, self.runtime.credentials.apply)
+        if DEPARTMENTS_TOPIC in self.topics:
+            directory = self.runtime.departments
+            if not isinstance(directory, DepartmentDirectory):
+                raise RuntimeError(f"{self.name} consumes {DEPARTMENTS_TOPIC} but keeps no replica")
+            handlers.setdefault(DepartmentDeclared.event_type, directory.apply)
+            handlers.setdefault(DepartmentRetired.event_type, directory.apply)
         consumer = EventConsumer(
             self.runtime.settings,
             self.uow,

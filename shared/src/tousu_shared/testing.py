@@ -17,6 +17,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,15 +32,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tousu_shared.acls import grant_service_acls
 from tousu_shared.contracts import Envelope, Event
+from tousu_shared.contracts.platform import department_declared
+from tousu_shared.departments import DepartmentDirectory
 from tousu_shared.kafka import (
     ADMIN_USER,
     admin_connection,
     ensure_topics,
     password_of,
 )
-from tousu_shared.runtime import Service
+from tousu_shared.runtime import Runtime, Service
 from tousu_shared.settings import ServiceSettings
-from tousu_shared.topics import all_topic_names
+from tousu_shared.topics import all_topic_names, compacted_topic_names
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -194,6 +197,22 @@ async def issue_credential(http: Any, role: str, name: str, **fields: Any) -> st
     return str(response.json()["api_key"])
 
 
+async def declare_departments(runtime: Runtime, *codes: str) -> None:
+    """Put departments into a service's replica of routing's directory the way its consumer
+    does: routing's ``DepartmentDeclared`` events, applied by the service's own handler in
+    one transaction. For a service under test without routing running; routing itself owns
+    its departments (create them through its API, or ``ensure_defaults``)."""
+    directory = runtime.departments
+    if not isinstance(directory, DepartmentDirectory):
+        raise TypeError(f"{runtime.settings.service_name} keeps no replica of the directory")
+    now = datetime.now(UTC)
+    async with runtime.uow() as uow:
+        for code in codes:
+            event = department_declared(code, code.replace("_", " ").title(), now)
+            await directory.apply(uow, event, envelope_of(event))
+        await uow.commit()
+
+
 def envelope_of(event: Event) -> Envelope:
     """An event wrapped the way its producing service would (outside any correlation)."""
     return Envelope(
@@ -232,7 +251,11 @@ async def create_topics(namespace: str, extra: Iterable[tuple[str, int]] = ()) -
     admin user reaches) under a namespace, with the services' ACLs on them; returns the
     namespace."""
     wanted = [*all_topic_names(), *extra]
-    await ensure_topics(KAFKA_ADMIN, [(namespace + name, parts) for name, parts in wanted])
+    await ensure_topics(
+        KAFKA_ADMIN,
+        [(namespace + name, parts) for name, parts in wanted],
+        compacted=[namespace + name for name in compacted_topic_names()],
+    )
     await grant_service_acls(KAFKA_ADMIN, namespace)
     return namespace
 

@@ -17,6 +17,9 @@ class TopicSpec:
     consumers: tuple[str, ...]
     description: str
     partitions: int = 3
+    # A compacted topic keeps the latest event of each key: a state stream a new consumer
+    # reads whole from the start (its dead-letter topic stays an ordinary one).
+    compacted: bool = False
 
 
 TOPICS: tuple[TopicSpec, ...] = (
@@ -65,6 +68,16 @@ TOPICS: tuple[TopicSpec, ...] = (
         "Credentials issued and revoked, replicated into every service.",
         partitions=1,
     ),
+    TopicSpec(
+        "platform.departments",
+        "routing",
+        ("intake", "sla-monitor", "feedback", "analytics"),
+        "Routing's department directory, keyed by department code: declared (created, "
+        "renamed, announced at start) and retired; every other service keeps a replica to "
+        "check the department of the credentials it issues.",
+        partitions=1,
+        compacted=True,
+    ),
 )
 
 TOPICS_BY_NAME = {spec.name: spec for spec in TOPICS}
@@ -83,6 +96,11 @@ def dlq_topic(topic: str) -> str:
 def consumed_by(service: str) -> list[str]:
     """The logical topics a service consumes."""
     return [spec.name for spec in TOPICS if service in spec.consumers]
+
+
+def compacted_topic_names() -> list[str]:
+    """The registered topics that are compacted (created with ``cleanup.policy=compact``)."""
+    return [spec.name for spec in TOPICS if spec.compacted]
 
 
 def all_topic_names() -> list[tuple[str, int]]:

@@ -35,3 +35,12 @@ def test_department_topics_groups_and_metadata():
     assert not any(g.prefixed and g.operation == "WRITE" and g.service != "routing" for g in grants)
     assert Grant("sla-monitor", "group", "tousu-sla-monitor", "READ", prefixed=True) in grants
     assert Grant("intake", "topic", "*", "DESCRIBE") in service_grants("")
+
+
+def test_only_routing_writes_the_department_directory_and_the_others_read_it():
+    assert allowed("routing", "platform.departments", "WRITE")
+    assert not any(allowed(s, "platform.departments", "WRITE") for s in SERVICES if s != "routing")
+    for service in ("intake", "sla-monitor", "feedback", "analytics"):
+        assert allowed(service, "platform.departments", "READ")
+        assert allowed(service, "platform.departments.dlq", "WRITE")
+    assert not allowed("routing", "platform.departments", "READ")

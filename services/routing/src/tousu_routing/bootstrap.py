@@ -11,12 +11,14 @@ import functools
 from pathlib import Path
 
 from tousu_shared.clock import utc_now
+from tousu_shared.departments import Departments
 from tousu_shared.http import create_app
 from tousu_shared.runtime import Runtime, Service, include_routers
 
 from tousu_routing.entrypoints.api import install_error_handlers, router
 from tousu_routing.service_layer.context import RoutingContext
 from tousu_routing.service_layer.departments import (
+    announce_departments,
     create_department_topics,
     ensure_department_topics,
 )
@@ -31,6 +33,8 @@ def bootstrap(settings: RoutingSettings | None = None) -> Service:
     """Wire the routing service; nothing connects until it runs."""
     settings = settings or RoutingSettings()
     runtime = Runtime.build(settings)
+    # Routing owns the departments: the admin API checks credentials against its own table.
+    runtime.departments = Departments(runtime.session_factory, f"{settings.db_schema}.department")
     uow = runtime.unit_of_work_factory(RoutingUnitOfWork)
     ctx = RoutingContext(
         uow=uow,
@@ -53,11 +57,17 @@ def bootstrap(settings: RoutingSettings | None = None) -> Service:
         await ensure_department_topics(runtime)
         await stop.wait()
 
+    async def departments_announced(stop: asyncio.Event) -> None:
+        # The whole directory, once per start, for the other services' replicas (see
+        # announce_departments for why at start rather than in a migration).
+        await announce_departments(ctx)
+        await stop.wait()
+
     return Service.of(
         runtime,
         app,
         uow,
         event_handlers(ctx),
         MIGRATIONS_DIR,
-        relay_companions=[department_topics_exist],
+        relay_companions=[department_topics_exist, departments_announced],
     )

@@ -64,13 +64,12 @@ class DepartmentRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def all(self) -> list[DepartmentRecord]:
-        """Every department by code."""
-        rows = (
-            (await self._session.execute(sa.select(department).order_by(department.c.code)))
-            .mappings()
-            .all()
-        )
+    async def all(self, *, for_share: bool = False) -> list[DepartmentRecord]:
+        """Every department by code; ``for_share`` keeps them from changing until commit."""
+        query = sa.select(department).order_by(department.c.code)
+        if for_share:
+            query = query.with_for_update(read=True)
+        rows = (await self._session.execute(query)).mappings().all()
         return [_department_from_row(row) for row in rows]
 
     async def codes(self) -> list[str]:

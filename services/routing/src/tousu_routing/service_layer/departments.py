@@ -3,6 +3,11 @@
 A department created at run time gets its routed-case topic before its row commits, so a
 case can never be published to a department topic that does not exist (the broker does
 not create topics on its own).
+
+Every change of the directory (create, rename, delete) publishes the department's state on
+``platform.departments`` in the same transaction, and the whole directory is announced once
+at start (``announce_departments``), so the other services' replicas know which departments
+a credential may be bound to.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from tousu_shared.auth import Principal
+from tousu_shared.contracts.platform import department_declared, department_retired
 from tousu_shared.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from tousu_shared.kafka import connection, ensure_topics
 from tousu_shared.runtime import Runtime
@@ -50,6 +56,26 @@ async def ensure_department_topics(runtime: Runtime, codes: Sequence[str] | None
         async with runtime.unit_of_work_factory(RoutingUnitOfWork)() as uow:
             codes = await uow.departments.codes()
     await create_department_topics(runtime.settings, codes)
+
+
+async def announce_departments(ctx: RoutingContext) -> int:
+    """Publish the state of every department through the outbox; returns how many.
+
+    Run at every start (beside the relay), not once by a migration: the departments seeded
+    by migration 0002 or ``ensure_defaults``, or created before routing published department
+    events, reach every replica however the other side was set up or lost (a new broker or
+    namespace, a service schema restored or emptied, a consumer group reset), which a
+    migration's one-off events would not repair. The events carry state and ``as_of`` (the
+    row's last change), so announcing again is harmless, and the topic is compacted, so it
+    keeps one event per department. The rows are share-locked until commit: a concurrent
+    rename or delete waits and publishes after this, never before it.
+    """
+    async with ctx.uow() as uow:
+        records = await uow.departments.all(for_share=True)
+        for record in records:
+            uow.publish(department_declared(record.code, record.department.name, record.updated_at))
+        await uow.commit()
+    return len(records)
 
 
 def _chain_of(chain: Chain) -> dict[HandlerLevel, tuple[str, ...]]:
@@ -107,6 +133,7 @@ async def create_department(
         code,
         details={"name": name, "chain": chain_to_json(department.chain)},
     )
+    uow.publish(department_declared(code, name, now))
     await ctx.department_topics([code])
     return await get_department(uow, code)
 
@@ -151,6 +178,7 @@ async def update_department(
         code,
         details={"name": changed.name, "chain": chain_to_json(changed.chain)},
     )
+    uow.publish(department_declared(code, changed.name, now))
     return await get_department(uow, code)
 
 
@@ -169,6 +197,7 @@ async def delete_department(
         raise Conflict(f"{code} still has members {members}; remove them first", member_ids=members)
     await uow.departments.remove(code)
     uow.audit(principal, "department.delete", "department", code)
+    uow.publish(department_retired(code, ctx.clock()))
 
 
 async def _known_manager(uow: RoutingWork, manager_id: str | None) -> None:
