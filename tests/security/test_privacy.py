@@ -173,6 +173,35 @@ async def test_a_create_answer_links_only_complaints_the_caller_may_see(intake, 
         assert all(item["related_complaint_ids"] == [] for item in listed["items"])
 
 
+async def test_how_often_a_customer_complained_is_shown_only_with_pii_read(intake, admin):
+    # The victim complained twice before: a third complaint is a repeat complainer's. The
+    # explanation's count of those complaints is the victim's history, not the frontend's.
+    phone = f"139{uuid.uuid4().int % 10**8:08d}"
+    for department in ("billing", "quality"):
+        await victim_complaint(admin, intake, department, phone=phone)
+    body = {"customer": customer(phone), "description": "退款一直没有到账，已经等了两周。"}
+    async with (
+        holder(intake, admin, "channel_frontend") as frontend,
+        holder(intake, admin, "agent", "billing") as agent,
+    ):
+        created = await frontend.post("/v1/complaints", json=complaint_body(**body))
+        assert created.status_code == 201, created.text
+        urgency = created.json()["explanation"]["urgency"]
+        assert "customer_history" not in urgency
+        assert not any(char.isdigit() for step in urgency["steps"] for char in step)
+        complaint_id = created.json()["id"]
+        read = (await frontend.get(f"/v1/complaints/{complaint_id}")).json()
+        assert "customer_history" not in read["classification_explanation"]["urgency"]
+        listed = (await frontend.get("/v1/complaints", params={"limit": 200})).json()
+        [item] = [item for item in listed["items"] if item["id"] == complaint_id]
+        assert "customer_history" not in item["classification_explanation"]["urgency"]
+        # Staff who may read personal data see the count that raised the urgency.
+        await route(intake, complaint_id, "billing")
+        staff = (await agent.get(f"/v1/complaints/{complaint_id}")).json()
+        history = staff["classification_explanation"]["urgency"]["customer_history"]
+        assert history["recent_complaints"] == 2
+
+
 async def test_ten_guessed_numbers_cannot_rebuild_the_victims_number(intake, admin):
     # The report's case: the frontend knows 876?4321 (the old 7-of-8 mask) and the victim
     # complained once before, in another department.

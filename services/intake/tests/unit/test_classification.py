@@ -22,6 +22,7 @@ from tousu_intake.domain.classification import (
     Severity,
     Urgency,
     load_default_rules,
+    without_customer_history,
 )
 from tousu_intake.domain.classification.corpus import load_split
 from tousu_intake.domain.classification.text import _cut_chinese, _tokenizer
@@ -148,6 +149,24 @@ def test_repeat_complainer_raises_urgency(classifier):
     repeat = classifier.classify(facts(PLAIN_DELAY, recent_complaints_by_customer=2))
     assert (once.urgency, repeat.urgency) == (Urgency.ROUTINE, Urgency.PRIORITY)
     assert any("repeat complainer" in step for step in repeat.explanation["urgency"]["steps"])
+    assert repeat.explanation["urgency"]["customer_history"] == {
+        "recent_complaints": 2,
+        "at_least": 2,
+    }
+
+
+def test_the_customer_history_can_be_left_out_of_an_explanation(classifier):
+    repeat = classifier.classify(facts(PLAIN_DELAY, recent_complaints_by_customer=5))
+    shown = without_customer_history(repeat.explanation)
+    assert "customer_history" not in shown["urgency"]
+    # Nothing else of the explanation changes, and no step still carries the count.
+    assert {k: v for k, v in shown.items() if k != "urgency"} == {
+        k: v for k, v in repeat.explanation.items() if k != "urgency"
+    }
+    assert not any("5" in step for step in shown["urgency"]["steps"])
+    assert repeat.explanation["urgency"]["customer_history"]["recent_complaints"] == 5
+    once = classifier.classify(facts(PLAIN_DELAY, recent_complaints_by_customer=0))
+    assert without_customer_history(once.explanation) == once.explanation
 
 
 def test_urgency_never_goes_past_immediate(classifier):

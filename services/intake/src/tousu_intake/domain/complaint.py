@@ -32,7 +32,11 @@ from tousu_shared.errors import Conflict
 from tousu_shared.uow import OutgoingMessage
 
 from tousu_intake.domain import model, tracking
-from tousu_intake.domain.classification import Classification, ComplaintFacts
+from tousu_intake.domain.classification import (
+    Classification,
+    ComplaintFacts,
+    without_customer_history,
+)
 
 
 @dataclass(frozen=True)
@@ -286,11 +290,14 @@ class Complaint:
         )
         return complaint
 
-    def receipt(self, related: Sequence[uuid.UUID]) -> dict[str, Any]:
+    def receipt(
+        self, related: Sequence[uuid.UUID], *, with_history: bool = False
+    ) -> dict[str, Any]:
         """The answer to the submission, in JSON form (a replay answers with the stored one).
 
         ``related`` is what the submitter may see of the customer's other complaints (the
-        service layer decides it), never more than ``related_complaint_ids``.
+        service layer decides it), never more than ``related_complaint_ids``;
+        ``with_history`` whether the explanation may say how often the customer complained.
         """
         answer = {
             "id": self.id,
@@ -300,7 +307,7 @@ class Complaint:
             "contact_at": self.contact_at,
             "recorded_late": self.recorded_late,
             "classification": self.classification,
-            "explanation": self.classification_explanation,
+            "explanation": self.explanation_for(with_history=with_history),
             "related_complaint_ids": list(related),
             "needs_review": self.needs_review,
             "model_version": self.model_version,
@@ -310,6 +317,12 @@ class Complaint:
         return loaded
 
     # -- classification -----------------------------------------------------------------------
+
+    def explanation_for(self, *, with_history: bool) -> dict[str, Any]:
+        """The classification's explanation, without the customer's history unless allowed."""
+        if with_history:
+            return self.classification_explanation
+        return without_customer_history(self.classification_explanation)
 
     @property
     def classification(self) -> dict[str, Any]:

@@ -112,6 +112,7 @@ def complaint_read(view: ComplaintView) -> ComplaintRead:
         complaint,
         **vars(complaint.details),
         automatic_classification=complaint.auto_classification,
+        classification_explanation=complaint.explanation_for(with_history=view.with_history),
         due_dates=deadlines.due,
         paused_milestones=deadlines.paused,
         contact=(

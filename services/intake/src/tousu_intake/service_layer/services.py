@@ -57,6 +57,8 @@ class ComplaintView:
     contact: Customer | None = None
     contact_masked: bool = True
     related: Sequence[uuid.UUID] = ()
+    # Whether the explanation may say how often the customer complained (pii:read).
+    with_history: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,9 @@ async def view_of(
 ) -> ComplaintView:
     """One complaint as this caller may see it."""
     related = (await visible_related(uow, principal, [complaint]))[complaint.id]
-    return ComplaintView(complaint, contact, contact_masked, related)
+    return ComplaintView(
+        complaint, contact, contact_masked, related, with_history=principal.can("pii:read")
+    )
 
 
 async def submit_complaint(
@@ -158,7 +162,7 @@ async def submit_complaint(
             ),
         )
         shown = await visible_related(uow, principal, [complaint])
-        answer = complaint.receipt(shown[complaint_id])
+        answer = complaint.receipt(shown[complaint_id], with_history=principal.can("pii:read"))
         if key is not None:
             earlier = await uow.idempotency.claim(key, complaint_id, answer)
             if earlier is not None and key.replays(earlier.request_hash):
@@ -292,7 +296,10 @@ async def list_complaints(
             await uow.commit()
     more = len(found) > query.limit
     return Page(
-        [ComplaintView(c, related=related[c.id]) for c in items],
+        [
+            ComplaintView(c, related=related[c.id], with_history=principal.can("pii:read"))
+            for c in items
+        ],
         encode_cursor(items[-1].received_at, items[-1].id) if more else None,
     )
 

@@ -1,6 +1,6 @@
 """Automatic complaint classification (domain.md §2): category, severity, urgency, risks."""
 
-from .classifier import Classifier
+from .classifier import Classifier, without_customer_history
 from .model import (
     Category,
     Channel,
@@ -28,5 +28,6 @@ __all__ = [
     "RiskFlag",
     "Severity",
     "Urgency",
+    "without_customer_history",
     "load_default_rules",
 ]

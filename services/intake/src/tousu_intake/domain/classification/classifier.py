@@ -24,6 +24,8 @@ from .textmodel import HeadResult, Prediction, TextModel, load_shipped_model
 
 # Sentinel: "use the model shipped with the package" (None means rules only).
 SHIPPED = object()
+# Where an urgency explanation keeps what it learnt from the customer's earlier complaints.
+CUSTOMER_HISTORY = "customer_history"
 
 
 class Classifier:
@@ -423,10 +425,14 @@ class Classifier:
         ):
             raised = _raise_urgency(urgency, repeat.raise_steps)
             if raised is not urgency:
-                steps.append(
-                    f"repeat complainer ({facts.recent_complaints_by_customer} in 30 days"
-                    f" ≥ {repeat.min_recent}) → {raised.value}"
-                )
+                # The count is the customer's history: kept apart from the step's text so a
+                # caller without pii:read can be shown the step without it (see
+                # without_customer_history).
+                steps.append(f"repeat complainer → {raised.value}")
+                why[CUSTOMER_HISTORY] = {
+                    "recent_complaints": facts.recent_complaints_by_customer,
+                    "at_least": repeat.min_recent,
+                }
                 urgency = raised
         if facts.customer_tier is CustomerTier.VIP and rules.vip_raise_steps:
             raised = _raise_urgency(urgency, rules.vip_raise_steps)
@@ -452,6 +458,19 @@ class Classifier:
                 if self._index.terms[i].dimension == dimension
             }
         )
+
+
+def without_customer_history(explanation: dict[str, Any]) -> dict[str, Any]:
+    """The explanation without the customer's history, for a caller without pii:read.
+
+    How many complaints one customer made is personal data: shown with the count, a
+    frontend posting guessed phone numbers could learn whose number complained how often.
+    """
+    urgency = explanation.get("urgency")
+    if not isinstance(urgency, dict) or CUSTOMER_HISTORY not in urgency:
+        return explanation
+    kept = {key: value for key, value in urgency.items() if key != CUSTOMER_HISTORY}
+    return {**explanation, "urgency": kept}
 
 
 def _weighted_terms(
