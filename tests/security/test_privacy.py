@@ -19,7 +19,7 @@ import httpx
 import pytest
 from intake_factories import case_routed, complaint_body
 from tousu_shared.runtime import Service
-from tousu_shared.testing import api_client, issue_credential
+from tousu_shared.testing import api_client, declare_departments, issue_credential
 
 pytestmark = [pytest.mark.integration, pytest.mark.security]
 
@@ -44,6 +44,8 @@ async def holder(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client holding a fresh credential of a role (and department)."""
     fields = {"department": department} if department else {}
+    if department:
+        await declare_departments(intake.runtime, department)
     key = await issue_credential(admin, role, f"{role}-{uuid.uuid4().hex[:6]}", **fields)
     async with api_client(intake.app, key, lifespan=False) as client:
         yield client

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from tousu_analytics.console import pages
 from tousu_shared.auth import split_api_key
 from tousu_shared.runtime import Service
-from tousu_shared.testing import api_client, issue_credential, wait_for
+from tousu_shared.testing import api_client, declare_departments, issue_credential, wait_for
 from tousu_sla.adapters import orm
 from tousu_sla.entrypoints.stream import event_log_poller, stream_slots
 from tousu_sla.service_layer import services
@@ -43,6 +43,7 @@ async def sla(stack: dict[str, Service], admin_key: str) -> AsyncIterator[Servic
 @pytest.fixture(scope="module")
 async def keys(sla: Service, admin_key: str) -> dict[str, str]:
     """A manager key per department, and a supervisor key that sees every department."""
+    await declare_departments(sla.runtime, "quality", "after_sales")
     async with api_client(sla.app, admin_key, lifespan=False) as admin:
         return {
             "quality": await issue_credential(
@@ -239,6 +240,7 @@ async def analytics(stack: dict[str, Service], admin_key: str) -> AsyncIterator[
 
 @pytest.fixture(scope="module")
 async def console_keys(analytics: Service, admin_key: str) -> dict[str, str]:
+    await declare_departments(analytics.runtime, "quality", "after_sales")
     async with api_client(analytics.app, admin_key, lifespan=False) as admin:
         return {
             department: await issue_credential(

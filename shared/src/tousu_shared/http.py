@@ -22,6 +22,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tousu_shared.auth import (
+    DEPARTMENT_ROLES,
     CredentialCreate,
     CredentialIssuedRead,
     CredentialRead,
@@ -30,6 +31,7 @@ from tousu_shared.auth import (
     credential_revoked_event,
     require,
 )
+from tousu_shared.departments import require_department
 from tousu_shared.errors import NotFound, ServiceError
 from tousu_shared.kafka import create_producer
 from tousu_shared.logging import correlation_id_var
@@ -386,7 +388,10 @@ def _admin_router() -> APIRouter:
         principal: Admin,
         runtime: RuntimeDep,
     ) -> CredentialIssuedRead:
-        """Issue a credential; its key is shown in this response only."""
+        """Issue a credential; its key is shown in this response only. A department-bound
+        role's department must exist (routing's directory, replicated here)."""
+        if body.department is not None and body.role in DEPARTMENT_ROLES:
+            await require_department(runtime.departments, body.department)
         event, api_key = credential_issued_event(body, issued_by=principal.actor)
         event = runtime.credentials.sign(event)
         async with runtime.uow() as uow:

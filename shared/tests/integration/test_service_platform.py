@@ -16,7 +16,7 @@ from tousu_shared.auth import new_api_key
 from tousu_shared.migrations import downgrade, upgrade
 from tousu_shared.runtime import Service
 from tousu_shared.schemas import ApiModel, Int64
-from tousu_shared.testing import test_settings, truncate_schema, wait_for
+from tousu_shared.testing import declare_departments, test_settings, truncate_schema, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -100,6 +100,7 @@ async def test_credential_issued_on_one_service_works_on_another_and_revokes_eve
     await truncate_schema(routing.runtime.engine, "routing")
     async with routing.runtime.session_factory() as session, session.begin():
         await ensure_defaults(db_session=session)
+    await declare_departments(intake.runtime, "quality")
     stop = asyncio.Event()
     workers = [
         intake.relay().run(stop),

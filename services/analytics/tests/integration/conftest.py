@@ -25,6 +25,7 @@ from tousu_shared.contracts import Envelope, Event
 from tousu_shared.runtime import Service
 from tousu_shared.testing import (
     api_client,
+    declare_departments,
     delete_topics,
     fresh_namespace,
     issue_credential,
@@ -105,6 +106,8 @@ class Harness:
         self, http: httpx.AsyncClient, role: str, department: str | None = None
     ) -> str:
         name = f"{role}-{uuid.uuid4().hex[:6]}"
+        if department is not None:
+            await declare_departments(self.service.runtime, department)
         return await issue_credential(http, role, name, department=department)
 
 

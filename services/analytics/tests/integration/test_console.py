@@ -44,7 +44,7 @@ from tousu_shared.contracts.sla import (
     SlaMet,
     SlaMilestoneStarted,
 )
-from tousu_shared.testing import wait_for
+from tousu_shared.testing import declare_departments, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -99,6 +99,8 @@ def admin_key(harness: Any) -> str:
 
 
 async def credential(harness: Any, base: str, role: str, department: str | None = None) -> str:
+    if department is not None:
+        await declare_departments(harness.service.runtime, department)
     async with httpx.AsyncClient(
         base_url=base, headers={"Authorization": f"Bearer {admin_key(harness)}"}
     ) as http:

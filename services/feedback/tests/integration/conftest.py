@@ -40,6 +40,7 @@ from tousu_shared.contracts import Envelope
 from tousu_shared.runtime import Service
 from tousu_shared.testing import (
     api_client,
+    declare_departments,
     envelopes,
     fresh_namespace,
     issue_credential,
@@ -240,6 +241,8 @@ class System:
 
     async def credential(self, role: str, department: str | None = None) -> str:
         name = f"{role}-{uuid.uuid4().hex[:6]}"
+        if department is not None:
+            await declare_departments(self.feedback.runtime, department)
         return await issue_credential(self.http["feedback"], role, name, department=department)
 
 

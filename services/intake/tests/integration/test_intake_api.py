@@ -11,7 +11,7 @@ import pytest
 from intake_factories import as_role, case_routed, complaint_body
 from sqlalchemy import text
 from tousu_shared.contracts import sla as sla_events
-from tousu_shared.testing import envelopes, read_topic
+from tousu_shared.testing import declare_departments, envelopes, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -190,6 +190,7 @@ async def test_department_bound_callers_see_only_their_departments_complaints(ht
     created = (await http.post("/v1/complaints", json=complaint_body())).json()
     routed = case_routed(uuid.UUID(created["id"]), "quality")
     await deliver(intake, routed)
+    await declare_departments(intake.runtime, "quality", "billing")
     async with (
         as_role(http, "agent", "quality") as quality,
         as_role(http, "agent", "billing") as billing,
@@ -467,7 +468,8 @@ async def test_the_review_queue_lists_only_complaints_that_need_review(http, int
     assert read["model_version"] == sure["model_version"]
 
 
-async def test_a_department_bound_caller_asking_for_another_department_is_refused(http):
+async def test_a_department_bound_caller_asking_for_another_department_is_refused(http, intake):
+    await declare_departments(intake.runtime, "billing")
     async with as_role(http, "agent", "billing") as billing:
         refused = await billing.get("/v1/complaints", params={"department": "quality"})
     assert refused.status_code == 403

@@ -160,7 +160,7 @@ async def test_rule_edits_are_versioned_checked_and_the_default_queue_stays(kit)
 
 
 async def test_rules_cannot_be_edited_without_the_scope(kit):
-    agent = await kit.credential("agent", "quality")
+    agent = await kit.credential("agent", "general")
 
     refused = await kit.http.post(
         "/v1/routing-rules",

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from tousu_shared.contracts.case import FirstResponseSent
 from tousu_shared.contracts.sla import SlaBreached
+from tousu_shared.testing import declare_departments
 
 pytestmark = pytest.mark.integration
 
@@ -449,6 +450,7 @@ async def test_agents_pause_only_their_own_departments_clocks(sla, new_complaint
     complaint = new_complaint()
     await sla.apply(complaint.received(ago(60)), complaint.routed(department="quality"))
     url = f"/v1/cases/{complaint.complaint_id}/sla/customer-wait"
+    await declare_departments(sla.service.runtime, "quality", "logistics")
     async with sla.http() as admin:
         keys = {}
         for name, role, department in [
