@@ -112,6 +112,8 @@ EOF
     pkg="$(bash deploy/service-package.sh "$service")"
     env="TOUSU_HTTP_PORT=\"${PORTS[$service]}\",TOUSU_BOOTSTRAP_ADMIN_KEY=\"$ADMIN_KEY\""
     env="$env,TOUSU_CREDENTIAL_SIGNING_KEY=\"$SIGNING_KEY\""
+    # A developer's stack on 127.0.0.1: the API documents are served (off by default elsewhere).
+    env="$env,TOUSU_API_DOCS=\"${TOUSU_API_DOCS:-true}\""
     env="$env,TOUSU_KAFKA_USERNAME=\"$service\",TOUSU_KAFKA_PASSWORD=\"$(kafka_password "$service")\""
     if [ "$service" = feedback ]; then
       # Started once its intake credential exists; the key is read from its file at start.
@@ -178,7 +180,7 @@ done
 echo
 echo "Tousu is up (supervised by supervisord; logs in $LOG_DIR):"
 for service in "${ORDER[@]}"; do
-  printf '  %-12s http://127.0.0.1:%s   (docs: /docs, health: /readyz, metrics: /metrics)\n' \
+  printf '  %-12s http://127.0.0.1:%s   (docs: /docs, health: /readyz, metrics: /metrics with a metrics:read key)\n' \
     "$service" "${PORTS[$service]}"
 done
 echo "  Ops console  http://127.0.0.1:${PORTS[analytics]}/console   (sign in with an API key, e.g. the admin key below)"

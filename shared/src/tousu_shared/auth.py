@@ -79,6 +79,8 @@ Scope = Literal[
     "analytics:read",
     "credentials:admin",
     "audit:read",
+    # The services' Prometheus metrics: operational, but they name routes, topics and volumes.
+    "metrics:read",
 ]
 ALL_SCOPES: frozenset[str] = frozenset(get_args(Scope))
 
@@ -114,7 +116,15 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
         }
     ),
     "ops": frozenset(
-        {"complaints:read", "cases:read", "sla:read", "sla:pause", "sla:write", "analytics:read"}
+        {
+            "complaints:read",
+            "cases:read",
+            "sla:read",
+            "sla:pause",
+            "sla:write",
+            "analytics:read",
+            "metrics:read",
+        }
     ),
     "analyst": frozenset(
         {"complaints:read", "cases:read", "sla:read", "analytics:read", "feedback:read"}
@@ -126,6 +136,7 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
     "admin": ALL_SCOPES,
     # A service reading personal data it needs (audited) and filing complaints, nothing more.
     "service": frozenset({"complaints:read", "complaints:write", "pii:read"}),
+    "monitoring": frozenset({"metrics:read"}),
 }
 
 KEY_PREFIX = "tsk"

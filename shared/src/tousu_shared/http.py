@@ -284,12 +284,18 @@ def create_app(runtime: Runtime, *, title: str, description: str) -> FastAPI:
                 await app.state.readiness_producer.stop()
             await runtime.close()
 
+    docs = runtime.settings.serves_api_docs
     app = FastAPI(
         title=title,
         description=description,
         version="1.0.0",
         lifespan=lifespan,
         responses=ERROR_RESPONSES,
+        # Off: each path answers 404 like any unknown one; `app.openapi()` still builds the
+        # document (tests fuzz it, a release can publish it).
+        openapi_url="/openapi.json" if docs else None,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
     )
     app.state.runtime = runtime
     # Created on the first readiness check: a process that is never probed opens no connection.
@@ -371,9 +377,9 @@ def _operations_router() -> APIRouter:
             status_code=200 if ready else 503,
         )
 
-    @router.get("/metrics")
+    @router.get("/metrics", dependencies=[require("metrics:read")])
     async def metrics() -> Response:
-        """Prometheus metrics."""
+        """Prometheus metrics, for a credential with metrics:read (a `monitoring` key)."""
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router

@@ -35,6 +35,9 @@ class ServiceSettings(BaseSettings):
     auth_failure_window_seconds: float = Field(default=60.0, gt=0)
     # Live streams (SSE) one credential may hold open in one process; the next is a 429.
     stream_max_per_credential: int = Field(default=5, ge=1)
+    # /docs, /redoc and /openapi.json: a map of every endpoint for whoever asks, so served
+    # only in development unless set explicitly (`make run`, a local stack, turns them on).
+    api_docs: bool | None = None
 
     pg_host: str = "127.0.0.1"
     pg_port: int = 5432
@@ -83,6 +86,13 @@ class ServiceSettings(BaseSettings):
     credential_signing_key: SecretStr | None = None
     credential_cache_seconds: float = 5.0
     log_level: str = "INFO"
+
+    @property
+    def serves_api_docs(self) -> bool:
+        """Whether the API documents are served: as set, else only in development."""
+        if self.api_docs is not None:
+            return self.api_docs
+        return self.environment == "development"
 
     @property
     def sqlalchemy_url(self) -> str:

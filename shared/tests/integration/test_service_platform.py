@@ -56,8 +56,41 @@ async def test_service_is_healthy_ready_and_measured(schema, kafka_topics):
         ready = await http.get("/readyz")
         assert ready.status_code == 200, ready.text
         assert ready.json()["checks"] == {"database": "ok", "kafka": "ok"}
-        metrics = (await http.get("/metrics")).text
+        metrics = (await http.get("/metrics", headers=bearer(ADMIN_KEY))).text
         assert "tousu_http_request_seconds" in metrics
+
+
+@pytest.mark.parametrize("schema", list(SERVICES))
+async def test_metrics_need_a_metrics_credential_and_docs_a_setting(schema, kafka_topics):
+    async with client(build(schema)) as http:
+        assert (await http.get("/metrics")).status_code == 401
+        scraper = await http.post(
+            "/v1/admin/credentials",
+            headers=bearer(ADMIN_KEY),
+            json={"name": "prometheus", "role": "monitoring"},
+        )
+        assert scraper.status_code == 201, scraper.text
+        key = scraper.json()["api_key"]
+        assert (await http.get("/metrics", headers=bearer(key))).status_code == 200
+        # A scraper's key opens nothing else.
+        assert (await http.get("/v1/admin/credentials", headers=bearer(key))).status_code == 403
+        analyst = await http.post(
+            "/v1/admin/credentials",
+            headers=bearer(ADMIN_KEY),
+            json={"name": "bi", "role": "analyst"},
+        )
+        forbidden = await http.get("/metrics", headers=bearer(analyst.json()["api_key"]))
+        assert forbidden.status_code == 403
+        assert forbidden.json()["required_scope"] == "metrics:read"
+        # Outside development the API's map is not served to anyone.
+        for path in ("/docs", "/redoc", "/openapi.json"):
+            assert (await http.get(path)).status_code == 404, path
+    async with client(build(schema, api_docs=True)) as http:
+        document = await http.get("/openapi.json")
+        assert document.status_code == 200 and "/v1/admin/credentials" in document.json()["paths"]
+        assert (await http.get("/docs")).status_code == 200
+    async with client(build(schema, environment="development")) as http:
+        assert (await http.get("/openapi.json")).status_code == 200
 
 
 @pytest.mark.parametrize("schema", list(SERVICES))
@@ -294,7 +327,7 @@ async def test_failed_authentications_are_throttled_per_client(kafka_topics):
 
 @pytest.mark.parametrize("schema", list(SERVICES))
 async def test_openapi_documents_the_error_responses(schema, kafka_topics):
-    async with client(build(schema)) as http:
+    async with client(build(schema, api_docs=True)) as http:
         document = (await http.get("/openapi.json")).json()
     operation = document["paths"]["/v1/admin/credentials"]["post"]
     assert {"401", "403", "409", "413", "422"} <= set(operation["responses"])
