@@ -99,6 +99,28 @@ async def test_a_401_does_not_tell_a_known_key_id_from_an_unknown_one(http, stac
         assert response.headers["www-authenticate"].startswith("Bearer")
 
 
+async def test_guessing_console_session_cookies_is_throttled_like_keys(stack):
+    service = stack["analytics"]
+    allowed = service.runtime.settings.auth_failures_allowed
+    async with client_at(service, "10.13.9.5") as guesser:
+        answers = []
+        for _ in range(allowed):
+            guesser.cookies.set("tousu_console", uuid.uuid4().hex, path="/console")
+            answers.append((await guesser.get("/console/board")).status_code)
+        guesser.cookies.set("tousu_console", uuid.uuid4().hex, path="/console")
+        refused = await guesser.get("/console/board")
+        # The same allowance covers API keys: the guesser cannot switch to guessing those.
+        by_key = await guesser.get("/v1/kpis", headers={"Authorization": "Bearer tsk_0_guess"})
+    async with client_at(service, "10.13.9.6") as other:
+        other.cookies.set("tousu_console", uuid.uuid4().hex, path="/console")
+        elsewhere = await other.get("/console/board")
+    assert answers == [303] * allowed  # to the sign-in form, as for any unknown session
+    assert refused.status_code == 429, refused.text
+    assert int(refused.headers["retry-after"]) >= 1
+    assert by_key.status_code == 429
+    assert elsewhere.status_code == 303
+
+
 # -- hole 9: headers on personal-data responses ---------------------------------------------
 
 

@@ -409,16 +409,23 @@ async def current_principal(
 async def authenticate_request(request: Request, api_key: str) -> Principal:
     """Check an API key a request presents (a header, or the console's sign-in form) with
     the service's credential store; a client failing too often is told to wait (429)."""
-    runtime = request.app.state.runtime
-    throttle: FailureThrottle = runtime.auth_throttle
-    client = request.client.host if request.client else "unknown"
+    throttle, client = failure_throttle(request)
     throttle.check(client)
     try:
-        principal: Principal = await runtime.credentials.authenticate(api_key)
+        principal: Principal = await request.app.state.runtime.credentials.authenticate(api_key)
     except Unauthorized:
         throttle.failed(client)
         raise
     return principal
+
+
+def failure_throttle(request: Request) -> tuple[FailureThrottle, str]:
+    """The process's throttle of failed authentications and the client a request counts as.
+
+    Anything a caller presents to prove who it is (an API key, a console session cookie)
+    counts its failures here, so guessing one kind of secret is as slow as another."""
+    client = request.client.host if request.client else "unknown"
+    return request.app.state.runtime.auth_throttle, client
 
 
 class FailureThrottle:

@@ -178,6 +178,8 @@ async def board_stream(request: Request, department: str | None = None) -> Respo
                     except sessions.SignInRequired:
                         yield _sse("signed_out", {})
                         return
+                    except TooManyRequests:
+                        pass  # others guess from this address; this session is checked later
                 try:
                     async with asyncio.timeout(HEARTBEAT_SECONDS):
                         data = await listener.next()

@@ -17,7 +17,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from fastapi import Request, Response
-from tousu_shared.auth import Principal, authenticate_request
+from tousu_shared.auth import Principal, authenticate_request, failure_throttle
 
 from tousu_analytics.adapters.orm import console_session
 from tousu_analytics.service_layer.context import AnalyticsContext
@@ -88,6 +88,9 @@ async def current_viewer(ctx: AnalyticsContext, request: Request) -> Viewer:
     token = request.cookies.get(COOKIE)
     if not token:
         raise SignInRequired()
+    # A cookie is a secret like an API key: a client guessing tokens is slowed the same way.
+    throttle, client = failure_throttle(request)
+    throttle.check(client)
     digest = _sha256(token)
     now = ctx.clock()
     async with ctx.uow() as uow:
@@ -96,8 +99,11 @@ async def current_viewer(ctx: AnalyticsContext, request: Request) -> Viewer:
                 sa.select(console_session).where(console_session.c.token_sha256 == digest)
             )
         ).first()
-        if row is None or row.expires_at <= now:
-            raise SignInRequired(expired=row is not None)
+        if row is None:
+            throttle.failed(client)
+            raise SignInRequired()
+        if row.expires_at <= now:
+            raise SignInRequired(expired=True)
         if row.expires_at - now < _lifetime(ctx) / 2:
             await uow.session.execute(
                 sa.update(console_session)

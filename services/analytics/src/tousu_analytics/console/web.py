@@ -9,7 +9,7 @@ from urllib.parse import quote
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from tousu_shared.errors import Forbidden
+from tousu_shared.errors import Forbidden, TooManyRequests
 
 from tousu_analytics.console.i18n import Words
 from tousu_analytics.console.sessions import SignInRequired, Viewer, current_viewer
@@ -110,6 +110,6 @@ async def refused(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Refused)
     try:
         viewer: Viewer | None = await current_viewer(ctx_of(request), request)
-    except SignInRequired:
+    except (SignInRequired, TooManyRequests):
         viewer = None
     return render(request, "message.html", viewer, exc.status, message_key=exc.message_key)
