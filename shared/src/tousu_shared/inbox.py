@@ -37,7 +37,7 @@ from sqlalchemy import text
 
 from tousu_shared.contracts import Envelope, Event, decode
 from tousu_shared.errors import PermanentFailure
-from tousu_shared.logging import log_context
+from tousu_shared.logging import describe_error, log_context
 from tousu_shared.settings import ServiceSettings
 from tousu_shared.topics import dlq_topic
 from tousu_shared.transient import is_transient
@@ -258,7 +258,7 @@ class EventConsumer:
                     return await self._dead_letter(
                         record,
                         envelope,
-                        DeadLetter(f"{type(exc).__name__}: {exc}", failures),
+                        DeadLetter(describe_error(exc), failures),
                     )
                 await asyncio.sleep(self._wait(failures))
         CONSUMED.labels(self._settings.service_name, envelope.type, outcome).inc()

@@ -52,11 +52,18 @@ def _withhold_database_text(record: logging.LogRecord) -> None:
     lines = []
     for e in reversed(chain):
         lines += traceback.format_tb(e.__traceback__)
-        sqlstate = getattr(getattr(e, "orig", e), "sqlstate", None)
-        text = "(text withheld)" if _is_database_error(e) else str(e)
-        lines.append(f"{type(e).__module__}.{type(e).__qualname__}: sqlstate={sqlstate} {text}\n")
+        lines.append(f"{type(e).__module__}.{describe_error(e)}\n")
     record.exc_info = None
     record.exc_text = "".join(lines)
+
+
+def describe_error(exc: BaseException) -> str:
+    """An error as a log line or a dead letter may carry it: a database error by its type and
+    SQLSTATE only (its text may quote personal data), any other with its message."""
+    if _is_database_error(exc):
+        sqlstate = getattr(getattr(exc, "orig", exc), "sqlstate", None)
+        return f"{type(exc).__qualname__}: sqlstate={sqlstate} (text withheld)"
+    return f"{type(exc).__qualname__}: {exc}"
 
 
 def _is_database_error(exc: BaseException) -> bool:

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from tousu_shared.errors import InvalidInput
+from tousu_shared.schemas import ErrorBody
 from tousu_shared.streams import Listener, Overflowed, Poller, StreamSlots, held, state_of
 
 from tousu_sla.adapters.repository import STREAM_START, StreamPosition
@@ -32,7 +33,36 @@ router = APIRouter(prefix="/v1", tags=["sla-monitor"])
 BATCH = 500
 
 
-@router.get("/sla-events/stream", response_class=EventSourceResponse)
+# The document says what a client reads: an event stream, each event's data one envelope.
+STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": (
+            "Server-sent events: `event` is the event type, `id` a stream position for "
+            "`Last-Event-ID`, `data` the event's envelope as JSON; comment lines keep the "
+            "connection alive."
+        ),
+        "content": {
+            "text/event-stream": {
+                "schema": {"type": "string"},
+                "example": (
+                    "event: SlaBreached\nid: 1732-42\n"
+                    'data: {"type": "SlaBreached", "subject": "…", "data": {…}}\n\n'
+                ),
+            }
+        },
+    },
+    429: {
+        "model": ErrorBody,
+        "description": "This credential already holds its allowed number of streams.",
+    },
+}
+
+
+@router.get(
+    "/sla-events/stream",
+    response_class=EventSourceResponse,
+    responses=STREAM_RESPONSES,
+)
 async def sla_event_stream(
     request: Request,
     principal: Reader,
