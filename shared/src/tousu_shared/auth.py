@@ -189,6 +189,13 @@ class Principal:
         return self.department
 
 
+def system_principal(name: str) -> Principal:
+    """A service acting on its own (a worker, a reaction to another service's event), not a
+    caller: the audit log and events name it ``system:<name>``. It holds no scope, so no
+    API route accepts it; it is never looked up as a credential."""
+    return Principal(key_id="system", name=name, role="system", department=None)
+
+
 def _sha256(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 

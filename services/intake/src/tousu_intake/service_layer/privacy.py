@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from tousu_shared.auth import Principal
+from tousu_shared.auth import Principal, system_principal
 from tousu_shared.errors import NotFound
 from tousu_shared.runtime import Worker
 
@@ -45,7 +45,7 @@ from tousu_intake.service_layer.unit_of_work import IntakeWork
 log = logging.getLogger(__name__)
 
 # The retention worker, as the audit log and events name it (actor ``system:retention``).
-RETENTION = Principal(key_id="system", name="retention", role="system", department=None)
+RETENTION = system_principal("retention")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from tousu_shared.auth import Principal
+from tousu_shared.auth import Principal, system_principal
 from tousu_shared.contracts.complaint import ClassificationData, ComplaintReceived
 from tousu_shared.errors import NotFound
 
@@ -29,7 +29,7 @@ from tousu_routing.service_layer.unit_of_work import RoutingWork
 log = logging.getLogger(__name__)
 
 # Who acts when no person does: named after the service whose event triggered the change.
-ROUTING = Principal(key_id="system", name="routing", role="system", department=None)
+ROUTING = system_principal("routing")
 
 # Each command and the workflow action and Case method that carry it out; a command's
 # actor and occurred_at make the method's Stamp, its other fields (but the case id and

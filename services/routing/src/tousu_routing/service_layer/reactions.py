@@ -10,7 +10,7 @@ import logging
 import uuid
 from datetime import datetime
 
-from tousu_shared.auth import Principal
+from tousu_shared.auth import system_principal
 from tousu_shared.contracts.complaint import ClassificationData
 from tousu_shared.contracts.sla import SlaEscalated
 
@@ -30,8 +30,8 @@ from tousu_routing.service_layer.unit_of_work import RoutingWork
 
 log = logging.getLogger(__name__)
 
-SLA_MONITOR = Principal(key_id="system", name="sla-monitor", role="system", department=None)
-FEEDBACK = Principal(key_id="system", name="feedback", role="system", department=None)
+SLA_MONITOR = system_principal("sla-monitor")
+FEEDBACK = system_principal("feedback")
 
 
 class CaseNotOpened(LookupError):
