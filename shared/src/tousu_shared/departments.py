@@ -92,9 +92,11 @@ async def require_department(departments: Departments, code: str) -> None:
     """Refuse (422 naming ``department``, listing the known ones) a department that does
     not exist: a credential bound to it would work nowhere, or in a department created
     later under that code."""
-    if await departments.exists(code):
-        return
+    # One read for the check and the refusal, so the list never contradicts the answer
+    # (a department arriving between two reads was listed as known, yet refused).
     known = await departments.codes()
+    if code in known:
+        return
     raise InvalidInput(
         f"there is no department {code!r}",
         field="department",
