@@ -25,7 +25,7 @@ export TOUSU_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(KAFKA_PORT)
 # only its own password.
 export TOUSU_KAFKA_PASSWORDS_FILE ?= $(abspath $(or $(TOUSU_DATA_DIR),.data))/kafka-passwords
 
-.PHONY: help install infra migrate run stop test security bench lint asyncapi classifier-report clean-data
+.PHONY: help install infra migrate run stop test security bench drills lint asyncapi classifier-report clean-data
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -65,6 +65,11 @@ security: migrate ## Replay the attacks of issue #13 and fuzz every OpenAPI (ful
 
 bench: migrate ## Measure throughput and latency; prints figures
 	@$(UV) run --frozen python -m bench
+
+# Not part of `make test`: the drills start a stack of their own (Postgres 15432, Kafka 19092,
+# services 18201-18205, data in .data/drills/) and kill parts of it; the shared infra is untouched.
+drills: install ## Fault drills (issue #14): kill routing, Postgres, Kafka under load; poison events
+	@$(UV) run --frozen python -m drills
 
 lint: install ## Static checks: ruff (lint and format) and mypy over shared/ and every service
 	@$(UV) run --frozen ruff check .

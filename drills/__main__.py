@@ -1,0 +1,377 @@
+"""`make drills`: fault drills against a stack of their own (issue #14, first slice).
+
+Each drill drives a steady load of distinct complaints at intake, breaks one thing mid-load,
+waits until the system is quiescent again and checks the ledger (drills/ledger.py). Exit
+status 1 when any check of any drill failed.
+
+    python -m drills [routing postgres kafka poison] [--rate 20] [--seconds 30] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from tousu_shared.contracts import Envelope
+from tousu_shared.kafka import admin_connection
+from tousu_shared.topics import DLQ_SUFFIX, TOPICS_BY_NAME, all_topic_names, dlq_topic
+
+from drills.ledger import Checker, Ledger
+from drills.load import LoadDriver, replay_answers
+from drills.stack import DATA_DIR, HTTP_PORTS, Stack, drill_env
+
+INTAKE_URL = f"http://127.0.0.1:{HTTP_PORTS['intake']}"
+POISON_KEY = b"drill-poison-"
+POISONED = {"complaint.events": "ComplaintClassified", "case.events": "CaseRouted"}
+
+
+@dataclass
+class Fault:
+    """What a drill broke: when it struck and when the breaking was over (a restart issued)."""
+
+    description: str
+    struck_at: float
+    over_at: float
+    poison_ids: set[uuid.UUID] = field(default_factory=set)
+
+
+@dataclass
+class Outcome:
+    name: str
+    fault: Fault | None = None
+    lines: list[str] = field(default_factory=list)
+    ledger: Ledger | None = None
+    ready_after: float | None = None
+    drained_after: float | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+async def _gone(pid: int) -> None:
+    for _ in range(100):
+        if not _alive(pid):
+            return
+        await asyncio.sleep(0.05)
+
+
+async def kill_routing(stack: Stack, start: float) -> Fault:
+    """kill -9 the routing process (API, consumer and relay); supervisord must restart it."""
+    pid = await asyncio.to_thread(stack.service_pid, "routing")
+    struck = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    await _gone(pid)
+    new_pid = 0
+    while time.monotonic() - struck < 60:
+        try:
+            new_pid = int((await asyncio.to_thread(stack.supervisorctl, "pid", "routing")).strip())
+        except ValueError:
+            new_pid = 0
+        if new_pid and new_pid != pid:
+            break
+        await asyncio.sleep(0.2)
+    restarted = time.monotonic() - struck
+    how = (
+        f"supervisord started it again as pid {new_pid} after {restarted:.1f} s"
+        if new_pid and new_pid != pid
+        else "supervisord did NOT restart it within 60 s"
+    )
+    return Fault(f"kill -9 routing (pid {pid}) at +{struck - start:.1f} s; {how}", struck, struck)
+
+
+async def kill_postgres(stack: Stack, start: float) -> Fault:
+    """kill -9 the drill's postmaster and its backends; start the cluster again 5 s later."""
+    pid = await asyncio.to_thread(stack.infra_pid, "postgres")
+    struck = time.monotonic()
+    stack.kill_group(pid)
+    await asyncio.sleep(5)
+    await asyncio.to_thread(stack.infra, "up")
+    over = time.monotonic()
+    return Fault(
+        f"kill -9 Postgres (postmaster pid {pid} and its backends) at +{struck - start:.1f} s; "
+        f"restarted 5 s later, accepting connections at +{over - start:.1f} s (crash recovery)",
+        struck,
+        over,
+    )
+
+
+async def kill_kafka(stack: Stack, start: float) -> Fault:
+    """kill -9 the drill's broker (KRaft, single node); start it again 5 s later."""
+    pid = await asyncio.to_thread(stack.infra_pid, "kafka")
+    struck = time.monotonic()
+    stack.kill_group(pid)
+    await asyncio.sleep(5)
+    await asyncio.to_thread(stack.infra, "up")
+    over = time.monotonic()
+    return Fault(
+        f"kill -9 the Kafka broker (pid {pid}) at +{struck - start:.1f} s; restarted 5 s later, "
+        f"serving again at +{over - start:.1f} s",
+        struck,
+        over,
+    )
+
+
+async def poison(stack: Stack, start: float) -> Fault:
+    """On every partition of complaint.events and case.events: one record that is not JSON
+    and one CloudEvents envelope whose data violates its event's contract."""
+    producer = AIOKafkaProducer(**admin_connection(stack.env["TOUSU_KAFKA_BOOTSTRAP"]))
+    await producer.start()
+    ids: set[uuid.UUID] = set()
+    struck = time.monotonic()
+    try:
+        for topic, event_type in POISONED.items():
+            for partition in sorted(await producer.partitions_for(topic)):
+                await producer.send_and_wait(
+                    topic,
+                    b"\xff\xfe not an event {",
+                    key=POISON_KEY + f"malformed-{topic}-{partition}".encode(),
+                    partition=partition,
+                )
+                envelope = Envelope(
+                    source="drills",
+                    type=event_type,
+                    subject=str(uuid.uuid4()),
+                    schema_version=1,
+                    correlation_id="drill-poison",
+                    data={"complaint_id": "not-a-uuid", "unexpected": True},
+                )
+                ids.add(envelope.id)
+                await producer.send_and_wait(
+                    topic,
+                    envelope.to_bytes(),
+                    key=POISON_KEY + f"contract-{topic}-{partition}".encode(),
+                    partition=partition,
+                )
+    finally:
+        await producer.stop()
+    kinds = ", ".join(f"{event_type} on {topic}" for topic, event_type in POISONED.items())
+    return Fault(
+        f"at +{struck - start:.1f} s: a malformed record and a contract-violating {kinds}, "
+        "on every partition",
+        struck,
+        struck,
+        ids,
+    )
+
+
+FAULTS: dict[str, tuple[str, Callable[[Stack, float], Awaitable[Fault]]]] = {
+    "routing": ("kill -9 the routing process mid-load", kill_routing),
+    "postgres": ("kill -9 Postgres under load, restart after 5 s", kill_postgres),
+    "kafka": ("kill -9 the Kafka broker under load, restart after 5 s", kill_kafka),
+    "poison": ("poison events on complaint.events and case.events", poison),
+}
+
+
+async def dead_letters(stack: Stack) -> list[tuple[str, bytes, dict[str, bytes]]]:
+    """Every record on every dead-letter topic: (topic, key, headers)."""
+    reader = AIOKafkaConsumer(
+        **admin_connection(stack.env["TOUSU_KAFKA_BOOTSTRAP"]), enable_auto_commit=False
+    )
+    await reader.start()
+    try:
+        # The registry's partition counts: a consumer without a subscription knows none.
+        partitions = [
+            TopicPartition(name, p)
+            for name, count in all_topic_names()
+            if name.endswith(DLQ_SUFFIX)
+            for p in range(count)
+        ]
+        reader.assign(partitions)
+        await reader.seek_to_beginning(*partitions)
+        end = await reader.end_offsets(partitions)
+        letters = []
+        while any([await reader.position(tp) < end[tp] for tp in partitions]):
+            for tp, records in (await reader.getmany(timeout_ms=1000)).items():
+                for record in records:
+                    headers = {k: v for k, v in record.headers or ()}
+                    letters.append((tp.topic, record.key or b"", headers))
+        return letters
+    finally:
+        await reader.stop()
+
+
+async def wait_ready(stack: Stack, after: float, timeout: float = 120) -> float | None:
+    """The first moment after ``after`` at which every service's /readyz answers 200."""
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() - after < timeout:
+            if await stack.all_ready(client):
+                return time.monotonic()
+            await asyncio.sleep(0.25)
+    return None
+
+
+async def run_drill(stack: Stack, name: str, args: argparse.Namespace) -> Outcome:
+    title, fault_of = FAULTS[name]
+    outcome = Outcome(name)
+    tag = f"drill-{name}-{uuid.uuid4().hex[:6]}"
+    checker = Checker()
+    try:
+        since = await checker.now()
+        driver = LoadDriver(
+            INTAKE_URL, stack.admin_key, tag, rate=args.rate, connections=args.connections
+        )
+        start = time.monotonic()
+        load = asyncio.create_task(driver.run(args.seconds))
+        await asyncio.sleep(args.fault_at)
+        fault = outcome.fault = await fault_of(stack, start)
+        ready_at = await wait_ready(stack, fault.over_at)
+        result = await load
+        load_end = time.monotonic()
+        ids = [uuid.UUID(i) for i in set(result.acknowledged.values())]
+        drained = await stack.wait_recovered(
+            fault.struck_at, timeout=180, backlog=lambda: checker.backlog(ids)
+        )
+        outcome.ready_after = None if ready_at is None else ready_at - fault.struck_at
+        outcome.drained_after = drained
+        ledger = outcome.ledger = await checker.check(
+            result.acknowledged, key_prefix=tag, since=since, poison_ids=fault.poison_ids
+        )
+        replayed, wrong = await replay_answers(INTAKE_URL, stack.admin_key, result)
+        letters = await dead_letters(stack)
+    finally:
+        await checker.close()
+
+    problems = outcome.problems
+    problems += ledger.problems
+    if ready_at is None:
+        problems.append("a service did not become ready within 120 s of the fault")
+    if drained is None:
+        problems.append("the backlog did not drain within 180 s")
+    if result.refused:
+        problems.append(f"{len(result.refused)} requests refused, e.g. {result.refused[:2]}")
+    if result.unanswered:
+        problems.append(f"{len(result.unanswered)} requests never answered")
+    if wrong:
+        problems.append(f"{len(wrong)} replays answered otherwise, e.g. {wrong[:2]}")
+    valid_letters = [(t, k) for t, k, _ in letters if not k.startswith(POISON_KEY)]
+    if valid_letters:
+        problems.append(f"{len(valid_letters)} dead letters of valid events: {valid_letters[:3]}")
+    poison_line = ""
+    if fault.poison_ids:
+        poison_line = _check_poison(letters, problems)
+
+    def after(value: float | None) -> str:
+        return "never" if value is None else f"+{value:.1f} s after the fault"
+
+    outcome.lines = [
+        f"== drill {name}: {title}",
+        f"   load: {result.sent} complaints offered at {args.rate:g}/s over {args.connections} "
+        f"connections for {args.seconds:g} s; {result.attempts} attempts, "
+        f"{len(result.retried)} requests retried with their Idempotency-Key",
+        f"   killed: {fault.description}",
+        f"   recovery: every /readyz ready {after(outcome.ready_after)}; backlog drained "
+        f"(outboxes sent, consumer lag 0, every case and SLA record there) "
+        f"{after(drained)} (load ended +{load_end - fault.struck_at:.1f} s)",
+        f"   ledger: {ledger.line()}; {replayed} requests sent again with their key: "
+        f"{replayed - len(wrong)} answered 200 with the same id",
+        f"   inboxes: {'no' if not any('inbox' in p for p in ledger.problems) else 'SOME'} "
+        f"event id twice; dead letters of valid events: {len(valid_letters)}",
+    ]
+    if poison_line:
+        outcome.lines.append(poison_line)
+    verdict = "PASS" if not problems else "FAIL" + "".join(f"\n     - {p}" for p in problems)
+    outcome.lines.append(f"   result: {verdict}")
+    return outcome
+
+
+def _check_poison(letters: list[tuple[str, bytes, dict[str, bytes]]], problems: list[str]) -> str:
+    """Each consumer of a poisoned topic dead-lettered each poison record of it."""
+    seen: dict[tuple[str, str, bytes], int] = {}
+    for topic, key, headers in letters:
+        if key.startswith(POISON_KEY):
+            consumer = headers.get("dlq.consumer", b"").decode()
+            seen[(topic, consumer, key)] = seen.get((topic, consumer, key), 0) + 1
+    expected = 0
+    found = 0
+    for topic in POISONED:
+        consumers = [f"tousu-{c}" for c in TOPICS_BY_NAME[topic].consumers]
+        for consumer in consumers:
+            for kind in ("malformed", "contract"):
+                for partition in range(TOPICS_BY_NAME[topic].partitions):
+                    key = POISON_KEY + f"{kind}-{topic}-{partition}".encode()
+                    expected += 1
+                    if seen.get((dlq_topic(topic), consumer, key)):
+                        found += 1
+                    else:
+                        problems.append(f"{consumer} did not dead-letter {key.decode()}")
+    return (
+        f"   poison: {found} of {expected} dead letters expected (each consumer × each poison "
+        f"record) are on the DLQ topics; the partitions kept flowing (ledger above)"
+    )
+
+
+async def amain(args: argparse.Namespace) -> int:
+    stack = Stack()
+    started = time.monotonic()
+    print(
+        f"drills: setting up the drill stack under {DATA_DIR} (Postgres 127.0.0.1:"
+        f"{stack.env['PG_PORT']}, Kafka 127.0.0.1:{stack.env['KAFKA_PORT']}, services "
+        f"{min(HTTP_PORTS.values())}-{max(HTTP_PORTS.values())})",
+        flush=True,
+    )
+    await asyncio.to_thread(stack.set_up)
+    print(f"drills: stack up in {time.monotonic() - started:.0f} s", flush=True)
+    outcomes = []
+    try:
+        for name in args.drills:
+            outcome = await run_drill(stack, name, args)
+            outcomes.append(outcome)
+            print("\n".join(outcome.lines), flush=True)
+    finally:
+        if not args.keep:
+            await asyncio.to_thread(stack.tear_down)
+    print("\nsummary:")
+    print(
+        f"  {'drill':<9} {'ready after':>11} {'drained after':>13} {'acknowledged':>12} "
+        f"{'present':>8} {'lost':>5} {'doubled':>7}  result"
+    )
+    for o in outcomes:
+        ledger = o.ledger or Ledger()
+        ready = "never" if o.ready_after is None else f"{o.ready_after:.1f} s"
+        drained = "never" if o.drained_after is None else f"{o.drained_after:.1f} s"
+        print(
+            f"  {o.name:<9} {ready:>11} {drained:>13} {ledger.acknowledged:>12} "
+            f"{ledger.present:>8} {ledger.lost:>5} {ledger.doubled:>7}  "
+            f"{'PASS' if not o.problems else 'FAIL'}"
+        )
+    print(f"drills: {time.monotonic() - started:.0f} s in all; logs in {DATA_DIR / 'logs'}")
+    return 1 if any(o.problems for o in outcomes) else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m drills")
+    parser.add_argument("drills", nargs="*", help=f"some of {', '.join(FAULTS)} (default: all)")
+    parser.add_argument("--rate", type=float, default=20.0, help="complaints per second")
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=30.0, help="load per drill")
+    parser.add_argument("--fault-at", type=float, default=8.0, help="seconds into the load")
+    parser.add_argument("--keep", action="store_true", help="leave the drill stack running")
+    args = parser.parse_args()
+    unknown = [name for name in args.drills if name not in FAULTS]
+    if unknown:
+        parser.error(f"unknown drill {unknown}; the drills are {', '.join(FAULTS)}")
+    args.drills = args.drills or list(FAULTS)
+    # Everything this process and its children reach is the drill stack's (make exports the
+    # shared infrastructure's ports and password file).
+    os.environ.clear()
+    os.environ.update(drill_env())
+    sys.exit(asyncio.run(amain(args)))
+
+
+if __name__ == "__main__":
+    main()
