@@ -231,7 +231,7 @@ async def run_drill(stack: Stack, name: str, args: argparse.Namespace) -> Outcom
         fault = outcome.fault = await fault_of(stack, start)
         ready_at = await wait_ready(stack, fault.over_at)
         result = await load
-        load_end = time.monotonic()
+        load_end = result.ended_at
         ids = [uuid.UUID(i) for i in set(result.acknowledged.values())]
         drained = await stack.wait_recovered(
             fault.struck_at, timeout=180, backlog=lambda: checker.backlog(ids)

@@ -27,6 +27,7 @@ class LoadResult:
     retried: set[str] = field(default_factory=set)  # keys that needed more than one attempt
     refused: list[tuple[str, int, str]] = field(default_factory=list)  # key, status, body
     unanswered: list[str] = field(default_factory=list)  # still failing when the driver gave up
+    ended_at: float = 0.0  # monotonic: the last request answered (or given up)
 
 
 class LoadDriver:
@@ -59,6 +60,7 @@ class LoadDriver:
         for _ in workers:
             queue.put_nowait(None)
         await asyncio.gather(*workers)
+        self.result.ended_at = time.monotonic()
         return self.result
 
     async def _worker(self, queue: asyncio.Queue[int | None], give_up_at: float) -> None:
