@@ -40,6 +40,7 @@ from tousu_shared.errors import (
     TooManyRequests,
     Unauthorized,
 )
+from tousu_shared.schemas import ApiModel
 from tousu_shared.signing import CredentialSigner
 
 if TYPE_CHECKING:
@@ -215,8 +216,8 @@ def split_api_key(api_key: str) -> tuple[str, str] | None:
     return parts[1], parts[2]
 
 
-class CredentialCreate(BaseModel):
-    """A request to issue a credential."""
+class CredentialCreate(ApiModel):
+    """A request to issue a credential (unknown fields and NULs refused, as every body)."""
 
     name: str = Field(min_length=1, max_length=200)
     role: Role
