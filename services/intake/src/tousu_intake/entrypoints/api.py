@@ -115,6 +115,15 @@ def _validate(model: type[M], data: Any) -> M:
     "/complaints",
     status_code=201,
     response_model=ComplaintCreated,
+    responses={
+        200: {
+            "model": ComplaintCreated,
+            "description": (
+                "A replay: this Idempotency-Key already recorded the complaint; the first "
+                "answer again, with `Idempotent-Replayed: true`."
+            ),
+        }
+    },
     openapi_extra={
         "requestBody": {
             "content": {
