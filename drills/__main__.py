@@ -94,36 +94,31 @@ async def kill_routing(stack: Stack, start: float) -> Fault:
     return Fault(f"kill -9 routing (pid {pid}) at +{struck - start:.1f} s; {how}", struck, struck)
 
 
-async def kill_postgres(stack: Stack, start: float) -> Fault:
-    """kill -9 the drill's postmaster and its backends; start the cluster again 5 s later."""
-    pid = await asyncio.to_thread(stack.infra_pid, "postgres")
+async def _kill_and_restart(stack: Stack, start: float, part: str, what: str) -> Fault:
+    """kill -9 one part of the drill's infrastructure (its process group); start it again
+    5 s later through infra.sh, as an operator would."""
+    pid = await asyncio.to_thread(stack.infra_pid, part)
     struck = time.monotonic()
     stack.kill_group(pid)
     await asyncio.sleep(5)
     await asyncio.to_thread(stack.infra, "up")
     over = time.monotonic()
     return Fault(
-        f"kill -9 Postgres (postmaster pid {pid} and its backends) at +{struck - start:.1f} s; "
-        f"restarted 5 s later, accepting connections at +{over - start:.1f} s (crash recovery)",
-        struck,
-        over,
-    )
-
-
-async def kill_kafka(stack: Stack, start: float) -> Fault:
-    """kill -9 the drill's broker (KRaft, single node); start it again 5 s later."""
-    pid = await asyncio.to_thread(stack.infra_pid, "kafka")
-    struck = time.monotonic()
-    stack.kill_group(pid)
-    await asyncio.sleep(5)
-    await asyncio.to_thread(stack.infra, "up")
-    over = time.monotonic()
-    return Fault(
-        f"kill -9 the Kafka broker (pid {pid}) at +{struck - start:.1f} s; restarted 5 s later, "
+        f"kill -9 {what} (pid {pid}) at +{struck - start:.1f} s; restarted 5 s later, "
         f"serving again at +{over - start:.1f} s",
         struck,
         over,
     )
+
+
+async def kill_postgres(stack: Stack, start: float) -> Fault:
+    """kill -9 the drill's postmaster and its backends (crash recovery on restart)."""
+    return await _kill_and_restart(stack, start, "postgres", "Postgres postmaster and backends")
+
+
+async def kill_kafka(stack: Stack, start: float) -> Fault:
+    """kill -9 the drill's broker (KRaft, single node)."""
+    return await _kill_and_restart(stack, start, "kafka", "the Kafka broker")
 
 
 async def poison(stack: Stack, start: float) -> Fault:

@@ -40,13 +40,7 @@ class Departments:
         live: str = "TRUE",
     ) -> None:
         self._session_factory = session_factory
-        self._exists = text(f"SELECT 1 FROM {table} WHERE code = :code AND {live}")
         self._codes = text(f"SELECT code FROM {table} WHERE {live} ORDER BY code")
-
-    async def exists(self, code: str) -> bool:
-        """Whether the department exists."""
-        async with self._session_factory() as session:
-            return (await session.execute(self._exists, {"code": code})).first() is not None
 
     async def codes(self) -> list[str]:
         """Every existing department's code, in order."""
