@@ -110,23 +110,28 @@ EOF
     'PYTHONUNBUFFERED="1"'
   for service in "${ORDER[@]}"; do
     pkg="$(bash deploy/service-package.sh "$service")"
-    env="TOUSU_HTTP_PORT=\"${PORTS[$service]}\",TOUSU_BOOTSTRAP_ADMIN_KEY=\"$ADMIN_KEY\""
-    env="$env,TOUSU_CREDENTIAL_SIGNING_KEY=\"$SIGNING_KEY\""
+    env="TOUSU_BOOTSTRAP_ADMIN_KEY=\"$ADMIN_KEY\",TOUSU_CREDENTIAL_SIGNING_KEY=\"$SIGNING_KEY\""
     # A developer's stack on 127.0.0.1: the API documents are served (off by default elsewhere).
     env="$env,TOUSU_API_DOCS=\"${TOUSU_API_DOCS:-true}\""
     env="$env,TOUSU_KAFKA_USERNAME=\"$service\",TOUSU_KAFKA_PASSWORD=\"$(kafka_password "$service")\""
+    autostart=true
     if [ "$service" = feedback ]; then
       # Started once its intake credential exists; the key is read from its file at start.
       env="$env,TOUSU_INTAKE_URL=\"http://127.0.0.1:${PORTS[intake]}\",TOUSU_SMTP_HOST=\"127.0.0.1\""
       env="$env,TOUSU_SMTP_PORT=\"$MAIL_PORT\",TOUSU_PUBLIC_BASE_URL=\"http://127.0.0.1:${PORTS[feedback]}\""
-      program feedback \
-        "/bin/sh -c 'TOUSU_INTAKE_API_KEY=\$(cat $FEEDBACK_KEY_FILE) exec $PYTHON -m $pkg'" \
-        "$env" false
+      command="/bin/sh -c 'TOUSU_INTAKE_API_KEY=\$(cat $FEEDBACK_KEY_FILE) exec $PYTHON -m $pkg'"
+      autostart=false
     elif [ "$service" = intake ]; then
       # The keys stay in their file, out of supervisord's configuration.
-      program intake "/bin/sh -c '. $INTAKE_KEYS_FILE && exec $PYTHON -m $pkg'" "$env"
+      command="/bin/sh -c '. $INTAKE_KEYS_FILE && exec $PYTHON -m $pkg'"
     else
-      program "$service" "$PYTHON -m $pkg" "$env"
+      command="$PYTHON -m $pkg"
+    fi
+    program "$service" "$command" "TOUSU_HTTP_PORT=\"${PORTS[$service]}\",$env" "$autostart"
+    if [ -n "${SECOND_INSTANCES:-}" ]; then
+      # The fault drills' second instance of each service (every role, its API 10 ports up,
+      # its consumers in the same groups), started and stopped by the drills themselves.
+      program "$service-2" "$command" "TOUSU_HTTP_PORT=\"$((PORTS[$service] + 10))\",$env" false
     fi
   done
 } >"$CONF"

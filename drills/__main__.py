@@ -1,10 +1,10 @@
-"""`make drills`: fault drills against a stack of their own (issue #14, first slice).
+"""`make drills`: fault drills against a stack of their own (issue #14).
 
-Each drill drives a steady load of distinct complaints at intake, breaks one thing mid-load,
-waits until the system is quiescent again and checks the ledger (drills/ledger.py). Exit
-status 1 when any check of any drill failed.
+Each drill drives a steady load of distinct complaints at intake, breaks one thing mid-load
+(drills/faults.py), waits until the system is quiescent again and checks the ledger
+(drills/ledger.py). Exit status 1 when any check of any drill failed.
 
-    python -m drills [routing postgres kafka poison] [--rate 20] [--seconds 30] [--keep]
+    python -m drills [DRILL ...] [--rate 20] [--seconds 30] [--keep]
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import sys
 import time
 import uuid
@@ -20,28 +19,28 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from tousu_shared.contracts import Envelope
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from tousu_shared.kafka import admin_connection
 from tousu_shared.topics import DLQ_SUFFIX, TOPICS_BY_NAME, all_topic_names, dlq_topic
 
+from drills import faults
+from drills.faults import POISON_KEY, POISONED, Fault
 from drills.ledger import Checker, Ledger
 from drills.load import LoadDriver, replay_answers
-from drills.stack import DATA_DIR, HTTP_PORTS, Stack, drill_env
+from drills.stack import DATA_DIR, HTTP_PORTS, SECOND_PORTS, Stack, drill_env
 
 INTAKE_URL = f"http://127.0.0.1:{HTTP_PORTS['intake']}"
-POISON_KEY = b"drill-poison-"
-POISONED = {"complaint.events": "ComplaintClassified", "case.events": "CaseRouted"}
+SECOND_INTAKE_URL = f"http://127.0.0.1:{SECOND_PORTS['intake']}"
 
 
-@dataclass
-class Fault:
-    """What a drill broke: when it struck and when the breaking was over (a restart issued)."""
+@dataclass(frozen=True)
+class Drill:
+    """One drill: what it breaks mid-load, and what it sets up before the load and undoes
+    after the ledger (``twice`` runs the whole drill on two instances of every service)."""
 
-    description: str
-    struck_at: float
-    over_at: float
-    poison_ids: set[uuid.UUID] = field(default_factory=set)
+    title: str
+    strike: Callable[[Stack, float], Awaitable[Fault]]
+    twice: bool = False
 
 
 @dataclass
@@ -55,120 +54,29 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-
-
-async def _gone(pid: int) -> None:
-    for _ in range(100):
-        if not _alive(pid):
-            return
-        await asyncio.sleep(0.05)
-
-
-async def kill_routing(stack: Stack, start: float) -> Fault:
-    """kill -9 the routing process (API, consumer and relay); supervisord must restart it."""
-    pid = await asyncio.to_thread(stack.service_pid, "routing")
-    struck = time.monotonic()
-    os.kill(pid, signal.SIGKILL)
-    await _gone(pid)
-    new_pid = 0
-    while time.monotonic() - struck < 60:
-        try:
-            new_pid = int((await asyncio.to_thread(stack.supervisorctl, "pid", "routing")).strip())
-        except ValueError:
-            new_pid = 0
-        if new_pid and new_pid != pid:
-            break
-        await asyncio.sleep(0.2)
-    restarted = time.monotonic() - struck
-    how = (
-        f"supervisord started it again as pid {new_pid} after {restarted:.1f} s"
-        if new_pid and new_pid != pid
-        else "supervisord did NOT restart it within 60 s"
-    )
-    return Fault(f"kill -9 routing (pid {pid}) at +{struck - start:.1f} s; {how}", struck, struck)
-
-
-async def _kill_and_restart(stack: Stack, start: float, part: str, what: str) -> Fault:
-    """kill -9 one part of the drill's infrastructure (its process group); start it again
-    5 s later through infra.sh, as an operator would."""
-    pid = await asyncio.to_thread(stack.infra_pid, part)
-    struck = time.monotonic()
-    stack.kill_group(pid)
-    await asyncio.sleep(5)
-    await asyncio.to_thread(stack.infra, "up")
-    over = time.monotonic()
-    return Fault(
-        f"kill -9 {what} (pid {pid}) at +{struck - start:.1f} s; restarted 5 s later, "
-        f"serving again at +{over - start:.1f} s",
-        struck,
-        over,
-    )
-
-
-async def kill_postgres(stack: Stack, start: float) -> Fault:
-    """kill -9 the drill's postmaster and its backends (crash recovery on restart)."""
-    return await _kill_and_restart(stack, start, "postgres", "Postgres postmaster and backends")
-
-
-async def kill_kafka(stack: Stack, start: float) -> Fault:
-    """kill -9 the drill's broker (KRaft, single node)."""
-    return await _kill_and_restart(stack, start, "kafka", "the Kafka broker")
-
-
-async def poison(stack: Stack, start: float) -> Fault:
-    """On every partition of complaint.events and case.events: one record that is not JSON
-    and one CloudEvents envelope whose data violates its event's contract."""
-    producer = AIOKafkaProducer(**admin_connection(stack.env["TOUSU_KAFKA_BOOTSTRAP"]))
-    await producer.start()
-    ids: set[uuid.UUID] = set()
-    struck = time.monotonic()
-    try:
-        for topic, event_type in POISONED.items():
-            for partition in sorted(await producer.partitions_for(topic)):
-                await producer.send_and_wait(
-                    topic,
-                    b"\xff\xfe not an event {",
-                    key=POISON_KEY + f"malformed-{topic}-{partition}".encode(),
-                    partition=partition,
-                )
-                envelope = Envelope(
-                    source="drills",
-                    type=event_type,
-                    subject=str(uuid.uuid4()),
-                    schema_version=1,
-                    correlation_id="drill-poison",
-                    data={"complaint_id": "not-a-uuid", "unexpected": True},
-                )
-                ids.add(envelope.id)
-                await producer.send_and_wait(
-                    topic,
-                    envelope.to_bytes(),
-                    key=POISON_KEY + f"contract-{topic}-{partition}".encode(),
-                    partition=partition,
-                )
-    finally:
-        await producer.stop()
-    kinds = ", ".join(f"{event_type} on {topic}" for topic, event_type in POISONED.items())
-    return Fault(
-        f"at +{struck - start:.1f} s: a malformed record and a contract-violating {kinds}, "
-        "on every partition",
-        struck,
-        struck,
-        ids,
-    )
-
-
-FAULTS: dict[str, tuple[str, Callable[[Stack, float], Awaitable[Fault]]]] = {
-    "routing": ("kill -9 the routing process mid-load", kill_routing),
-    "postgres": ("kill -9 Postgres under load, restart after 5 s", kill_postgres),
-    "kafka": ("kill -9 the Kafka broker under load, restart after 5 s", kill_kafka),
-    "poison": ("poison events on complaint.events and case.events", poison),
+DRILLS: dict[str, Drill] = {
+    "intake-commit": Drill(
+        "1. kill -9 intake after its commit, before its answer", faults.intake_after_commit
+    ),
+    "relay": Drill(
+        "2. kill -9 intake's relay after the broker's acknowledgement, before marking sent",
+        faults.relay_after_publish,
+    ),
+    "consumer": Drill(
+        "3. kill -9 routing's consumer after its commit, before the offset commit",
+        faults.consumer_after_apply,
+    ),
+    "kafka": Drill("4. kill -9 the Kafka broker under load, restart after 5 s", faults.kill_kafka),
+    "postgres": Drill("5. kill -9 Postgres under load, restart after 5 s", faults.kill_postgres),
+    "rebalance": Drill("6. a rebalance storm", faults.rebalance_storm),
+    "xmin": Drill("7. a long transaction pins the xmin horizon", faults.pin_xmin),
+    "poison": Drill("9. poison events on complaint.events and case.events", faults.poison),
+    "twice": Drill(
+        "11. two instances of every service; the first of each killed mid-load",
+        faults.first_instances_killed,
+        twice=True,
+    ),
+    "routing": Drill("kill -9 the routing process mid-load", faults.kill_routing),
 }
 
 
@@ -211,19 +119,25 @@ async def wait_ready(stack: Stack, after: float, timeout: float = 120) -> float 
 
 
 async def run_drill(stack: Stack, name: str, args: argparse.Namespace) -> Outcome:
-    title, fault_of = FAULTS[name]
+    drill = DRILLS[name]
     outcome = Outcome(name)
     tag = f"drill-{name}-{uuid.uuid4().hex[:6]}"
     checker = Checker()
+    urls = [INTAKE_URL]
     try:
+        if drill.twice:
+            await asyncio.to_thread(stack.start_second)
+            urls.append(SECOND_INTAKE_URL)
+            if await wait_ready(stack, time.monotonic()) is None:
+                outcome.problems.append("the second instances did not become ready in 120 s")
         since = await checker.now()
         driver = LoadDriver(
-            INTAKE_URL, stack.admin_key, tag, rate=args.rate, connections=args.connections
+            urls, stack.admin_key, tag, rate=args.rate, connections=args.connections
         )
         start = time.monotonic()
         load = asyncio.create_task(driver.run(args.seconds))
         await asyncio.sleep(args.fault_at)
-        fault = outcome.fault = await fault_of(stack, start)
+        fault = outcome.fault = await drill.strike(stack, start)
         ready_at = await wait_ready(stack, fault.over_at)
         result = await load
         load_end = result.ended_at
@@ -236,13 +150,21 @@ async def run_drill(stack: Stack, name: str, args: argparse.Namespace) -> Outcom
         ledger = outcome.ledger = await checker.check(
             result.acknowledged, key_prefix=tag, since=since, poison_ids=fault.poison_ids
         )
-        replayed, wrong = await replay_answers(INTAKE_URL, stack.admin_key, result)
+        replayed, wrong = await replay_answers(urls, stack.admin_key, result)
         letters = await dead_letters(stack)
+        evidence: list[str] = []
+        evidence_problems: list[str] = []
+        if fault.evidence is not None:
+            evidence, evidence_problems = await fault.evidence(stack)
     finally:
         await checker.close()
+        if drill.twice:
+            await asyncio.to_thread(stack.stop_second)
 
     problems = outcome.problems
-    problems += ledger.problems
+    problems += fault.problems + ledger.problems + evidence_problems
+    if name == "intake-commit" and not result.replayed:
+        problems.append("no cut request was answered by its retry as a replay: nothing was cut")
     if ready_at is None:
         problems.append("a service did not become ready within 120 s of the fault")
     if drained is None:
@@ -264,7 +186,7 @@ async def run_drill(stack: Stack, name: str, args: argparse.Namespace) -> Outcom
         return "never" if value is None else f"+{value:.1f} s after the fault"
 
     outcome.lines = [
-        f"== drill {name}: {title}",
+        f"== drill {name}: {drill.title}",
         f"   load: {result.sent} complaints offered at {args.rate:g}/s over {args.connections} "
         f"connections for {args.seconds:g} s; {result.attempts} attempts, "
         f"{len(result.retried)} requests retried with their Idempotency-Key",
@@ -276,7 +198,13 @@ async def run_drill(stack: Stack, name: str, args: argparse.Namespace) -> Outcom
         f"{replayed - len(wrong)} answered 200 with the same id",
         f"   inboxes: {'no' if not any('inbox' in p for p in ledger.problems) else 'SOME'} "
         f"event id twice; dead letters of valid events: {len(valid_letters)}",
+        *evidence,
     ]
+    if result.replayed:
+        outcome.lines.append(
+            f"   cut: {len(result.replayed)} requests lost their answer after the commit; the "
+            "retry with the same key was answered 200 with the same id"
+        )
     if poison_line:
         outcome.lines.append(poison_line)
     verdict = "PASS" if not problems else "FAIL" + "".join(f"\n     - {p}" for p in problems)
@@ -332,7 +260,7 @@ async def amain(args: argparse.Namespace) -> int:
             await asyncio.to_thread(stack.tear_down)
     print("\nsummary:")
     print(
-        f"  {'drill':<9} {'ready after':>11} {'drained after':>13} {'acknowledged':>12} "
+        f"  {'drill':<13} {'ready after':>11} {'drained after':>13} {'acknowledged':>12} "
         f"{'present':>8} {'lost':>5} {'doubled':>7}  result"
     )
     for o in outcomes:
@@ -340,7 +268,7 @@ async def amain(args: argparse.Namespace) -> int:
         ready = "never" if o.ready_after is None else f"{o.ready_after:.1f} s"
         drained = "never" if o.drained_after is None else f"{o.drained_after:.1f} s"
         print(
-            f"  {o.name:<9} {ready:>11} {drained:>13} {ledger.acknowledged:>12} "
+            f"  {o.name:<13} {ready:>11} {drained:>13} {ledger.acknowledged:>12} "
             f"{ledger.present:>8} {ledger.lost:>5} {ledger.doubled:>7}  "
             f"{'PASS' if not o.problems else 'FAIL'}"
         )
@@ -350,17 +278,17 @@ async def amain(args: argparse.Namespace) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m drills")
-    parser.add_argument("drills", nargs="*", help=f"some of {', '.join(FAULTS)} (default: all)")
+    parser.add_argument("drills", nargs="*", help=f"some of {', '.join(DRILLS)} (default: all)")
     parser.add_argument("--rate", type=float, default=20.0, help="complaints per second")
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=30.0, help="load per drill")
     parser.add_argument("--fault-at", type=float, default=8.0, help="seconds into the load")
     parser.add_argument("--keep", action="store_true", help="leave the drill stack running")
     args = parser.parse_args()
-    unknown = [name for name in args.drills if name not in FAULTS]
+    unknown = [name for name in args.drills if name not in DRILLS]
     if unknown:
-        parser.error(f"unknown drill {unknown}; the drills are {', '.join(FAULTS)}")
-    args.drills = args.drills or list(FAULTS)
+        parser.error(f"unknown drill {unknown}; the drills are {', '.join(DRILLS)}")
+    args.drills = args.drills or list(DRILLS)
     # Everything this process and its children reach is the drill stack's (make exports the
     # shared infrastructure's ports and password file).
     os.environ.clear()

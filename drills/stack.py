@@ -17,6 +17,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.exc import SQLAlchemyError
 from tousu_shared.kafka import admin_connection
 from tousu_shared.topics import TOPICS_BY_NAME, consumed_by
@@ -32,6 +33,10 @@ SCHEMAS |= {"feedback": "feedback", "analytics": "analytics"}
 # deploy/service-package.sh's mapping: sla-monitor → tousu_sla, the others tousu_<name>.
 PACKAGES = {name: "tousu_" + name.split("-")[0] for name in SERVICES}
 HTTP_PORTS = dict(zip(SERVICES, range(18201, 18206), strict=True))
+# The second instance of each service (run-services.sh's SECOND_INSTANCES): its API 10 up.
+SECOND_PORTS = {service: port + 10 for service, port in HTTP_PORTS.items()}
+SECOND = {service: f"{service}-2" for service in SERVICES}
+FAULT_DIR = DATA_DIR / "faults"
 MAIL_PORT = 18225
 PYTHON = str(REPO / ".venv" / "bin" / "python")
 
@@ -58,6 +63,10 @@ def drill_env() -> dict[str, str]:
         "TOUSU_KAFKA_PASSWORDS_FILE": str(DATA_DIR / "kafka-passwords"),
         "INTAKE_KEYS_FILE": str(DATA_DIR / "intake-keys.env"),
         "MAIL_SINK_PORT": str(MAIL_PORT),
+        # A second instance of every service, defined but stopped until a drill starts it.
+        "SECOND_INSTANCES": "stopped",
+        # Where a drill arms a service's fault points (tousu_shared.faults).
+        "TOUSU_FAULT_DIR": str(FAULT_DIR),
         "TOUSU_API_DOCS": "false",
         # run-services.sh returns once every /readyz answers instead of waiting on supervisord.
         "CI": "1",
@@ -74,6 +83,8 @@ class Stack:
     def __init__(self) -> None:
         self.env = drill_env()
         self.admin_key = ""
+        # The services whose second instance runs (their APIs are then checked as well).
+        self.doubled: set[str] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -101,6 +112,7 @@ class Stack:
         """A fresh drill infrastructure: reset, start, migrate, create topics, start services."""
         self.stop_services()
         self.infra("reset")
+        FAULT_DIR.mkdir(parents=True, exist_ok=True)
         self.infra("up")
         keys_file = self.env["INTAKE_KEYS_FILE"]
         self._run(PYTHON, "-m", "tousu_intake.keys", "dev-file", "--file", keys_file)
@@ -158,7 +170,21 @@ class Stack:
         ).stdout
 
     def service_pid(self, service: str) -> int:
-        return int(self.supervisorctl("pid", service).strip())
+        """The supervised process of ``service`` (or of ``service-2``); 0 while it is down."""
+        try:
+            return int(self.supervisorctl("pid", service).strip())
+        except ValueError:
+            return 0
+
+    def start_second(self, services: tuple[str, ...] = SERVICES) -> None:
+        self.supervisorctl("start", *(SECOND[s] for s in services))
+        self.doubled |= set(services)
+
+    def stop_second(self, services: tuple[str, ...] = SERVICES) -> None:
+        """Stop second instances as an orchestrator scales down: SIGTERM, then SIGKILL after
+        supervisord's stopwaitsecs."""
+        self.doubled -= set(services)
+        self.supervisorctl("stop", *(SECOND[s] for s in services))
 
     def infra_pid(self, what: str) -> int:
         """The pid of the drill's postmaster or broker, as infra.sh reports it."""
@@ -186,7 +212,8 @@ class Stack:
     # ------------------------------------------------------------------ observation
 
     async def all_ready(self, client: httpx.AsyncClient) -> bool:
-        for port in HTTP_PORTS.values():
+        ports = [*HTTP_PORTS.values(), *(SECOND_PORTS[s] for s in self.doubled)]
+        for port in ports:
             try:
                 response = await client.get(f"http://127.0.0.1:{port}/readyz", timeout=3)
             except httpx.HTTPError:
@@ -222,6 +249,24 @@ class Stack:
         finally:
             await reader.stop()
             await admin.close()
+
+    async def consumed(self, outcome: str) -> dict[str, float]:
+        """Per service, the events its consumer counted with ``outcome`` (e.g. ``duplicate``:
+        a redelivery the inbox turned into a no-op) since that process started."""
+        totals: dict[str, float] = {}
+        headers = {"Authorization": f"Bearer {self.admin_key}"}
+        async with httpx.AsyncClient(headers=headers, timeout=5) as client:
+            for service, port in HTTP_PORTS.items():
+                response = await client.get(f"http://127.0.0.1:{port}/metrics")
+                response.raise_for_status()
+                totals[service] = sum(
+                    sample.value
+                    for family in text_string_to_metric_families(response.text)
+                    if family.name == "tousu_events_consumed"
+                    for sample in family.samples
+                    if sample.name.endswith("_total") and sample.labels.get("outcome") == outcome
+                )
+        return totals
 
     async def wait_recovered(self, since: float, timeout: float, backlog) -> float | None:
         """Seconds from ``since`` until every /readyz is ready, the consumers have no lag and

@@ -37,6 +37,7 @@ from sqlalchemy import text
 
 from tousu_shared.contracts import Envelope, Event, decode
 from tousu_shared.errors import PermanentFailure
+from tousu_shared.faults import strike
 from tousu_shared.logging import describe_error, log_context
 from tousu_shared.settings import ServiceSettings
 from tousu_shared.topics import dlq_topic
@@ -205,6 +206,7 @@ class EventConsumer:
             if len(chunk) == 1 or not await self._process_together(tp, chunk):
                 for record in chunk:
                     await self.process(record)
+        strike(self._settings, "after-apply")
         try:
             await self._until_done(
                 tp,

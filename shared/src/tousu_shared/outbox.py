@@ -32,6 +32,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from tousu_shared.contracts import CONTENT_TYPE, Envelope, Event
+from tousu_shared.faults import strike
 from tousu_shared.logging import causation_id_var, correlation_id_var
 from tousu_shared.settings import ServiceSettings
 
@@ -254,6 +255,8 @@ class OutboxRelay:
             sent, self.blocked_lanes = await self._publish(producer, rows)
             if self._after_publish is not None:
                 await self._after_publish(sent)
+            if sent:
+                strike(self._settings, "after-publish")
             if sent:
                 await conn.execute(self._mark_sent, {"ids": [row.id for row in sent]})
         for row in sent:

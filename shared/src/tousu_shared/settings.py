@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr
@@ -86,6 +87,9 @@ class ServiceSettings(BaseSettings):
     credential_signing_key: SecretStr | None = None
     credential_cache_seconds: float = 5.0
     log_level: str = "INFO"
+    # The fault drills (drills/, issue #14) arm a fault point by creating a file in this
+    # directory (tousu_shared.faults); unset outside a drill, and then no point ever fires.
+    fault_dir: Path | None = None
 
     @property
     def serves_api_docs(self) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 
 from tousu_shared.auth import Principal
 from tousu_shared.errors import InvalidInput, NotFound
+from tousu_shared.faults import strike
 from tousu_shared.pagination import decode_cursor, encode_cursor
 
 from tousu_intake.adapters.repository import ComplaintFilter
@@ -170,6 +171,7 @@ async def submit_complaint(
         await uow.complaints.add(complaint)
         uow.track(complaint)
         await uow.commit()
+        strike(settings, "after-commit")
     return Submission(answer, replayed=False)
 
 
