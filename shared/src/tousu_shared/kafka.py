@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tousu_shared.settings import ServiceSettings
+from tousu_shared.topics import TopicLayout
 
 _TOPIC_ALREADY_EXISTS = 36
 SASL_MECHANISM = "SCRAM-SHA-512"
@@ -105,27 +106,43 @@ def create_consumer(
     )
 
 
+def new_topics(
+    topics: Iterable[tuple[str, int]],
+    *,
+    compacted: Iterable[str] = (),
+    layout: TopicLayout | None = None,
+) -> list[NewTopic]:
+    """The creation requests for ``topics`` (name, registered partitions), laid out as
+    ``layout`` says (default: ``TOUSU_TOPIC_*`` from the environment)."""
+    layout = layout or TopicLayout()
+    compact = set(compacted)
+    return [
+        NewTopic(
+            name=name,
+            num_partitions=layout.partitions(partitions),
+            replication_factor=layout.replication_factor,
+            topic_configs=layout.configs(compacted=name in compact),
+        )
+        for name, partitions in dict(topics).items()
+    ]
+
+
 async def ensure_topics(
-    kafka: Connection, topics: Iterable[tuple[str, int]], *, compacted: Iterable[str] = ()
+    kafka: Connection,
+    topics: Iterable[tuple[str, int]],
+    *,
+    compacted: Iterable[str] = (),
+    layout: TopicLayout | None = None,
 ) -> list[str]:
     """Create the topics that do not exist yet (those named in ``compacted`` with
-    ``cleanup.policy=compact``); returns the names it created."""
-    wanted = dict(topics)
-    compact = set(compacted)
+    ``cleanup.policy=compact``), laid out as in ``new_topics``; returns the names it
+    created."""
+    requests = new_topics(topics, compacted=compacted, layout=layout)
     admin = AIOKafkaAdminClient(**kafka, request_timeout_ms=15000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [
-            NewTopic(
-                name=name,
-                num_partitions=partitions,
-                replication_factor=1,
-                topic_configs={"cleanup.policy": "compact"} if name in compact else {},
-            )
-            for name, partitions in wanted.items()
-            if name not in existing
-        ]
+        missing = [request for request in requests if request.name not in existing]
         if not missing:
             return []
         response = await admin.create_topics(missing, timeout_ms=15000)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DLQ_SUFFIX = ".dlq"
 DEPARTMENT_TOPIC_PREFIX = "case.routed."
@@ -20,6 +24,48 @@ class TopicSpec:
     # A compacted topic keeps the latest event of each key: a state stream a new consumer
     # reads whole from the start (its dead-letter topic stays an ordinary one).
     compacted: bool = False
+
+
+class TopicLayout(BaseSettings):
+    """How topics are laid out on the brokers (``TOUSU_TOPIC_*``): the defaults suit one
+    broker; a cluster sets replication 3, min.insync.replicas 2 and more partitions.
+
+    Every caller of ``tousu_shared.kafka.ensure_topics`` (create-topics, the services at
+    start, routing's department topics) reads it, so a topic is created alike whoever
+    creates it first. Existing topics are left as they are.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TOUSU_TOPIC_", extra="ignore")
+
+    replication_factor: int = Field(default=1, ge=1)
+    # None: the broker's own min.insync.replicas applies (no topic override).
+    min_insync_replicas: int | None = Field(default=None, ge=1)
+    # Multiplies every partitioned topic's count. Single-partition topics stay single: they
+    # are single on purpose (one order for all credentials, a compacted directory read whole).
+    partition_multiplier: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _insync_within_replicas(self) -> Self:
+        # A topic needing more in-sync replicas than it has would refuse every acks=all write.
+        if self.min_insync_replicas is not None and (
+            self.min_insync_replicas > self.replication_factor
+        ):
+            raise ValueError(
+                f"TOUSU_TOPIC_MIN_INSYNC_REPLICAS={self.min_insync_replicas} exceeds "
+                f"TOUSU_TOPIC_REPLICATION_FACTOR={self.replication_factor}"
+            )
+        return self
+
+    def partitions(self, registered: int) -> int:
+        """The partition count to create for a topic registered with ``registered``."""
+        return registered if registered == 1 else registered * self.partition_multiplier
+
+    def configs(self, *, compacted: bool) -> dict[str, str]:
+        """The topic-level configs to create a topic with."""
+        configs = {"cleanup.policy": "compact"} if compacted else {}
+        if self.min_insync_replicas is not None:
+            configs["min.insync.replicas"] = str(self.min_insync_replicas)
+        return configs
 
 
 TOPICS: tuple[TopicSpec, ...] = (
