@@ -15,7 +15,8 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 
 import httpx
@@ -23,11 +24,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from tousu_shared.kafka import admin_connection
 from tousu_shared.topics import DLQ_SUFFIX, TOPICS_BY_NAME, all_topic_names, dlq_topic
 
-from drills import faults
+from drills import deadlines, faults
 from drills.faults import POISON_KEY, POISONED, Fault
 from drills.ledger import Checker, Ledger
-from drills.load import LoadDriver, replay_answers
-from drills.stack import DATA_DIR, HTTP_PORTS, SECOND_PORTS, Stack, drill_env
+from drills.load import LoadDriver, LoadResult, replay_answers
+from drills.stack import DATA_DIR, HTTP_PORTS, SECOND_PORTS, Recovery, Stack, drill_env
 
 INTAKE_URL = f"http://127.0.0.1:{HTTP_PORTS['intake']}"
 SECOND_INTAKE_URL = f"http://127.0.0.1:{SECOND_PORTS['intake']}"
@@ -40,7 +41,26 @@ class Drill:
 
     title: str
     strike: Callable[[Stack, float], Awaitable[Fault]]
+    # Runs the drill on two instances of every service (its setup starts the second ones).
     twice: bool = False
+    setup: Callable[[Stack], AbstractAsyncContextManager[None]] | None = None
+
+
+@asynccontextmanager
+async def two_instances(stack: Stack) -> AsyncIterator[None]:
+    """The second instance of every service runs while the drill does."""
+    await asyncio.to_thread(stack.start_second)
+    try:
+        if await wait_ready(stack, time.monotonic()) is None:
+            raise RuntimeError("the second instances did not become ready in 120 s")
+        yield
+    finally:
+        await asyncio.to_thread(stack.stop_second)
+
+
+@asynccontextmanager
+async def _as_it_is(stack: Stack) -> AsyncIterator[None]:
+    yield
 
 
 @dataclass
@@ -70,11 +90,17 @@ DRILLS: dict[str, Drill] = {
     "postgres": Drill("5. kill -9 Postgres under load, restart after 5 s", faults.kill_postgres),
     "rebalance": Drill("6. a rebalance storm", faults.rebalance_storm),
     "xmin": Drill("7. a long transaction pins the xmin horizon", faults.pin_xmin),
+    "sla-stop": Drill(
+        "8. the SLA monitor stopped across many deadlines",
+        deadlines.stop_sla_monitor,
+        setup=deadlines.short_deadlines,
+    ),
     "poison": Drill("9. poison events on complaint.events and case.events", faults.poison),
     "twice": Drill(
         "11. two instances of every service; the first of each killed mid-load",
         faults.first_instances_killed,
         twice=True,
+        setup=two_instances,
     ),
     "routing": Drill("kill -9 the routing process mid-load", faults.kill_routing),
 }
@@ -118,18 +144,28 @@ async def wait_ready(stack: Stack, after: float, timeout: float = 120) -> float 
     return None
 
 
-async def run_drill(stack: Stack, name: str, args: argparse.Namespace) -> Outcome:
-    drill = DRILLS[name]
-    outcome = Outcome(name)
-    tag = f"drill-{name}-{uuid.uuid4().hex[:6]}"
+@dataclass
+class Observed:
+    """What one drill saw: the load's record, the fault, recovery and the checks' findings."""
+
+    urls: list[str]
+    result: LoadResult
+    fault: Fault
+    ready_at: float | None
+    recovery: Recovery
+    ledger: Ledger
+    replayed: int
+    wrong: list[str]
+    letters: list[tuple[str, bytes, dict[str, bytes]]]
+    evidence: list[str] = field(default_factory=list)
+    evidence_problems: list[str] = field(default_factory=list)
+
+
+async def observe(stack: Stack, drill: Drill, tag: str, args: argparse.Namespace) -> Observed:
+    """Load, strike mid-load, wait for quiescence, then check the ledger and the evidence."""
+    urls = [INTAKE_URL, SECOND_INTAKE_URL] if drill.twice else [INTAKE_URL]
     checker = Checker()
-    urls = [INTAKE_URL]
     try:
-        if drill.twice:
-            await asyncio.to_thread(stack.start_second)
-            urls.append(SECOND_INTAKE_URL)
-            if await wait_ready(stack, time.monotonic()) is None:
-                outcome.problems.append("the second instances did not become ready in 120 s")
         since = await checker.now()
         driver = LoadDriver(
             urls, stack.admin_key, tag, rate=args.rate, connections=args.connections
@@ -137,32 +173,46 @@ async def run_drill(stack: Stack, name: str, args: argparse.Namespace) -> Outcom
         start = time.monotonic()
         load = asyncio.create_task(driver.run(args.seconds))
         await asyncio.sleep(args.fault_at)
-        fault = outcome.fault = await drill.strike(stack, start)
+        fault = await drill.strike(stack, start)
         ready_at = await wait_ready(stack, fault.over_at)
         result = await load
-        load_end = result.ended_at
         ids = [uuid.UUID(i) for i in set(result.acknowledged.values())]
-        drained = await stack.wait_recovered(
+        recovery = await stack.wait_recovered(
             fault.struck_at, timeout=180, backlog=lambda: checker.backlog(ids)
         )
-        outcome.ready_after = None if ready_at is None else ready_at - fault.struck_at
-        outcome.drained_after = drained
-        ledger = outcome.ledger = await checker.check(
+        ledger = await checker.check(
             result.acknowledged, key_prefix=tag, since=since, poison_ids=fault.poison_ids
         )
         replayed, wrong = await replay_answers(urls, stack.admin_key, result)
-        letters = await dead_letters(stack)
-        evidence: list[str] = []
-        evidence_problems: list[str] = []
+        seen = Observed(
+            urls, result, fault, ready_at, recovery, ledger, replayed, wrong,
+            await dead_letters(stack),
+        )  # fmt: skip
         if fault.evidence is not None:
-            evidence, evidence_problems = await fault.evidence(stack)
+            seen.evidence, seen.evidence_problems = await fault.evidence(stack, ids)
+        return seen
     finally:
         await checker.close()
-        if drill.twice:
-            await asyncio.to_thread(stack.stop_second)
 
+
+async def run_drill(stack: Stack, name: str, args: argparse.Namespace) -> Outcome:
+    drill = DRILLS[name]
+    tag = f"drill-{name}-{uuid.uuid4().hex[:6]}"
+    async with (drill.setup or _as_it_is)(stack):
+        seen = await observe(stack, drill, tag, args)
+    return report(name, drill, seen, args)
+
+
+def report(name: str, drill: Drill, seen: Observed, args: argparse.Namespace) -> Outcome:
+    """The drill's verdict and the lines it prints."""
+    result, fault, ledger, letters = seen.result, seen.fault, seen.ledger, seen.letters
+    ready_at, replayed, wrong = seen.ready_at, seen.replayed, seen.wrong
+    drained = seen.recovery.after
+    load_end = result.ended_at
+    outcome = Outcome(name, fault, ledger=ledger, drained_after=drained)
+    outcome.ready_after = None if ready_at is None else ready_at - fault.struck_at
     problems = outcome.problems
-    problems += fault.problems + ledger.problems + evidence_problems
+    problems += fault.problems + ledger.problems + seen.evidence_problems
     if name == "intake-commit" and not result.replayed:
         problems.append("no cut request was answered by its retry as a replay: nothing was cut")
     if ready_at is None:
@@ -194,11 +244,12 @@ async def run_drill(stack: Stack, name: str, args: argparse.Namespace) -> Outcom
         f"   recovery: every /readyz ready {after(outcome.ready_after)}; backlog drained "
         f"(outboxes sent, consumer lag 0, every case and SLA record there) "
         f"{after(drained)} (load ended +{load_end - fault.struck_at:.1f} s)",
+        f"   drain: {seen.recovery.line()}",
         f"   ledger: {ledger.line()}; {replayed} requests sent again with their key: "
         f"{replayed - len(wrong)} answered 200 with the same id",
         f"   inboxes: {'no' if not any('inbox' in p for p in ledger.problems) else 'SOME'} "
         f"event id twice; dead letters of valid events: {len(valid_letters)}",
-        *evidence,
+        *seen.evidence,
     ]
     if result.replayed:
         outcome.lines.append(

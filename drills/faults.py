@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import time
 import uuid
@@ -27,8 +28,9 @@ from drills.stack import FAULT_DIR, PG_PORT, SERVICES, Stack
 POISON_KEY = b"drill-poison-"
 POISONED = {"complaint.events": "ComplaintClassified", "case.events": "CaseRouted"}
 
-# After the drain: (lines to print, problems). Evidence that the fault did what it claims.
-Evidence = Callable[[Stack], Awaitable[tuple[list[str], list[str]]]]
+# After the drain, given the acknowledged complaints: (lines to print, problems). Evidence that
+# the fault did what it claims.
+Evidence = Callable[[Stack, list[uuid.UUID]], Awaitable[tuple[list[str], list[str]]]]
 
 
 @dataclass
@@ -162,7 +164,7 @@ async def relay_after_publish(stack: Stack, start: float) -> Fault:
     rows sent; restarted, it publishes them again and every consumer must apply each once."""
     before = await stack.consumed("duplicate")
 
-    async def evidence(stack: Stack) -> tuple[list[str], list[str]]:
+    async def evidence(stack: Stack, _: list[uuid.UUID]) -> tuple[list[str], list[str]]:
         after = await stack.consumed("duplicate")
         # Intake itself restarted (its counters began again); the others kept counting.
         skipped = {s: after[s] - before.get(s, 0) for s in SERVICES if s != "intake"}
@@ -180,7 +182,7 @@ async def consumer_after_apply(stack: Stack, start: float) -> Fault:
     """Drill 3: routing's consumer dies after its transaction and before its offset commit;
     restarted, it reads those events again and its inbox must turn them into no-ops."""
 
-    async def evidence(stack: Stack) -> tuple[list[str], list[str]]:
+    async def evidence(stack: Stack, _: list[uuid.UUID]) -> tuple[list[str], list[str]]:
         skipped = (await stack.consumed("duplicate"))["routing"]
         line = (
             f"   redelivered: after its restart routing read {skipped:.0f} events again that it "
@@ -240,28 +242,33 @@ async def poison(stack: Stack, start: float) -> Fault:
 # ---------------------------------------------------------------- rebalance storm (6)
 
 
-async def rebalance_storm(stack: Stack, start: float, seconds: float = 16) -> Fault:
+async def rebalance_storm(stack: Stack, start: float, seconds: float = 20) -> Fault:
     """Drill 6: a second instance of every service started and stopped again and again, so
     every consumer group rebalances every few seconds; every other stop is a kill -9."""
     struck = time.monotonic()
-    cycles = 0
-    while time.monotonic() - struck < seconds:
-        await asyncio.to_thread(stack.start_second)
-        await asyncio.sleep(2.0)
-        if cycles % 2:
-            for service in SERVICES:
-                pid = await asyncio.to_thread(stack.service_pid, f"{service}-2")
-                if pid:
-                    os.kill(pid, signal.SIGKILL)
-            await asyncio.sleep(0.5)
-        await asyncio.to_thread(stack.stop_second)
-        cycles += 1
-        await asyncio.sleep(1.0)
+
+    async def storm(service: str) -> int:
+        program = f"{service}-2"
+        cycles = 0
+        while time.monotonic() - struck < seconds:
+            await asyncio.to_thread(stack.supervisorctl, "start", program)
+            await asyncio.sleep(random.uniform(1.0, 3.0))
+            pid = await asyncio.to_thread(stack.service_pid, program)
+            if cycles % 2 and pid:
+                os.kill(pid, signal.SIGKILL)
+                await _gone(pid)
+            await asyncio.to_thread(stack.supervisorctl, "stop", program)
+            cycles += 1
+        return cycles
+
+    # Each service's second instance comes and goes on its own rhythm, so the groups'
+    # rebalances overlap with each other and with the main instances' work.
+    cycles = await asyncio.gather(*(storm(service) for service in SERVICES))
     over = time.monotonic()
     return Fault(
-        f"from +{struck - start:.1f} s to +{over - start:.1f} s: a second instance of each of "
-        f"the {len(SERVICES)} services started and stopped {cycles} times (every other stop a "
-        "kill -9), each a rebalance of every consumer group",
+        f"from +{struck - start:.1f} s to +{over - start:.1f} s: a second instance of each "
+        f"service started and stopped {min(cycles)}-{max(cycles)} times ({sum(cycles)} in all, "
+        "every other stop a kill -9), each start and stop a rebalance of its consumer group",
         struck,
         over,
     )

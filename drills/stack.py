@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -222,15 +223,15 @@ class Stack:
                 return False
         return True
 
-    async def consumer_lag(self) -> int:
-        """Records not yet committed by the services' consumer groups, over their topics."""
+    async def consumer_lag(self) -> dict[str, int]:
+        """Per service, records its consumer group has not yet committed, over its topics."""
         kafka = admin_connection(self.env["TOUSU_KAFKA_BOOTSTRAP"])
         admin = AIOKafkaAdminClient(**kafka, request_timeout_ms=5000)
         reader = AIOKafkaConsumer(**kafka, request_timeout_ms=5000)
         await admin.start()
         await reader.start()
         try:
-            lag = 0
+            lag = dict.fromkeys(SERVICES, 0)
             for service in SERVICES:
                 topics = list(dict.fromkeys([*consumed_by(service), "platform.credentials"]))
                 partitions = [
@@ -244,7 +245,7 @@ class Stack:
                 ends = await reader.end_offsets(partitions)
                 for tp in partitions:
                     done = committed[tp].offset if tp in committed else 0
-                    lag += max(0, ends[tp] - max(done, 0))
+                    lag[service] += max(0, ends[tp] - max(done, 0))
             return lag
         finally:
             await reader.stop()
@@ -268,20 +269,44 @@ class Stack:
                 )
         return totals
 
-    async def wait_recovered(self, since: float, timeout: float, backlog) -> float | None:
-        """Seconds from ``since`` until every /readyz is ready, the consumers have no lag and
-        ``backlog()`` (unsent outbox rows and ledger gaps) is 0; None after ``timeout``."""
+    async def wait_recovered(self, since: float, timeout: float, backlog) -> Recovery:
+        """Until every /readyz is ready, the consumers have no lag and ``backlog()`` (unsent
+        outbox rows and ledger gaps) is 0, or ``timeout`` passed; also when each service's
+        consumer last had lag (which part of the pipeline the drain waited for)."""
+        recovery = Recovery()
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient() as client:
             while time.monotonic() < deadline:
                 try:
-                    if (
-                        await self.all_ready(client)
-                        and await backlog() == 0
-                        and await self.consumer_lag() == 0
-                    ):
-                        return time.monotonic() - since
+                    ready = await self.all_ready(client)
+                    gaps = await backlog()
+                    lag = await self.consumer_lag()
                 except (OSError, KafkaError, SQLAlchemyError, httpx.HTTPError):
-                    pass  # the broker or database may still be coming back
+                    await asyncio.sleep(1)  # the broker or database may still be coming back
+                    continue
+                now = time.monotonic() - since
+                for service, behind in lag.items():
+                    if behind:
+                        recovery.lagging[service] = (now, behind)
+                if ready and gaps == 0 and not any(lag.values()):
+                    recovery.after = now
+                    return recovery
                 await asyncio.sleep(1)
-        return None
+        return recovery
+
+
+@dataclass
+class Recovery:
+    """How a drill's stack came back: seconds from the fault until quiescent (None: never),
+    and per service the last moment its consumer still had lag, with that lag."""
+
+    after: float | None = None
+    lagging: dict[str, tuple[float, int]] = field(default_factory=dict)
+
+    def line(self) -> str:
+        if not self.lagging:
+            return "no consumer had lag"
+        last = sorted(self.lagging.items(), key=lambda item: item[1][0])
+        return "consumers last behind: " + ", ".join(
+            f"{service} +{at:.0f} s ({behind} records)" for service, (at, behind) in last
+        )
