@@ -71,10 +71,11 @@ bench: migrate ## Measure throughput and latency; prints figures
 drills: install ## Fault drills (issue #14): kill routing, Postgres, Kafka under load; poison events
 	@$(UV) run --frozen python -m drills
 
-lint: install ## Static checks: ruff (lint and format) and mypy over shared/ and every service
+lint: install ## Static checks: ruff (lint and format), mypy, and deploy/k8s against the Kubernetes schemas
 	@$(UV) run --frozen ruff check .
 	@$(UV) run --frozen ruff format --check .
 	@$(UV) run --frozen mypy
+	@$(UV) run --frozen python deploy/k8s/validate.py
 
 classifier-report: install ## Classifier accuracy, confusion matrix, calibration (test split) and 5-fold CV
 	@$(UV) run --frozen python -m tousu_intake.classifier_cli report
