@@ -53,6 +53,12 @@ async def detect(ctx: AnalyticsContext, day: date) -> DetectionRun:
     extended: list[uuid.UUID] = []
     tested: list[tuple[Series, Finding]] = []
     async with ctx.uow() as uow:
+        # One detection at a time (two replicas of the detector role, a manual run): the
+        # next waits for this transaction, then its reads (READ COMMITTED) see the alerts
+        # this one raised and extend nothing twice. Without it both would raise the same one.
+        await uow.session.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtext('analytics.detector'))")
+        )
         fact = uow.tables.fact
         first_day = await uow.session.scalar(sa.select(sa.func.min(fact.c.received_day)))
         if first_day is None or first_day > day:
