@@ -66,9 +66,18 @@ security: migrate ## Replay the attacks of issue #13 and fuzz every OpenAPI (ful
 bench: migrate ## Measure throughput and latency; prints figures
 	@$(UV) run --frozen python -m bench
 
-# Not part of `make test`: the drills start a stack of their own (Postgres 15432, Kafka 19092,
-# services 18201-18205, data in .data/drills/) and kill parts of it; the shared infra is untouched.
-drills: install ## Fault drills (issue #14): kill routing, Postgres, Kafka under load; poison events
+# The drills start a stack of their own (Postgres 15432, Kafka 19092, services 18201-18225,
+# data in .data/drills/) and break parts of it; the shared infra is untouched. `make test` runs
+# a reduced set (tests/drills). The network-fault drill needs Toxiproxy, built with Go.
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+TOXIPROXY := .data/tools/toxiproxy-server
+$(TOXIPROXY):
+	@mkdir -p .data/tools/go
+	@GOPATH=$(CURDIR)/.data/tools/go GOBIN=$(CURDIR)/.data/tools/go/bin GOFLAGS=-modcacherw \
+	  $(GO) install github.com/Shopify/toxiproxy/v2/cmd/server@v2.12.0
+	@mv .data/tools/go/bin/server $(TOXIPROXY)
+
+drills: install $(TOXIPROXY) ## Fault drills (issue #14): every drill, on a stack of their own
 	@$(UV) run --frozen python -m drills
 
 lint: install ## Static checks: ruff (lint and format), mypy, and deploy/k8s against the Kubernetes schemas

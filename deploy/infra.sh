@@ -614,8 +614,10 @@ cmd_install() {
   # The monthly report: a CJK font for its charts and PDF, WeasyPrint's native libraries,
   # and pdftoppm, with which its test looks at the pages. The ops console's browser tests
   # drive Debian's headless Chromium (Playwright's own browser download does not work here).
+  # The network-fault drill puts a service in a network namespace with iproute2 (ip, tc
+  # netem) and reaches the broker and database from it through socat.
   local report_packages=(fonts-wqy-microhei libpango-1.0-0 libpangoft2-1.0-0
-                         libharfbuzz-subset0 poppler-utils chromium)
+                         libharfbuzz-subset0 poppler-utils chromium iproute2 socat)
   local missing=()
   for package in "${report_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||

@@ -133,6 +133,12 @@ EOF
       # its consumers in the same groups), started and stopped by the drills themselves.
       program "$service-2" "$command" "TOUSU_HTTP_PORT=\"$((PORTS[$service] + 10))\",$env" false
     fi
+    if [ -n "${DRILL_NETNS:-}" ]; then
+      # The network-fault drill's instance, inside the network namespace the drill makes
+      # (its API 20 ports up, on every address of the namespace so the host can reach it).
+      program "$service-ns" "ip netns exec $DRILL_NETNS $command" \
+        "TOUSU_HTTP_PORT=\"$((PORTS[$service] + 20))\",TOUSU_HTTP_HOST=\"0.0.0.0\",$env" false
+    fi
   done
 } >"$CONF"
 

@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from tousu_shared.kafka import admin_connection
 from tousu_shared.topics import DLQ_SUFFIX, TOPICS_BY_NAME, all_topic_names, dlq_topic
 
-from drills import deadlines, faults
+from drills import deadlines, faults, netfault
 from drills.faults import POISON_KEY, POISONED, Fault
 from drills.ledger import Checker, Ledger
 from drills.load import LoadDriver, LoadResult, replay_answers
@@ -94,6 +94,11 @@ DRILLS: dict[str, Drill] = {
         "8. the SLA monitor stopped across many deadlines",
         deadlines.stop_sla_monitor,
         setup=deadlines.short_deadlines,
+    ),
+    "netfault": Drill(
+        "10. network faults between a routing instance and the broker and the database",
+        netfault.network_faults,
+        setup=netfault.instance_behind_faulty_network,
     ),
     "poison": Drill("9. poison events on complaint.events and case.events", faults.poison),
     "twice": Drill(
@@ -247,8 +252,9 @@ def report(name: str, drill: Drill, seen: Observed, args: argparse.Namespace) ->
         f"   drain: {seen.recovery.line()}",
         f"   ledger: {ledger.line()}; {replayed} requests sent again with their key: "
         f"{replayed - len(wrong)} answered 200 with the same id",
-        f"   inboxes: {'no' if not any('inbox' in p for p in ledger.problems) else 'SOME'} "
-        f"event id twice; dead letters of valid events: {len(valid_letters)}",
+        f"   dead letters of valid events: {len(valid_letters)} on the DLQ topics, "
+        f"{sum(1 for p in ledger.problems if 'dead-lettered' in p)} schemas with some in "
+        "their inbox",
         *seen.evidence,
     ]
     if result.replayed:

@@ -86,8 +86,8 @@ class Checker:
         poison_ids: set[uuid.UUID],
     ) -> Ledger:
         """Every acknowledged complaint once in intake, one case, one SLA record; no complaint
-        beyond those acknowledged; each Idempotency-Key bound to the id it answered; inboxes
-        without repeats; no event but a poison one dead-lettered."""
+        beyond those acknowledged; each Idempotency-Key bound to the id it answered; no event
+        but a poison one dead-lettered during the drill."""
         ledger = Ledger(acknowledged=len(set(acknowledged.values())))
         ids = [uuid.UUID(value) for value in set(acknowledged.values())]
         if len(ids) != len(acknowledged):
@@ -153,23 +153,20 @@ class Checker:
         for what, count in ledger.detail.items():
             if count:
                 ledger.problems.append(f"{count} {what}")
-        await self._check_inboxes(ledger, poison_ids)
+        await self._check_inboxes(ledger, poison_ids, since)
         return ledger
 
-    async def _check_inboxes(self, ledger: Ledger, poison_ids: set[uuid.UUID]) -> None:
+    async def _check_inboxes(
+        self, ledger: Ledger, poison_ids: set[uuid.UUID], since: datetime
+    ) -> None:
+        """No valid event this drill's consumers processed was dead-lettered. (An event id
+        cannot be in one consumer's inbox twice: (consumer, event_id) is its primary key.)"""
         for schema in self.engines:
-            repeated = await self._rows(
-                schema,
-                f"SELECT consumer, event_id, count(*) FROM {schema}.inbox "
-                "GROUP BY consumer, event_id HAVING count(*) > 1",
-            )
-            if repeated:
-                ledger.doubled += len(repeated)
-                ledger.problems.append(f"{schema}: {len(repeated)} event ids twice in the inbox")
             dead = await self._rows(
                 schema,
                 f"SELECT consumer, event_id, event_type FROM {schema}.inbox "
-                "WHERE outcome = 'dead_lettered'",
+                "WHERE outcome = 'dead_lettered' AND processed_at >= :since",
+                since=since,
             )
             valid = [row for row in dead if row[1] not in poison_ids]
             if valid:

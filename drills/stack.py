@@ -38,6 +38,7 @@ HTTP_PORTS = dict(zip(SERVICES, range(18201, 18206), strict=True))
 SECOND_PORTS = {service: port + 10 for service, port in HTTP_PORTS.items()}
 SECOND = {service: f"{service}-2" for service in SERVICES}
 FAULT_DIR = DATA_DIR / "faults"
+NETNS = "tousu-drill"
 MAIL_PORT = 18225
 PYTHON = str(REPO / ".venv" / "bin" / "python")
 
@@ -66,6 +67,8 @@ def drill_env() -> dict[str, str]:
         "MAIL_SINK_PORT": str(MAIL_PORT),
         # A second instance of every service, defined but stopped until a drill starts it.
         "SECOND_INSTANCES": "stopped",
+        # The network namespace of the network-fault drill's instance (drills/netfault.py).
+        "DRILL_NETNS": NETNS,
         # Where a drill arms a service's fault points (tousu_shared.faults).
         "TOUSU_FAULT_DIR": str(FAULT_DIR),
         "TOUSU_API_DOCS": "false",
@@ -86,6 +89,8 @@ class Stack:
         self.admin_key = ""
         # The services whose second instance runs (their APIs are then checked as well).
         self.doubled: set[str] = set()
+        # Other APIs a drill started (e.g. the network-fault drill's instance).
+        self.extra_ports: set[int] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -213,7 +218,7 @@ class Stack:
     # ------------------------------------------------------------------ observation
 
     async def all_ready(self, client: httpx.AsyncClient) -> bool:
-        ports = [*HTTP_PORTS.values(), *(SECOND_PORTS[s] for s in self.doubled)]
+        ports = [*HTTP_PORTS.values(), *(SECOND_PORTS[s] for s in self.doubled), *self.extra_ports]
         for port in ports:
             try:
                 response = await client.get(f"http://127.0.0.1:{port}/readyz", timeout=3)
