@@ -206,7 +206,6 @@ class EventConsumer:
             if len(chunk) == 1 or not await self._process_together(tp, chunk):
                 for record in chunk:
                     await self.process(record)
-        strike(self._settings, "after-apply")
         try:
             await self._until_done(
                 tp,
@@ -338,6 +337,8 @@ class EventConsumer:
                     await handler(uow, event, envelope)
                 outcomes.append("applied")
             await uow.commit()
+        if "applied" in outcomes:
+            strike(self._settings, "after-apply")  # committed, the offsets not yet
         return outcomes
 
     async def _until_done(
@@ -400,6 +401,7 @@ class EventConsumer:
                     return "duplicate"
                 await handler(uow, event, envelope)
                 await uow.commit()
+        strike(self._settings, "after-apply")  # committed, the offset not yet
         HANDLE_SECONDS.labels(self._settings.service_name).observe(time.perf_counter() - started)
         return "applied"
 
