@@ -7,12 +7,17 @@ text message carried (read from the SMS gateway's topic). The SLA policy in forc
 test is the seed's `immediate` timeline with one story hour compressed into four seconds;
 every step is logged (``occurred_at``) at half its story time, which leaves room for event
 lag on a loaded machine without changing the recorded timeline.
+
+The story runs twice: on one instance of each service, and on two (issue #14, drill 11):
+two instances of every service in one consumer group each, two relays, two of each
+scheduler, and every API request of the story sent to the two APIs in turn.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,6 +25,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import orjson
 import pytest
+from asgi_lifespan import LifespanManager
 from pydantic import TypeAdapter
 from tousu_analytics.bootstrap import bootstrap as analytics_bootstrap
 from tousu_analytics.settings import AnalyticsSettings
@@ -62,16 +68,39 @@ def compressed(duration: str) -> str:
     return f"PT{hours * STORY_HOUR:g}S"
 
 
+class TakingTurns(httpx.AsyncBaseTransport):
+    """Sends each request to the next of several instances' apps, as a load balancer would."""
+
+    def __init__(self, apps: list[Any]) -> None:
+        self._next = itertools.cycle([httpx.ASGITransport(app=app) for app in apps])
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await next(self._next).handle_async_request(request)
+
+
 @contextlib.asynccontextmanager
-async def running_system(services):
-    """Each service's API (in-process), relay, consumer and background workers; yields the
-    API clients. The workers stop before the APIs shut down (which closes each runtime)."""
+async def running_system(instances):
+    """Each service's API (in-process), relay, consumer and background workers, for every
+    instance of it; yields one API client per service (taking turns over its instances).
+    The workers stop before the APIs shut down (which closes each runtime)."""
     async with contextlib.AsyncExitStack() as stack:
-        clients = [
-            await stack.enter_async_context(api_client(service.app, ADMIN_KEY))
-            for service in services
-        ]
-        await stack.enter_async_context(running(*services, roles=True))
+        clients = []
+        for services in instances:
+            apps = [
+                (await stack.enter_async_context(LifespanManager(service.app))).app
+                for service in services
+            ]
+            clients.append(
+                await stack.enter_async_context(
+                    httpx.AsyncClient(
+                        transport=TakingTurns(apps),
+                        base_url="http://test",
+                        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+                    )
+                )
+            )
+        every = [service for services in instances for service in services]
+        await stack.enter_async_context(running(*every, roles=True))
         yield clients
 
 
@@ -81,9 +110,11 @@ async def feedback_credential(intake) -> str:  # type: ignore[no-untyped-def]
         return await issue_credential(client, "service", "feedback-service")
 
 
-@pytest.fixture
-async def system():
-    """All five services on one fresh topic namespace, empty schemas."""
+@pytest.fixture(params=[1, 2], ids=["one-instance", "two-instances"])
+async def system(request):
+    """All five services on one fresh topic namespace, empty schemas; each service as
+    ``request.param`` instances (a tuple per service)."""
+    copies = request.param
     namespace = await fresh_namespace("e2e-", extra=[(SMS_GATEWAY_TOPIC, 3)])
     # Each service on the broker as its own user, under the ACLs of production.
     common = {
@@ -91,24 +122,28 @@ async def system():
         "topic_namespace": namespace,
         "own_kafka_user": True,
     }
-    intake = intake_bootstrap(test_settings(IntakeSettings, **common))
-    routing = routing_bootstrap(test_settings(RoutingSettings, **common))
-    sla = sla_bootstrap(test_settings(SlaSettings, **common))
+    intakes = [intake_bootstrap(test_settings(IntakeSettings, **common)) for _ in range(copies)]
+    routings = [routing_bootstrap(test_settings(RoutingSettings, **common)) for _ in range(copies)]
+    slas = [sla_bootstrap(test_settings(SlaSettings, **common)) for _ in range(copies)]
+    intake, routing, sla = intakes[0], routings[0], slas[0]
     await truncate_schema(intake.runtime.engine, "intake")
     await truncate_schema(routing.runtime.engine, "routing")
     await truncate_schema(sla.runtime.engine, "sla_monitor")
-    feedback = feedback_bootstrap(
-        test_settings(
-            FeedbackSettings,
-            **common,
-            intake_api_key=await feedback_credential(intake),
-            scheduler_poll_ms=100,
-        ),
-        intake_transport=httpx.ASGITransport(app=intake.app),
-    )
-    await truncate_schema(feedback.runtime.engine, "feedback")
-    analytics = analytics_bootstrap(test_settings(AnalyticsSettings, **common))
-    await truncate_schema(analytics.runtime.engine, "analytics")
+    feedback_key = await feedback_credential(intake)
+    feedbacks = [
+        feedback_bootstrap(
+            test_settings(
+                FeedbackSettings, **common, intake_api_key=feedback_key, scheduler_poll_ms=100
+            ),
+            intake_transport=TakingTurns([i.app for i in intakes]),
+        )
+        for _ in range(copies)
+    ]
+    await truncate_schema(feedbacks[0].runtime.engine, "feedback")
+    analyticses = [
+        analytics_bootstrap(test_settings(AnalyticsSettings, **common)) for _ in range(copies)
+    ]
+    await truncate_schema(analyticses[0].runtime.engine, "analytics")
     async with routing.runtime.session_factory() as session, session.begin():
         await ensure_defaults(db_session=session)
     await ensure_department_topics(routing.runtime)
@@ -116,7 +151,7 @@ async def system():
     async with sla_context.uow() as uow:
         await catalog.seed_defaults(uow, sla_context)
         await uow.commit()
-    yield intake, routing, sla, feedback, analytics, namespace
+    yield (intakes, routings, slas, feedbacks, analyticses), namespace
 
 
 async def install_compressed_immediate_policy(sla_http: httpx.AsyncClient) -> None:
@@ -183,8 +218,8 @@ async def sms_to(namespace: str, complaint_id: str) -> dict[str, Any]:
 async def test_mr_wangs_laptop_is_resolved_and_closed_on_the_seed_timeline_without_a_breach(
     system,
 ):
-    intake, routing, sla, feedback, analytics, namespace = system
-    async with running_system([intake, routing, sla, feedback, analytics]) as (
+    instances, namespace = system
+    async with running_system(instances) as (
         intake_http,
         routing_http,
         sla_http,
