@@ -25,7 +25,7 @@ export TOUSU_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(KAFKA_PORT)
 # only its own password.
 export TOUSU_KAFKA_PASSWORDS_FILE ?= $(abspath $(or $(TOUSU_DATA_DIR),.data))/kafka-passwords
 
-.PHONY: help install infra migrate run stop test security bench drills lint asyncapi classifier-report clean-data
+.PHONY: help install infra migrate run backup restore stop test security bench drills lint asyncapi classifier-report clean-data
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,6 +50,12 @@ migrate: infra ## Apply every service's migrations and create the topics
 
 run: migrate ## Bring the whole system up; Ctrl-C or `make stop` stops it
 	@bash deploy/run-services.sh
+
+backup: ## pgBackRest backup of the database (the first turns on continuous WAL archiving)
+	@bash deploy/infra.sh backup
+
+restore: ## Restore the database from its latest backup and WAL to the last commit
+	@bash deploy/infra.sh restore
 
 stop: ## Stop the services, Kafka and Postgres
 	@bash deploy/run-services.sh stop

@@ -10,6 +10,10 @@
 #   deploy/infra.sh env       print export lines (Kafka bootstrap, per-service database URLs)
 #   deploy/infra.sh harden    give every audit_log to the NOLOGIN role tousu_audit (service roles keep
 #                             INSERT + SELECT); run after the migrations (make migrate does)
+#   deploy/infra.sh backup    pgBackRest backup (incremental; the first one full); the first call turns
+#                             on continuous WAL archiving for this data dir (one Postgres restart)
+#   deploy/infra.sh restore   stop Postgres, restore the latest backup and replay every archived WAL
+#                             segment and the WAL still in pg_wal (to the last commit), start it again
 #
 # Environment (defaults):
 #   TOUSU_DATA_DIR=$REPO/.data            postgres/ kafka/ logs/ live here
@@ -180,6 +184,9 @@ resolve_pg_paths() {
       PG_FALLBACK=1
     fi
   fi
+  # pgBackRest's repository, logs and configuration, beside the cluster (owned by its OS user).
+  BACKREST_DIR=$base/pgbackrest
+  BACKREST_CONF=$BACKREST_DIR/pgbackrest.conf
   PG_SOCK_DIR=$base/pg-socket
   # unix socket paths are limited to 107 bytes
   if ((${#PG_SOCK_DIR} + 15 > 100)); then
@@ -247,6 +254,15 @@ log_line_prefix = '%m [%p] %q%u@%d '
 log_min_messages = warning
 log_checkpoints = off
 EOF
+  if [[ -f $BACKREST_CONF ]]; then
+    # Continuous archiving, on since the first `infra.sh backup` of this data dir: every WAL
+    # segment to pgBackRest's repository, at the latest 10 s after a commit.
+    cat >>"$PG_DATA/tousu.conf" <<EOF
+archive_mode = on
+archive_command = 'pgbackrest --config=$BACKREST_CONF --stanza=tousu archive-push %p'
+archive_timeout = 10
+EOF
+  fi
   cat >"$PG_DATA/pg_hba.conf" <<'EOF'
 # Written by deploy/infra.sh on every start; edits here are overwritten.
 # TYPE  DATABASE  USER  ADDRESS       METHOD
@@ -311,6 +327,12 @@ pg_up() {
   done
   "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -d postgres ||
     die "postgres is not accepting TCP connections on 127.0.0.1:$PG_PORT (log: $PG_LOG)"
+  # After a restore the server answers (read-only) while it still replays WAL; it is up when
+  # recovery has ended and it was promoted.
+  for ((i = 0; i < PG_START_TIMEOUT * 2; i++)); do
+    [[ $(pg_superuser_psql -tA -d postgres -c 'SELECT pg_is_in_recovery()') == f ]] && break
+    sleep 0.5
+  done
   # bootstrap.sql is fed on stdin: the postgres OS user may not be able to read the repo
   if ! pg_superuser_psql -d postgres -f - <"$BOOTSTRAP_SQL"; then
     die "applying $BOOTSTRAP_SQL failed"
@@ -615,9 +637,10 @@ cmd_install() {
   # and pdftoppm, with which its test looks at the pages. The ops console's browser tests
   # drive Debian's headless Chromium (Playwright's own browser download does not work here).
   # The network-fault drill puts a service in a network namespace with iproute2 (ip, tc
-  # netem) and reaches the broker and database from it through socat.
+  # netem) and reaches the broker and database from it through socat. pgBackRest: backups
+  # and continuous WAL archiving (backup, restore).
   local report_packages=(fonts-wqy-microhei libpango-1.0-0 libpangoft2-1.0-0
-                         libharfbuzz-subset0 poppler-utils chromium iproute2 socat)
+                         libharfbuzz-subset0 poppler-utils chromium iproute2 socat pgbackrest)
   local missing=()
   for package in "${report_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
@@ -683,6 +706,80 @@ cmd_harden() { # the superuser step after the migrations; idempotent
   pg_superuser_psql -d postgres -f - <"$HARDEN_SQL" || die "applying $HARDEN_SQL failed"
 }
 
+# ----------------------------------------------------------------------------- backups
+
+backrest() { # pgBackRest as the cluster's OS user, on this data dir's stanza
+  (cd / && "${AS_PG[@]}" pgbackrest --config="$BACKREST_CONF" --stanza=tousu "$@")
+}
+
+backrest_write_config() {
+  mkdir -p "$BACKREST_DIR/repo" "$BACKREST_DIR/log" "$BACKREST_DIR/lock" "$BACKREST_DIR/spool"
+  cat >"$BACKREST_CONF.new" <<EOF
+# Written by deploy/infra.sh backup; its presence turns on WAL archiving for this data dir.
+[global]
+repo1-path=$BACKREST_DIR/repo
+repo1-retention-full=2
+log-path=$BACKREST_DIR/log
+lock-path=$BACKREST_DIR/lock
+spool-path=$BACKREST_DIR/spool
+log-level-console=warn
+log-level-file=info
+start-fast=y
+compress-type=lz4
+compress-level=1
+
+[tousu]
+pg1-path=$PG_DATA
+pg1-port=$PG_PORT
+pg1-socket-path=$PG_SOCK_DIR
+pg1-user=postgres
+EOF
+  mv "$BACKREST_CONF.new" "$BACKREST_CONF"
+  if [[ $EUID -eq 0 ]]; then chown -R "$PG_OS_USER": "$BACKREST_DIR"; fi
+  chmod 700 "$BACKREST_DIR"
+}
+
+cmd_backup() {
+  with_lock
+  pg_running || die "postgres is not running: run deploy/infra.sh up first"
+  PG_BIN=$(pg_bin_dir)
+  if [[ $(pg_superuser_psql -tA -d postgres -c 'SHOW archive_mode') != on ]]; then
+    log "backup: turning on continuous WAL archiving (restarting postgres once)"
+    backrest_write_config
+    pg_down
+    pg_up
+  fi
+  backrest stanza-create >/dev/null
+  backrest check
+  local type=${BACKUP_TYPE:-incr}
+  log "backup: pgBackRest $type backup (the first one is full)"
+  backrest backup --type="$type"
+  backrest info | sed 's/^/[infra]   /'
+}
+
+cmd_restore() {
+  with_lock
+  [[ -f $BACKREST_CONF ]] || die "no backup configuration: run deploy/infra.sh backup first"
+  PG_BIN=$(pg_bin_dir) || die "PostgreSQL binaries not found"
+  pg_down
+  # The segment in progress at the stop is not archived yet; recovery reads it from pg_wal
+  # (after every archived one) so the restore reaches the last commit, not the last archive.
+  local saved=$BACKREST_DIR/pg_wal.before-restore
+  rm -rf "$saved"
+  if [[ -d $PG_DATA/pg_wal ]]; then cp -a "$PG_DATA/pg_wal" "$saved"; fi
+  # Restored into an empty data dir, as if its files were lost: everything comes from the
+  # repository (with pg_wal lost too, the restore ends at the last archived segment).
+  find "$PG_DATA" -mindepth 1 -delete
+  log "restore: the latest backup, then every WAL segment to the end"
+  backrest restore --type=default >/dev/null
+  if [[ -d $saved ]]; then
+    find "$saved" -maxdepth 1 -type f -name '0*' -exec cp -n -p {} "$PG_DATA/pg_wal/" \;
+    rm -rf "$saved"
+  fi
+  pg_up
+  log "restore: done, timeline $(pg_superuser_psql -tA -d postgres -c 'SELECT timeline_id FROM pg_control_checkpoint()')"
+}
+
 cmd_env() {
   echo "export TOUSU_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT"
   echo "export TOUSU_KAFKA_PASSWORDS_FILE=$KAFKA_PASSWORDS_FILE"
@@ -708,6 +805,8 @@ case "${1:-}" in
   reset) cmd_reset ;;
   env) cmd_env ;;
   harden) cmd_harden ;;
+  backup) cmd_backup ;;
+  restore) cmd_restore ;;
   -h | --help | help) usage ;;
   *) usage >&2; exit 2 ;;
 esac

@@ -84,6 +84,21 @@ stdout_logfile_backups=5
 EOF
 }
 
+# The command running one role of a service (or "all" of them, or "roles": their names).
+service_command() { # service package role
+  case "$1" in
+    # Feedback's intake key and intake's encryption keys are read from their files at start,
+    # so they stay out of supervisord's configuration.
+    feedback) echo "/bin/sh -c 'TOUSU_INTAKE_API_KEY=\$(cat $FEEDBACK_KEY_FILE) exec $PYTHON -m $2 $3'" ;;
+    intake) echo "/bin/sh -c '. $INTAKE_KEYS_FILE && exec $PYTHON -m $2 $3'" ;;
+    *) echo "$PYTHON -m $2 $3" ;;
+  esac
+}
+
+service_roles() { # service package: the roles it can run, from the service itself
+  if [ "$1" = intake ]; then (. "$INTAKE_KEYS_FILE" && "$PYTHON" -m "$2" roles); else "$PYTHON" -m "$2" roles; fi
+}
+
 # The configuration holds every service's secrets: readable by this user only.
 : >"$CONF"
 chmod 600 "$CONF"
@@ -119,24 +134,26 @@ EOF
       # Started once its intake credential exists; the key is read from its file at start.
       env="$env,TOUSU_INTAKE_URL=\"http://127.0.0.1:${PORTS[intake]}\",TOUSU_SMTP_HOST=\"127.0.0.1\""
       env="$env,TOUSU_SMTP_PORT=\"$MAIL_PORT\",TOUSU_PUBLIC_BASE_URL=\"http://127.0.0.1:${PORTS[feedback]}\""
-      command="/bin/sh -c 'TOUSU_INTAKE_API_KEY=\$(cat $FEEDBACK_KEY_FILE) exec $PYTHON -m $pkg'"
       autostart=false
-    elif [ "$service" = intake ]; then
-      # The keys stay in their file, out of supervisord's configuration.
-      command="/bin/sh -c '. $INTAKE_KEYS_FILE && exec $PYTHON -m $pkg'"
-    else
-      command="$PYTHON -m $pkg"
     fi
-    program "$service" "$command" "TOUSU_HTTP_PORT=\"${PORTS[$service]}\",$env" "$autostart"
+    program "$service" "$(service_command "$service" "$pkg" all)" \
+      "TOUSU_HTTP_PORT=\"${PORTS[$service]}\",$env" "$autostart"
     if [ -n "${SECOND_INSTANCES:-}" ]; then
-      # The fault drills' second instance of each service (every role, its API 10 ports up,
-      # its consumers in the same groups), started and stopped by the drills themselves.
-      program "$service-2" "$command" "TOUSU_HTTP_PORT=\"$((PORTS[$service] + 10))\",$env" false
+      # The fault drills' second instance of each service: each of its roles a process of
+      # its own (the API 10 ports up, the consumer in the same group), in one group the
+      # drills start and stop.
+      members=()
+      for role in $(service_roles "$service" "$pkg"); do
+        program "$service-2-$role" "$(service_command "$service" "$pkg" "$role")" \
+          "TOUSU_HTTP_PORT=\"$((PORTS[$service] + 10))\",$env" false
+        members+=("$service-2-$role")
+      done
+      printf '\n[group:%s]\nprograms=%s\n' "$service-2" "$(IFS=,; echo "${members[*]}")"
     fi
     if [ -n "${DRILL_NETNS:-}" ]; then
       # The network-fault drill's instance, inside the network namespace the drill makes
       # (its API 20 ports up, on every address of the namespace so the host can reach it).
-      program "$service-ns" "ip netns exec $DRILL_NETNS $command" \
+      program "$service-ns" "ip netns exec $DRILL_NETNS $(service_command "$service" "$pkg" all)" \
         "TOUSU_HTTP_PORT=\"$((PORTS[$service] + 20))\",TOUSU_HTTP_HOST=\"0.0.0.0\",$env" false
     fi
   done

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import signal
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -26,7 +28,14 @@ from tousu_shared.kafka import admin_connection
 from drills.stack import FAULT_DIR, PG_PORT, SERVICES, Stack
 
 POISON_KEY = b"drill-poison-"
-POISONED = {"complaint.events": "ComplaintClassified", "case.events": "CaseRouted"}
+# Every event topic a service consumes, with a type some of its consumers handle (and so
+# decode and check against the contract).
+POISONED = {
+    "complaint.events": "ComplaintClassified",
+    "case.events": "CaseRouted",
+    "sla.events": "SlaBreached",
+    "feedback.events": "CustomerConfirmed",
+}
 
 # After the drain, given the acknowledged complaints: (lines to print, problems). Evidence that
 # the fault did what it claims.
@@ -197,8 +206,8 @@ async def consumer_after_apply(stack: Stack, start: float) -> Fault:
 
 
 async def poison(stack: Stack, start: float) -> Fault:
-    """On every partition of complaint.events and case.events: one record that is not JSON
-    and one CloudEvents envelope whose data violates its event's contract."""
+    """On every partition of every event topic: one record that is not JSON and one
+    CloudEvents envelope whose data violates its event's contract."""
     producer = AIOKafkaProducer(**admin_connection(stack.env["TOUSU_KAFKA_BOOTSTRAP"]))
     await producer.start()
     ids: set[uuid.UUID] = set()
@@ -248,16 +257,16 @@ async def rebalance_storm(stack: Stack, start: float, seconds: float = 20) -> Fa
     struck = time.monotonic()
 
     async def storm(service: str) -> int:
-        program = f"{service}-2"
+        group = f"{service}-2"
         cycles = 0
         while time.monotonic() - struck < seconds:
-            await asyncio.to_thread(stack.supervisorctl, "start", program)
+            await asyncio.to_thread(stack.supervisorctl, "start", f"{group}:*")
             await asyncio.sleep(random.uniform(1.0, 3.0))
-            pid = await asyncio.to_thread(stack.service_pid, program)
-            if cycles % 2 and pid:
-                os.kill(pid, signal.SIGKILL)
-                await _gone(pid)
-            await asyncio.to_thread(stack.supervisorctl, "stop", program)
+            if cycles % 2:
+                for pid in (await asyncio.to_thread(stack.group_pids, group)).values():
+                    os.kill(pid, signal.SIGKILL)
+                    await _gone(pid)
+            await asyncio.to_thread(stack.supervisorctl, "stop", f"{group}:*")
             cycles += 1
         return cycles
 
@@ -294,9 +303,9 @@ async def first_instances_killed(stack: Stack, start: float) -> Fault:
         if not restarted:
             fault.problems.append(f"{service}: {how}")
     fault.description = (
-        f"two instances of every service (APIs on two ports, consumers in one group each, two "
-        f"relays, two schedulers); at +{struck - start:.1f} s kill -9 of the first instance of "
-        f"all {len(SERVICES)} at once; " + "; ".join(restarts)
+        f"two instances of every service (the second one process per role: API on a second "
+        f"port, consumer in the same group, relay, each worker); at +{struck - start:.1f} s "
+        f"kill -9 of the first instance of all {len(SERVICES)} at once; " + "; ".join(restarts)
     )
     return fault
 
@@ -357,3 +366,38 @@ async def _outbox_stats(conn: asyncpg.Connection) -> dict[str, int]:
 
 async def _intake_unsent(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM intake.outbox WHERE sent_at IS NULL"))
+
+
+# ---------------------------------------------------------------- backup and restore (12)
+
+
+@asynccontextmanager
+async def archiving(stack: Stack) -> AsyncIterator[None]:
+    """Continuous archiving on, and a first (full) backup, before the load starts."""
+    await asyncio.to_thread(stack.infra, "backup")
+    yield
+
+
+async def restore_latest(stack: Stack, start: float) -> Fault:
+    """Drill 12: an incremental backup under load, then the database restored from the
+    repository into an emptied data directory and replayed to its last commit (archived WAL,
+    then what was still in pg_wal), while the load goes on."""
+    backed_up = time.monotonic()
+    out = await asyncio.to_thread(stack.infra, "backup")
+    label = re.findall(r"(?:full|incr) backup: (\S+)", out)
+    await asyncio.sleep(3)
+    struck = time.monotonic()
+    out = await asyncio.to_thread(stack.infra, "restore")
+    over = time.monotonic()
+    timeline = re.search(r"timeline (\d+)", out)
+    fault = Fault(
+        f"pgBackRest backup {label[-1] if label else '?'} at +{backed_up - start:.1f} s "
+        f"({struck - backed_up - 3:.1f} s); at +{struck - start:.1f} s Postgres stopped, its "
+        f"data directory emptied and restored from the repository to the last commit, serving "
+        f"again at +{over - start:.1f} s on timeline {timeline.group(1) if timeline else '?'}",
+        struck,
+        over,
+    )
+    if not label or not timeline or int(timeline.group(1)) < 2:
+        fault.problems.append(f"the backup or the restore did not happen as said: {out[-500:]}")
+    return fault

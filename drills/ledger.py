@@ -20,7 +20,8 @@ class Ledger:
     """The ledger's totals for one drill; ``problems`` lists every check that failed."""
 
     acknowledged: int = 0
-    present: int = 0  # in intake, with one case in routing and one SLA record
+    # in intake, with one case in routing, one SLA record and one row in analytics' read model
+    present: int = 0
     lost: int = 0
     doubled: int = 0
     detail: dict[str, int] = field(default_factory=dict)
@@ -53,7 +54,7 @@ class Checker:
         for engine in self.engines.values():
             await engine.dispose()
 
-    async def _rows(self, schema: str, query: str, **params: object) -> list[sa.Row]:
+    async def rows(self, schema: str, query: str, **params: object) -> list[sa.Row]:
         async with self.engines[schema].connect() as conn:
             return list((await conn.execute(sa.text(query), params)).all())
 
@@ -61,21 +62,26 @@ class Checker:
         """Unsent outbox rows everywhere plus acknowledged complaints not yet fully applied."""
         unsent = 0
         for schema in self.engines:
-            rows = await self._rows(
+            rows = await self.rows(
                 schema, f"SELECT count(*) FROM {schema}.outbox WHERE sent_at IS NULL"
             )
             unsent += rows[0][0]
-        cases = await self._rows(
+        cases = await self.rows(
             "routing",
             "SELECT count(*) FROM routing.routed_case WHERE complaint_id = ANY(:ids)",
             ids=ids,
         )
-        slas = await self._rows(
+        slas = await self.rows(
             "sla_monitor",
             "SELECT count(*) FROM sla_monitor.sla_case WHERE case_id = ANY(:ids)",
             ids=ids,
         )
-        return unsent + (len(ids) - cases[0][0]) + (len(ids) - slas[0][0])
+        facts = await self.rows(
+            "analytics",
+            "SELECT count(*) FROM analytics.fact WHERE complaint_id = ANY(:ids)",
+            ids=ids,
+        )
+        return unsent + 3 * len(ids) - cases[0][0] - slas[0][0] - facts[0][0]
 
     async def check(
         self,
@@ -85,7 +91,8 @@ class Checker:
         since: datetime,
         poison_ids: set[uuid.UUID],
     ) -> Ledger:
-        """Every acknowledged complaint once in intake, one case, one SLA record; no complaint
+        """Every acknowledged complaint once in intake, one case, one SLA record, one read-model
+        row (the fact table's primary key is the complaint id); no complaint
         beyond those acknowledged; each Idempotency-Key bound to the id it answered; no event
         but a poison one dead-lettered during the drill."""
         ledger = Ledger(acknowledged=len(set(acknowledged.values())))
@@ -94,13 +101,13 @@ class Checker:
             ledger.problems.append("two Idempotency-Keys were answered with the same id")
         in_intake = {
             row[0]
-            for row in await self._rows(
+            for row in await self.rows(
                 "intake", "SELECT id FROM intake.complaint WHERE id = ANY(:ids)", ids=ids
             )
         }
         cases: dict[uuid.UUID, int] = {
             row[0]: row[1]
-            for row in await self._rows(
+            for row in await self.rows(
                 "routing",
                 "SELECT complaint_id, count(*) FROM routing.routed_case "
                 "WHERE complaint_id = ANY(:ids) GROUP BY complaint_id",
@@ -109,21 +116,29 @@ class Checker:
         }
         slas = {
             row[0]
-            for row in await self._rows(
+            for row in await self.rows(
                 "sla_monitor",
                 "SELECT case_id FROM sla_monitor.sla_case WHERE case_id = ANY(:ids)",
                 ids=ids,
             )
         }
+        facts = {
+            row[0]
+            for row in await self.rows(
+                "analytics",
+                "SELECT complaint_id FROM analytics.fact WHERE complaint_id = ANY(:ids)",
+                ids=ids,
+            )
+        }
         # Complaints recorded during the drill that no 201 acknowledged: a request applied
         # twice under two ids (the drill database holds only the drills' complaints).
-        extra = await self._rows(
+        extra = await self.rows(
             "intake",
             "SELECT id FROM intake.complaint WHERE received_at >= :since AND id <> ALL(:ids)",
             since=since,
             ids=ids,
         )
-        keys = await self._rows(
+        keys = await self.rows(
             "intake",
             "SELECT key, complaint_id FROM intake.idempotency_key WHERE key LIKE :prefix",
             prefix=f"{key_prefix}-%",
@@ -134,11 +149,14 @@ class Checker:
             if key in acknowledged and str(complaint_id) != acknowledged[key]
         ]
         unacknowledged_keys = [key for key, _ in keys if key not in acknowledged]
-        ledger.present = sum(1 for i in ids if i in in_intake and cases.get(i) == 1 and i in slas)
+        ledger.present = sum(
+            1 for i in ids if i in in_intake and cases.get(i) == 1 and i in slas and i in facts
+        )
         ledger.detail = {
             "missing in intake": sum(1 for i in ids if i not in in_intake),
             "without case": sum(1 for i in ids if i not in cases),
             "without SLA record": sum(1 for i in ids if i not in slas),
+            "without a row in analytics' read model": sum(1 for i in ids if i not in facts),
             "more than one case": sum(1 for n in cases.values() if n > 1),
             "complaints no 201 acknowledged": len(extra),
             "keys bound to another id": len(wrong_keys),
@@ -162,17 +180,25 @@ class Checker:
         """No valid event this drill's consumers processed was dead-lettered. (An event id
         cannot be in one consumer's inbox twice: (consumer, event_id) is its primary key.)"""
         for schema in self.engines:
-            dead = await self._rows(
+            dead = await self.rows(
                 schema,
                 f"SELECT consumer, event_id, event_type FROM {schema}.inbox "
                 "WHERE outcome = 'dead_lettered' AND processed_at >= :since",
                 since=since,
             )
             valid = [row for row in dead if row[1] not in poison_ids]
+            applied = await self.rows(
+                schema,
+                f"SELECT consumer, event_id FROM {schema}.inbox "
+                "WHERE event_id = ANY(:ids) AND outcome <> 'dead_lettered'",
+                ids=list(poison_ids),
+            )
+            if applied:
+                ledger.problems.append(f"{schema}: {len(applied)} poison events applied")
             if valid:
                 ledger.problems.append(
                     f"{schema}: {len(valid)} valid events dead-lettered, e.g. {valid[:3]}"
                 )
 
     async def now(self) -> datetime:
-        return (await self._rows("intake", "SELECT now()"))[0][0]
+        return (await self.rows("intake", "SELECT now()"))[0][0]

@@ -183,14 +183,24 @@ class Stack:
             return 0
 
     def start_second(self, services: tuple[str, ...] = SERVICES) -> None:
-        self.supervisorctl("start", *(SECOND[s] for s in services))
+        """Start the second instance of ``services``: each role a process of its own."""
+        self.supervisorctl("start", *(f"{SECOND[s]}:*" for s in services))
         self.doubled |= set(services)
 
     def stop_second(self, services: tuple[str, ...] = SERVICES) -> None:
         """Stop second instances as an orchestrator scales down: SIGTERM, then SIGKILL after
         supervisord's stopwaitsecs."""
         self.doubled -= set(services)
-        self.supervisorctl("stop", *(SECOND[s] for s in services))
+        self.supervisorctl("stop", *(f"{SECOND[s]}:*" for s in services))
+
+    def group_pids(self, group: str) -> dict[str, int]:
+        """The running processes of a supervisord group (a second instance's roles)."""
+        pids = {}
+        for line in self.supervisorctl("status", f"{group}:*").splitlines():
+            match = re.match(r"^(\S+)\s+RUNNING\s+pid (\d+)", line)
+            if match:
+                pids[match.group(1)] = int(match.group(2))
+        return pids
 
     def infra_pid(self, what: str) -> int:
         """The pid of the drill's postmaster or broker, as infra.sh reports it."""

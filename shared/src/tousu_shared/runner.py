@@ -133,10 +133,14 @@ def main(build: Callable[[], Service], argv: list[str] | None = None) -> None:
         "command",
         nargs="?",
         default="all",
-        choices=("all", *roles, "migrate", "downgrade", "dlq-replay"),
+        choices=("all", *roles, "migrate", "downgrade", "dlq-replay", "roles"),
         help=f"all (default) runs every role in one process: {', '.join(roles)}",
     )
     args = parser.parse_args(argv)
+    if args.command == "roles":
+        # For supervisors that start each role as a process of its own (run-services.sh).
+        print("\n".join(roles))
+        return
     settings = service.runtime.settings
     configure_logging(settings.service_name, settings.log_level)
     if args.command == "migrate":
