@@ -101,7 +101,7 @@ DRILLS: dict[str, Drill] = {
         netfault.network_faults,
         setup=netfault.instance_behind_faulty_network,
     ),
-    "poison": Drill("9. poison events on every event topic", faults.poison),
+    "poison": Drill("9. poison events on every topic the services consume", faults.poison),
     "twice": Drill(
         "11. two instances of every service; the first of each killed mid-load",
         faults.first_instances_killed,

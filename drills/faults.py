@@ -28,13 +28,15 @@ from tousu_shared.kafka import admin_connection
 from drills.stack import FAULT_DIR, PG_PORT, SERVICES, Stack
 
 POISON_KEY = b"drill-poison-"
-# Every event topic a service consumes, with a type some of its consumers handle (and so
-# decode and check against the contract).
+# Every topic a service consumes, with a type some of its consumers handle (and so decode
+# and check against the contract).
 POISONED = {
     "complaint.events": "ComplaintClassified",
     "case.events": "CaseRouted",
     "sla.events": "SlaBreached",
     "feedback.events": "CustomerConfirmed",
+    "platform.credentials": "CredentialIssued",
+    "platform.departments": "DepartmentDeclared",
 }
 
 # After the drain, given the acknowledged complaints: (lines to print, problems). Evidence that
