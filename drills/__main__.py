@@ -29,21 +29,16 @@ from drills.faults import POISON_KEY, POISONED, Fault
 from drills.ledger import Checker, Ledger
 from drills.load import LoadDriver, LoadResult, replay_answers
 from drills.order import check_order
-from drills.stack import DATA_DIR, HTTP_PORTS, SECOND_PORTS, Recovery, Stack, drill_env
-
-INTAKE_URL = f"http://127.0.0.1:{HTTP_PORTS['intake']}"
-SECOND_INTAKE_URL = f"http://127.0.0.1:{SECOND_PORTS['intake']}"
+from drills.stack import DATA_DIR, HTTP_PORTS, Recovery, Stack, drill_env
 
 
 @dataclass(frozen=True)
 class Drill:
     """One drill: what it breaks mid-load, and what it sets up before the load and undoes
-    after the ledger (``twice`` runs the whole drill on two instances of every service)."""
+    after the ledger (e.g. ``two_instances``)."""
 
     title: str
     strike: Callable[[Stack, float], Awaitable[Fault]]
-    # Runs the drill on two instances of every service (its setup starts the second ones).
-    twice: bool = False
     setup: Callable[[Stack], AbstractAsyncContextManager[None]] | None = None
 
 
@@ -105,7 +100,6 @@ DRILLS: dict[str, Drill] = {
     "twice": Drill(
         "11. two instances of every service; the first of each killed mid-load",
         faults.first_instances_killed,
-        twice=True,
         setup=two_instances,
     ),
     "restore": Drill(
@@ -174,7 +168,7 @@ class Observed:
 
 async def observe(stack: Stack, drill: Drill, tag: str, args: argparse.Namespace) -> Observed:
     """Load, strike mid-load, wait for quiescence, then check the ledger and the evidence."""
-    urls = [INTAKE_URL, SECOND_INTAKE_URL] if drill.twice else [INTAKE_URL]
+    urls = stack.intake_urls()
     checker = Checker()
     try:
         since = await checker.now()

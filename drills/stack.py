@@ -176,7 +176,8 @@ class Stack:
         ).stdout
 
     def service_pid(self, service: str) -> int:
-        """The supervised process of ``service`` (or of ``service-2``); 0 while it is down."""
+        """The process of a supervised program (a service's first instance, ``routing-ns``);
+        0 while it is down."""
         try:
             return int(self.supervisorctl("pid", service).strip())
         except ValueError:
@@ -192,6 +193,13 @@ class Stack:
         supervisord's stopwaitsecs."""
         self.doubled -= set(services)
         self.supervisorctl("stop", *(f"{SECOND[s]}:*" for s in services))
+
+    def intake_urls(self) -> list[str]:
+        """Intake's APIs: the first instance's, and the second's while it runs."""
+        ports = [HTTP_PORTS["intake"]] + (
+            [SECOND_PORTS["intake"]] if "intake" in self.doubled else []
+        )
+        return [f"http://127.0.0.1:{port}" for port in ports]
 
     def group_pids(self, group: str) -> dict[str, int]:
         """The running processes of a supervisord group (a second instance's roles)."""

@@ -257,7 +257,6 @@ class OutboxRelay:
                 await self._after_publish(sent)
             if sent:
                 strike(self._settings, "after-publish")
-            if sent:
                 await conn.execute(self._mark_sent, {"ids": [row.id for row in sent]})
         for row in sent:
             self._lane_backoff.pop(row.lane, None)
