@@ -30,6 +30,8 @@ class LoadResult:
     refused: list[tuple[str, int, str]] = field(default_factory=list)  # key, status, body
     unanswered: list[str] = field(default_factory=list)  # still failing when the driver gave up
     ended_at: float = 0.0  # monotonic: the last request answered (or given up)
+    # id → wall-clock time of its first 201 (an event's broker timestamp is compared to it).
+    answered_at: dict[str, float] = field(default_factory=dict)
 
 
 class LoadDriver:
@@ -99,7 +101,9 @@ class LoadDriver:
             except httpx.HTTPError:
                 response = None
             if response is not None and response.status_code in (200, 201):
-                self.result.acknowledged[key] = response.json()["id"]
+                complaint_id = response.json()["id"]
+                self.result.acknowledged[key] = complaint_id
+                self.result.answered_at.setdefault(complaint_id, time.time())
                 if response.status_code == 200:
                     self.result.replayed.add(key)
                 return

@@ -203,8 +203,16 @@ class EventConsumer:
         size = self._settings.consumer_transaction_batch
         for start in range(0, len(records), size):
             chunk = records[start : start + size]
-            if len(chunk) == 1 or not await self._process_together(tp, chunk):
-                for record in chunk:
+            fallback = _Fallback() if len(chunk) == 1 else await self._process_together(tp, chunk)
+            if fallback is None:
+                continue
+            for record in chunk:
+                if fallback.refused is not None and fallback.refused[0] is record:
+                    # Its handler already refused it for good: dead-letter it without running
+                    # the handler again (so what a refusal counts is counted once).
+                    _, envelope, refusal = fallback.refused
+                    await self._dead_letter(record, envelope, DeadLetter(str(refusal), 1))
+                else:
                     await self.process(record)
         try:
             await self._until_done(
@@ -265,8 +273,10 @@ class EventConsumer:
         CONSUMED.labels(self._settings.service_name, envelope.type, outcome).inc()
         return outcome
 
-    async def _process_together(self, tp: TopicPartition, records: list[ConsumerRecord]) -> bool:
-        """Apply a chunk of one partition in one transaction; False: apply it one by one.
+    async def _process_together(
+        self, tp: TopicPartition, records: list[ConsumerRecord]
+    ) -> _Fallback | None:
+        """Apply a chunk of one partition in one transaction; a fallback: apply it one by one.
 
         Anything that needs a per-event decision (a malformed record, a contract violation,
         a handler failing for a reason that is not transient) makes the whole chunk fall
@@ -283,13 +293,18 @@ class EventConsumer:
                     continue
                 work.append((record, envelope, decode(envelope), handler))
             except ValueError:
-                return False
+                return _Fallback()
         started = time.perf_counter()
         try:
             outcomes = await self._until_done(tp, "batch", lambda: self._apply_together(tp, work))
+        except _Refused as refused:
+            log.info(
+                "an event of a batch of %d was refused; applying the rest one by one", len(work)
+            )
+            return _Fallback((refused.record, refused.envelope, refused.failure))
         except Exception:
             log.info("a batch of %d failed; applying it one event at a time", len(work))
-            return False
+            return _Fallback()
         service = self._settings.service_name
         for event_type in ignored:
             CONSUMED.labels(service, event_type, "ignored").inc()
@@ -297,7 +312,7 @@ class EventConsumer:
             CONSUMED.labels(service, envelope.type, outcome).inc()
         if work:
             HANDLE_SECONDS.labels(service).observe((time.perf_counter() - started) / len(work))
-        return True
+        return None
 
     async def _apply_together(
         self,
@@ -323,7 +338,7 @@ class EventConsumer:
                 ).scalars()
             )
             outcomes = []
-            for _, envelope, event, handler in work:
+            for record, envelope, event, handler in work:
                 # The same event twice in one chunk (a relay republished it) applies once.
                 if envelope.id not in fresh:
                     outcomes.append("duplicate")
@@ -334,7 +349,10 @@ class EventConsumer:
                     causation_id=str(envelope.id),
                     complaint_id=envelope.subject,
                 ):
-                    await handler(uow, event, envelope)
+                    try:
+                        await handler(uow, event, envelope)
+                    except PermanentFailure as failure:
+                        raise _Refused(record, envelope, failure) from failure
                 outcomes.append("applied")
             await uow.commit()
         if "applied" in outcomes:
@@ -461,6 +479,22 @@ class EventConsumer:
                 self._inbox_row(record, envelope, "dead_lettered"),
             )
             await uow.commit()
+
+
+@dataclass(frozen=True)
+class _Fallback:
+    """A chunk to apply one event at a time, and the event its handler refused for good
+    while the chunk was applied together, if that is why."""
+
+    refused: tuple[ConsumerRecord, Envelope, PermanentFailure] | None = None
+
+
+class _Refused(Exception):
+    """A handler refused an event of a batch for good (``PermanentFailure``)."""
+
+    def __init__(self, record: ConsumerRecord, envelope: Envelope, failure: PermanentFailure):
+        super().__init__(str(failure))
+        self.record, self.envelope, self.failure = record, envelope, failure
 
 
 def _label(tp: TopicPartition) -> str:

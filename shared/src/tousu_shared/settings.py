@@ -76,10 +76,11 @@ class ServiceSettings(BaseSettings):
     consumer_batch_size: int = Field(default=200, ge=1)
     # Events of one partition applied in one transaction (inbox rows written in bulk); 1
     # applies each in its own. A batch that fails is applied again one event at a time, so
-    # retries and dead letters stay per event. Off by default: a handler with a side effect
-    # outside the transaction (feedback sends messages) would repeat it when a batch falls
-    # back; a service turns it up once its handlers are known to be safe for it.
-    consumer_transaction_batch: int = Field(default=1, ge=1, le=1000)
+    # retries and dead letters stay per event. Safe because every handler only
+    # changes its own schema (feedback's messages go out from its scheduler, not from a
+    # handler); a handler with a side effect outside the transaction would need 1, since a
+    # batch that falls back would repeat it.
+    consumer_transaction_batch: int = Field(default=100, ge=1, le=1000)
 
     bootstrap_admin_key: SecretStr | None = None
     # Signs the credential events this service issues and verifies those it consumes
