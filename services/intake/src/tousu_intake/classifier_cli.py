@@ -2,7 +2,9 @@
 
 - train:   fit the text model on the training split and write the shipped artefact;
 - report:  accuracy per dimension and language, confusion matrix and calibration on the test
-           split, and 5-fold cross-validation on the training split (``make classifier-report``);
+           split (its clean batches 10+, its old batches 01–09 whose industries training now
+           covers, and all of it), and 5-fold cross-validation on the training split
+           (``make classifier-report``);
 - bench:   CPU time per classification with the shipped model and rules (``make bench``);
 - retrain: train a candidate from the corpus and the corrections in the database, promote it
            only if it is not worse (needs the database; same settings as the service).
@@ -19,11 +21,16 @@ from pathlib import Path
 from tousu_intake.domain.classification import Classifier
 from tousu_intake.domain.classification.corpus import load_split
 from tousu_intake.domain.classification.evaluate import (
+    ALL_TEST,
+    CLEAN_TEST,
+    OLD_TEST,
+    TEST_GROUP_TITLES,
     cross_validate,
     format_accuracy,
     format_confusion,
     format_cross_validation,
     format_review,
+    grouped_test_split,
     measure_latency,
     score,
 )
@@ -72,26 +79,33 @@ def cmd_report(args: argparse.Namespace) -> int:
         f"model {model.version} (trained on {model.info.get('trained_on_size')} complaints),"
         f" rules {with_model.ruleset_version}"
     )
-    print(f"test split: {len(test_items)} complaints, written separately (evaluation/README.md)")
-    print()
-    test_scores = score(test_items, with_model)
-    rules_only = score(test_items, Classifier(model=None))
-    print("accuracy on the test split (model + rules, and the rules alone for comparison)")
-    print(format_accuracy({"model": test_scores}))
-    print(format_accuracy({"rules only": rules_only}, languages=("all",)))
-    print()
-    print("category confusion matrix, test split (rows true, columns predicted)")
-    print(format_confusion(test_scores))
-    print()
-    eces = ", ".join(
-        f"{d} {value:.3f}" for d in ("category", "emotion") if (value := test_scores.ece(d))
+    groups = grouped_test_split(test_items)
+    print(
+        f"test split: {len(test_items)} complaints, written separately (evaluation/README.md):"
+        f" {len(groups[CLEAN_TEST])} in {TEST_GROUP_TITLES[CLEAN_TEST]},"
+        f" {len(groups[OLD_TEST])} in {TEST_GROUP_TITLES[OLD_TEST]}"
     )
-    print(f"expected calibration error on the test split (10 bins): {eces}")
-    print(format_review(test_scores))
+    print()
+    scored = {name: score(items, with_model) for name, items in groups.items()}
+    rules_only = {name: score(items, Classifier(model=None)) for name, items in groups.items()}
+    print("accuracy on the test split, model + rules: clean / old / all")
+    print(format_accuracy(scored, languages=("all",)))
+    print(format_accuracy({f"rules {name}": r for name, r in rules_only.items()}, ("all",)))
+    for name, scores in scored.items():
+        print()
+        print(f"{TEST_GROUP_TITLES[name]} ({name}), model + rules, by language")
+        print(format_accuracy({name: scores}))
+        print(f"category confusion matrix, {name} (rows true, columns predicted)")
+        print(format_confusion(scores))
+        eces = ", ".join(
+            f"{d} {value:.3f}" for d in ("category", "emotion") if (value := scores.ece(d))
+        )
+        print(f"expected calibration error, {name} (10 bins): {eces}")
+        print(format_review(scores))
     if args.errors:
         print()
         print("test misses: id  dimension  true → predicted")
-        for miss_id, dimension, truth, guess in test_scores.misses:
+        for miss_id, dimension, truth, guess in scored[ALL_TEST].misses:
             print(f"  {miss_id:<22} {dimension:<11} {truth} → {guess}")
     if args.folds:
         print()

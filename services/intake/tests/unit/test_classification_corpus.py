@@ -1,9 +1,21 @@
 """The labelled corpus: size, languages, the separately written test split, label coherence,
 and the measures the report prints."""
 
+from dataclasses import replace
+
+import pytest
 from tousu_intake.domain.classification import Category, RiskFlag, Severity
-from tousu_intake.domain.classification.corpus import load_split
-from tousu_intake.domain.classification.evaluate import Scores, folds
+from tousu_intake.domain.classification.corpus import LabelledComplaint, load_split
+from tousu_intake.domain.classification.evaluate import (
+    ALL_TEST,
+    CLEAN_TEST,
+    CLEAN_TEST_FROM_BATCH,
+    OLD_TEST,
+    Scores,
+    batch_number,
+    folds,
+    grouped_test_split,
+)
 
 URGENCY_BY_SEVERITY = {"minor": 0, "general": 1, "serious": 2, "major": 3}
 URGENCY = ("deferred", "routine", "priority", "immediate")
@@ -24,8 +36,40 @@ def test_test_split_is_separate_from_training():
     train, test = load_split("train"), load_split("test")
     assert not {i.facts.description for i in train} & {i.facts.description for i in test}
     assert not {i.id for i in train} & {i.id for i in test}
-    # Written for other industries than the training split.
-    assert not {i.industry for i in test} & {i.industry for i in train}
+    # The clean batches are written for industries in neither the training split nor the old
+    # test batches; the old batches' industries are now also trained on (README.md).
+    groups = grouped_test_split(test)
+    clean_industries = {i.industry for i in groups[CLEAN_TEST]}
+    assert not clean_industries & {i.industry for i in train}
+    assert not clean_industries & {i.industry for i in groups[OLD_TEST]}
+
+
+def test_the_report_splits_the_test_batches_into_clean_and_old():
+    test = load_split("test")
+    groups = grouped_test_split(test)
+    assert {i.id for i in groups[CLEAN_TEST]} | {i.id for i in groups[OLD_TEST]} == {
+        i.id for i in test
+    }
+    assert not {i.id for i in groups[CLEAN_TEST]} & {i.id for i in groups[OLD_TEST]}
+    assert groups[ALL_TEST] == test
+    assert all(batch_number(i) >= CLEAN_TEST_FROM_BATCH for i in groups[CLEAN_TEST])
+    assert all(1 <= batch_number(i) < CLEAN_TEST_FROM_BATCH for i in groups[OLD_TEST])
+    assert groups[CLEAN_TEST] and groups[OLD_TEST]
+
+
+def test_batch_numbers_come_from_the_test_ids():
+    items = _items("test-10_clinics-001", "test-03_public-017")
+    assert [batch_number(i) for i in items] == [10, 3]
+    groups = grouped_test_split(items)
+    assert [i.id for i in groups[CLEAN_TEST]] == ["test-10_clinics-001"]
+    assert [i.id for i in groups[OLD_TEST]] == ["test-03_public-017"]
+    with pytest.raises(ValueError):
+        batch_number(_items("t-zh-001")[0])
+
+
+def _items(*ids: str) -> list[LabelledComplaint]:
+    example = load_split("test")[0]
+    return [replace(example, id=one) for one in ids]
 
 
 def test_urgency_labels_follow_the_rubric():
