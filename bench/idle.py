@@ -15,14 +15,17 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from tousu_shared.kafka import password_of
+
 from bench.ready import wait_ready
 
+# package → (HTTP port, the service's own Kafka user: its ACLs name its groups and topics)
 SERVICES = {
-    "tousu_intake": 18101,
-    "tousu_routing": 18102,
-    "tousu_sla": 18103,
-    "tousu_feedback": 18104,
-    "tousu_analytics": 18105,
+    "tousu_intake": (18101, "intake"),
+    "tousu_routing": (18102, "routing"),
+    "tousu_sla": (18103, "sla-monitor"),
+    "tousu_feedback": (18104, "feedback"),
+    "tousu_analytics": (18105, "analytics"),
 }
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -55,14 +58,24 @@ def stack(env: dict[str, str], log_dir: Path):
     procs: dict[str, subprocess.Popen] = {}
     logs = open(log_dir / "bench-idle.log", "w")
     try:
-        for package, port in SERVICES.items():
+        for package, (port, user) in SERVICES.items():
             procs[package] = subprocess.Popen(
                 [sys.executable, "-m", package],
-                env={**env, "TOUSU_HTTP_PORT": str(port)},
+                env={
+                    **env,
+                    "TOUSU_HTTP_PORT": str(port),
+                    "TOUSU_KAFKA_USERNAME": user,
+                    "TOUSU_KAFKA_PASSWORD": password_of(user) or "",
+                },
                 stdout=logs,
                 stderr=logs,
             )
-        wait_ready(SERVICES.values(), seconds=90, what="the stack", log="bench-idle.log")
+        wait_ready(
+            [port for port, _ in SERVICES.values()],
+            seconds=90,
+            what="the stack",
+            log="bench-idle.log",
+        )
         yield procs
     finally:
         for proc in procs.values():

@@ -99,8 +99,8 @@ def create_consumer(
         auto_offset_reset="earliest",
         isolation_level="read_committed",
         max_poll_records=settings.consumer_batch_size,
-        # Long polls: an idle consumer asks twice a second, and data still comes at once.
-        fetch_max_wait_ms=500,
+        # Long polls: data still comes at once; an idle consumer asks every this often.
+        fetch_max_wait_ms=settings.consumer_fetch_wait_ms,
         session_timeout_ms=10000,
         heartbeat_interval_ms=3000,
     )

@@ -81,6 +81,8 @@ class ServiceSettings(BaseSettings):
     # handler); a handler with a side effect outside the transaction would need 1, since a
     # batch that falls back would repeat it.
     consumer_transaction_batch: int = Field(default=100, ge=1, le=1000)
+    # How long the broker holds a fetch that finds nothing new (new records end it at once).
+    consumer_fetch_wait_ms: int = Field(default=500, ge=1, le=30000)
 
     bootstrap_admin_key: SecretStr | None = None
     # Signs the credential events this service issues and verifies those it consumes
