@@ -355,6 +355,20 @@ def test_keyword_needs_a_word_boundary_from_segmentation(classifier):
     )
 
 
+def test_a_keyword_token_still_carries_another_dimensions_keyword_inside(classifier):
+    # 被骗了 is one token and a loss word of severity; the fraud word 被骗 inside it counts too.
+    scam = classifier.classify(facts("有人冒称快递理赔,我被骗了一千二"))
+    assert RiskFlag.FRAUD in scam.risk_flags
+    assert "被骗" in scam.explanation["risk_flags"]["matched"]["fraud"]
+    assert scam.severity == Severity.SERIOUS  # fraud with money lost
+    # Within its own dimension the whole token decides: a scam's 账户不安全 is no safety risk.
+    words = classifier.classify(facts("对方说我的账户不安全,让我转钱"))
+    assert words.risk_flags == (RiskFlag.FRAUD,)
+    # ...and 态度 inside 服务态度 is not counted a second time.
+    attitude = classifier.classify(facts("服务态度"))
+    assert attitude.explanation["category"]["matched"]["service_attitude"] == ["服务态度"]
+
+
 def test_fused_segmentation_equals_jieba(classifier):
     tokenizer = _tokenizer()
     runs = [

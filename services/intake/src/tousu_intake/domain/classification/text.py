@@ -248,6 +248,16 @@ class TermIndex:
             exact = self._chinese.get(token)
             if exact is not None:
                 hits.extend((term_id, False) for term_id in exact)
+                # A token that is a keyword of one dimension may carry another dimension's
+                # keyword inside: 被骗了 (a loss word of severity) is also 被骗 (fraud). Within
+                # its own dimension the whole token decides: 态度 inside 服务态度 is not counted
+                # twice, and 账户不安全 (a scam's words, fraud) is not 不安全 (safety).
+                own = {self.terms[i].dimension for i in exact}
+                hits.extend(
+                    hit
+                    for hit in self._chinese_inside(token)
+                    if self.terms[hit[0]].dimension not in own
+                )
             else:
                 hits.extend(self._chinese_inside(token))
         else:
