@@ -5,7 +5,8 @@ A redelivered event finds its inbox row and has no second effect.
 Failures, by kind:
 - transient (database or broker unavailable, serialization failure, timeout; see
   :mod:`tousu_shared.transient`): retried without limit, with backoff. Only the partition
-  concerned waits (it is paused while its batch is being applied); the others go on. The
+  concerned waits (what arrives for it meanwhile waits behind, and it is paused once a
+  fetch's worth is waiting); the others go on. The
   stall shows in ``/readyz`` and in the ``tousu_consumer_stalled_partitions`` gauge, and
   it never ends the worker nor sends the event to the dead-letter topic;
 - a malformed event or a ``PermanentFailure``: dead-lettered at once;
@@ -31,7 +32,7 @@ from aiokafka import (
     ConsumerRecord,
     TopicPartition,
 )
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import text
 
@@ -115,9 +116,19 @@ class EventConsumer:
         )
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
-        # One task per partition whose batch is being applied; the partition is paused
-        # meanwhile so that its next records wait and keep their order.
+        # One task per partition whose batch is being applied. Records fetched for it
+        # meanwhile wait in ``_queued`` (in order) for the next batch; the partition stays in
+        # the fetches, so its next records arrive at once instead of after the broker's fetch
+        # wait, and it is paused only when ``consumer_batch_size`` records are waiting.
         self._inflight: dict[TopicPartition, asyncio.Task[None]] = {}
+        self._queued: dict[TopicPartition, list[ConsumerRecord]] = {}
+        # Next offset of each partition whose batches are applied but not yet committed. One
+        # OffsetCommit request carries them all, at most once per commit interval: a commit
+        # per partition per batch was a third of the broker's CPU under load. Committing late
+        # only means that a partition moving to another member re-reads a little more, which
+        # the inbox turns into no-ops.
+        self._applied: dict[TopicPartition, int] = {}
+        self._applied_since_commit = asyncio.Event()
         # "topic-partition" → why it is waiting (transient failures only).
         self.stalled: dict[str, str] = {}
         self._backoff_base = max(settings.consumer_retry_backoff_ms, 1) / 1000
@@ -133,12 +144,13 @@ class EventConsumer:
         self._producer = self._producer_factory()
         await self._producer.start()
         stopping = asyncio.create_task(stop.wait())
+        committer = asyncio.create_task(self._commit_applied_periodically(consumer))
         fetch: asyncio.Task[dict[TopicPartition, list[ConsumerRecord]]] | None = None
         try:
             while not stop.is_set():
                 if fetch is None:
                     fetch = asyncio.create_task(consumer.getmany(timeout_ms=1000))
-                # Wake for new records, a partition finishing its batch (to resume it), or stop.
+                # Wake for new records, a batch done (to start what waits behind it), or stop.
                 await asyncio.wait(
                     {fetch, stopping, *self._inflight.values()},
                     return_when=asyncio.FIRST_COMPLETED,
@@ -150,15 +162,34 @@ class EventConsumer:
                     batches, fetch = fetch.result(), None
                     for tp, records in batches.items():
                         if records:
-                            self._start_partition(consumer, tp, records)
+                            self._take(consumer, tp, records)
+                if committer.done():
+                    committer.result()  # a defect of the commit itself ends the worker
         finally:
             if fetch is not None:
                 fetch.cancel()
             stopping.cancel()
+            committer.cancel()
             await self._cancel_partitions(list(self._inflight))
+            await self._commit_applied(consumer, final=True)
             self._set_stalled_gauge()
             await consumer.stop()
             await self._producer.stop()
+
+    def _take(
+        self,
+        consumer: AIOKafkaConsumer,
+        tp: TopicPartition,
+        records: list[ConsumerRecord],
+    ) -> None:
+        """Apply fetched records now, or after the partition's batch in progress."""
+        if tp not in self._inflight:
+            self._start_partition(consumer, tp, records)
+            return
+        queued = self._queued.setdefault(tp, [])
+        queued.extend(records)
+        if len(queued) >= self._settings.consumer_batch_size:
+            consumer.pause(tp)  # enough waiting: fetch no more until this backlog is taken
 
     def _start_partition(
         self,
@@ -166,14 +197,14 @@ class EventConsumer:
         tp: TopicPartition,
         records: list[ConsumerRecord],
     ) -> None:
-        consumer.pause(tp)
         self._inflight[tp] = asyncio.create_task(
             self._consume_partition(consumer, tp, records),
             name=f"consume {tp.topic}-{tp.partition}",
         )
 
     def _reap(self) -> None:
-        """Resume partitions whose batch is done; a failure of the consumer's own code ends it."""
+        """Start the waiting records of partitions whose batch is done (resuming a paused
+        one); a failure of the consumer's own code ends it."""
         for tp, task in list(self._inflight.items()):
             if not task.done():
                 continue
@@ -181,13 +212,21 @@ class EventConsumer:
             if task.cancelled():
                 continue
             task.result()  # re-raises a defect: the runner then restarts the process whole
-            assert self._consumer is not None
-            if tp in self._consumer.assignment():
-                self._consumer.resume(tp)
+            consumer = self._consumer
+            assert consumer is not None
+            waiting = self._queued.pop(tp, [])
+            if tp not in consumer.assignment():
+                continue
+            if waiting:
+                self._start_partition(consumer, tp, waiting)
+            if tp in consumer.paused():
+                consumer.resume(tp)
 
     async def _cancel_partitions(self, partitions: list[TopicPartition]) -> None:
         """Stop applying these partitions' batches (their open transactions roll back)."""
         tasks = [self._inflight.pop(tp) for tp in partitions if tp in self._inflight]
+        for tp in partitions:
+            self._queued.pop(tp, None)  # the next owner (or this one, reassigned) re-reads them
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -214,16 +253,52 @@ class EventConsumer:
                     await self._dead_letter(record, envelope, DeadLetter(str(refusal), 1))
                 else:
                     await self.process(record)
+        self._applied[tp] = records[-1].offset + 1
+        self._applied_since_commit.set()
+
+    async def _commit_applied_periodically(self, consumer: AIOKafkaConsumer) -> None:
+        """Commit applied offsets together, at most once per commit interval."""
+        interval = self._settings.consumer_commit_interval_ms / 1000
+        while True:
+            await self._applied_since_commit.wait()
+            await asyncio.sleep(interval)
+            await self._commit_applied(consumer)
+
+    async def _commit_applied(
+        self,
+        consumer: AIOKafkaConsumer,
+        partitions: Iterable[TopicPartition] | None = None,
+        *,
+        final: bool = False,
+    ) -> None:
+        """Commit the applied offsets (of ``partitions`` only, if given) in one request.
+
+        Transient failures are retried, except for the ``final`` commit at stop, which is
+        given up after logging: the next owner re-reads those events as inbox no-ops.
+        """
+        chosen = self._applied if partitions is None else set(partitions)
+        offsets = {tp: self._applied.pop(tp) for tp in list(chosen) if tp in self._applied}
+        # A partition no longer assigned is another member's now (committing it would fail).
+        assigned = consumer.assignment()
+        offsets = {tp: offset for tp, offset in offsets.items() if tp in assigned}
+        if not self._applied:
+            self._applied_since_commit.clear()
+        if not offsets:
+            return
+        label = TopicPartition("offsets", -1)  # its stall shows as "offsets--1"
         try:
-            await self._until_done(
-                tp,
-                "offset commit",
-                lambda: consumer.commit({tp: records[-1].offset + 1}),
-            )
-        except CommitFailedError:
-            # The partition moved to another member; it re-reads from the last commit and the
-            # inbox turns the repeats into no-ops.
-            log.warning("offset commit lost in a rebalance", extra={"partition": tp.partition})
+            if final:
+                await asyncio.wait_for(consumer.commit(offsets), timeout=10)
+            else:
+                await self._until_done(label, "offset commit", lambda: consumer.commit(offsets))
+        except (CommitFailedError, IllegalStateError):
+            # A partition moved to another member (also while the commit was being retried);
+            # it re-reads from the last commit and the inbox turns the repeats into no-ops.
+            log.warning("offset commit lost in a rebalance", extra={"partitions": len(offsets)})
+        except Exception as exc:
+            if not final:
+                raise
+            log.warning("offset commit at stop failed: %s", describe_error(exc))
 
     async def process(self, record: ConsumerRecord) -> str:
         """Apply one Kafka record; returns the outcome."""
@@ -502,14 +577,19 @@ def _label(tp: TopicPartition) -> str:
 
 
 class _CancelOnRevoke(ConsumerRebalanceListener):
-    """A partition taken away mid-batch stops at once; its new owner re-reads it from the
-    last committed offset and the inbox turns what was already applied into no-ops."""
+    """A partition taken away mid-batch stops at once and what it applied is committed; its
+    new owner re-reads it from the last committed offset and the inbox turns what was
+    already applied into no-ops."""
 
     def __init__(self, owner: EventConsumer) -> None:
         self._owner = owner
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         await self._owner._cancel_partitions(list(revoked))
+        assert self._owner._consumer is not None
+        # What was applied is committed before the partitions go (the next owner then starts
+        # after it); if the commit fails, the inbox makes the re-read harmless.
+        await self._owner._commit_applied(self._owner._consumer, revoked, final=True)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         return None

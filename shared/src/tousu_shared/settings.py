@@ -81,8 +81,14 @@ class ServiceSettings(BaseSettings):
     # handler); a handler with a side effect outside the transaction would need 1, since a
     # batch that falls back would repeat it.
     consumer_transaction_batch: int = Field(default=100, ge=1, le=1000)
-    # How long the broker holds a fetch that finds nothing new (new records end it at once).
-    consumer_fetch_wait_ms: int = Field(default=500, ge=1, le=30000)
+    # How long the broker holds a fetch that finds nothing new: new records end it at once
+    # (a partition busy with a batch stays in the fetches), so this only sets how often an
+    # idle consumer asks, and how long a newly assigned partition may wait for its first
+    # fetch after a rebalance.
+    consumer_fetch_wait_ms: int = Field(default=5000, ge=1, le=30000)
+    # Applied offsets are committed together at most this often (the inbox makes a re-read
+    # after a crash or rebalance harmless, so later commits only mean a longer re-read).
+    consumer_commit_interval_ms: int = Field(default=1000, ge=0, le=60000)
 
     bootstrap_admin_key: SecretStr | None = None
     # Signs the credential events this service issues and verifies those it consumes

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import DefaultPartitioner
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -532,3 +534,60 @@ async def test_a_failing_event_in_a_batch_is_dead_lettered_alone(batched):
         rows = await wait_for(lambda: _all(effects(batched, healthy), 5))
     assert sorted(row.seq for row in rows) == [1, 2, 3, 4, 5]
     assert not await effects(batched, poison)
+
+
+async def test_a_partition_busy_with_a_batch_still_receives_its_next_records_at_once(
+    kafka_topics,
+):
+    # The broker holds an empty fetch for 30 s here. Were the busy partition left out of
+    # the fetches, its next record would only be asked for once that fetch ended.
+    async with runtime_with_effects(consumer_fetch_wait_ms=30000) as runtime:
+        complaint = uuid.uuid4()
+        first_started, release = asyncio.Event(), asyncio.Event()
+
+        async def slow_first(uow, event, envelope):
+            if event.complaint_id == complaint and event.message_id == "1":
+                first_started.set()
+                await release.wait()
+            await record_effect(uow, event, envelope)
+
+        consumer = consumer_for(runtime, slow_first)
+        await publish_all(runtime, [message(complaint, 1)])
+        async with running(consumer):
+            await asyncio.wait_for(first_started.wait(), timeout=20)
+            await publish_all(runtime, [message(complaint, 2)])
+            release.set()
+            rows = await wait_for(lambda: _all(effects(runtime, complaint), 2), timeout=15)
+        assert sorted(seq for _, _, seq in rows) == [1, 2]
+
+
+async def _committed(group: str) -> dict:
+    admin = AIOKafkaAdminClient(**KAFKA_ADMIN)
+    await admin.start()
+    try:
+        return await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+
+
+@pytest.mark.parametrize("interval_ms", [100, 60000])
+async def test_applied_offsets_are_committed_together_while_running_and_at_stop(
+    kafka_topics, interval_ms
+):
+    # 100 ms: committed while the consumer runs; a minute: only the commit at stop can
+    # have stored them.
+    async with runtime_with_effects(consumer_commit_interval_ms=interval_ms) as runtime:
+        complaints = keys_on_two_partitions()
+        records = await publish_all(runtime, [message(c, 1) for c in complaints])
+        wanted = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in records}
+        consumer = consumer_for(runtime)
+
+        async def stored() -> bool:
+            offsets = await _committed(consumer.name)
+            return all(tp in offsets and offsets[tp].offset >= o for tp, o in wanted.items())
+
+        async with running(consumer):
+            await wait_for(lambda: _all(effects(runtime, *complaints), 2))
+            if interval_ms < 1000:
+                await wait_for(stored)
+        assert await stored()
