@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from tousu_shared.audit import AuditLog
+from tousu_shared.audit import AuditEntry, AuditLog
 from tousu_shared.outbox import Outbox
-from tousu_shared.uow import SqlUnitOfWork, UnitOfWorkPort
+from tousu_shared.uow import OutgoingMessage, SqlUnitOfWork, UnitOfWorkPort
 
 from tousu_intake.adapters.crypto import FieldCipher
 from tousu_intake.adapters.model_store import SqlModelRegistry
@@ -58,7 +58,16 @@ class IntakeUnitOfWork(SqlUnitOfWork):
         self._cipher = cipher
 
     def bind(self, session: AsyncSession) -> None:
-        self.complaints = SqlComplaintRepository(session, self._cipher)
+        self._complaints = SqlComplaintRepository(session, self._cipher)
+        self.complaints = self._complaints
         self.idempotency = SqlIdempotencyKeys(session)
         self.rulesets = SqlRuleSets(session)
         self.models = SqlModelRegistry(session)
+
+    async def _store(self, messages: list[OutgoingMessage], entries: list[AuditEntry]) -> None:
+        await self._complaints.write_unsaved()  # saved complaints first, then their events
+        await super()._store(messages, entries)
+
+    async def flush(self) -> None:
+        await self._complaints.write_unsaved()
+        await super().flush()

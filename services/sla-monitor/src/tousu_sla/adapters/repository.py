@@ -127,12 +127,21 @@ class SlaRepository:
         self._cache = cache
         # Stored versions never change, so one lookup per version serves a whole batch.
         self._versions: dict[int, PolicySetRecord] = {}
+        # The set in force and the calendars, read once per transaction: a consumer applies a
+        # partition's batch in one transaction and each event asked again (two statements
+        # of about seven). A change committed meanwhile by another process applies from the
+        # next transaction on, as if these events had come just before it; this
+        # transaction's own changes, and taking the publishers' lock, drop what was read.
+        self._in_force: PolicySetRecord | None = None
+        self._all_calendars: dict[str, CalendarRecord] | None = None
 
     # -- policy sets -----------------------------------------------------------------
 
     async def current_policy_set(self) -> PolicySetRecord | None:
         """The policy set in force (highest version), or None before any is stored."""
-        return await self._policy_set_where(None)
+        if self._in_force is None:
+            self._in_force = await self._policy_set_where(None)
+        return self._in_force
 
     async def policy_set(self, version: int) -> PolicySetRecord | None:
         """One stored version."""
@@ -180,6 +189,7 @@ class SlaRepository:
 
     async def lock_policy_sets(self) -> None:
         """Serialise publishers of a new version (the version number is max + 1)."""
+        self._in_force = None  # read again under the lock
         await self._session.execute(
             sa.text("SELECT pg_advisory_xact_lock(hashtext('sla_monitor.sla_policy_set'))")
         )
@@ -207,6 +217,7 @@ class SlaRepository:
             )
         ).one()
         self._cache.policy_sets[etag] = policy_set
+        self._in_force = None
         return PolicySetRecord(
             policy_set.version, etag, policy_set, comment, created_by, row.created_at
         )
@@ -215,10 +226,14 @@ class SlaRepository:
 
     async def calendars(self) -> dict[str, CalendarRecord]:
         """Every calendar at its current version."""
-        return await self._calendars_where(None, lock=False)
+        if self._all_calendars is None:
+            self._all_calendars = await self._calendars_where(None, lock=False)
+        return dict(self._all_calendars)
 
     async def calendar(self, name: str, *, for_update: bool = False) -> CalendarRecord | None:
         """One calendar, optionally locked for an edit."""
+        if for_update:
+            self._all_calendars = None  # an edit follows
         return (await self._calendars_where(name, lock=for_update)).get(name)
 
     async def _calendars_where(self, name: str | None, *, lock: bool) -> dict[str, CalendarRecord]:
@@ -282,6 +297,7 @@ class SlaRepository:
             )
         ).one()
         self._cache.calendars[etag] = calendar
+        self._all_calendars = None
         return CalendarRecord(calendar.name, version, etag, calendar, updated_by, row.updated_at)
 
     async def mark_calendar_cases_due(self, calendar_name: str, now: dt.datetime) -> int:
