@@ -121,3 +121,35 @@ async def test_the_bulk_path_leaves_the_rows_of_the_row_at_a_time_path(analytics
                 await conn.execute(sa.text(f"DROP TABLE IF EXISTS analytics.{table.name}"))
     assert [len(rows) for rows in written_in_bulk][:4] == [40, 80, 40, 20]
     assert written_in_bulk == written_one_by_one
+
+
+async def test_a_staged_batch_leaves_the_rows_of_one_event_at_a_time(analytics, kit) -> None:
+    # What a consumer's batch does (every event's changes staged, written at commit) against
+    # what one transaction per event does, over events that change a row in several shapes.
+    events = [event for n in range(12) for event in lifecycle(kit, n)]
+    per_event = [changes_for(event, uuid.uuid4()) for event in events]
+    staged, sequential = read_model_tables("_test_staged"), read_model_tables("_test_each")
+    engine = analytics.service.runtime.engine
+    async with engine.begin() as conn:
+        for tables in (staged, sequential):
+            await conn.run_sync(lambda sync, t=tables: t.fact.metadata.create_all(sync))
+    try:
+        async with analytics.service.runtime.session_factory() as session:
+            writer = ReadModelWriter(session, staged)
+            for changes in per_event:
+                await writer.stage(changes)
+            await writer.write_staged()
+            await session.commit()
+        for changes in per_event:
+            async with analytics.service.runtime.session_factory() as session:
+                await ReadModelWriter(session, sequential).apply(changes)
+                await session.commit()
+        async with engine.connect() as conn:
+            written_staged = await _rows(conn, staged)
+            written_each = await _rows(conn, sequential)
+    finally:
+        async with engine.begin() as conn:
+            for table in (*staged.all, *sequential.all):
+                await conn.execute(sa.text(f"DROP TABLE IF EXISTS analytics.{table.name}"))
+    assert written_staged[0], "the fact table got rows"
+    assert written_staged == written_each

@@ -93,6 +93,9 @@ class ReadModelWriter:
         self._session = session
         self._tables = {table.name.removesuffix(tables.suffix): table for table in tables.all}
         self._bulk_rows = bulk_rows
+        # Changes staged for the end of the transaction, and the shape each row's are in.
+        self._staged: list[Upsert] = []
+        self._staged_shape: dict[tuple, tuple] = {}
 
     def _on_conflict(self, table: sa.Table, stmt: Insert, change: Upsert) -> Insert:
         if not change.values:
@@ -126,6 +129,30 @@ class ReadModelWriter:
         )
         stmt = insert(table).from_select(columns, sa.select(*(records.c[n] for n in columns)))
         return self._on_conflict(table, stmt, change)
+
+    async def stage(self, changes: Iterable[Upsert]) -> None:
+        """Apply changes when the transaction ends (:meth:`write_staged`), together with the
+        other events' of the batch: a consumer's batch then costs a statement per change
+        shape, not one per event and shape.
+
+        Staged changes are applied grouped by shape, which keeps the order of a row's
+        changes only while they all have one shape; so a change to a row already staged in
+        another shape first writes what is staged. Rows differ otherwise, and the read model
+        has no constraint between rows, so their order does not matter.
+        """
+        for change in changes:
+            row = (change.table, tuple(change.key.items()))
+            shape = _signature(change)
+            if self._staged_shape.setdefault(row, shape) != shape:
+                await self.write_staged()
+                self._staged_shape[row] = shape
+            self._staged.append(change)
+
+    async def write_staged(self) -> None:
+        """Apply the staged changes now."""
+        staged, self._staged, self._staged_shape = self._staged, [], {}
+        if staged:
+            await self.apply(staged)
 
     async def apply(self, changes: Iterable[Upsert]) -> None:
         """Apply changes in order (one event's changes, or a batch of generated ones)."""

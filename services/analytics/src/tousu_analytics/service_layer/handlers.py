@@ -11,8 +11,9 @@ from tousu_analytics.service_layer.unit_of_work import AnalyticsUnitOfWork
 
 
 async def project(uow: AnalyticsUnitOfWork, event: Event, envelope: Envelope) -> None:
-    """Apply one event's changes to the read model (the consumer commits)."""
-    await uow.read_model.apply(
+    """Stage one event's changes to the read model; they are written with the batch's, when
+    the consumer commits."""
+    await uow.read_model.stage(
         [
             *changes_for(event, envelope.id),
             *console_changes(event, envelope.id, envelope.time),

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from tousu_shared.audit import AuditLog
+from tousu_shared.audit import AuditEntry, AuditLog
 from tousu_shared.outbox import Outbox
-from tousu_shared.uow import SqlUnitOfWork
+from tousu_shared.uow import OutgoingMessage, SqlUnitOfWork
 
 from tousu_analytics.adapters.kpi_queries import KpiQueries
 from tousu_analytics.adapters.orm import LIVE, ReadModelTables
@@ -47,6 +47,14 @@ class AnalyticsUnitOfWork(SqlUnitOfWork):
         self.actions = ActionRepository(session)
         self.denominators = DenominatorRepository(session)
         self.reports = ReportRepository(session)
+
+    async def flush(self) -> None:
+        await self.read_model.write_staged()
+        await super().flush()
+
+    async def _store(self, messages: list[OutgoingMessage], entries: list[AuditEntry]) -> None:
+        await self.read_model.write_staged()  # the batch's read-model changes, then the rest
+        await super()._store(messages, entries)
 
 
 def analytics_uow_factory(
