@@ -328,8 +328,30 @@ async def api_client(
         )
 
 
+async def delete_outbox_rows(namespace: str) -> None:
+    """Delete the outbox rows of every schema addressed to a namespace's topics.
+
+    Once those topics are gone no relay could ever send such a row, and an unsent one would
+    hold back its lane: a stack started on the same database after the tests (``make run``
+    after ``make test``) would then never publish the complaints of that lane.
+    """
+    conn = await superuser_connection()
+    try:
+        schemas = await conn.fetch(
+            "SELECT table_schema FROM information_schema.tables WHERE table_name = 'outbox'"
+        )
+        for (schema,) in schemas:
+            await conn.execute(
+                f'DELETE FROM "{schema}".outbox WHERE starts_with(topic, $1)', namespace
+            )
+    finally:
+        await conn.close()
+
+
 @pytest.fixture(scope="session")
 async def kafka_topics() -> AsyncIterator[str]:
-    """Creates this run's topics; yields their namespace; deletes every topic under it after."""
+    """Creates this run's topics; yields their namespace; deletes every topic under it after,
+    and the outbox rows addressed to them."""
     yield await create_topics(TOPIC_NAMESPACE)
     await delete_topics(TOPIC_NAMESPACE)
+    await delete_outbox_rows(TOPIC_NAMESPACE)

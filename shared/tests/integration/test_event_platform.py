@@ -25,6 +25,7 @@ from tousu_shared.outbox import OutboxRelay, lane_of
 from tousu_shared.runtime import Runtime, Service
 from tousu_shared.testing import (
     KAFKA_ADMIN,
+    delete_outbox_rows,
     envelopes,
     read_topic,
     test_settings,
@@ -591,3 +592,21 @@ async def test_applied_offsets_are_committed_together_while_running_and_at_stop(
             if interval_ms < 1000:
                 await wait_for(stored)
         assert await stored()
+
+
+async def test_the_outbox_rows_of_a_finished_runs_topics_are_deleted_with_them(runtime):
+    # Left behind, an unsent row for a deleted topic would hold back its lane for a stack
+    # started on the same database after the tests.
+    gone, kept = f"{runtime.settings.topic_namespace}gone-{uuid.uuid4().hex[:6]}.", uuid.uuid4()
+    stale = message(uuid.uuid4(), 1)
+    async with runtime.session_factory() as session, session.begin():
+        await runtime.outbox.enqueue_many(session, [(stale, None), (message(kept, 1), None)])
+        await session.execute(
+            text("UPDATE analytics.outbox SET topic = :t WHERE message_key = :k"),
+            {"t": f"{gone}complaint.events", "k": str(stale.complaint_id)},
+        )
+    await delete_outbox_rows(gone)
+    async with runtime.engine.connect() as conn:
+        keys = set((await conn.execute(text("SELECT message_key FROM analytics.outbox"))).scalars())
+    assert str(stale.complaint_id) not in keys
+    assert str(kept) in keys

@@ -10,8 +10,8 @@ import pytest
 from intake_factories import complaint_body
 from sqlalchemy import text
 from tousu_intake.service_layer.handlers import follow_deadline
-from tousu_shared.contracts import Envelope
 from tousu_shared.contracts.sla import SlaMilestoneStarted
+from tousu_shared.testing import envelope_of
 
 pytestmark = pytest.mark.integration
 
@@ -24,17 +24,6 @@ def started(complaint_id: uuid.UUID, milestone: str, hours: int) -> SlaMilestone
         policy="standard",
         due_at=now + timedelta(hours=hours),
         started_at=now,
-    )
-
-
-def envelope_of(event: SlaMilestoneStarted) -> Envelope:
-    return Envelope(
-        source="sla-monitor",
-        type=event.event_type,
-        subject=str(event.complaint_id),
-        schema_version=1,
-        correlation_id="repository-test",
-        data=event.model_dump(mode="json"),
     )
 
 

@@ -4,12 +4,13 @@ import datetime as dt
 import uuid
 
 import pytest
-from tousu_shared.contracts import Envelope, Event
+from tousu_shared.contracts import Event
 from tousu_shared.contracts.case import CaseResolved, CaseRouted
 from tousu_shared.contracts.complaint import ComplaintReceived
 from tousu_shared.contracts.feedback import CustomerInformed
 from tousu_shared.contracts.sla import SlaEscalated, SlaMet, SlaMilestonePaused
 from tousu_shared.errors import InvalidInput, NotFound
+from tousu_shared.testing import envelope_of
 from tousu_sla.domain import SlaPolicy
 from tousu_sla.service_layer import catalog, services
 from tousu_sla.service_layer.handlers import event_handlers
@@ -18,23 +19,12 @@ H = dt.timedelta(hours=1)
 TIMERS = {"SlaAtRisk", "SlaBreached", "SlaEscalated"}
 
 
-def envelope_for(event: Event) -> Envelope:
-    return Envelope(
-        source="test",
-        type=event.event_type,
-        subject=str(event.complaint_id),
-        schema_version=1,
-        correlation_id="c",
-        data={},
-    )
-
-
 async def consume(ctx, *events: Event) -> None:
     """What the inbox consumer does: one unit of work per event, the handler, commit."""
     handlers = event_handlers(ctx)
     for event in events:
         async with ctx.uow() as uow:
-            await handlers[event.event_type](uow, event, envelope_for(event))
+            await handlers[event.event_type](uow, event, envelope_of(event))
             await uow.commit()
 
 
