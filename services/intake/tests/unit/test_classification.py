@@ -369,6 +369,46 @@ def test_a_keyword_token_still_carries_another_dimensions_keyword_inside(classif
     assert attitude.explanation["category"]["matched"]["service_attitude"] == ["服务态度"]
 
 
+def test_segmentation_words_keep_risk_words_out_of_longer_words(classifier):
+    # 媒体 inside 多媒体 (a classroom projector) is no press threat, 报警 inside 报警器 (a smoke
+    # alarm) no police report; the bare words still set their flags.
+    assert classifier.classify(facts("教室的多媒体设备坏了一周")).risk_flags == ()
+    assert classifier.classify(facts("买的烟雾报警器一直误报")).risk_flags == ()
+    assert RiskFlag.MEDIA in classifier.classify(facts("我要找媒体")).risk_flags
+    assert RiskFlag.LEGAL in classifier.classify(facts("我已经报警了")).risk_flags
+
+
+@pytest.mark.parametrize(
+    ("text", "flag"),
+    [
+        ("吃完药没多久我爸就晕过去了", RiskFlag.SAFETY),
+        ("胳膊上起水泡了", RiskFlag.SAFETY),
+        ("厨房里一股臭鸡蛋味", RiskFlag.SAFETY),
+        ("My wife felt dizzy after cooking on the new hob.", RiskFlag.SAFETY),
+        ("对方让我下载软件共享屏幕", RiskFlag.FRAUD),
+        ("有人拿着假身份证补办了我的卡", RiskFlag.FRAUD),
+        ("A stranger called quoting my order number.", RiskFlag.DATA_LEAK),
+        ("这笔钱你们不退,咱们法庭上见", RiskFlag.LEGAL),
+        ("我已经把经过写成长文发到了网上", RiskFlag.MEDIA),
+        ("I will refer this to the consumer programme on local TV.", RiskFlag.MEDIA),
+    ],
+)
+def test_risk_words_of_everyday_accounts(classifier, text, flag):
+    assert flag in classifier.classify(facts(text)).risk_flags
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "房子被水泡了一个月,理赔还没下来",  # 水泡 of 被水泡了 is flooding, not a blister
+        "茶是温的,没烫着,只是杯子太小",  # 没烫着: the harm word is negated
+        "Your bill charges me for calls I never made.",  # a billing error, not card fraud
+    ],
+)
+def test_everyday_risk_words_do_not_fire_on_their_look_alikes(classifier, text):
+    assert classifier.classify(facts(text)).risk_flags == (), text
+
+
 def test_fused_segmentation_equals_jieba(classifier):
     tokenizer = _tokenizer()
     runs = [

@@ -154,6 +154,32 @@ def test_negated_risk_words_set_no_flag(classifier, text, flag):
     assert result.explanation["risk_flags"]["negated"]
 
 
+def test_the_model_adds_a_flag_no_word_found_only_at_the_policy_threshold():
+    # Harm told without any risk word of the rules: the model's flag head may add it, named as
+    # the model's, at or above risk_model_min_probability (policy data) and not below it.
+    text = "用了这个取暖器以后孩子一直咳嗽"
+    rules = load_default_rules()
+    assert rules.risk_model_min_probability is not None
+    found = Classifier(rules.model_copy(update={"risk_model_min_probability": 0.51})).classify(
+        facts(text)
+    )
+    by_model = found.explanation["risk_flags"].get("model", {})
+    assert "safety" not in found.explanation["risk_flags"]["matched"]
+    p = by_model["safety"]["p"]
+    assert by_model["safety"]["model_words"]
+    assert RiskFlag.SAFETY in found.risk_flags
+    stricter = rules.model_copy(update={"risk_model_min_probability": min(p + 0.01, 1.0)})
+    assert RiskFlag.SAFETY not in Classifier(stricter).classify(facts(text)).risk_flags
+    off = rules.model_copy(update={"risk_model_min_probability": None})
+    assert RiskFlag.SAFETY not in Classifier(off).classify(facts(text)).risk_flags
+
+
+def test_the_model_never_adds_a_flag_whose_words_were_negated():
+    rules = load_default_rules().model_copy(update={"risk_model_min_probability": 0.51})
+    result = Classifier(rules).classify(facts("没有人受伤,没有烫伤,只是送来的汤洒了"))
+    assert RiskFlag.SAFETY not in result.risk_flags, result.explanation["risk_flags"]
+
+
 def test_negated_harm_is_not_major(classifier):
     result = classifier.classify(facts("没有人受伤,就是送来的椅子腿断了"))
     assert result.severity is not Severity.MAJOR

@@ -59,7 +59,11 @@ class Classifier:
         cues = [*self.rules.negation.cues.zh, *self.rules.negation.cues.en]
         endings = self.rules.negation.rhetorical_endings
         self._index = TermIndex(
-            terms, cues, self.rules.negation.window_tokens, [*endings.zh, *endings.en]
+            terms,
+            cues,
+            self.rules.negation.window_tokens,
+            [*endings.zh, *endings.en],
+            whole_words=self.rules.segmentation_words,
         )
         self._amount_floors = sorted(
             self.rules.severity.amount_floors, key=lambda f: f.min_amount, reverse=True

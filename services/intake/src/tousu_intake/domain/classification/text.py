@@ -154,8 +154,12 @@ class TermIndex:
         negation_cues: Iterable[str],
         negation_window: int,
         rhetorical_endings: Iterable[str] = (),
+        whole_words: Iterable[str] = (),
     ) -> None:
         self.terms = terms
+        # Words kept whole by segmentation (rules' segmentation_words) that are no keyword
+        # themselves carry none inside either: 多媒体 is not 媒体, 报警器 not 报警.
+        self._whole_words = frozenset(whole_words)
         self._chinese: dict[str, list[int]] = {}
         self._english_words: dict[str, list[int]] = {}
         self._english_prefixes: dict[str, list[int]] = {}
@@ -258,7 +262,7 @@ class TermIndex:
                     for hit in self._chinese_inside(token)
                     if self.terms[hit[0]].dimension not in own
                 )
-            else:
+            elif token not in self._whole_words:
                 hits.extend(self._chinese_inside(token))
         else:
             hits.extend((term_id, False) for term_id in self._english_words.get(token, ()))
