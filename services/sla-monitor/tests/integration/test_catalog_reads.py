@@ -3,6 +3,8 @@ batch shares one), and read again once the transaction changes them."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from tousu_sla.domain.calendar import always_open_calendar
 from tousu_sla.service_layer import catalog
@@ -33,3 +35,19 @@ async def test_one_transaction_reads_the_catalog_once_and_again_after_changing_i
         assert "repository-test" not in calendars
         assert "repository-test" in await repo.calendars()
         await uow.commit()
+
+
+async def test_a_case_and_its_stored_due_times_come_in_one_read(sla, new_complaint):
+    complaint = new_complaint()
+    await sla.apply(complaint.received(), complaint.classified("routine"))
+    async with sla.ctx.uow() as uow:
+        repo = uow.sla
+        found = await repo.case_with_due_times(complaint.complaint_id, for_update=True)
+        assert found is not None
+        row, due = found
+        alone = await repo.case_state(complaint.complaint_id, for_update=False)
+        assert alone is not None
+        assert {key: row[key] for key in alone} == dict(alone)
+        assert due == await repo.stored_due_times(complaint.complaint_id)
+        assert due and all(at is None or at.tzinfo is not None for at in due.values())
+        assert await repo.case_with_due_times(uuid.uuid4(), for_update=False) is None

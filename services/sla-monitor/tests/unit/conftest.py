@@ -98,6 +98,12 @@ class InMemorySlaRepository(SlaRepository):
     async def case_states(self, case_ids: list[uuid.UUID]) -> list[Row]:
         return [self.cases[case_id] for case_id in sorted(case_ids) if case_id in self.cases]
 
+    async def case_with_due_times(
+        self, case_id: uuid.UUID, *, for_update: bool
+    ) -> tuple[Row, dict[str, dt.datetime | None]] | None:
+        row = self.cases.get(case_id)
+        return None if row is None else (row, await self.stored_due_times(case_id))
+
     async def stored_due_times_of(
         self, case_ids: list[uuid.UUID]
     ) -> dict[uuid.UUID, dict[str, dt.datetime | None]]:

@@ -111,6 +111,17 @@ class StreamPosition:
 STREAM_START = StreamPosition(0, 0)
 
 
+# A case's milestone keys and stored due times, in the same order, beside its row.
+_DUE_KEYS: sa.Label[Any] = sa.literal_column(
+    "ARRAY(SELECT m.milestone_key FROM sla_milestone m"
+    " WHERE m.case_id = sla_case.case_id ORDER BY m.milestone_key)"
+).label("due_keys")
+_DUE_TIMES: sa.Label[Any] = sa.literal_column(
+    "ARRAY(SELECT m.due_at FROM sla_milestone m"
+    " WHERE m.case_id = sla_case.case_id ORDER BY m.milestone_key)"
+).label("due_times")
+
+
 class CatalogCache:
     """Parsed policy sets and calendars shared by one process, keyed by their etag."""
 
@@ -323,6 +334,22 @@ class SlaRepository:
             query = query.with_for_update()
         row = (await self._session.execute(query)).first()
         return None if row is None else row._mapping
+
+    async def case_with_due_times(
+        self, case_id: uuid.UUID, *, for_update: bool
+    ) -> tuple[Row, dict[str, dt.datetime | None]] | None:
+        """:meth:`case_state` and :meth:`stored_due_times` in one round trip (every event
+        applied to a case reads both)."""
+        query = sa.select(orm.sla_case, _DUE_KEYS, _DUE_TIMES).where(
+            orm.sla_case.c.case_id == case_id
+        )
+        if for_update:
+            query = query.with_for_update(of=orm.sla_case)
+        row = (await self._session.execute(query)).first()
+        if row is None:
+            return None
+        mapping = row._mapping
+        return mapping, dict(zip(mapping["due_keys"], mapping["due_times"], strict=True))
 
     async def case_states(self, case_ids: list[uuid.UUID]) -> list[Row]:
         """The stored rows of several cases (the caller already holds their locks)."""

@@ -285,10 +285,11 @@ async def _stored_case(
     *,
     for_update: bool,
 ) -> StoredCase | None:
-    row = await repo.case_state(case_id, for_update=for_update)
-    if row is None:
+    found = await repo.case_with_due_times(case_id, for_update=for_update)
+    if found is None:
         return None
-    return await _restore(repo, row, calendars, await repo.stored_due_times(case_id), ctx)
+    row, stored_due = found
+    return await _restore(repo, row, calendars, stored_due, ctx)
 
 
 async def _restore(
