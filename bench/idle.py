@@ -18,15 +18,11 @@ from pathlib import Path
 from tousu_shared.kafka import password_of
 
 from bench.ready import wait_ready
+from drills.stack import PACKAGES
 
-# package → (HTTP port, the service's own Kafka user: its ACLs name its groups and topics)
-SERVICES = {
-    "tousu_intake": (18101, "intake"),
-    "tousu_routing": (18102, "routing"),
-    "tousu_sla": (18103, "sla-monitor"),
-    "tousu_feedback": (18104, "feedback"),
-    "tousu_analytics": (18105, "analytics"),
-}
+# Service → HTTP port; each runs as its own Kafka user (named like the service: its ACLs
+# name its groups and topics), with the package the drills' stack maps it to.
+PORTS = dict(zip(PACKAGES, range(18101, 18106), strict=True))
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -58,20 +54,20 @@ def stack(env: dict[str, str], log_dir: Path):
     procs: dict[str, subprocess.Popen] = {}
     logs = open(log_dir / "bench-idle.log", "w")
     try:
-        for package, (port, user) in SERVICES.items():
-            procs[package] = subprocess.Popen(
-                [sys.executable, "-m", package],
+        for service, port in PORTS.items():
+            procs[PACKAGES[service]] = subprocess.Popen(
+                [sys.executable, "-m", PACKAGES[service]],
                 env={
                     **env,
                     "TOUSU_HTTP_PORT": str(port),
-                    "TOUSU_KAFKA_USERNAME": user,
-                    "TOUSU_KAFKA_PASSWORD": password_of(user) or "",
+                    "TOUSU_KAFKA_USERNAME": service,
+                    "TOUSU_KAFKA_PASSWORD": password_of(service) or "",
                 },
                 stdout=logs,
                 stderr=logs,
             )
         wait_ready(
-            [port for port, _ in SERVICES.values()],
+            list(PORTS.values()),
             seconds=90,
             what="the stack",
             log="bench-idle.log",

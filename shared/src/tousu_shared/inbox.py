@@ -285,12 +285,11 @@ class EventConsumer:
             self._applied_since_commit.clear()
         if not offsets:
             return
-        label = TopicPartition("offsets", -1)  # its stall shows as "offsets--1"
         try:
             if final:
                 await asyncio.wait_for(consumer.commit(offsets), timeout=10)
             else:
-                await self._until_done(label, "offset commit", lambda: consumer.commit(offsets))
+                await self._until_done("offsets", "offset commit", lambda: consumer.commit(offsets))
         except (CommitFailedError, IllegalStateError):
             # A partition moved to another member (also while the commit was being retried);
             # it re-reads from the last commit and the inbox turns the repeats into no-ops.
@@ -323,7 +322,7 @@ class EventConsumer:
         while True:
             try:
                 outcome = await self._until_done(
-                    tp,
+                    _label(tp),
                     envelope.type,
                     lambda: self._apply(record, envelope, event, handler),
                 )
@@ -371,7 +370,9 @@ class EventConsumer:
                 return _Fallback()
         started = time.perf_counter()
         try:
-            outcomes = await self._until_done(tp, "batch", lambda: self._apply_together(tp, work))
+            outcomes = await self._until_done(
+                _label(tp), "batch", lambda: self._apply_together(tp, work)
+            )
         except _Refused as refused:
             log.info(
                 "an event of a batch of %d was refused; applying the rest one by one", len(work)
@@ -434,10 +435,9 @@ class EventConsumer:
             strike(self._settings, "after-apply")  # committed, the offsets not yet
         return outcomes
 
-    async def _until_done(
-        self, tp: TopicPartition, what: str, work: Callable[[], Awaitable[T]]
-    ) -> T:
-        """Run ``work`` until it succeeds or fails for a reason that is not transient."""
+    async def _until_done(self, where: str, what: str, work: Callable[[], Awaitable[T]]) -> T:
+        """Run ``work`` until it succeeds or fails for a reason that is not transient; while
+        it waits, ``where`` (a partition's label, or "offsets") shows in ``stalled``."""
         attempt = 0
         while True:
             try:
@@ -447,19 +447,19 @@ class EventConsumer:
                     raise
                 attempt += 1
                 TRANSIENT_RETRIES.labels(self._settings.service_name).inc()
-                if _label(tp) not in self.stalled:
+                if where not in self.stalled:
                     log.warning(
                         "%s waits for a transient failure to pass (%s); retrying",
-                        _label(tp),
+                        where,
                         type(exc).__name__,
-                        extra={"topic": tp.topic, "partition": tp.partition, "work": what},
+                        extra={"where": where, "work": what},
                     )
-                self.stalled[_label(tp)] = f"{what}: {type(exc).__name__}"
+                self.stalled[where] = f"{what}: {type(exc).__name__}"
                 self._set_stalled_gauge()
                 await asyncio.sleep(self._wait(attempt))
                 continue
-            if self.stalled.pop(_label(tp), None) is not None:
-                log.info("%s recovered after %d retries", _label(tp), attempt)
+            if self.stalled.pop(where, None) is not None:
+                log.info("%s recovered after %d retries", where, attempt)
                 self._set_stalled_gauge()
             return result
 
@@ -527,7 +527,7 @@ class EventConsumer:
         producer = self._producer
         assert producer is not None, "dead-lettering needs a running consumer"
         await self._until_done(
-            tp,
+            _label(tp),
             "dead-letter publish",
             lambda: producer.send_and_wait(
                 dlq_topic(record.topic),
@@ -539,7 +539,7 @@ class EventConsumer:
         if envelope is not None:
             # Remember it, so a redelivery is not dead-lettered a second time.
             await self._until_done(
-                tp,
+                _label(tp),
                 "dead-letter record",
                 lambda: self._record_dead_letter(record, envelope),
             )

@@ -3,7 +3,9 @@ generator uses) leaves exactly the rows that the row-at-a-time path leaves."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -98,16 +100,28 @@ async def _rows(conn: sa.ext.asyncio.AsyncConnection, tables: ReadModelTables) -
     return out
 
 
+@contextlib.asynccontextmanager
+async def scratch_tables(analytics: Any, *suffixes: str) -> AsyncIterator[list[ReadModelTables]]:
+    """Generations of the read-model tables of a test's own, dropped after it."""
+    generations = [read_model_tables(suffix) for suffix in suffixes]
+    engine = analytics.service.runtime.engine
+    async with engine.begin() as conn:
+        for tables in generations:
+            await conn.run_sync(lambda sync, t=tables: t.fact.metadata.create_all(sync))
+    try:
+        yield generations
+    finally:
+        async with engine.begin() as conn:
+            for table in (t for tables in generations for t in tables.all):
+                await conn.execute(sa.text(f"DROP TABLE IF EXISTS analytics.{table.name}"))
+
+
 async def test_the_bulk_path_leaves_the_rows_of_the_row_at_a_time_path(analytics, kit) -> None:
     events = [event for n in range(40) for event in lifecycle(kit, n)]
     changes = [change for event in events for change in changes_for(event, uuid.uuid4())]
     batch = changes + changes  # a redelivered batch: every key changed twice over
-    bulk, one_by_one = read_model_tables("_test_bulk"), read_model_tables("_test_rows")
     engine = analytics.service.runtime.engine
-    async with engine.begin() as conn:
-        await conn.run_sync(lambda sync: bulk.fact.metadata.create_all(sync))
-        await conn.run_sync(lambda sync: one_by_one.fact.metadata.create_all(sync))
-    try:
+    async with scratch_tables(analytics, "_test_bulk", "_test_rows") as (bulk, one_by_one):
         for tables, bulk_rows in ((bulk, 1), (one_by_one, 10**9)):
             async with analytics.service.runtime.session_factory() as session:
                 await ReadModelWriter(session, tables, bulk_rows=bulk_rows).apply(batch)
@@ -115,10 +129,6 @@ async def test_the_bulk_path_leaves_the_rows_of_the_row_at_a_time_path(analytics
         async with engine.connect() as conn:
             written_in_bulk = await _rows(conn, bulk)
             written_one_by_one = await _rows(conn, one_by_one)
-    finally:
-        async with engine.begin() as conn:
-            for table in (*bulk.all, *one_by_one.all):
-                await conn.execute(sa.text(f"DROP TABLE IF EXISTS analytics.{table.name}"))
     assert [len(rows) for rows in written_in_bulk][:4] == [40, 80, 40, 20]
     assert written_in_bulk == written_one_by_one
 
@@ -128,12 +138,8 @@ async def test_a_staged_batch_leaves_the_rows_of_one_event_at_a_time(analytics, 
     # what one transaction per event does, over events that change a row in several shapes.
     events = [event for n in range(12) for event in lifecycle(kit, n)]
     per_event = [changes_for(event, uuid.uuid4()) for event in events]
-    staged, sequential = read_model_tables("_test_staged"), read_model_tables("_test_each")
     engine = analytics.service.runtime.engine
-    async with engine.begin() as conn:
-        for tables in (staged, sequential):
-            await conn.run_sync(lambda sync, t=tables: t.fact.metadata.create_all(sync))
-    try:
+    async with scratch_tables(analytics, "_test_staged", "_test_each") as (staged, sequential):
         async with analytics.service.runtime.session_factory() as session:
             writer = ReadModelWriter(session, staged)
             for changes in per_event:
@@ -147,9 +153,5 @@ async def test_a_staged_batch_leaves_the_rows_of_one_event_at_a_time(analytics, 
         async with engine.connect() as conn:
             written_staged = await _rows(conn, staged)
             written_each = await _rows(conn, sequential)
-    finally:
-        async with engine.begin() as conn:
-            for table in (*staged.all, *sequential.all):
-                await conn.execute(sa.text(f"DROP TABLE IF EXISTS analytics.{table.name}"))
     assert written_staged[0], "the fact table got rows"
     assert written_staged == written_each
