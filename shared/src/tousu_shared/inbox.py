@@ -21,7 +21,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -68,6 +68,9 @@ STALLED = Gauge(
 # A handler changes state through the unit of work it is given and never commits: the
 # consumer commits the inbox row, the effect and the events it published together.
 Handler = Callable[[Any, Event, Envelope], Awaitable[None]]
+# Optional: called with a batch's new events (in order) in its unit of work before the first
+# handler runs, so a service can read or lock what the whole batch needs in one statement.
+BatchPreparer = Callable[[Any, Sequence[Event]], Awaitable[None]]
 UnitOfWorkFactory = Callable[[], SqlUnitOfWork]
 
 
@@ -92,10 +95,12 @@ class EventConsumer:
         consumer_factory: Callable[[list[str], str], AIOKafkaConsumer],
         producer_factory: Callable[[], AIOKafkaProducer],
         name: str | None = None,
+        prepare: BatchPreparer | None = None,
     ) -> None:
         self._settings = settings
         self._uow_factory = uow_factory
         self._handlers = dict(handlers)
+        self._prepare = prepare
         self._topics = [settings.topic(topic) for topic in topics]
         self._consumer_factory = consumer_factory
         self._producer_factory = producer_factory
@@ -413,6 +418,10 @@ class EventConsumer:
                     )
                 ).scalars()
             )
+            if self._prepare is not None and fresh:
+                # Each new event once, in order (a republished copy in the chunk is not new).
+                new = {e.id: event for _, e, event, _ in work if e.id in fresh}
+                await self._prepare(uow, list(new.values()))
             outcomes = []
             for record, envelope, event, handler in work:
                 # The same event twice in one chunk (a relay republished it) applies once.

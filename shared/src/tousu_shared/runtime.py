@@ -27,7 +27,7 @@ from tousu_shared.contracts.platform import (
 )
 from tousu_shared.db import create_engine, create_session_factory
 from tousu_shared.departments import DepartmentDirectory, Departments
-from tousu_shared.inbox import EventConsumer, Handler
+from tousu_shared.inbox import BatchPreparer, EventConsumer, Handler
 from tousu_shared.kafka import create_consumer, create_producer
 from tousu_shared.outbox import CommitSignal, Outbox, OutboxRelay
 from tousu_shared.settings import ServiceSettings
@@ -126,6 +126,7 @@ class Service:
     migrations_dir: Path
     workers: Mapping[str, Worker] = field(default_factory=dict)
     relay_companions: list[Worker] = field(default_factory=list)
+    prepare: BatchPreparer | None = None
 
     @classmethod
     def of(
@@ -138,6 +139,7 @@ class Service:
         *,
         workers: Mapping[str, Worker] | None = None,
         relay_companions: list[Worker] | None = None,
+        prepare: BatchPreparer | None = None,
     ) -> Service:
         """The service its settings name, consuming the topics the topic map routes to it."""
         name = runtime.settings.service_name
@@ -151,6 +153,7 @@ class Service:
             migrations_dir=migrations_dir,
             workers=workers or {},
             relay_companions=relay_companions or [],
+            prepare=prepare,
         )
 
     def consumer(self) -> EventConsumer:
@@ -177,6 +180,7 @@ class Service:
             topics=self.topics,
             consumer_factory=self.runtime.consumer,
             producer_factory=self.runtime.producer,
+            prepare=self.prepare,
         )
         self.runtime.consumers.append(consumer)
         return consumer

@@ -512,6 +512,46 @@ async def test_a_partitions_batch_commits_in_few_transactions_in_order_and_once(
     assert CountingUnitOfWork.commits < applied / 2
 
 
+async def test_a_batchs_preparer_sees_its_new_events_first_in_its_unit_of_work(batched):
+    complaints = [uuid.uuid4() for _ in range(3)]
+    messages = [message(c, seq) for seq in range(1, 11) for c in complaints]
+    records = await publish_all(batched, messages)
+    producer = batched.producer()
+    await producer.start()
+    for record in records[:5]:  # republished: already in the inbox when they come again
+        await producer.send_and_wait(record.topic, record.value, key=record.key)
+    await producer.stop()
+    prepared: list[tuple[uuid.UUID, str]] = []
+    handled: list[bool] = []
+
+    async def prepare(uow, events):
+        uow.prepared = [(e.complaint_id, e.message_id) for e in events]
+        prepared.extend(uow.prepared)
+
+    async def handler(uow, event, envelope):
+        # A chunk of one record is applied on its own, without a preparer.
+        seen_first = getattr(uow, "prepared", None)
+        if seen_first is not None:
+            handled.append((event.complaint_id, event.message_id) in seen_first)
+        await record_effect(uow, event, envelope)
+
+    consumer = EventConsumer(
+        batched.settings,
+        batched.uow,
+        {"CustomerMessageAdded": handler},
+        topics=["complaint.events"],
+        consumer_factory=batched.consumer,
+        producer_factory=batched.producer,
+        prepare=prepare,
+    )
+    async with running(consumer):
+        await wait_for(lambda: _all(effects(batched, *complaints), len(messages)), timeout=30)
+    mine = [item for item in prepared if item[0] in complaints]
+    assert handled and all(handled)
+    assert len(mine) > 1
+    assert len(mine) == len(set(mine)), "a duplicate delivery was prepared again"
+
+
 async def _all(rows_coroutine, count: int):
     rows = await rows_coroutine
     return rows if len(rows) >= count else None

@@ -15,7 +15,7 @@ from tousu_sla.adapters.unit_of_work import SlaUnitOfWork
 from tousu_sla.entrypoints import api, catalog_api, stream
 from tousu_sla.entrypoints.scheduler import SlaScheduler
 from tousu_sla.service_layer.context import SlaContext
-from tousu_sla.service_layer.handlers import event_handlers
+from tousu_sla.service_layer.handlers import batch_preparer, event_handlers
 from tousu_sla.settings import SlaSettings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
@@ -44,5 +44,11 @@ def bootstrap(settings: SlaSettings | None = None) -> Service:
     # The scheduler is runnable alone (`python -m tousu_sla scheduler`): an api+consumer
     # process needs none.
     return Service.of(
-        runtime, app, uow, event_handlers(ctx), MIGRATIONS_DIR, workers={"scheduler": scheduler.run}
+        runtime,
+        app,
+        uow,
+        event_handlers(ctx),
+        MIGRATIONS_DIR,
+        workers={"scheduler": scheduler.run},
+        prepare=batch_preparer(ctx),
     )

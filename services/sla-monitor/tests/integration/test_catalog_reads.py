@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+import sqlalchemy as sa
 from tousu_sla.domain.calendar import always_open_calendar
 from tousu_sla.service_layer import catalog
 
@@ -48,6 +49,11 @@ async def test_a_case_and_its_stored_due_times_come_in_one_read(sla, new_complai
         alone = await repo.case_state(complaint.complaint_id, for_update=False)
         assert alone is not None
         assert {key: row[key] for key in alone} == dict(alone)
+        milestones = await uow.session.execute(
+            sa.text("SELECT milestone_key, due_at FROM sla_milestone WHERE case_id = :id"),
+            {"id": complaint.complaint_id},
+        )
+        assert due == dict(milestones.tuples().all())
         assert due == await repo.stored_due_times(complaint.complaint_id)
         assert due and all(at is None or at.tzinfo is not None for at in due.values())
         assert await repo.case_with_due_times(uuid.uuid4(), for_update=False) is None

@@ -14,8 +14,9 @@ from typing import Any
 
 import orjson
 import pytest
+from tousu_shared.audit import AuditEntry
 from tousu_shared.clock import FixedClock
-from tousu_shared.uow import FakeUnitOfWork
+from tousu_shared.uow import FakeUnitOfWork, OutgoingMessage
 from tousu_sla.adapters.repository import (
     CalendarRecord,
     PolicySetRecord,
@@ -44,6 +45,7 @@ class InMemorySlaRepository(SlaRepository):
         self.calendar_records: dict[str, CalendarRecord] = {}
         self.cases: dict[uuid.UUID, dict[str, Any]] = {}
         self.milestones: dict[tuple[uuid.UUID, str], dict[str, Any]] = {}
+        self.forget_held()
 
     # -- policy sets and calendars -------------------------------------------------------
 
@@ -95,27 +97,24 @@ class InMemorySlaRepository(SlaRepository):
     async def case_state(self, case_id: uuid.UUID, *, for_update: bool) -> Row | None:
         return self.cases.get(case_id)
 
-    async def case_states(self, case_ids: list[uuid.UUID]) -> list[Row]:
-        return [self.cases[case_id] for case_id in sorted(case_ids) if case_id in self.cases]
+    async def cases_with_due_times(
+        self, case_ids: list[uuid.UUID], *, for_update: bool
+    ) -> dict[uuid.UUID, tuple[Row, dict[str, dt.datetime | None]]]:
+        found: dict[uuid.UUID, tuple[Row, dict[str, dt.datetime | None]]] = {}
+        for case_id in sorted(case_ids):
+            if case_id in self.cases:
+                due = {
+                    key: row["due_at"]
+                    for (owner, key), row in sorted(self.milestones.items())
+                    if owner == case_id
+                }
+                found[case_id] = (self.cases[case_id], due)
+        return found
 
-    async def case_with_due_times(
-        self, case_id: uuid.UUID, *, for_update: bool
-    ) -> tuple[Row, dict[str, dt.datetime | None]] | None:
-        row = self.cases.get(case_id)
-        return None if row is None else (row, await self.stored_due_times(case_id))
-
-    async def stored_due_times_of(
-        self, case_ids: list[uuid.UUID]
-    ) -> dict[uuid.UUID, dict[str, dt.datetime | None]]:
-        due: dict[uuid.UUID, dict[str, dt.datetime | None]] = {}
-        for (case_id, key), row in self.milestones.items():
-            if case_id in case_ids:
-                due.setdefault(case_id, {})[key] = row["due_at"]
-        return due
-
-    async def insert_case_if_absent(self, stored: StoredCase) -> None:
-        row = case_row(stored)
-        self.cases.setdefault(row["case_id"], _stored(row))
+    async def insert_cases_if_absent(self, cases: list[StoredCase]) -> None:
+        for stored in cases:
+            row = case_row(stored)
+            self.cases.setdefault(row["case_id"], _stored(row))
 
     async def save_cases(self, cases: list[StoredCase]) -> None:
         for stored in cases:
@@ -156,6 +155,14 @@ class FakeSlaUnitOfWork(FakeUnitOfWork):
     def __init__(self, repository: InMemorySlaRepository) -> None:
         super().__init__()
         self.sla = repository
+
+    async def _begin(self) -> None:
+        await super()._begin()
+        self.sla.forget_held()  # what one transaction held, as a new SlaRepository would
+
+    async def _store(self, messages: list[OutgoingMessage], entries: list[AuditEntry]) -> None:
+        await self.sla.write_unsaved()
+        await super()._store(messages, entries)
 
     def firing_keys(self) -> list[str]:
         """The firing keys of what committed transactions published."""

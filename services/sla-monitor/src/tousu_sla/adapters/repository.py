@@ -145,6 +145,22 @@ class SlaRepository:
         # transaction's own changes, and taking the publishers' lock, drop what was read.
         self._in_force: PolicySetRecord | None = None
         self._all_calendars: dict[str, CalendarRecord] | None = None
+        self.forget_held()
+
+    def forget_held(self) -> None:
+        """Start a transaction's identity map: no case held, nothing unsaved."""
+        # Cases locked in this transaction, so that every event of a batch applies to the
+        # same aggregate (read once), and those saved but not yet written: the whole batch
+        # is written by one statement per table before this repository's next statement
+        # or at commit, instead of a read and two writes per event.
+        self._held: dict[uuid.UUID, StoredCase] = {}
+        self._unsaved: dict[uuid.UUID, StoredCase] = {}
+
+    async def _execute(self, statement: Any, params: Any = None) -> Any:
+        """A statement of this repository, after the unsaved cases it might read or touch."""
+        if self._unsaved:
+            await self.write_unsaved()
+        return await self._session.execute(statement, params)
 
     # -- policy sets -----------------------------------------------------------------
 
@@ -152,6 +168,8 @@ class SlaRepository:
         """The policy set in force (highest version), or None before any is stored."""
         if self._in_force is None:
             self._in_force = await self._policy_set_where(None)
+            if self._in_force is not None:
+                self._versions[self._in_force.version] = self._in_force
         return self._in_force
 
     async def policy_set(self, version: int) -> PolicySetRecord | None:
@@ -172,15 +190,13 @@ class SlaRepository:
             query = query.order_by(table.c.version.desc()).limit(1)
         else:
             query = query.where(table.c.version == version)
-        row = (await self._session.execute(query)).first()
+        row = (await self._execute(query)).first()
         if row is None:
             return None
         parsed = self._cache.policy_sets.get(row.etag)
         if parsed is None:
             body = (
-                await self._session.execute(
-                    sa.select(table.c.body).where(table.c.version == row.version)
-                )
+                await self._execute(sa.select(table.c.body).where(table.c.version == row.version))
             ).scalar_one()
             parsed = PolicySet.model_validate(body)
             self._cache.policy_sets[row.etag] = parsed
@@ -191,7 +207,7 @@ class SlaRepository:
     async def policy_set_versions(self) -> list[dict[str, Any]]:
         """Every stored version, newest first, without bodies."""
         table = orm.policy_set
-        rows = await self._session.execute(
+        rows = await self._execute(
             sa.select(
                 table.c.version, table.c.comment, table.c.created_by, table.c.created_at
             ).order_by(table.c.version.desc())
@@ -201,7 +217,7 @@ class SlaRepository:
     async def lock_policy_sets(self) -> None:
         """Serialise publishers of a new version (the version number is max + 1)."""
         self._in_force = None  # read again under the lock
-        await self._session.execute(
+        await self._execute(
             sa.text("SELECT pg_advisory_xact_lock(hashtext('sla_monitor.sla_policy_set'))")
         )
 
@@ -215,7 +231,7 @@ class SlaRepository:
         """Store a new version; its number is the one inside `policy_set`."""
         etag = uuid.uuid4()
         row = (
-            await self._session.execute(
+            await self._execute(
                 insert(orm.policy_set)
                 .values(
                     version=policy_set.version,
@@ -256,10 +272,10 @@ class SlaRepository:
             query = query.where(table.c.name == name)
         if lock:
             query = query.with_for_update()
-        rows = list(await self._session.execute(query))
+        rows = list(await self._execute(query))
         unknown = [row.name for row in rows if row.etag not in self._cache.calendars]
         if unknown:
-            bodies = await self._session.execute(
+            bodies = await self._execute(
                 sa.select(table.c.etag, table.c.body).where(table.c.name.in_(unknown))
             )
             for etag, body in bodies:
@@ -294,7 +310,7 @@ class SlaRepository:
             "updated_by": updated_by,
         }
         row = (
-            await self._session.execute(
+            await self._execute(
                 insert(table)
                 .values(**values)
                 .on_conflict_do_update(
@@ -313,7 +329,7 @@ class SlaRepository:
 
     async def mark_calendar_cases_due(self, calendar_name: str, now: dt.datetime) -> int:
         """Make the scheduler recompute every open milestone counted on a changed calendar."""
-        result = await self._session.execute(
+        result = await self._execute(
             sa.text(
                 "UPDATE sla_milestone m SET next_fire_at = :now FROM ("
                 "  SELECT case_id, milestone_key FROM sla_milestone"
@@ -332,7 +348,7 @@ class SlaRepository:
         query = sa.select(orm.sla_case).where(orm.sla_case.c.case_id == case_id)
         if for_update:
             query = query.with_for_update()
-        row = (await self._session.execute(query)).first()
+        row = (await self._execute(query)).first()
         return None if row is None else row._mapping
 
     async def case_with_due_times(
@@ -340,57 +356,58 @@ class SlaRepository:
     ) -> tuple[Row, dict[str, dt.datetime | None]] | None:
         """:meth:`case_state` and :meth:`stored_due_times` in one round trip (every event
         applied to a case reads both)."""
-        query = sa.select(orm.sla_case, _DUE_KEYS, _DUE_TIMES).where(
-            orm.sla_case.c.case_id == case_id
-        )
-        if for_update:
-            query = query.with_for_update(of=orm.sla_case)
-        row = (await self._session.execute(query)).first()
-        if row is None:
-            return None
-        mapping = row._mapping
-        return mapping, dict(zip(mapping["due_keys"], mapping["due_times"], strict=True))
+        return (await self.cases_with_due_times([case_id], for_update=for_update)).get(case_id)
 
-    async def case_states(self, case_ids: list[uuid.UUID]) -> list[Row]:
-        """The stored rows of several cases (the caller already holds their locks)."""
-        rows = await self._session.execute(
-            sa.select(orm.sla_case)
+    async def cases_with_due_times(
+        self, case_ids: list[uuid.UUID], *, for_update: bool
+    ) -> dict[uuid.UUID, tuple[Row, dict[str, dt.datetime | None]]]:
+        """Several cases' rows with their stored due times, in one statement; locked in
+        case-id order when asked."""
+        query = (
+            sa.select(orm.sla_case, _DUE_KEYS, _DUE_TIMES)
             .where(orm.sla_case.c.case_id.in_(case_ids))
             .order_by(orm.sla_case.c.case_id)
         )
-        return [row._mapping for row in rows]
+        if for_update:
+            query = query.with_for_update(of=orm.sla_case)
+        found: dict[uuid.UUID, tuple[Row, dict[str, dt.datetime | None]]] = {}
+        for row in await self._execute(query):
+            mapping = row._mapping
+            due = dict(zip(mapping["due_keys"], mapping["due_times"], strict=True))
+            found[mapping["case_id"]] = (mapping, due)
+        return found
 
     async def stored_due_times(self, case_id: uuid.UUID) -> dict[str, dt.datetime | None]:
         """Each milestone's due time as last stored."""
-        return (await self.stored_due_times_of([case_id])).get(case_id, {})
+        found = await self.case_with_due_times(case_id, for_update=False)
+        return {} if found is None else found[1]
 
-    async def stored_due_times_of(
-        self,
-        case_ids: list[uuid.UUID],
-    ) -> dict[uuid.UUID, dict[str, dt.datetime | None]]:
-        """Each milestone's due time as last stored, per case."""
-        milestone = orm.milestone
-        rows = await self._session.execute(
-            sa.select(milestone.c.case_id, milestone.c.milestone_key, milestone.c.due_at).where(
-                milestone.c.case_id.in_(case_ids)
-            )
+    async def insert_cases_if_absent(self, cases: list[StoredCase]) -> None:
+        """Create case rows unless a concurrent writer already did (case-id order)."""
+        ordered = sorted(cases, key=lambda stored: stored.sla.case_id)
+        await self._execute(
+            insert(orm.sla_case).on_conflict_do_nothing(index_elements=[orm.sla_case.c.case_id]),
+            [case_row(stored) for stored in ordered],
         )
-        due: dict[uuid.UUID, dict[str, dt.datetime | None]] = {}
-        for case_id, key, due_at in rows:
-            due.setdefault(case_id, {})[key] = due_at
-        return due
 
-    async def insert_case_if_absent(self, stored: StoredCase) -> None:
-        """Create a case row unless a concurrent writer already did."""
-        await self._session.execute(
-            insert(orm.sla_case)
-            .values(**case_row(stored))
-            .on_conflict_do_nothing(index_elements=[orm.sla_case.c.case_id])
-        )
+    def held(self, case_id: uuid.UUID) -> StoredCase | None:
+        """The case this transaction already locked and loaded, if any."""
+        return self._held.get(case_id)
+
+    def hold(self, stored: StoredCase) -> StoredCase:
+        """Keep a case loaded ``for_update`` for the rest of the transaction; the one held
+        already wins."""
+        return self._held.setdefault(uuid.UUID(stored.sla.case_id), stored)
 
     async def save_case(self, stored: StoredCase) -> None:
-        """Write the aggregate and its milestone rows (the caller holds the case lock)."""
-        await self.save_cases([stored])
+        """Store a locked case's changes: written before this repository's next statement,
+        or by :meth:`write_unsaved` at commit."""
+        self._unsaved[uuid.UUID(stored.sla.case_id)] = stored
+
+    async def write_unsaved(self) -> None:
+        """Write the saved cases (the unit of work calls this at commit)."""
+        unsaved, self._unsaved = list(self._unsaved.values()), {}
+        await self.save_cases(unsaved)
 
     async def save_cases(self, cases: list[StoredCase]) -> None:
         """Write several aggregates with their milestone rows (the caller holds their locks).
@@ -415,13 +432,13 @@ class SlaRepository:
         now: dt.datetime,
     ) -> None:
         """Note why a case could not be processed and retry it later, not in a hot loop."""
-        await self._session.execute(
+        await self._execute(
             sa.update(orm.sla_case)
             .where(orm.sla_case.c.case_id == case_id)
             .values(last_error=error[:2000], updated_at=sa.func.now())
         )
         milestone = orm.milestone
-        await self._session.execute(
+        await self._execute(
             sa.update(milestone)
             .where(milestone.c.case_id == case_id, milestone.c.next_fire_at <= now)
             .values(next_fire_at=retry_at)
@@ -436,7 +453,7 @@ class SlaRepository:
         row) is what several schedulers and the consumer contend for, so a case is worked
         on by one transaction at a time and none waits for another.
         """
-        rows = await self._session.execute(
+        rows = await self._execute(
             sa.text(
                 "SELECT c.case_id FROM sla_milestone m JOIN sla_case c ON c.case_id = m.case_id "
                 "WHERE m.next_fire_at <= :now ORDER BY m.next_fire_at LIMIT :limit "
@@ -449,7 +466,7 @@ class SlaRepository:
     async def earliest_next_fire_at(self) -> dt.datetime | None:
         """When the scheduler is next needed (from the index)."""
         return (
-            await self._session.execute(
+            await self._execute(
                 sa.select(sa.func.min(orm.milestone.c.next_fire_at)).where(
                     orm.milestone.c.next_fire_at.is_not(None)
                 )
@@ -491,7 +508,7 @@ class SlaRepository:
                 > sa.tuple_(after.due_at, after.case_id, after.milestone_key)
             )
         query = query.order_by(table.c.due_at, table.c.case_id, table.c.milestone_key)
-        rows = await self._session.execute(query.limit(limit))
+        rows = await self._execute(query.limit(limit))
         return [row._mapping for row in rows]
 
     # -- the live stream -------------------------------------------------------------
@@ -499,7 +516,7 @@ class SlaRepository:
     async def event_log_tail(self) -> StreamPosition:
         """The position after every entry that can be read now."""
         row = (
-            await self._session.execute(
+            await self._execute(
                 sa.text(
                     "SELECT xid::text AS xid, id FROM sla_event_log "
                     "WHERE xid < pg_snapshot_xmin(pg_current_snapshot()) "
@@ -519,7 +536,7 @@ class SlaRepository:
         Ordered by the writer's transaction id, and only up to the oldest transaction still
         running: every entry that becomes visible later sorts after what was returned.
         """
-        rows = await self._session.execute(
+        rows = await self._execute(
             sa.text(
                 "SELECT xid::text AS xid, id, event_type, milestone, department, urgency, envelope "
                 "FROM sla_event_log "
@@ -533,7 +550,7 @@ class SlaRepository:
 
     async def purge_event_log(self, *, older_than: dt.datetime) -> int:
         """Drop stream entries past their retention (Kafka keeps the events)."""
-        result = await self._session.execute(
+        result = await self._execute(
             sa.delete(orm.event_log).where(orm.event_log.c.created_at < older_than)
         )
         return cast("CursorResult[Any]", result).rowcount

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import orjson
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from tousu_shared.audit import AuditLog
+from tousu_shared.audit import AuditEntry, AuditLog
 from tousu_shared.contracts import Envelope
 from tousu_shared.outbox import Outbox
 from tousu_shared.uow import OutgoingMessage, SqlUnitOfWork
@@ -39,6 +39,14 @@ class SlaUnitOfWork(SqlUnitOfWork):
 
     def bind(self, session: AsyncSession) -> None:
         self.sla = SlaRepository(session, self._cache)
+
+    async def flush(self) -> None:
+        await self.sla.write_unsaved()
+        await super().flush()
+
+    async def _store(self, messages: list[OutgoingMessage], entries: list[AuditEntry]) -> None:
+        await self.sla.write_unsaved()  # the held cases first, then their events
+        await super()._store(messages, entries)
 
     async def after_enqueue(
         self,

@@ -69,6 +69,30 @@ async def apply_event(
     return await _store_and_publish(uow, stored, outcomes, calendars)
 
 
+async def load_cases(uow: SlaUnitOfWork, ctx: SlaContext, case_ids: Sequence[uuid.UUID]) -> None:
+    """Lock and load the cases a batch of events applies to, before the first is applied.
+
+    One statement locks every existing case (in case-id order, the order every writer
+    takes them in); the missing ones are created by one insert and locked by one more.
+    The events then apply to the held aggregates: reading each case once per batch
+    instead of once per event.
+    """
+    repo = uow.sla
+    wanted = sorted({case_id for case_id in case_ids if repo.held(case_id) is None})
+    if not wanted:
+        return
+    current = await policy_set_in_force(uow, ctx)
+    calendars = await repo.calendars()
+    found = await repo.cases_with_due_times(wanted, for_update=True)
+    missing = [case_id for case_id in wanted if case_id not in found]
+    if missing:
+        fresh = [_fresh_case(case_id, current, calendars, ctx) for case_id in missing]
+        await repo.insert_cases_if_absent(fresh)
+        found |= await repo.cases_with_due_times(missing, for_update=True)
+    for row, stored_due in found.values():
+        repo.hold(await _restore(repo, row, calendars, stored_due, ctx))
+
+
 async def lock_case(uow: SlaUnitOfWork, case_id: uuid.UUID) -> None:
     """Lock a case's row until the transaction ends, so what is checked on it (its
     department) cannot change before the change made on it commits."""
@@ -122,13 +146,12 @@ async def fire_due_cases(
     """
     repo = uow.sla
     calendars = await repo.calendars()
-    rows = await repo.case_states(list(case_ids))
-    stored_due = await repo.stored_due_times_of(list(case_ids))
+    found = await repo.cases_with_due_times(list(case_ids), for_update=False)
     batch = FiredBatch()
     fired: list[StoredCase] = []
-    for row in rows:
+    for row, stored_due in found.values():
         try:
-            stored = await _restore(repo, row, calendars, stored_due.get(row["case_id"], {}), ctx)
+            stored = await _restore(repo, row, calendars, stored_due, ctx)
             outcomes = _fire(stored, calendars, now)
         except Exception as error:  # handed to the caller, who logs it and retries later
             batch.failed[row["case_id"]] = error
@@ -264,17 +287,29 @@ async def _case_for_update(
     calendars: Mapping[str, CalendarRecord],
     ctx: SlaContext,
 ) -> StoredCase:
+    held = repo.held(case_id)
+    if held is not None:
+        return held
     stored = await _stored_case(repo, case_id, calendars, ctx, for_update=True)
-    if stored is not None:
-        return stored
-    fresh = CaseSla(
+    if stored is None:
+        # Two topics may bring a new case's first events at once: one insert wins, both lock.
+        await repo.insert_cases_if_absent([_fresh_case(case_id, current, calendars, ctx)])
+        stored = await _stored_case(repo, case_id, calendars, ctx, for_update=True)
+        assert stored is not None, "the case row was just inserted"
+    return repo.hold(stored)
+
+
+def _fresh_case(
+    case_id: uuid.UUID,
+    current: PolicySetRecord,
+    calendars: Mapping[str, CalendarRecord],
+    ctx: SlaContext,
+) -> StoredCase:
+    """A case no event has reached yet, on the policy set in force."""
+    sla = CaseSla(
         str(case_id), current.policy_set, _calendar_map(calendars), late_after=ctx.late_after
     )
-    # Two topics may bring a new case's first events at once: one insert wins, both lock.
-    await repo.insert_case_if_absent(StoredCase(fresh, current.version, {}, {}))
-    stored = await _stored_case(repo, case_id, calendars, ctx, for_update=True)
-    assert stored is not None, "the case row was just inserted"
-    return stored
+    return StoredCase(sla, current.version, {}, {})
 
 
 async def _stored_case(
@@ -325,6 +360,9 @@ def _publish(uow: SlaUnitOfWork, stored: StoredCase, outcomes: list[SlaOutcome])
     outgoing = contract_events(stored.sla, outcomes, previous_due=stored.stored_due)
     for item in outgoing:
         uow.publish(item.event, firing_key=item.firing_key)
+    # What the next event of this transaction compares with: the due times as they will be
+    # stored (the held case is written once, at commit).
+    stored.stored_due = {clock.key: clock.due_at for clock in stored.sla.clocks.values()}
     return [item.event for item in outgoing]
 
 
