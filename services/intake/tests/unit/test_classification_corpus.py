@@ -10,6 +10,8 @@ from tousu_intake.domain.classification.evaluate import (
     ALL_TEST,
     CLEAN_TEST,
     CLEAN_TEST_FROM_BATCH,
+    FRESH_TEST,
+    FRESH_TEST_FROM_BATCH,
     OLD_TEST,
     Scores,
     batch_number,
@@ -55,6 +57,10 @@ def test_the_report_splits_the_test_batches_into_clean_and_old():
     assert all(batch_number(i) >= CLEAN_TEST_FROM_BATCH for i in groups[CLEAN_TEST])
     assert all(1 <= batch_number(i) < CLEAN_TEST_FROM_BATCH for i in groups[OLD_TEST])
     assert groups[CLEAN_TEST] and groups[OLD_TEST]
+    # The fresh batches are the newest clean ones, scored again on their own.
+    fresh = [i for i in groups[CLEAN_TEST] if batch_number(i) >= FRESH_TEST_FROM_BATCH]
+    assert groups[FRESH_TEST] == fresh
+    assert FRESH_TEST_FROM_BATCH > CLEAN_TEST_FROM_BATCH and len(groups[FRESH_TEST]) >= 150
 
 
 def test_batch_numbers_come_from_the_test_ids():
