@@ -379,6 +379,28 @@ def test_segmentation_words_keep_risk_words_out_of_longer_words(classifier):
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        "请问周末能不能办理住院",
+        "住院费用的理赔材料交了一个月",
+        "你们拒赔我的住院理赔",
+        "住院押金还没退",
+    ],
+)
+def test_hospital_admin_words_are_no_harm(classifier, text):
+    # 住院 (hospitalised) is harm, but in a claim, a fee, a deposit or an admission enquiry it
+    # names paperwork: no safety flag and no "major" from the harm word.
+    result = classifier.classify(facts(text))
+    assert RiskFlag.SAFETY not in result.risk_flags
+    assert result.severity is not Severity.MAJOR
+
+
+def test_hospitalised_after_harm_is_still_major(classifier):
+    result = classifier.classify(facts("孩子喝了你们的奶粉拉肚子住院了"))
+    assert RiskFlag.SAFETY in result.risk_flags and result.severity is Severity.MAJOR
+
+
+@pytest.mark.parametrize(
     ("text", "flag"),
     [
         ("吃完药没多久我爸就晕过去了", RiskFlag.SAFETY),
