@@ -18,8 +18,10 @@ from tousu_intake.domain.classification import (
 from tousu_intake.domain.classification.corpus import load_split
 from tousu_intake.domain.classification.textmodel import (
     ASK_PREFIX,
+    LATIN_PREFIX,
     FeatureSpec,
     TextModel,
+    display_feature,
     features,
     load_shipped_model,
 )
@@ -334,6 +336,26 @@ def test_words_of_the_clause_that_asks_are_features_of_their_own():
     assert ASK_PREFIX + "态度" in asked
     assert ASK_PREFIX + "晚" not in asked  # mentioned along the way, not asked to be put right
     assert not [f for f in features(text) if f[0] == ASK_PREFIX]
+
+
+def test_latin_words_give_padded_grams_inside_each_word():
+    spec = FeatureSpec(latin_word_grams=(4, 5))
+    grams = {
+        f for f in features("Refunds, still not paid! 退款没到", spec=spec) if f[0] == LATIN_PREFIX
+    }
+    # Shared with "refund", "refunded", a typo'd "refnds" shares " ref" too.
+    assert {LATIN_PREFIX + " ref", LATIN_PREFIX + "fund", LATIN_PREFIX + "unds "} <= grams
+    # Words under four letters and Chinese text give none; the spec is off by default.
+    assert not [g for g in grams if "not" in g or "退" in g]
+    assert not [f for f in features("Refunds, still not paid!") if f[0] == LATIN_PREFIX]
+    assert display_feature(LATIN_PREFIX + " ref") == "“ref”"
+
+
+def test_an_artefact_spec_without_latin_grams_reads_as_off():
+    spec = FeatureSpec(ask_words=True, latin_word_grams=(4, 5))
+    assert FeatureSpec.from_json(spec.to_json()) == spec
+    old = {"char_ngrams": [1, 3], "ask_words": True}  # as written before the option existed
+    assert FeatureSpec.from_json(old).latin_word_grams is None
 
 
 def test_feature_spec_travels_with_the_artefact(small_training):

@@ -33,6 +33,8 @@ _UNTELLING = frozenset(
     "的 了 是 我 你 他 她 们 在 也 就 都 和 后 还 又 有 被 把 这 那 个 吗 吧 呢 啊 a an the to"
     " and of i my me it is was be for on in at that this".split()
 )
+LATIN_PREFIX = "\x03"  # marks an n-gram inside one Latin-letter word (FeatureSpec.latin_word_grams)
+_LATIN_WORD = re.compile(r"^[a-z']{4,}$")
 ASK_PREFIX = "\x02"  # marks a word of a clause that says what the customer wants put right
 # Clauses holding one of these say what the customer asks for (domain.md §2: the main thing the
 # customer wants put right decides the category); their words become features of their own.
@@ -48,16 +50,28 @@ class FeatureSpec:
 
     char_ngrams: tuple[int, int] = (1, 3)
     ask_words: bool = False
+    # Character n-grams of these lengths inside each Latin-letter word of 4+ letters, padded with
+    # a space at each end ("refund" → " ref", "refu", …): 1–3-grams of the whole text say little
+    # about English words, and an inflected or misspelt word shares most of these with its stem.
+    latin_word_grams: tuple[int, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"char_ngrams": list(self.char_ngrams), "ask_words": self.ask_words}
+        data: dict[str, Any] = {"char_ngrams": list(self.char_ngrams), "ask_words": self.ask_words}
+        if self.latin_word_grams is not None:
+            data["latin_word_grams"] = list(self.latin_word_grams)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> FeatureSpec:
         if not data:
             return cls()
         low, high = data["char_ngrams"]
-        return cls(char_ngrams=(int(low), int(high)), ask_words=bool(data["ask_words"]))
+        latin = data.get("latin_word_grams")  # absent in artefacts made before it existed
+        return cls(
+            char_ngrams=(int(low), int(high)),
+            ask_words=bool(data["ask_words"]),
+            latin_word_grams=None if latin is None else (int(latin[0]), int(latin[1])),
+        )
 
 
 DEFAULT_SPEC = FeatureSpec()
@@ -81,8 +95,22 @@ def features(
     if tokens is None:
         tokens = segment(norm)
     grams += [WORD_PREFIX + token for token in tokens if token is not None]
+    if spec.latin_word_grams is not None:
+        grams += _latin_word_grams(tokens, spec.latin_word_grams)
     if spec.ask_words:
         grams += _ask_words(tokens)
+    return grams
+
+
+def _latin_word_grams(tokens: list[str | None], lengths: tuple[int, int]) -> list[str]:
+    low, high = lengths
+    grams: list[str] = []
+    for token in tokens:
+        if token is None or not _LATIN_WORD.match(token):
+            continue
+        padded = f" {token} "
+        for n in range(low, high + 1):
+            grams += [LATIN_PREFIX + padded[i : i + n] for i in range(len(padded) - n + 1)]
     return grams
 
 
@@ -103,6 +131,8 @@ def display_feature(feature: str) -> str:
     """A feature as a reader sees it: the word, or the character n-gram in quotes."""
     if feature[:1] in (WORD_PREFIX, ASK_PREFIX):
         return feature[1:]
+    if feature[:1] == LATIN_PREFIX:
+        return f"“{feature[1:].strip()}”"
     return f"“{feature}”"
 
 
