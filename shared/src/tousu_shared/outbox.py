@@ -165,6 +165,76 @@ class Outbox:
         return envelopes
 
 
+class CommitListener:
+    """Wakes a worker when a writer of the schema signals committed outbox rows.
+
+    LISTENs on the schema's channel (see :class:`CommitSignal`) on a connection of its own,
+    reopened when it drops. Besides the relay, any worker whose work follows from what the
+    schema commits (the SLA scheduler: a new timer comes with the events that announce it)
+    sleeps on it instead of polling.
+    """
+
+    def __init__(self, settings: ServiceSettings, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._channel = notify_channel(settings)
+        self._wake = asyncio.Event()
+        self._conn: AsyncConnection | None = None
+        self._raw: Any = None
+
+    @property
+    def listening(self) -> bool:
+        """Whether the LISTEN connection is open."""
+        return self._raw is not None and not self._raw.is_closed()
+
+    def clear(self) -> None:
+        """Forget earlier signals; call it before reading, so a commit signalled while the
+        read runs wakes the next wait at once instead of being lost."""
+        self._wake.clear()
+
+    async def wait(self, stop: asyncio.Event, *, listening: float, polling: float) -> None:
+        """Sleep until a signal, the stop or the timeout: ``listening`` seconds while the
+        LISTEN connection is open, ``polling`` while it cannot be."""
+        timeout = listening if await self._listen() else polling
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def close(self) -> None:
+        """Close the LISTEN connection."""
+        conn, self._conn, self._raw = self._conn, None, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    async def _listen(self) -> bool:
+        """(Re)open the LISTEN connection when it is not open; returns whether it is."""
+        if self.listening:
+            return True
+        await self.close()
+        try:
+            conn = await self._engine.connect()
+            try:
+                raw = (await conn.get_raw_connection()).driver_connection
+                assert raw is not None, "asyncpg gives every pooled connection a driver"
+                await raw.add_listener(self._channel, self._on_notify)
+            except BaseException:
+                await conn.close()
+                raise
+        except Exception as exc:
+            log.warning("cannot listen for commits (%s); polling meanwhile", type(exc).__name__)
+            return False
+        self._conn, self._raw = conn, raw
+        return True
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+
 class OutboxRelay:
     """Publishes committed outbox rows to Kafka and marks them sent."""
 
@@ -186,9 +256,7 @@ class OutboxRelay:
         self._lane_backoff: dict[int, tuple[float, float]] = {}
         # A test hook standing in for a crash between publishing and marking rows sent.
         self._after_publish = after_publish
-        self._wake = asyncio.Event()
-        self._listener: AsyncConnection | None = None
-        self._listener_raw: Any = None
+        self.commits = CommitListener(settings, engine)
         schema = settings.db_schema
         self._claim_lanes = text(
             f"SELECT l.lane FROM {schema}.outbox_lane l "
@@ -331,53 +399,6 @@ class OutboxRelay:
         async with self._engine.begin() as conn:
             await conn.execute(self._purge, {"hours": self._settings.outbox_retention_hours})
 
-    async def _listen(self) -> bool:
-        """(Re)open the LISTEN connection when it is not open; returns whether it is."""
-        raw = self._listener_raw
-        if raw is not None and not raw.is_closed():
-            return True
-        await self._stop_listening()
-        try:
-            conn = await self._engine.connect()
-            try:
-                raw = (await conn.get_raw_connection()).driver_connection
-                assert raw is not None, "asyncpg gives every pooled connection a driver"
-                await raw.add_listener(notify_channel(self._settings), self._on_notify)
-            except BaseException:
-                await conn.close()
-                raise
-        except Exception as exc:
-            log.warning("relay cannot listen (%s); polling meanwhile", type(exc).__name__)
-            return False
-        self._listener, self._listener_raw = conn, raw
-        return True
-
-    def _on_notify(self, *_: object) -> None:
-        self._wake.set()
-
-    async def _stop_listening(self) -> None:
-        conn, self._listener, self._listener_raw = self._listener, None, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.invalidate()
-            with contextlib.suppress(Exception):
-                await conn.close()
-
-    async def _wait_for_work(self, stop: asyncio.Event) -> None:
-        """Sleep until a NOTIFY, the fallback poll or the stop, whichever comes first."""
-        listening = await self._listen()
-        interval = (
-            self._settings.relay_fallback_poll_ms
-            if listening
-            else (self._settings.relay_idle_poll_ms)
-        )
-        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
-        try:
-            await asyncio.wait(waiters, timeout=interval / 1000, return_when=FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Relay until stopped; a failed batch stays unsent and is retried with backoff."""
         stop = stop or asyncio.Event()
@@ -388,7 +409,7 @@ class OutboxRelay:
             while not stop.is_set():
                 # Cleared before reading: a commit signalled while this batch runs wakes the
                 # next wait at once instead of being lost.
-                self._wake.clear()
+                self.commits.clear()
                 try:
                     published = await self.relay_once()
                     backoff = idle
@@ -403,9 +424,13 @@ class OutboxRelay:
                     await self.purge_sent()
                     last_purge = time.monotonic()
                 if published < self._settings.relay_batch_size:
-                    await self._wait_for_work(stop)
+                    await self.commits.wait(
+                        stop,
+                        listening=self._settings.relay_fallback_poll_ms / 1000,
+                        polling=idle,
+                    )
         finally:
-            await self._stop_listening()
+            await self.commits.close()
             await self.close()
 
 

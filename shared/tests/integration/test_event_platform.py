@@ -435,7 +435,7 @@ async def test_a_committed_unit_of_work_wakes_a_sleeping_relay_without_polling(k
     complaint = uuid.uuid4()
     try:
         async with running(relay):
-            await wait_for(lambda: relay._listener is not None)  # asleep, listening
+            await wait_for(lambda: relay.commits.listening)  # asleep, listening
             async with runtime.uow() as uow:
                 uow.publish(message(complaint, 1))
                 await uow.commit()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tousu_shared.clock import utc_now
 from tousu_shared.http import create_app
+from tousu_shared.outbox import CommitListener
 from tousu_shared.runtime import Runtime, Service, include_routers
 
 from tousu_sla.adapters.repository import CatalogCache
@@ -40,7 +41,7 @@ def bootstrap(settings: SlaSettings | None = None) -> Service:
     )
     app.state.sla = ctx
     include_routers(app, [api.router, catalog_api.router, stream.router])
-    scheduler = SlaScheduler(settings, ctx)
+    scheduler = SlaScheduler(settings, ctx, CommitListener(settings, runtime.engine))
     # The scheduler is runnable alone (`python -m tousu_sla scheduler`): an api+consumer
     # process needs none.
     return Service.of(

@@ -18,6 +18,7 @@ import uuid
 from prometheus_client import Counter, Histogram
 from tousu_shared.contracts import Event
 from tousu_shared.contracts.sla import SlaAtRisk, SlaBreached, SlaEscalated
+from tousu_shared.outbox import CommitListener
 
 from tousu_sla.service_layer import catalog, services
 from tousu_sla.service_layer.context import SlaContext, SlaUnitOfWork
@@ -41,10 +42,17 @@ MIN_IDLE_SECONDS = 0.02
 class SlaScheduler:
     """Fires due SLA timers until stopped; any number may run at once, in any process."""
 
-    def __init__(self, settings: SlaSettings, ctx: SlaContext) -> None:
+    def __init__(
+        self, settings: SlaSettings, ctx: SlaContext, commits: CommitListener | None = None
+    ) -> None:
         self._settings = settings
         self._ctx = ctx
         self._poll = settings.scheduler_poll_ms / 1000
+        # Without a listener it polls every `poll` (tests that drive it by hand, say).
+        self._commits = commits
+        self._longest_sleep = (
+            settings.scheduler_fallback_poll_ms / 1000 if commits is not None else self._poll
+        )
         self._retry_after = dt.timedelta(seconds=settings.scheduler_retry_after_seconds)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -53,29 +61,35 @@ class SlaScheduler:
         seeded = False
         backoff = self._poll
         last_purge = time.monotonic()
-        while not stop.is_set():
-            try:
-                if not seeded:
-                    await self._seed_defaults()
-                    seeded = True
-                claimed = await self.run_once()
-                if claimed < self._settings.scheduler_batch_size:
-                    idle = await self._idle_seconds()
-                    if claimed == 0:
-                        # What is due is held by another scheduler or the consumer right now:
-                        # do not spin on it.
-                        idle = max(idle, MIN_IDLE_SECONDS)
-                    await _sleep_unless(stop, idle)
-                if time.monotonic() - last_purge > PURGE_EVERY_SECONDS:
-                    await self._purge_event_log()
-                    last_purge = time.monotonic()
-                backoff = self._poll
-            except Exception:
-                # The database may be restarting: keep the worker alive and retry.
-                LOOP_ERRORS.inc()
-                log.exception("SLA scheduler loop failed; retrying in %.2fs", backoff)
-                await _sleep_unless(stop, backoff)
-                backoff = min(backoff * 2, 5.0)
+        try:
+            while not stop.is_set():
+                try:
+                    if not seeded:
+                        await self._seed_defaults()
+                        seeded = True
+                    if self._commits is not None:
+                        self._commits.clear()  # a commit from now on wakes the next sleep
+                    claimed = await self.run_once()
+                    if claimed < self._settings.scheduler_batch_size:
+                        idle = await self._idle_seconds()
+                        if claimed == 0:
+                            # What is due is held by another scheduler or the consumer right now:
+                            # do not spin on it.
+                            idle = max(idle, MIN_IDLE_SECONDS)
+                        await self._sleep(stop, idle)
+                    if time.monotonic() - last_purge > PURGE_EVERY_SECONDS:
+                        await self._purge_event_log()
+                        last_purge = time.monotonic()
+                    backoff = self._poll
+                except Exception:
+                    # The database may be restarting: keep the worker alive and retry.
+                    LOOP_ERRORS.inc()
+                    log.exception("SLA scheduler loop failed; retrying in %.2fs", backoff)
+                    await _sleep_unless(stop, backoff)
+                    backoff = min(backoff * 2, 5.0)
+        finally:
+            if self._commits is not None:
+                await self._commits.close()
         log.info("SLA scheduler stopped")
 
     async def _seed_defaults(self) -> None:
@@ -145,10 +159,22 @@ class SlaScheduler:
         async with self._ctx.uow() as uow:
             next_at = await services.next_due_at(uow)
         if next_at is None:
-            return self._poll
-        # Sleep until the earliest due timer, but never longer than the poll: the consumer
-        # may add an earlier one at any moment.
-        return min(self._poll, max(0.0, (next_at - self._ctx.clock()).total_seconds()))
+            return self._longest_sleep
+        # Sleep until the earliest due timer, but not past the fallback poll.
+        until_due = (next_at - self._ctx.clock()).total_seconds()
+        return min(self._longest_sleep, max(0.0, until_due))
+
+    async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
+        """Sleep `seconds`, or less when a commit may have added an earlier timer.
+
+        The consumer may add an earlier timer at any moment; its commit signal ends the
+        sleep, but not before one poll has passed, so a stack committing every few
+        milliseconds does not make the scheduler run a round per commit.
+        """
+        await _sleep_unless(stop, min(seconds, self._poll))
+        if self._commits is not None and seconds > self._poll and not stop.is_set():
+            # Not listening: polling=0 returns at once, so the loop polls every `poll`.
+            await self._commits.wait(stop, listening=seconds - self._poll, polling=0.0)
 
     async def _purge_event_log(self) -> None:
         async with self._ctx.uow() as uow:
