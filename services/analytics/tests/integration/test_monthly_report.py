@@ -6,12 +6,12 @@ import asyncio
 import csv
 import io
 import tempfile
-import uuid
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from analytics_factories import improvement_action
 from tousu_analytics.domain.actions import ImprovementAction, Target
 from tousu_analytics.service_layer.reports import archive_if_due, first_working_day
 from tousu_shared.contracts.case import CaseResolved, CaseRouted
@@ -66,17 +66,10 @@ def actions() -> list[ImprovementAction]:
     planned for November."""
 
     def action(title: str, starts: date, *steps: tuple[str, date]) -> ImprovementAction:
-        item = ImprovementAction(
-            id=uuid.uuid4(),
+        item = improvement_action(
             title=title,
             target=Target(category="product_quality"),
-            plan="p",
-            owner="o",
             starts_on=starts,
-            due_on=None,
-            target_rate=None,
-            alert_id=None,
-            root_cause=None,
             created_at=datetime(2025, 8, 1, tzinfo=CST),
         )
         for to, on in steps:

@@ -7,7 +7,8 @@ import uuid
 from datetime import UTC, date, datetime
 
 import pytest
-from tousu_analytics.domain.actions import ImprovementAction, Target
+from analytics_factories import improvement_action
+from tousu_analytics.domain.actions import Target
 from tousu_analytics.domain.alerts import Alert, Evidence, Series
 from tousu_analytics.domain.effect import Period, rate_ratio
 from tousu_analytics.domain.projection import Merge, changes_for, local_day
@@ -99,18 +100,8 @@ def test_an_alert_announces_itself_once_and_follows_its_states() -> None:
 
 
 def test_pdca_moves_plan_do_check_act_and_measures_from_do() -> None:
-    action = ImprovementAction(
-        id=uuid.uuid4(),
-        title="t",
-        target=Target(product_line="laptops"),
-        plan="p",
-        owner="o",
-        starts_on=date(2025, 10, 1),
-        due_on=None,
-        target_rate=None,
-        alert_id=None,
-        root_cause=None,
-        created_at=NOW,
+    action = improvement_action(
+        starts_on=date(2025, 10, 1), created_at=NOW, target=Target(product_line="laptops")
     )
     with pytest.raises(Conflict):
         action.advance("check", "m", date(2025, 10, 2), None, NOW)
@@ -123,18 +114,8 @@ def test_pdca_moves_plan_do_check_act_and_measures_from_do() -> None:
 
 
 def test_an_action_is_active_from_its_start_until_its_cycle_closes() -> None:
-    action = ImprovementAction(
-        id=uuid.uuid4(),
-        title="t",
-        target=Target(category="delivery_delay"),
-        plan="p",
-        owner="o",
-        starts_on=date(2025, 10, 15),
-        due_on=date(2025, 10, 20),
-        target_rate=None,
-        alert_id=None,
-        root_cause=None,
-        created_at=NOW,
+    action = improvement_action(
+        starts_on=date(2025, 10, 15), due_on=date(2025, 10, 20), created_at=NOW
     )
     september, october, november = (
         (date(2025, m, 1), date(2025, m, d)) for m, d in ((9, 30), (10, 31), (11, 30))

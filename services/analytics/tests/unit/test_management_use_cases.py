@@ -7,7 +7,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-from tousu_analytics.domain.actions import ImprovementAction, Target
+from analytics_factories import improvement_action
+from tousu_analytics.domain.actions import Target
 from tousu_analytics.domain.alerts import Alert, Evidence, Series
 from tousu_analytics.service_layer import management
 from tousu_analytics.service_layer.context import AnalyticsContext
@@ -121,19 +122,7 @@ async def test_refusals_name_the_field(uow, ctx) -> None:
 
 
 async def test_an_action_advances_on_the_clock_day_by_default(uow, ctx) -> None:
-    action = ImprovementAction(
-        id=uuid.uuid4(),
-        title="t",
-        target=Target(category="delivery_delay"),
-        plan="p",
-        owner="o",
-        starts_on=date(2025, 5, 1),
-        due_on=None,
-        target_rate=None,
-        alert_id=None,
-        root_cause=None,
-        created_at=datetime(2025, 5, 1, tzinfo=UTC),
-    )
+    action = improvement_action(starts_on=date(2025, 5, 1))
     await uow.actions.save(action)
     moved = await management.advance_action(ctx, MANAGER, action.id, "do", None, "go")
     assert moved.state == "do" and moved.started_on == date(2025, 5, 21)
