@@ -5,13 +5,36 @@ from __future__ import annotations
 import contextlib
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import httpx
+from tousu_intake.domain.commands import SubmitComplaint
+from tousu_intake.domain.complaint import ComplaintDetails, Customer
 from tousu_shared.auth import new_api_key
 from tousu_shared.contracts import case as case_events
+from tousu_shared.contracts.vocabulary import Channel, Emotion, Remedy
 
 ADMIN_KEY = new_api_key()[1]
+
+# The worked case's phone complaint as a use-case command (the unit tests' customer).
+WANG = SubmitComplaint(
+    details=ComplaintDetails(
+        channel=Channel.PHONE,
+        description="收到的笔记本电脑屏幕有划痕，而且开机就蓝屏，我非常生气，要求退货退款。",
+        requested_remedies=(Remedy.RETURN, Remedy.REFUND),
+        product_ref="LAPTOP-X1",
+        order_ref="ORD-20261122-001",
+        amount=Decimal("6999.00"),
+        emotion=Emotion.ANGRY,
+    ),
+    customer=Customer(
+        name="王先生",
+        phone="13800138000",
+        email="wang.xiansheng@example.com",
+        preferred_contact="phone",
+    ),
+)
 
 
 def complaint_body(**overrides: Any) -> dict[str, Any]:

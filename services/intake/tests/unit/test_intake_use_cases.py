@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from intake_factories import case_routed
+from intake_factories import WANG, case_routed
 from intake_fakes import deliver, fake_context, principal
 from tousu_intake.domain.commands import (
     AnonymizeCustomer,
@@ -17,7 +17,7 @@ from tousu_intake.domain.commands import (
     ListComplaints,
     SubmitComplaint,
 )
-from tousu_intake.domain.complaint import ANONYMISED_DESCRIPTION, ComplaintDetails, Customer
+from tousu_intake.domain.complaint import ANONYMISED_DESCRIPTION
 from tousu_intake.service_layer.privacy import anonymize_customer
 from tousu_intake.service_layer.services import (
     correct_classification,
@@ -32,28 +32,11 @@ from tousu_shared.contracts.complaint import (
     ComplaintReceived,
     ComplaintReclassified,
 )
-from tousu_shared.contracts.vocabulary import Category, Channel, Emotion, Remedy
+from tousu_shared.contracts.vocabulary import Category, Channel
 from tousu_shared.errors import Conflict, Forbidden, NotFound
 
 NOW = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
 SECRETS = ("13800138000", "王先生", "wang.xiansheng")
-WANG = SubmitComplaint(
-    details=ComplaintDetails(
-        channel=Channel.PHONE,
-        description="收到的笔记本电脑屏幕有划痕，而且开机就蓝屏，我非常生气，要求退货退款。",
-        requested_remedies=(Remedy.RETURN, Remedy.REFUND),
-        product_ref="LAPTOP-X1",
-        order_ref="ORD-20261122-001",
-        amount=Decimal("6999.00"),
-        emotion=Emotion.ANGRY,
-    ),
-    customer=Customer(
-        name="王先生",
-        phone="13800138000",
-        email="wang.xiansheng@example.com",
-        preferred_contact="phone",
-    ),
-)
 ADMIN = principal()
 
 

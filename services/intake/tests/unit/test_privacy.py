@@ -7,10 +7,9 @@ import dataclasses
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 import pytest
-from intake_factories import case_routed
+from intake_factories import WANG, case_routed
 from intake_fakes import deliver, fake_context, principal
 from tousu_intake.domain import model
 from tousu_intake.domain.commands import (
@@ -22,33 +21,17 @@ from tousu_intake.domain.commands import (
 from tousu_intake.domain.complaint import (
     ANONYMISED_CUSTOMER_REF,
     RETENTION_DESCRIPTION,
-    ComplaintDetails,
-    Customer,
     Evidence,
 )
 from tousu_intake.service_layer import privacy
 from tousu_intake.service_layer.services import add_message, submit_complaint
 from tousu_shared.clock import FixedClock
 from tousu_shared.contracts.complaint import ComplaintAnonymized
-from tousu_shared.contracts.vocabulary import Channel, Emotion, Remedy
+from tousu_shared.contracts.vocabulary import Channel
 from tousu_shared.errors import NotFound
 
 NOW = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
 PHONE = "13800138000"
-WANG = SubmitComplaint(
-    details=ComplaintDetails(
-        channel=Channel.PHONE,
-        description="收到的笔记本电脑屏幕有划痕，而且开机就蓝屏，要求退货退款。",
-        requested_remedies=(Remedy.RETURN, Remedy.REFUND),
-        product_ref="LAPTOP-X1",
-        order_ref="ORD-20261122-001",
-        amount=Decimal("6999.00"),
-        emotion=Emotion.ANGRY,
-    ),
-    customer=Customer(
-        name="王先生", phone=PHONE, email="wang.xiansheng@example.com", preferred_contact="phone"
-    ),
-)
 ADMIN = principal()
 OFFICER = principal(
     "privacy_officer", scopes={"complaints:read", "pii:read", "pii:erase", "pii:export"}
