@@ -81,7 +81,7 @@ async def record_effect(uow, event, envelope: Envelope) -> None:
     )
 
 
-def consumer_for(runtime: Runtime, handler=record_effect) -> EventConsumer:
+def consumer_for(runtime: Runtime, handler=record_effect, *, prepare=None) -> EventConsumer:
     return EventConsumer(
         runtime.settings,
         runtime.uow,
@@ -89,6 +89,7 @@ def consumer_for(runtime: Runtime, handler=record_effect) -> EventConsumer:
         topics=["complaint.events"],
         consumer_factory=runtime.consumer,
         producer_factory=runtime.producer,
+        prepare=prepare,
     )
 
 
@@ -474,16 +475,22 @@ async def publish_all(runtime: Runtime, messages: list[CustomerMessageAdded]) ->
     return [r for r in records if r.key in wanted]
 
 
+async def republish(runtime: Runtime, records: list) -> None:
+    """A relay republishing after a crash: the same records once more, near the originals."""
+    producer = runtime.producer()
+    await producer.start()
+    try:
+        for record in records:
+            await producer.send_and_wait(record.topic, record.value, key=record.key)
+    finally:
+        await producer.stop()
+
+
 async def test_a_partitions_batch_commits_in_few_transactions_in_order_and_once(batched):
     complaints = [uuid.uuid4() for _ in range(4)]
     messages = [message(c, seq) for seq in range(1, 26) for c in complaints]
     records = await publish_all(batched, messages)
-    # A relay republishing after a crash: the same records once more, near the originals.
-    producer = batched.producer()
-    await producer.start()
-    for record in records[:10]:
-        await producer.send_and_wait(record.topic, record.value, key=record.key)
-    await producer.stop()
+    await republish(batched, records[:10])
     CountingUnitOfWork.commits = 0
     order: dict[uuid.UUID, list[int]] = {}
 
@@ -516,11 +523,7 @@ async def test_a_batchs_preparer_sees_its_new_events_first_in_its_unit_of_work(b
     complaints = [uuid.uuid4() for _ in range(3)]
     messages = [message(c, seq) for seq in range(1, 11) for c in complaints]
     records = await publish_all(batched, messages)
-    producer = batched.producer()
-    await producer.start()
-    for record in records[:5]:  # republished: already in the inbox when they come again
-        await producer.send_and_wait(record.topic, record.value, key=record.key)
-    await producer.stop()
+    await republish(batched, records[:5])  # already in the inbox when they come again
     prepared: list[tuple[uuid.UUID, str]] = []
     handled: list[bool] = []
 
@@ -535,16 +538,7 @@ async def test_a_batchs_preparer_sees_its_new_events_first_in_its_unit_of_work(b
             handled.append((event.complaint_id, event.message_id) in seen_first)
         await record_effect(uow, event, envelope)
 
-    consumer = EventConsumer(
-        batched.settings,
-        batched.uow,
-        {"CustomerMessageAdded": handler},
-        topics=["complaint.events"],
-        consumer_factory=batched.consumer,
-        producer_factory=batched.producer,
-        prepare=prepare,
-    )
-    async with running(consumer):
+    async with running(consumer_for(batched, handler, prepare=prepare)):
         await wait_for(lambda: _all(effects(batched, *complaints), len(messages)), timeout=30)
     mine = [item for item in prepared if item[0] in complaints]
     assert handled and all(handled)

@@ -354,7 +354,7 @@ class SlaRepository:
     async def case_with_due_times(
         self, case_id: uuid.UUID, *, for_update: bool
     ) -> tuple[Row, dict[str, dt.datetime | None]] | None:
-        """:meth:`case_state` and :meth:`stored_due_times` in one round trip (every event
+        """A case's row and its milestones' stored due times in one round trip (every event
         applied to a case reads both)."""
         return (await self.cases_with_due_times([case_id], for_update=for_update)).get(case_id)
 
@@ -376,11 +376,6 @@ class SlaRepository:
             due = dict(zip(mapping["due_keys"], mapping["due_times"], strict=True))
             found[mapping["case_id"]] = (mapping, due)
         return found
-
-    async def stored_due_times(self, case_id: uuid.UUID) -> dict[str, dt.datetime | None]:
-        """Each milestone's due time as last stored."""
-        found = await self.case_with_due_times(case_id, for_update=False)
-        return {} if found is None else found[1]
 
     async def insert_cases_if_absent(self, cases: list[StoredCase]) -> None:
         """Create case rows unless a concurrent writer already did (case-id order)."""

@@ -81,11 +81,11 @@ async def load_cases(uow: SlaUnitOfWork, ctx: SlaContext, case_ids: Sequence[uui
     wanted = sorted({case_id for case_id in case_ids if repo.held(case_id) is None})
     if not wanted:
         return
-    current = await policy_set_in_force(uow, ctx)
     calendars = await repo.calendars()
     found = await repo.cases_with_due_times(wanted, for_update=True)
     missing = [case_id for case_id in wanted if case_id not in found]
     if missing:
+        current = await policy_set_in_force(uow, ctx)
         fresh = [_fresh_case(case_id, current, calendars, ctx) for case_id in missing]
         await repo.insert_cases_if_absent(fresh)
         found |= await repo.cases_with_due_times(missing, for_update=True)
