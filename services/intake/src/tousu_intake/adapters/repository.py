@@ -30,6 +30,7 @@ from tousu_intake.adapters.orm import (
     complaint_message,
     idempotency_key,
 )
+from tousu_intake.domain.commands import ComplaintCriteria
 from tousu_intake.domain.complaint import (
     DETAIL_FIELDS,
     PII_FIELDS,
@@ -44,19 +45,18 @@ from tousu_intake.domain.idempotency import IdempotencyKey
 
 
 @dataclass(frozen=True)
-class ComplaintFilter:
-    """What a complaint list is narrowed to (None: not narrowed by that)."""
+class ComplaintFilter(ComplaintCriteria):
+    """A list's criteria as the repository applies them: the customer by blind index."""
 
-    channel: str | None = None
-    category: str | None = None
-    severity: str | None = None
-    urgency: str | None = None
-    status: str | None = None
-    department: str | None = None
-    needs_review: bool | None = None
-    received_from: datetime | None = None
-    received_to: datetime | None = None
     customer: CustomerKeys | None = None
+
+    @classmethod
+    def of(
+        cls, criteria: ComplaintCriteria, *, department: str | None, customer: CustomerKeys | None
+    ) -> ComplaintFilter:
+        """``criteria`` (of a list query, say) with the department the caller may see."""
+        given = {f.name: getattr(criteria, f.name) for f in dataclasses.fields(ComplaintCriteria)}
+        return cls(**{**given, "department": department}, customer=customer)
 
     def equal_to(self) -> dict[str, Any]:
         """The columns the list is narrowed to one value of."""

@@ -102,8 +102,11 @@ class GetComplaint:
 
 
 @dataclass(frozen=True)
-class ListComplaints:
-    """Complaints newest first, filtered, one keyset page at a time."""
+class ComplaintCriteria:
+    """What a complaint list is narrowed to (None: not narrowed by that).
+
+    Written once: the list query carries them and the repository's filter applies them.
+    """
 
     channel: Channel | None = None
     category: Category | None = None
@@ -114,6 +117,12 @@ class ListComplaints:
     needs_review: bool | None = None
     received_from: datetime | None = None
     received_to: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ListComplaints(ComplaintCriteria):
+    """Complaints newest first, filtered, one keyset page at a time."""
+
     # Normalised; searching by them needs the pii:read scope and is audited.
     customer_phone: str | None = None
     customer_email: str | None = None

@@ -272,16 +272,9 @@ async def list_complaints(
         raise InvalidInput(
             "searching by phone or email needs the pii:read scope", field=f"customer_{search_by}"
         )
-    filters = ComplaintFilter(
-        channel=query.channel,
-        category=query.category,
-        severity=query.severity,
-        urgency=query.urgency,
-        status=query.status,
+    filters = ComplaintFilter.of(
+        query,
         department=department,
-        needs_review=query.needs_review,
-        received_from=query.received_from,
-        received_to=query.received_to,
         customer=(
             context.cipher.customer_keys(phone=query.customer_phone, email=query.customer_email)
             if search_by
