@@ -5,15 +5,43 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from tousu_shared.db import upsert
 
 from tousu_analytics.adapters.orm import alert, denominator, improvement_action, report
 from tousu_analytics.domain.actions import ImprovementAction, Target
 from tousu_analytics.domain.alerts import DEPARTMENT_SERIES, Alert, Series
+
+T = TypeVar("T")
+
+
+class _StoredById(Generic[T]):
+    """A repository of one table whose rows are keyed by ``id`` and read and written whole."""
+
+    table: ClassVar[sa.Table]
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    @staticmethod
+    def _read(row: sa.Row) -> T:
+        raise NotImplementedError
+
+    @staticmethod
+    def _values(item: T) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def get(self, item_id: uuid.UUID, *, lock: bool = False) -> T | None:
+        query = sa.select(self.table).where(self.table.c.id == item_id)
+        row = (await self._session.execute(query.with_for_update() if lock else query)).first()
+        return self._read(row) if row else None
+
+    async def save(self, item: T) -> None:
+        await self._session.execute(upsert(self.table, self._values(item), key=("id",)))
 
 
 class DenominatorRepository:
@@ -37,16 +65,7 @@ class DenominatorRepository:
             "updated_by": actor,
             "updated_at": now,
         }
-        stmt = insert(denominator).values(values)
-        await self._session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["month", "product_line"],
-                set_={
-                    key: stmt.excluded[key]
-                    for key in ("orders", "customers", "updated_by", "updated_at")
-                },
-            )
-        )
+        await self._session.execute(upsert(denominator, values, key=("month", "product_line")))
 
 
 def _alert_row(item: Alert) -> dict[str, Any]:
@@ -85,14 +104,10 @@ def _alert(row: sa.Row) -> Alert:
     )
 
 
-class AlertRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    async def get(self, alert_id: uuid.UUID, *, lock: bool = False) -> Alert | None:
-        query = sa.select(alert).where(alert.c.id == alert_id)
-        row = (await self._session.execute(query.with_for_update() if lock else query)).first()
-        return _alert(row) if row else None
+class AlertRepository(_StoredById[Alert]):
+    table = alert
+    _read = staticmethod(_alert)
+    _values = staticmethod(_alert_row)
 
     async def latest_for(self, series: Series) -> Alert | None:
         """The series' most recent alert, whatever its state."""
@@ -110,16 +125,6 @@ class AlertRepository:
             )
         ).first()
         return _alert(row) if row else None
-
-    async def save(self, item: Alert) -> None:
-        values = _alert_row(item)
-        stmt = insert(alert).values(values)
-        await self._session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["id"],
-                set_={k: stmt.excluded[k] for k in values if k != "id"},
-            )
-        )
 
     async def list(
         self,
@@ -191,24 +196,10 @@ def _action(row: sa.Row) -> ImprovementAction:
     )
 
 
-class ActionRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    async def get(self, action_id: uuid.UUID, *, lock: bool = False) -> ImprovementAction | None:
-        query = sa.select(improvement_action).where(improvement_action.c.id == action_id)
-        row = (await self._session.execute(query.with_for_update() if lock else query)).first()
-        return _action(row) if row else None
-
-    async def save(self, item: ImprovementAction) -> None:
-        values = _action_row(item)
-        stmt = insert(improvement_action).values(values)
-        await self._session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["id"],
-                set_={k: stmt.excluded[k] for k in values if k != "id"},
-            )
-        )
+class ActionRepository(_StoredById[ImprovementAction]):
+    table = improvement_action
+    _read = staticmethod(_action)
+    _values = staticmethod(_action_row)
 
     async def active_during(self, first: date, last: date) -> Sequence[ImprovementAction]:
         """The actions under way at some time in ``[first, last]``, earliest start first.

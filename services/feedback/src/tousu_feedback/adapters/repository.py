@@ -8,8 +8,8 @@ import uuid
 from typing import Any
 
 from sqlalchemy import Table, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from tousu_shared.db import upsert
 
 from tousu_feedback.adapters import orm
 from tousu_feedback.domain.answer import Answer, AnswerSource
@@ -40,13 +40,7 @@ class SqlCaseRepository:
             "urgency": case.urgency,
             "contact_details_url": case.contact_details_url,
         }
-        statement = pg_insert(orm.case_ref).values(**values)
-        await self._session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["complaint_id"],
-                set_={k: statement.excluded[k] for k in values if k != "complaint_id"},
-            )
-        )
+        await self._session.execute(upsert(orm.case_ref, values, key=("complaint_id",)))
 
 
 class SqlPolicyRepository:
