@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -61,30 +61,31 @@ def _seconds_of_day(text: str) -> int:
     return total
 
 
+class _CountedByWeekendRule:
+    """A computed result plus the dates the calendar had to count by the weekend rule."""
+
+    missing_dates: frozenset[dt.date]
+
+    @property
+    def missing_years(self) -> frozenset[int]:
+        """Years for which holiday data was missing."""
+        return frozenset(d.year for d in self.missing_dates)
+
+
 @dataclass(frozen=True)
-class BusinessInstant:
-    """A computed instant plus the dates the calendar had to count by the weekend rule."""
+class BusinessInstant(_CountedByWeekendRule):
+    """A computed instant (and the dates counted by the weekend rule)."""
 
     at: dt.datetime
     missing_dates: frozenset[dt.date] = frozenset()
 
-    @property
-    def missing_years(self) -> frozenset[int]:
-        """Years for which holiday data was missing."""
-        return frozenset(d.year for d in self.missing_dates)
-
 
 @dataclass(frozen=True)
-class BusinessSpan:
-    """A computed duration plus the dates the calendar had to count by the weekend rule."""
+class BusinessSpan(_CountedByWeekendRule):
+    """A computed duration (and the dates counted by the weekend rule)."""
 
     duration: dt.timedelta
     missing_dates: frozenset[dt.date] = frozenset()
-
-    @property
-    def missing_years(self) -> frozenset[int]:
-        """Years for which holiday data was missing."""
-        return frozenset(d.year for d in self.missing_dates)
 
 
 class DayReason(StrEnum):
@@ -282,6 +283,21 @@ class BusinessCalendar(BaseModel):
         """The calendar-local date of an instant."""
         return to_utc(instant).astimezone(self.zone).date()
 
+    def _periods_from(
+        self, at: dt.datetime, max_days: int, missing: set[dt.date]
+    ) -> Iterator[tuple[dt.datetime, dt.datetime]]:
+        """The working periods of the days from ``at``'s local date on, in order.
+
+        Each date passed whose holiday data is missing is added to ``missing`` before that
+        day's periods come, so a caller that stops at a period knows the dates counted by
+        the weekend rule up to it.
+        """
+        for status in self._days_from(self.local_date(at), max_days):
+            if status.data_missing:
+                missing.add(status.date)
+            if status.is_working:
+                yield from self._intervals_of_working_day(status.date)
+
     def _days_from(self, first: dt.date, max_days: int) -> Iterable[DayStatus]:
         idle_in_a_row = 0
         day = first
@@ -316,19 +332,14 @@ class BusinessCalendar(BaseModel):
             return BusinessInstant(start)
         remaining = duration
         missing: set[dt.date] = set()
-        for status in self._days_from(self.local_date(start), max_days):
-            if status.data_missing:
-                missing.add(status.date)
-            if not status.is_working:
+        for period_start, period_end in self._periods_from(start, max_days, missing):
+            if period_end <= start:
                 continue
-            for period_start, period_end in self._intervals_of_working_day(status.date):
-                if period_end <= start:
-                    continue
-                counted_from = max(period_start, start)
-                available = period_end - counted_from
-                if remaining <= available:
-                    return BusinessInstant(counted_from + remaining, frozenset(missing))
-                remaining -= available
+            counted_from = max(period_start, start)
+            available = period_end - counted_from
+            if remaining <= available:
+                return BusinessInstant(counted_from + remaining, frozenset(missing))
+            remaining -= available
         raise AssertionError("unreachable: _days_from raises when exhausted")
 
     def add_working_days(self, start: dt.datetime, days: int | float) -> BusinessInstant:
@@ -363,14 +374,9 @@ class BusinessCalendar(BaseModel):
         """`at` itself if it is working time, otherwise the start of the next working period."""
         at = to_utc(at)
         missing: set[dt.date] = set()
-        for status in self._days_from(self.local_date(at), max_days):
-            if status.data_missing:
-                missing.add(status.date)
-            if not status.is_working:
-                continue
-            for period_start, period_end in self._intervals_of_working_day(status.date):
-                if period_end > at:
-                    return BusinessInstant(max(period_start, at), frozenset(missing))
+        for period_start, period_end in self._periods_from(at, max_days, missing):
+            if period_end > at:
+                return BusinessInstant(max(period_start, at), frozenset(missing))
         raise AssertionError("unreachable: _days_from raises when exhausted")
 
     def is_working_moment(self, at: dt.datetime) -> bool:
