@@ -2,9 +2,9 @@
 
 - train:   fit the text model on the training split and write the shipped artefact;
 - report:  accuracy per dimension and language, confusion matrix and calibration on the test
-           split (its clean batches 10+, its old batches 01–09 whose industries training now
-           covers, and all of it), and 5-fold cross-validation on the training split
-           (``make classifier-report``);
+           split (its clean batches 10+, the fresh 15–20 and new 21+ among them, its old
+           batches 01–09 whose industries training now covers, and all of it), and 5-fold
+           cross-validation on the training split (``make classifier-report``);
 - bench:   CPU time per classification with the shipped model and rules (``make bench``);
 - retrain: train a candidate from the corpus and the corrections in the database, promote it
            only if it is not worse (needs the database; same settings as the service).
@@ -24,6 +24,7 @@ from tousu_intake.domain.classification.evaluate import (
     ALL_TEST,
     CLEAN_TEST,
     FRESH_TEST,
+    NEW_TEST,
     OLD_TEST,
     TEST_GROUP_TITLES,
     cross_validate,
@@ -84,13 +85,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(
         f"test split: {len(test_items)} complaints, written separately (evaluation/README.md):"
         f" {len(groups[CLEAN_TEST])} in {TEST_GROUP_TITLES[CLEAN_TEST]}"
-        f" ({len(groups[FRESH_TEST])} of them in {TEST_GROUP_TITLES[FRESH_TEST]}),"
+        f" ({len(groups[FRESH_TEST])} of them in {TEST_GROUP_TITLES[FRESH_TEST]},"
+        f" {len(groups[NEW_TEST])} in {TEST_GROUP_TITLES[NEW_TEST]}),"
         f" {len(groups[OLD_TEST])} in {TEST_GROUP_TITLES[OLD_TEST]}"
     )
     print()
     scored = {name: score(items, with_model) for name, items in groups.items()}
     rules_only = {name: score(items, Classifier(model=None)) for name, items in groups.items()}
-    print("accuracy on the test split, model + rules: clean / fresh / old / all")
+    print("accuracy on the test split, model + rules: clean / fresh / new / old / all")
     print(format_accuracy(scored, languages=("all",)))
     print(format_accuracy({f"rules {name}": r for name, r in rules_only.items()}, ("all",)))
     for name, scores in scored.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -24,6 +25,8 @@ from .textmodel import HeadResult, Prediction, TextModel, load_shipped_model
 
 # Sentinel: "use the model shipped with the package" (None means rules only).
 SHIPPED = object()
+# Clause punctuation: a cued risk word's cue must stand in its own clause.
+_CLAUSE_END = re.compile(r"[.!?;,。!?;,:\n]")
 # Where an urgency explanation keeps what it learnt from the customer's earlier complaints.
 CUSTOMER_HISTORY = "customer_history"
 
@@ -64,7 +67,16 @@ class Classifier:
             self.rules.negation.window_tokens,
             [*endings.zh, *endings.en],
             whole_words=self.rules.segmentation_words,
+            negation_breaks=[*self.rules.negation.breaks.zh, *self.rules.negation.breaks.en],
         )
+        self._cued = [
+            (
+                cued,
+                re.compile(rf"(?<![a-z0-9]){re.escape(cued.word)}(?![a-z0-9])"),
+                (*cued.cues.zh, *cued.cues.en),
+            )
+            for cued in self.rules.cued_risk_words
+        ]
         self._amount_floors = sorted(
             self.rules.severity.amount_floors, key=lambda f: f.min_amount, reverse=True
         )
@@ -101,7 +113,7 @@ class Classifier:
         else:
             category, category_why = self._category(found, facts)
         confidence["category"] = _confidence(category_head, category_why)
-        risk_flags, risk_why = self._risk_flags(found, analysis, prediction)
+        risk_flags, risk_why = self._risk_flags(found, analysis, prediction, text)
         confidence["risk_flags"] = self._risk_confidence(risk_flags, prediction, risk_why)
         emotion_head = _head(prediction, "emotion") if facts.emotion is None else None
         if emotion_head is not None:
@@ -220,13 +232,17 @@ class Classifier:
         return winner, why
 
     def _risk_flags(
-        self, found, analysis: TextAnalysis, prediction: Prediction | None
+        self, found, analysis: TextAnalysis, prediction: Prediction | None, text: str = ""
     ) -> tuple[tuple[RiskFlag, ...], dict[str, Any]]:
-        by_flag = found.get("risk_flags", {})
+        by_flag: dict[str, list[Any]] = dict(found.get("risk_flags", {}))
         why: dict[str, Any] = {
             "rule": "risk_words",
             "matched": {f: [t.text for t in ts] for f, ts in by_flag.items()},
         }
+        cued = self._cued_words(text)
+        for flag_name, seen in cued.items():
+            by_flag.setdefault(flag_name, [])
+            why["matched"].setdefault(flag_name, []).extend(seen)
         negated = self._negated(analysis, "risk_flags")
         if negated:
             why["negated"] = negated
@@ -236,9 +252,12 @@ class Classifier:
         by_model: dict[str, Any] = {}
         if threshold is not None and prediction is not None:
             denied = negated_flags(self, analysis)
+            allowed = self.rules.risk_model_flags
             for flag in RISK_FLAG_ORDER:
                 name = f"flag:{flag.value}"
                 if flag.value in by_flag or flag.value in denied or name not in prediction:
+                    continue
+                if allowed is not None and flag not in allowed:
                     continue
                 if prediction.probabilities[name]["yes"] >= threshold:
                     head = prediction.head(name, explain=True)
@@ -250,6 +269,19 @@ class Classifier:
             why["model"] = by_model
         flags = tuple(f for f in RISK_FLAG_ORDER if f.value in by_flag or f.value in by_model)
         return flags, why
+
+    def _cued_words(self, text: str) -> dict[str, list[str]]:
+        """Cued risk words whose cue stands close before them in their clause, by flag."""
+        hits: dict[str, list[str]] = {}
+        for cued, pattern, cues in self._cued:
+            for match in pattern.finditer(text):
+                start = match.start()
+                clause = _CLAUSE_END.split(text[max(0, start - cued.window_chars) : start])[-1]
+                cue = next((c for c in cues if c in clause), None)
+                if cue is not None:
+                    hits.setdefault(cued.flag.value, []).append(f"{cue}…{cued.word}")
+                    break
+        return hits
 
     def _emotion(
         self, found, analysis: TextAnalysis, facts: ComplaintFacts

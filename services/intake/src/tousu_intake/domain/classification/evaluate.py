@@ -117,13 +117,20 @@ CLEAN_TEST_FROM_BATCH = 10
 # against by earlier passes' choices: they are the check no choice has seen yet. They are part of
 # the clean group too (their industries are in no training batch either).
 FRESH_TEST_FROM_BATCH = 15
+# Test batches from this number on were written (2026-12-03, sixth helper) before any tuning of
+# that pass, after the fresh figure of batches 15–20 had been seen: the new fresh check. The
+# fresh group stops below them, so its figures stay comparable with the fifth helper's run.
+NEW_TEST_FROM_BATCH = 21
 CLEAN_TEST = "clean"
 FRESH_TEST = "fresh"
+NEW_TEST = "new"
 OLD_TEST = "old"
 ALL_TEST = "all"
 TEST_GROUP_TITLES = {
     CLEAN_TEST: f"test batches {CLEAN_TEST_FROM_BATCH}+ (industries in no training batch)",
-    FRESH_TEST: f"test batches {FRESH_TEST_FROM_BATCH}+ (written before this pass's tuning)",
+    FRESH_TEST: f"test batches {FRESH_TEST_FROM_BATCH}–{NEW_TEST_FROM_BATCH - 1}"
+    " (written before the fifth helper's tuning)",
+    NEW_TEST: f"test batches {NEW_TEST_FROM_BATCH}+ (written before the sixth helper's tuning)",
     OLD_TEST: f"test batches 01–{CLEAN_TEST_FROM_BATCH - 1:02d} (industries now also in training)",
     ALL_TEST: "whole test split",
 }
@@ -141,12 +148,19 @@ def batch_number(item: LabelledComplaint) -> int:
 def grouped_test_split(
     items: Sequence[LabelledComplaint],
 ) -> dict[str, list[LabelledComplaint]]:
-    """The test split as the report scores it: clean batches, the fresh ones among them, old
-    batches, and all of it."""
+    """The test split as the report scores it: clean batches, the fresh and the new ones among
+    them, old batches, and all of it."""
     clean = [i for i in items if batch_number(i) >= CLEAN_TEST_FROM_BATCH]
-    fresh = [i for i in items if batch_number(i) >= FRESH_TEST_FROM_BATCH]
+    fresh = [i for i in items if FRESH_TEST_FROM_BATCH <= batch_number(i) < NEW_TEST_FROM_BATCH]
+    new = [i for i in items if batch_number(i) >= NEW_TEST_FROM_BATCH]
     old = [i for i in items if batch_number(i) < CLEAN_TEST_FROM_BATCH]
-    return {CLEAN_TEST: clean, FRESH_TEST: fresh, OLD_TEST: old, ALL_TEST: list(items)}
+    return {
+        CLEAN_TEST: clean,
+        FRESH_TEST: fresh,
+        NEW_TEST: new,
+        OLD_TEST: old,
+        ALL_TEST: list(items),
+    }
 
 
 def score(items: Iterable[LabelledComplaint], classifier: Classifier) -> Scores:

@@ -171,6 +171,9 @@ class NegationRules(_Strict):
     # A clause ending in one of these is a rhetorical question ("这不是骗钱吗?" affirms fraud),
     # so its negation cue cancels nothing.
     rhetorical_endings: TermList = TermList()
+    # A negation never reaches past one of these: in "再不处理就发抖音" the 不 belongs to the
+    # condition (就 starts the threat), in "不知道有没有毒" it denies knowing, not the poison.
+    breaks: TermList = TermList()
 
 
 class AmountFloor(_Strict):
@@ -313,6 +316,31 @@ class UrgencyRules(_Strict):
 REVIEW_DIMENSIONS = ("category", "severity", "urgency", "risk_flags", "emotion")
 
 
+class CuedRiskWord(_Strict):
+    """A risk word that counts only after one of its cues, close before it in the same clause.
+
+    The city hotline 12345 is a threat to go to the authorities in "再不退我就打12345投诉你们",
+    but the service complained about in "12345的接线员…" or "打了五次12345" (domain.md §2: a
+    flag is what happened, not a word).
+    """
+
+    flag: RiskFlag
+    word: str = Field(min_length=1, max_length=50)
+    cues: TermList
+    window_chars: int = Field(default=12, ge=1, le=60)
+
+    @field_validator("word")
+    @classmethod
+    def _word(cls, word: str) -> str:
+        return normalise_text(word).strip()
+
+    @model_validator(mode="after")
+    def _check(self) -> CuedRiskWord:
+        if self.cues.is_empty():
+            raise ValueError(f"cued risk word {self.word!r} has no cues")
+        return self
+
+
 class ReviewRules(_Strict):
     """Below these confidences (0..1) a complaint is marked for human review."""
 
@@ -349,6 +377,7 @@ class ClassifierRules(_Strict):
     category_tie_break: list[Category]
     remedy_weights: dict[Remedy, dict[Category, float]] = Field(default_factory=dict)
     risk_words: dict[RiskFlag, TermList]
+    cued_risk_words: list[CuedRiskWord] = Field(default_factory=list)
     emotion: EmotionRules
     negation: NegationRules
     severity: SeverityRules
@@ -365,6 +394,12 @@ class ClassifierRules(_Strict):
         gt=0.5,
         le=1,
         description="the model adds a risk flag no word found at this probability (None: never)",
+    )
+    risk_model_flags: list[RiskFlag] | None = Field(
+        default=None,
+        description="the flags the model may add (None: all); legal and media are threats"
+        " said in words, which the model guessed wrong every time in cross-validation, and"
+        " data_leak additions were wrong more often than right (evaluation/README.md)",
     )
 
     @field_validator("segmentation_words")

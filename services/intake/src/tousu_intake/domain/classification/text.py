@@ -155,6 +155,7 @@ class TermIndex:
         negation_window: int,
         rhetorical_endings: Iterable[str] = (),
         whole_words: Iterable[str] = (),
+        negation_breaks: Iterable[str] = (),
     ) -> None:
         self.terms = terms
         # Words kept whole by segmentation (rules' segmentation_words) that are no keyword
@@ -196,6 +197,8 @@ class TermIndex:
         self._negation_cues = frozenset(cues)
         self._chinese_cues = tuple(cue for cue in cues if _is_chinese(cue))
         self._negation_window = negation_window
+        # Words a negation cue never reaches past ("再不处理就发抖音": 就 starts the threat).
+        self._negation_breaks = frozenset(normalise_text(b) for b in negation_breaks)
         self._rhetorical = frozenset(normalise_text(e) for e in rhetorical_endings)
         self._token_cache: dict[str, tuple[tuple[int, bool], ...]] = {}
         register_chinese_words(self._chinese)
@@ -298,8 +301,9 @@ class TermIndex:
     def _phrase_negated(self, flat: str, start: int) -> bool:
         # "not a safety issue", "no one was hurt": a cue among the words just before the phrase.
         before = flat[:start].split()[-self._negation_window :]
-        if "|" in before:
-            before = before[len(before) - before[::-1].index("|") :]
+        for stop in ("|", *self._negation_breaks):
+            if stop in before:
+                before = before[len(before) - before[::-1].index(stop) :]
         return any(word in self._negation_cues for word in before)
 
     def _rhetorical_clause(self, tokens: list[str | None], position: int) -> bool:
@@ -318,7 +322,7 @@ class TermIndex:
             if position - back < 0:
                 return False
             previous = tokens[position - back]
-            if previous is None:
+            if previous is None or previous in self._negation_breaks:
                 return False
             if previous in self._negation_cues:
                 return True

@@ -1,0 +1,219 @@
+"""Risk flags by the decisions of rules default-2026.5 (domain.md §2, evaluation/README.md):
+12345 as a threat or as the service complained about, scammers who quote the company's data
+or only a name, threats after a condition, device alarms, 住院 in paperwork, water that leaked,
+near misses, and which flags the model may add. Cases of our own, not corpus texts."""
+
+import pytest
+from pydantic import ValidationError
+from tousu_intake.domain.classification import (
+    Classifier,
+    ClassifierRules,
+    ComplaintFacts,
+    RiskFlag,
+    Severity,
+    load_default_rules,
+)
+
+
+@pytest.fixture(scope="module")
+def rules_only() -> Classifier:
+    return Classifier(model=None)
+
+
+def flags(classifier: Classifier, text: str) -> tuple[RiskFlag, ...]:
+    return classifier.classify(ComplaintFacts(description=text, channel="phone")).risk_flags
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "燃气费扣了两遍,三天内不退我就打12345投诉你们",
+        "我已经投诉到12345了,你们看着办",
+        "If this is not fixed by Monday I will call 12345 about your shop.",
+    ],
+)
+def test_12345_threatened_against_a_company_is_media(rules_only, text):
+    assert RiskFlag.MEDIA in flags(rules_only, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "12345的话务员把我的事转错了部门",
+        "打了四次12345,路口的红绿灯还是坏的",
+        "已经报给12345一周了,井盖还没人修",  # the hotline as the channel, no threat
+        "我打12345问过了,窗口说周六也能办",
+    ],
+)
+def test_12345_as_the_service_or_the_channel_is_no_media(rules_only, text):
+    assert RiskFlag.MEDIA not in flags(rules_only, text)
+
+
+def test_12345_cue_must_be_in_the_same_clause(rules_only):
+    # 就打 belongs to another clause: "…我就打了个电话。12345那边说…" threatens nothing.
+    assert RiskFlag.MEDIA not in flags(rules_only, "我就打了个电话问问。12345那边说已经在处理")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "冒充你们客服的人说出了我上周订的房型和入住日期,让我交押金",
+        "A caller claiming to be your bank read out my card's last four digits and wanted a code.",
+    ],
+)
+def test_a_scammer_quoting_details_only_the_company_held_is_fraud_and_a_leak(rules_only, text):
+    assert {RiskFlag.FRAUD, RiskFlag.DATA_LEAK} <= set(flags(rules_only, text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "有人冒充你们客服打电话,知道我的名字,让我下载会议软件",
+        "Someone pretending to be your support team knew my name and asked for my PIN.",
+        "A scammer called me by name and said he was from your insurance team.",
+    ],
+)
+def test_a_scammer_who_only_knows_the_name_is_fraud_without_a_leak(rules_only, text):
+    found = flags(rules_only, text)
+    assert RiskFlag.FRAUD in found and RiskFlag.DATA_LEAK not in found
+
+
+@pytest.mark.parametrize(
+    ("text", "flag"),
+    [
+        ("再不处理就发抖音", RiskFlag.MEDIA),
+        ("不给我退钱我就去法院起诉你们", RiskFlag.LEGAL),
+        ("下周之前不赔,否则找律师", RiskFlag.LEGAL),
+        ("If you don't refund me I will go to the press", RiskFlag.MEDIA),
+    ],
+)
+def test_a_threat_after_a_negated_condition_still_counts(rules_only, text, flag):
+    # The 不/don't belongs to the condition; 就/否则/"I will" starts the threat.
+    assert flag in flags(rules_only, text)
+
+
+@pytest.mark.parametrize(
+    ("text", "flag"),
+    [
+        ("不知道有没有毒,孩子已经喝了两口", RiskFlag.SAFETY),
+        ("我也不清楚是不是漏气,屋里一股煤气味", RiskFlag.SAFETY),
+    ],
+)
+def test_not_knowing_is_no_denial(rules_only, text, flag):
+    assert flag in flags(rules_only, text)
+
+
+@pytest.mark.parametrize(
+    ("text", "flag"),
+    [
+        ("没有人受伤,就是门把手掉了", RiskFlag.SAFETY),
+        ("不是诈骗,是我自己记错了账户", RiskFlag.FRAUD),
+        ("No one was hurt, the shelf just wobbles.", RiskFlag.SAFETY),
+    ],
+)
+def test_plain_negation_still_cancels(rules_only, text, flag):
+    assert flag not in flags(rules_only, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "病房的监护仪报警了一整晚也没人来调",
+        "净水器一直报警提示换滤芯",
+        "冰箱门没关好就有报警声,这个设计挺好",
+    ],
+)
+def test_a_device_alarm_is_no_police_report(rules_only, text):
+    assert RiskFlag.LEGAL not in flags(rules_only, text)
+
+
+def test_calling_the_police_is_still_legal(rules_only):
+    assert RiskFlag.LEGAL in flags(rules_only, "手机在店里被偷了,我已经报警")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "业务员说住院第一天就能报销,合同却写免赔三天",
+        "我住院期间的护理费账单算错了",
+        "我爸住院花了两万,理赔拖了四十天",
+    ],
+)
+def test_hospital_stays_in_claims_and_bills_are_no_harm(rules_only, text):
+    result = rules_only.classify(ComplaintFacts(description=text, channel="phone"))
+    assert RiskFlag.SAFETY not in result.risk_flags
+    assert result.severity is not Severity.MAJOR
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "吃完你们的外卖孩子上吐下泻住院了",
+        "老人摔倒以后送医院缝了针",
+        "The bath scalded my son and he was kept in hospital overnight.",
+    ],
+)
+def test_harm_that_put_someone_in_hospital_is_safety_and_major(rules_only, text):
+    result = rules_only.classify(ComplaintFacts(description=text, channel="phone"))
+    assert RiskFlag.SAFETY in result.risk_flags
+    assert result.severity is Severity.MAJOR
+
+
+@pytest.mark.parametrize(
+    ("text", "leak"),
+    [
+        ("The washing machine leaked all over the floor.", False),
+        ("The kettle leaked boiling water onto the counter.", False),
+        ("My salary slips were leaked to my landlord by your staff.", True),
+        ("Your branch leaked my address to a debt collector.", True),
+    ],
+)
+def test_water_that_leaked_is_no_data_leak(rules_only, text, leak):
+    assert (RiskFlag.DATA_LEAK in flags(rules_only, text)) is leak
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "货架上的纸箱掉下来,差点砸到我孩子",
+        "跑步机突然加速,差点把我甩下来",
+        "The lift doors closed on my daughter and nearly threw her over.",
+    ],
+)
+def test_a_near_miss_is_a_danger(rules_only, text):
+    assert RiskFlag.SAFETY in flags(rules_only, text)
+
+
+def test_selling_counterfeits_is_fraud(rules_only):
+    assert RiskFlag.FRAUD in flags(rules_only, "你们店卖假烟还不认账")
+
+
+def test_the_model_adds_only_the_flags_the_policy_allows():
+    # Legal and media are threats said in words; the model guessed them wrong every time it
+    # added one in cross-validation (data_leak more often wrong than right), so the default
+    # policy lets it add safety and fraud only. A low threshold makes the model add whatever
+    # it leans to.
+    text = "我已经把全部材料交给了消费者协会,等他们的结论"
+    rules = load_default_rules()
+    assert rules.risk_model_flags == [RiskFlag.SAFETY, RiskFlag.FRAUD]
+    eager = rules.model_copy(update={"risk_model_min_probability": 0.51})
+    result = Classifier(eager).classify(ComplaintFacts(description=text, channel="phone"))
+    added = set(result.explanation["risk_flags"].get("model", {}))
+    assert added <= {"safety", "fraud"}
+    anything = eager.model_copy(update={"risk_model_flags": None})
+    unrestricted = Classifier(anything)
+    for probe in (text, "我已经联系了律师", "我已经向消协投诉了"):
+        result = unrestricted.classify(ComplaintFacts(description=probe, channel="phone"))
+        added |= set(result.explanation["risk_flags"].get("model", {}))
+    # Without the restriction the same model adds some flag the policy keeps out.
+    assert added - {"safety", "fraud"}
+
+
+def test_cued_words_are_policy_data():
+    data = load_default_rules().model_dump(mode="json")
+    data["cued_risk_words"] = []
+    no_cues = Classifier(ClassifierRules.model_validate(data), model=None)
+    assert RiskFlag.MEDIA not in flags(no_cues, "再不退钱我就打12345投诉你们")
+    data["cued_risk_words"] = [{"flag": "media", "word": "12345", "cues": {"zh": []}}]
+    with pytest.raises(ValidationError):
+        ClassifierRules.model_validate(data)
