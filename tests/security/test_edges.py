@@ -16,10 +16,9 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from contract_events import case_routed, complaint_received
 from sqlalchemy.exc import DBAPIError
 from tousu_shared.auth import FailureThrottle, split_api_key
-from tousu_shared.contracts.case import CaseRouted
-from tousu_shared.contracts.complaint import ComplaintReceived
 from tousu_shared.logging import configure_logging
 from tousu_shared.runtime import Service
 from tousu_shared.testing import issue_credential, wait_for
@@ -226,31 +225,8 @@ async def test_a_pause_checks_the_department_only_once_the_case_is_locked(http, 
     case_id = uuid.uuid4()
     at = dt.datetime.now(dt.UTC)
     for event in (
-        ComplaintReceived(
-            complaint_id=case_id,
-            tracking_code="TS-EDGE",
-            channel="phone",
-            contact_at=at,
-            received_at=at,
-            customer_ref="cust-edge",
-            customer_tier="regular",
-            contact_details_url="https://intake/contact",
-        ),
-        CaseRouted(
-            complaint_id=case_id,
-            actor="system:routing",
-            occurred_at=at,
-            recorded_at=at,
-            case_version=1,
-            department="quality",
-            rule_id="r1",
-            rule_reason="test",
-            handler_level="agent",
-            category="product_quality",
-            severity="general",
-            urgency="routine",
-            contact_details_url="https://intake/contact",
-        ),
+        complaint_received(case_id, at, tracking_code="TS-EDGE"),
+        case_routed(case_id, at),
     ):
         async with sla.uow() as uow:
             await sla.handlers[event.event_type](uow, event, sla.runtime.outbox.envelope(event))

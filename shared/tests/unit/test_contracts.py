@@ -34,29 +34,25 @@ def test_envelope_round_trips_with_cloudevents_attribute_names():
     assert decode(Envelope.from_bytes(envelope.to_bytes())) == event
 
 
-def test_unknown_type_or_version_is_refused():
+@pytest.mark.parametrize(
+    ("event_type", "data", "error"),
+    [
+        pytest.param("Nope", {}, UnknownEventType, id="unknown-type-is-refused"),
+        pytest.param(
+            "CustomerMessageAdded", {"channel": "pigeon"}, ValueError, id="invalid-payload"
+        ),
+    ],
+)
+def test_an_envelope_that_is_no_valid_contract_does_not_decode(event_type, data, error):
     envelope = Envelope(
         source="x",
-        type="Nope",
+        type=event_type,
         subject=str(uuid.uuid4()),
         schema_version=1,
         correlation_id="c",
-        data={},
+        data=data,
     )
-    with pytest.raises(UnknownEventType):
-        decode(envelope)
-
-
-def test_invalid_payload_is_a_value_error():
-    envelope = Envelope(
-        source="x",
-        type="CustomerMessageAdded",
-        subject=str(uuid.uuid4()),
-        schema_version=1,
-        correlation_id="c",
-        data={"channel": "pigeon"},
-    )
-    with pytest.raises(ValueError):
+    with pytest.raises(error):
         decode(envelope)
 
 
