@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from contract_events import complaint_received
 from sqlalchemy import text
 from tousu_routing.bootstrap import bootstrap
 from tousu_routing.service_layer.defaults import ensure_defaults
@@ -99,20 +100,15 @@ async def kit(service: Service, http: httpx.AsyncClient, workers: None) -> Kit:
 
 
 def received(complaint_id: uuid.UUID, **overrides: Any) -> ComplaintReceived:
-    """A received complaint (no personal data), contacted an hour ago."""
-    contact_at = datetime.now(UTC) - timedelta(hours=1)
-    values: dict[str, Any] = {
-        "complaint_id": complaint_id,
-        "tracking_code": f"TS-{complaint_id.hex[:8]}",
-        "channel": "phone",
-        "contact_at": contact_at,
-        "received_at": contact_at,
-        "customer_ref": "cust-blind-1",
-        "customer_tier": "regular",
-        "contact_details_url": f"http://intake/v1/complaints/{complaint_id}/contact",
-    }
-    values.update(overrides)
-    return ComplaintReceived(**values)
+    """A received complaint (no personal data), contacted an hour ago; routing passes its
+    contact link on (test_departments checks it)."""
+    return complaint_received(
+        complaint_id,
+        datetime.now(UTC) - timedelta(hours=1),
+        tracking_code=f"TS-{complaint_id.hex[:8]}",
+        contact_details_url=f"http://intake/v1/complaints/{complaint_id}/contact",
+        **overrides,
+    )
 
 
 def classification(**overrides: Any) -> ClassificationData:
@@ -298,6 +294,52 @@ class Kit:
             )
             assert added.status_code == 201, added.text
         return (await self.http.get(f"/v1/departments/{code}")).json()
+
+    async def quality(self, *more: tuple[str, str]) -> dict[str, Any]:
+        """The quality department: two agents, a manager and a director (and ``more``)."""
+        return await self.department(
+            "quality",
+            [
+                ("qa-1", "agent"),
+                ("qa-2", "agent"),
+                ("qa-mgr", "department_manager"),
+                ("qa-dir", "director"),
+                *more,
+            ],
+        )
+
+    async def resolve(
+        self,
+        case: dict[str, Any],
+        *,
+        solution: str,
+        resolution: str,
+        root_cause: str,
+        responsible_person: str,
+    ) -> dict[str, Any]:
+        """Take a routed case the shortest way to resolved: acknowledge, investigate,
+        propose a solution, resolve; returns the resolved case."""
+        for action, body in [
+            ("acknowledge", {}),
+            ("start-investigation", {}),
+            ("propose-solution", {"solution": solution}),
+            (
+                "resolve",
+                {
+                    "resolution": resolution,
+                    "root_cause": root_cause,
+                    "responsible_person": responsible_person,
+                },
+            ),
+        ]:
+            case = await self.act(case, action, body)
+        return case
+
+    async def dry_run(self, complaint: dict[str, Any], **fields: Any) -> httpx.Response:
+        """Ask which rule, department and level a complaint would get (nothing is saved)."""
+        return await self.http.post(
+            "/v1/routing-rules:dry-run", json={"complaint": complaint, **fields}
+        )
 
     async def rule(
         self, name: str, target: str, order: int | None = None, **criteria: list[str]

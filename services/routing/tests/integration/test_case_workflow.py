@@ -67,16 +67,7 @@ def body_for(action: str, case: dict) -> dict:
 
 @pytest.fixture
 async def departments(kit):
-    await kit.department(
-        "quality",
-        [
-            ("qa-1", "agent"),
-            ("qa-2", "agent"),
-            ("qa-mgr", "department_manager"),
-            ("qa-dir", "director"),
-            ("qa-exec", "executive"),
-        ],
-    )
+    await kit.quality(("qa-exec", "executive"))
     await kit.department("logistics", [("lg-1", "agent"), ("lg-mgr", "department_manager")])
     await kit.rule("quality-products", "quality", category=["product_quality"])
 

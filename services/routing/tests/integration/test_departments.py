@@ -109,15 +109,8 @@ async def test_a_complaint_about_a_member_goes_to_their_manager_never_to_them(ki
     assert off.status_code == 200, off.text
     assert (await kit.case(case["id"]))["assignee_id"] is None
 
-    dry_run = await kit.http.post(
-        "/v1/routing-rules:dry-run",
-        json={
-            "complaint": {
-                "severity": "minor",
-                "category": "product_quality",
-                "subject_staff_ref": "qa-2",
-            }
-        },
+    dry_run = await kit.dry_run(
+        {"severity": "minor", "category": "product_quality", "subject_staff_ref": "qa-2"}
     )
     assert dry_run.json()["handler_level"] == "department_manager"
     assert dry_run.json()["conflict_of_interest"] == [

@@ -17,15 +17,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def quality(kit):
-    await kit.department(
-        "quality",
-        [
-            ("qa-1", "agent"),
-            ("qa-2", "agent"),
-            ("qa-mgr", "department_manager"),
-            ("qa-dir", "director"),
-        ],
-    )
+    await kit.quality()
     await kit.department("logistics", [("lg-1", "agent")])
     await kit.rule("quality-products", "quality", category=["product_quality"])
     await kit.rule("deliveries", "logistics", category=["delivery_delay"])
@@ -185,21 +177,13 @@ async def test_sla_escalations_raise_the_case_to_their_level_and_stop_at_the_top
 
 
 async def test_a_dissatisfied_customer_reopens_the_case_in_the_same_department(kit, quality):
-    case = await kit.open_case()
-    for action, body in [
-        ("acknowledge", {}),
-        ("start-investigation", {}),
-        ("propose-solution", {"solution": "replace the screen"}),
-        (
-            "resolve",
-            {
-                "resolution": "screen replaced",
-                "root_cause": "transport damage",
-                "responsible_person": "carrier",
-            },
-        ),
-    ]:
-        case = await kit.act(case, action, body)
+    case = await kit.resolve(
+        await kit.open_case(),
+        solution="replace the screen",
+        resolution="screen replaced",
+        root_cause="transport damage",
+        responsible_person="carrier",
+    )
     # The handler is away by the time the customer answers.
     away = await kit.http.patch(
         f"/v1/departments/quality/members/{case['assignee_id']}", json={"availability": "absent"}
@@ -249,20 +233,13 @@ async def test_an_unanswered_survey_closes_the_case_and_early_feedback_changes_n
     quality,
 ):
     resolved, routed = await kit.open_cases(2)
-    for action, body in [
-        ("acknowledge", {}),
-        ("start-investigation", {}),
-        ("propose-solution", {"solution": "refund"}),
-        (
-            "resolve",
-            {
-                "resolution": "refunded",
-                "root_cause": "pricing bug",
-                "responsible_person": "billing",
-            },
-        ),
-    ]:
-        resolved = await kit.act(resolved, action, body)
+    resolved = await kit.resolve(
+        resolved,
+        solution="refund",
+        resolution="refunded",
+        root_cause="pricing bug",
+        responsible_person="billing",
+    )
 
     await kit.publish(
         CustomerConfirmed(

@@ -14,7 +14,7 @@ async def test_first_matching_rule_wins_and_unmatched_complaints_go_to_the_defau
     await kit.rule("serious-anything", "logistics", order=20, severity=["serious", "major"])
 
     async def dry_run(**complaint):
-        response = await kit.http.post("/v1/routing-rules:dry-run", json={"complaint": complaint})
+        response = await kit.dry_run(complaint)
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -69,24 +69,17 @@ async def test_dry_run_tries_candidate_rules_and_saves_nothing(kit):
     await kit.department("vip-desk")
     before = (await kit.http.get("/v1/routing-rules")).json()
 
-    response = await kit.http.post(
-        "/v1/routing-rules:dry-run",
-        json={
-            "complaint": {
-                "severity": "minor",
-                "category": "service_attitude",
-                "customer_tier": "vip",
-            },
-            "candidate_rules": [
-                {
-                    "id": "vips",
-                    "name": "VIPs",
-                    "order": 5,
-                    "target_department": "vip-desk",
-                    "criteria": {"customer_tier": ["vip"]},
-                }
-            ],
-        },
+    response = await kit.dry_run(
+        {"severity": "minor", "category": "service_attitude", "customer_tier": "vip"},
+        candidate_rules=[
+            {
+                "id": "vips",
+                "name": "VIPs",
+                "order": 5,
+                "target_department": "vip-desk",
+                "criteria": {"customer_tier": ["vip"]},
+            }
+        ],
     )
 
     assert response.status_code == 200, response.text
@@ -121,34 +114,15 @@ async def test_rule_edits_are_versioned_checked_and_the_default_queue_stays(kit)
     assert [(r["version"], r["change"]) for r in revisions] == [(1, "created"), (2, "updated")]
     assert revisions[0]["snapshot"]["criteria"] == {"category": ["product_quality"]}
 
-    unknown_target = await kit.http.post(
-        "/v1/routing-rules",
-        json={
-            "name": "nowhere",
-            "target_department": "nowhere",
-            "criteria": {},
-        },
-    )
-    assert unknown_target.status_code == 422
-    typo = await kit.http.post(
-        "/v1/routing-rules",
-        json={
-            "name": "typo",
-            "target_department": "quality",
-            "criteria": {"category": ["qualty"]},
-        },
-    )
-    assert typo.status_code == 422
-    same_order = await kit.http.post(
-        "/v1/routing-rules",
-        json={
-            "name": "clash",
-            "target_department": "quality",
-            "order": created["order"],
-        },
-    )
-    assert same_order.status_code == 422
-    assert "order" in same_order.json()["message"]
+    refused = {}
+    for body in (
+        {"name": "nowhere", "target_department": "nowhere", "criteria": {}},  # unknown target
+        {"name": "typo", "target_department": "quality", "criteria": {"category": ["qualty"]}},
+        {"name": "clash", "target_department": "quality", "order": created["order"]},
+    ):
+        refused[body["name"]] = await kit.http.post("/v1/routing-rules", json=body)
+    assert {name: r.status_code for name, r in refused.items()} == dict.fromkeys(refused, 422)
+    assert "order" in refused["clash"].json()["message"]
 
     last_default = await kit.http.delete("/v1/routing-rules/default")
     assert last_default.status_code == 409

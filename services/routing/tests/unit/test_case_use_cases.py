@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from contract_events import complaint_received
 from tousu_routing.domain import CaseState, IllegalTransition
 from tousu_routing.domain import commands as c
 from tousu_routing.entrypoints.api import _service_error
@@ -23,7 +24,6 @@ from tousu_shared.contracts.case import (
 from tousu_shared.contracts.complaint import (
     ClassificationData,
     ComplaintClassified,
-    ComplaintReceived,
 )
 from tousu_shared.contracts.sla import SlaBreached, SlaEscalated
 from tousu_shared.errors import NotFound
@@ -62,17 +62,7 @@ async def open_case(routing, severity: str = "general", **received) -> dict:
     contact_at = routing.clock() - timedelta(hours=1)
     await consume(
         routing,
-        ComplaintReceived(
-            complaint_id=complaint_id,
-            tracking_code="TS-1",
-            channel="phone",
-            contact_at=contact_at,
-            received_at=contact_at,
-            customer_ref="cust-1",
-            customer_tier="regular",
-            contact_details_url=f"http://intake/v1/complaints/{complaint_id}/contact",
-            **received,
-        ),
+        complaint_received(complaint_id, contact_at, **received),
     )
     classification = ClassificationData(
         category="product_quality", severity=severity, urgency="routine", customer_tier="regular"

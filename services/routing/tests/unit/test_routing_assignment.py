@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from tousu_routing.domain import (
     Availability,
@@ -71,22 +73,7 @@ QUALITY = Department(
 
 def replace(members, member_id, **changes):
     """The roster with one member changed."""
-    out = []
-    for m in members:
-        if m.id == member_id:
-            values = dict(
-                id=m.id,
-                name=m.name,
-                department=m.department,
-                level=m.level,
-                availability=m.availability,
-                open_cases=m.open_cases,
-                manager_id=m.manager_id,
-            )
-            values.update(changes)
-            m = Member(**values)
-        out.append(m)
-    return tuple(out)
+    return tuple(dataclasses.replace(m, **changes) if m.id == member_id else m for m in members)
 
 
 # ---- handler level ---------------------------------------------------------------------
@@ -238,50 +225,25 @@ def test_member_subject_is_excluded_and_case_goes_to_their_managers_level():
     assert "a-2" in check.reason
 
 
-def test_member_subject_whose_manager_is_a_director_raises_level_to_director():
-    staff = replace(STAFF, "a-2", manager_id="d-1")
+@pytest.mark.parametrize(
+    ("subject", "roster_change", "floor"),
+    [
+        pytest.param("a-2", {"manager_id": "d-1"}, DIRECTOR, id="manager-is-a-director"),
+        pytest.param("m-1", {}, DIRECTOR, id="manager-goes-to-director-or-above"),
+        pytest.param("m-2", {"manager_id": None}, DIRECTOR, id="no-known-manager-one-level-up"),
+        # a-1's recorded "manager" is another agent; the floor still goes above a-1's level.
+        pytest.param("a-1", {"manager_id": "a-3"}, MANAGER, id="bad-roster-no-peer-handles-it"),
+        pytest.param("stranger", {}, MANAGER, id="unknown-member-treated-as-an-agent"),
+        pytest.param("x-1", {}, EXECUTIVE, id="executive-stays-at-executive"),
+    ],
+)
+def test_a_member_subject_is_excluded_and_sets_the_level_floor(subject, roster_change, floor):
+    staff = replace(STAFF, subject, **roster_change)
 
-    check = check_conflict_of_interest(ComplaintSubject(member_id="a-2"), "quality", staff)
+    check = check_conflict_of_interest(ComplaintSubject(member_id=subject), "quality", staff)
 
-    assert check.minimum_level is DIRECTOR
-
-
-def test_manager_subject_goes_to_director_or_above():
-    check = check_conflict_of_interest(ComplaintSubject(member_id="m-1"), "quality", STAFF)
-
-    assert check.minimum_level is DIRECTOR
-    assert check.excluded_member_ids == {"m-1"}
-
-
-def test_member_subject_without_known_manager_goes_one_level_up():
-    staff = replace(STAFF, "m-2", manager_id=None)
-
-    check = check_conflict_of_interest(ComplaintSubject(member_id="m-2"), "quality", staff)
-
-    assert check.minimum_level is DIRECTOR
-
-
-def test_bad_roster_cannot_let_a_peer_handle_a_complaint_about_a_member():
-    # a-1's recorded "manager" is another agent; the floor still goes above a-1's level.
-    staff = replace(STAFF, "a-1", manager_id="a-3")
-
-    check = check_conflict_of_interest(ComplaintSubject(member_id="a-1"), "quality", staff)
-
-    assert check.minimum_level is MANAGER
-
-
-def test_unknown_member_subject_is_treated_as_an_agent():
-    check = check_conflict_of_interest(ComplaintSubject(member_id="stranger"), "quality", STAFF)
-
-    assert check.minimum_level is MANAGER
-    assert check.excluded_member_ids == {"stranger"}
-
-
-def test_executive_subject_stays_at_executive_but_is_excluded():
-    check = check_conflict_of_interest(ComplaintSubject(member_id="x-1"), "quality", STAFF)
-
-    assert check.minimum_level is EXECUTIVE
-    assert check.excluded_member_ids == {"x-1"}
+    assert check.minimum_level is floor
+    assert check.excluded_member_ids == {subject}
 
 
 def test_unit_subject_routed_to_itself_is_handled_at_manager_level_or_above():
@@ -352,28 +314,26 @@ def test_plan_for_major_complaint_goes_to_director_with_notice():
     assert plan.assignment.assignee_id == "d-1"
 
 
-def test_plan_for_complaint_about_an_agent_skips_them_and_raises_the_level():
+@pytest.mark.parametrize(
+    ("severity", "category", "subject", "level", "assignee"),
+    [
+        pytest.param("minor", "service_attitude", "a-2", MANAGER, "m-1", id="agent-skipped"),
+        # d-1 reports to executive x-1, so a complaint about d-1 is handled by x-1.
+        pytest.param("major", "other", "d-1", EXECUTIVE, "x-1", id="director-to-executive"),
+    ],
+)
+def test_plan_for_complaint_about_a_member_skips_them_and_raises_the_level(
+    severity, category, subject, level, assignee
+):
     facts = RoutingFacts(
-        severity="minor", category="service_attitude", subject=ComplaintSubject(member_id="a-2")
+        severity=severity, category=category, subject=ComplaintSubject(member_id=subject)
     )
 
     plan = plan_routing(facts, RULES, DEPARTMENTS, STAFF)
 
-    assert plan.handler_level is MANAGER
-    assert plan.assignment.assignee_id == "m-1"
-    assert "a-2" in plan.reason
-
-
-def test_plan_for_complaint_about_the_director_sends_it_to_the_executive():
-    # d-1 reports to executive x-1, so a complaint about d-1 is handled by x-1.
-    facts = RoutingFacts(
-        severity="major", category="other", subject=ComplaintSubject(member_id="d-1")
-    )
-
-    plan = plan_routing(facts, RULES, DEPARTMENTS, STAFF)
-
-    assert plan.handler_level is EXECUTIVE
-    assert plan.assignment.assignee_id == "x-1"
+    assert plan.handler_level is level
+    assert plan.assignment.assignee_id == assignee
+    assert subject in plan.reason
 
 
 def test_plan_never_assigns_the_subject_even_at_their_own_level():
