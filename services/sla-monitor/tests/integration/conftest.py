@@ -17,6 +17,9 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import ConsumerRecord
+from contract_events import case_event, case_routed, complaint_received
+from sla_factories import milestone
+from sqlalchemy import Row, text
 from tousu_shared.auth import new_api_key
 from tousu_shared.contracts import Envelope, Event
 from tousu_shared.contracts.case import CaseRouted
@@ -37,7 +40,7 @@ from tousu_shared.testing import (
     truncate_schema,
 )
 from tousu_sla.bootstrap import bootstrap
-from tousu_sla.domain import MatchCriteria, MilestoneSpec, SlaPolicy
+from tousu_sla.domain import MatchCriteria, SlaPolicy
 from tousu_sla.entrypoints.scheduler import SlaScheduler
 from tousu_sla.service_layer import catalog
 from tousu_sla.service_layer.context import SlaContext
@@ -49,16 +52,7 @@ WAIT = {"pause_events": ("CustomerWaitStarted",), "resume_events": ("CustomerWai
 
 
 # Both test policies resolve on the 24x7 business calendar, pausing for the customer.
-RESOLVE = MilestoneSpec(
-    key="resolve",
-    name="Resolved",
-    start_event="ComplaintReceived",
-    stop_events=("CaseResolved",),
-    target=600 * S,
-    clock="business",
-    calendar="24x7",
-    **WAIT,
-)
+RESOLVE = milestone("resolve", 600 * S, "CaseResolved", clock="business", calendar="24x7", **WAIT)
 
 
 def fast_policies() -> list[SlaPolicy]:
@@ -68,12 +62,10 @@ def fast_policies() -> list[SlaPolicy]:
             name="urgent",
             match=MatchCriteria(urgency=("immediate",)),
             milestones=(
-                MilestoneSpec(
-                    key="first_response",
-                    name="First response",
-                    start_event="ComplaintReceived",
-                    stop_events=("FirstResponseSent",),
-                    target=2 * S,
+                milestone(
+                    "first_response",
+                    2 * S,
+                    "FirstResponseSent",
                     warn_fractions=(0.5, 0.75),
                     escalation_interval=1 * S,
                 ),
@@ -83,28 +75,14 @@ def fast_policies() -> list[SlaPolicy]:
         SlaPolicy(
             name="relaxed",
             milestones=(
-                MilestoneSpec(
-                    key="record",
-                    name="Recorded",
-                    start_event="ComplaintReceived",
-                    start_at_field="contact_at",
-                    stop_events=("ComplaintReceived",),
-                    target=60 * S,
-                ),
-                MilestoneSpec(
-                    key="first_response",
-                    name="First response",
-                    start_event="ComplaintReceived",
-                    stop_events=("FirstResponseSent",),
-                    target=120 * S,
-                ),
+                milestone("record", 60 * S, "ComplaintReceived", start_at_field="contact_at"),
+                milestone("first_response", 120 * S, "FirstResponseSent"),
                 RESOLVE,
-                MilestoneSpec(
-                    key="follow_up",
-                    name="Follow-up",
+                milestone(
+                    "follow_up",
+                    120 * S,
+                    "CustomerInformed",
                     start_event="CaseResolved",
-                    stop_events=("CustomerInformed",),
-                    target=120 * S,
                     repeatable=True,
                 ),
             ),
@@ -182,6 +160,22 @@ class SlaHarness:
         )
         return mine(records)
 
+    # -- stored state -----------------------------------------------------------------
+
+    async def rows(self, sql: str, **params: Any) -> list[Row[Any]]:
+        """The rows of a read-only query on the service's tables."""
+        async with self.runtime.engine.connect() as conn:
+            return list((await conn.execute(text(sql), params)).all())
+
+    async def scalars(self, sql: str, **params: Any) -> list[Any]:
+        """The first column of a query's rows."""
+        return [row[0] for row in await self.rows(sql, **params)]
+
+    async def scalar(self, sql: str, **params: Any) -> Any:
+        """The value of a query that gives exactly one row (fails otherwise)."""
+        (value,) = await self.scalars(sql, **params)
+        return value
+
     # -- HTTP -------------------------------------------------------------------------
 
     def http(
@@ -250,16 +244,7 @@ class Events:
         self, at: dt.datetime | None = None, *, contact_at: dt.datetime | None = None
     ) -> ComplaintReceived:
         at = at or now()
-        return ComplaintReceived(
-            complaint_id=self.complaint_id,
-            tracking_code="TS-1",
-            channel="phone",
-            contact_at=contact_at or at,
-            received_at=at,
-            customer_ref="cust-1",
-            customer_tier="regular",
-            contact_details_url="https://intake/contact",
-        )
+        return complaint_received(self.complaint_id, at, contact_at=contact_at or at)
 
     @staticmethod
     def classification(urgency: str, severity: str = "general") -> ClassificationData:
@@ -287,30 +272,10 @@ class Events:
     def routed(
         self, department: str = "quality", urgency: str = "routine", at: dt.datetime | None = None
     ) -> CaseRouted:
-        return self.case(
-            CaseRouted,
-            at,
-            department=department,
-            rule_id="r1",
-            rule_reason="test",
-            handler_level="agent",
-            category="product_quality",
-            severity="general",
-            urgency=urgency,
-            contact_details_url="https://intake/contact",
-        )
+        return case_routed(self.complaint_id, at or now(), department=department, urgency=urgency)
 
     def case(self, cls: type[Event], at: dt.datetime | None = None, **fields: Any) -> Event:
-        at = at or now()
-        fields.setdefault("department", "quality")
-        return cls(
-            complaint_id=self.complaint_id,
-            actor="agent:li",
-            occurred_at=at,
-            recorded_at=at,
-            case_version=1,
-            **fields,
-        )
+        return case_event(cls, self.complaint_id, at or now(), **fields)
 
 
 @pytest.fixture

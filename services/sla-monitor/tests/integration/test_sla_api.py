@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
-from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from tousu_shared.contracts.case import FirstResponseSent
 from tousu_shared.contracts.sla import SlaBreached
@@ -274,29 +273,16 @@ async def test_calendar_override_moves_a_due_date(sla, new_complaint):
 
     # The scheduler recomputes the stored deadline and announces the move.
     await sla.scheduler().run_once()
-    async with sla.runtime.engine.connect() as conn:
-        row = (
-            await conn.execute(
-                text(
-                    "SELECT due_at FROM sla_monitor.sla_milestone "
-                    "WHERE case_id = :id AND milestone_key = 'plan'"
-                ),
-                {"id": complaint.complaint_id},
-            )
-        ).one()
-        moved = (
-            (
-                await conn.execute(
-                    text(
-                        "SELECT envelope->'data' FROM sla_monitor.sla_event_log "
-                        "WHERE complaint_id = :id AND event_type = 'SlaMilestoneRetargeted'"
-                    ),
-                    {"id": complaint.complaint_id},
-                )
-            )
-            .scalars()
-            .all()
-        )
+    (row,) = await sla.rows(
+        "SELECT due_at FROM sla_monitor.sla_milestone "
+        "WHERE case_id = :id AND milestone_key = 'plan'",
+        id=complaint.complaint_id,
+    )
+    moved = await sla.scalars(
+        "SELECT envelope->'data' FROM sla_monitor.sla_event_log "
+        "WHERE complaint_id = :id AND event_type = 'SlaMilestoneRetargeted'",
+        id=complaint.complaint_id,
+    )
     assert row.due_at == dt.datetime(2031, 3, 5, 10, tzinfo=SHANGHAI)
     assert [m["milestone"] for m in moved] == ["plan"]
 
@@ -307,20 +293,11 @@ async def test_statutory_year_without_data_raises_an_alert_until_filled(sla, new
     async with sla.http() as http:
         assert (await http.put("/v1/sla-policies", json={"policies": policies})).status_code == 200
         await sla.apply(complaint.received(dt.datetime(2031, 3, 3, 10, tzinfo=SHANGHAI)))
-        async with sla.runtime.engine.connect() as conn:
-            alerts = (
-                (
-                    await conn.execute(
-                        text(
-                            "SELECT envelope->'data' FROM sla_monitor.sla_event_log "
-                            "WHERE complaint_id = :id AND event_type = 'CalendarDataMissing'"
-                        ),
-                        {"id": complaint.complaint_id},
-                    )
-                )
-                .scalars()
-                .all()
-            )
+        alerts = await sla.scalars(
+            "SELECT envelope->'data' FROM sla_monitor.sla_event_log "
+            "WHERE complaint_id = :id AND event_type = 'CalendarDataMissing'",
+            id=complaint.complaint_id,
+        )
         filled = await http.put(
             "/v1/calendars/cn-statutory/years/2031",
             json={"holidays": ["2031-03-04"], "makeup_workdays": []},
@@ -386,19 +363,9 @@ async def test_event_log_rejects_a_second_firing_of_one_threshold(sla, new_compl
     complaint = new_complaint()
     await sla.apply(complaint.received(ago(300)))
     await sla.scheduler().run_once()
-    async with sla.runtime.engine.connect() as conn:
-        keys = (
-            (
-                await conn.execute(
-                    text(
-                        "SELECT firing_key FROM sla_monitor.sla_event_log "
-                        "WHERE firing_key IS NOT NULL"
-                    )
-                )
-            )
-            .scalars()
-            .all()
-        )
+    keys = await sla.scalars(
+        "SELECT firing_key FROM sla_monitor.sla_event_log WHERE firing_key IS NOT NULL"
+    )
     assert keys and len(keys) == len(set(keys))
     assert await sla.scheduler().run_once() == 0  # nothing left due: nothing fires again
 
@@ -409,29 +376,20 @@ async def test_a_repeated_firing_key_rolls_the_whole_firing_back(sla, new_compla
     await sla.scheduler().run_once()
 
     async def counts() -> tuple[int, int, str | None]:
-        async with sla.runtime.engine.connect() as conn:
-            outbox = (await conn.execute(text("SELECT count(*) FROM sla_monitor.outbox"))).scalar()
-            log = (
-                await conn.execute(text("SELECT count(*) FROM sla_monitor.sla_event_log"))
-            ).scalar()
-            error = (
-                await conn.execute(
-                    text("SELECT last_error FROM sla_monitor.sla_case WHERE case_id = :id"),
-                    {"id": complaint.complaint_id},
-                )
-            ).scalar()
-        return outbox, log, error
+        return (
+            await sla.scalar("SELECT count(*) FROM sla_monitor.outbox"),
+            await sla.scalar("SELECT count(*) FROM sla_monitor.sla_event_log"),
+            await sla.scalar(
+                "SELECT last_error FROM sla_monitor.sla_case WHERE case_id = :id",
+                id=complaint.complaint_id,
+            ),
+        )
 
     before = await counts()
-    async with sla.runtime.engine.connect() as conn:
-        row = (
-            await conn.execute(
-                text(
-                    "SELECT firing_key, envelope FROM sla_monitor.sla_event_log "
-                    "WHERE event_type = 'SlaBreached' LIMIT 1"
-                )
-            )
-        ).one()
+    (row,) = await sla.rows(
+        "SELECT firing_key, envelope FROM sla_monitor.sla_event_log "
+        "WHERE event_type = 'SlaBreached' LIMIT 1"
+    )
     breach = SlaBreached.model_validate(
         {**row.envelope["data"], "complaint_id": complaint.complaint_id}
     )

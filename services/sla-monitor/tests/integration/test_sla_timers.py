@@ -144,16 +144,11 @@ async def test_killed_scheduler_catches_up_late_and_misses_or_repeats_nothing(
     complaint = new_complaint()
 
     async def fired() -> int:
-        async with sla.runtime.engine.connect() as conn:
-            return (
-                await conn.execute(
-                    text(
-                        "SELECT count(*) FROM sla_monitor.sla_event_log WHERE complaint_id = :id "
-                        "AND event_type IN ('SlaAtRisk', 'SlaBreached', 'SlaEscalated')"
-                    ),
-                    {"id": complaint.complaint_id},
-                )
-            ).scalar_one()
+        return await sla.scalar(
+            "SELECT count(*) FROM sla_monitor.sla_event_log WHERE complaint_id = :id "
+            "AND event_type IN ('SlaAtRisk', 'SlaBreached', 'SlaEscalated')",
+            id=complaint.complaint_id,
+        )
 
     async with sla.running(scheduler=False) as stop:
         scheduler = asyncio.create_task(sla.scheduler().run(stop))
@@ -191,32 +186,22 @@ async def test_two_schedulers_never_fire_a_timer_twice(sla, new_complaint):
             await sla.send(complaint.received(), complaint.classified("immediate"))
 
         async def every_case_at_the_top() -> bool:
-            async with sla.runtime.engine.connect() as conn:
-                done = (
-                    await conn.execute(
-                        text(
-                            "SELECT count(*) FROM sla_monitor.sla_event_log "
-                            "WHERE event_type = 'SlaEscalated' "
-                            "AND envelope->'data'->>'level' = 'executive'"
-                        )
-                    )
-                ).scalar_one()
+            done = await sla.scalar(
+                "SELECT count(*) FROM sla_monitor.sla_event_log "
+                "WHERE event_type = 'SlaEscalated' "
+                "AND envelope->'data'->>'level' = 'executive'"
+            )
             return done >= len(complaints)
 
         await wait_for(every_case_at_the_top, timeout=60)
         await asyncio.sleep(1)
         stop.set()
         await asyncio.gather(*workers)
-    async with sla.runtime.engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                text(
-                    "SELECT complaint_id, event_type, milestone, envelope->'data' AS data "
-                    "FROM sla_monitor.sla_event_log WHERE milestone = 'first_response' "
-                    "AND event_type IN ('SlaAtRisk', 'SlaBreached', 'SlaEscalated')"
-                )
-            )
-        ).all()
+    rows = await sla.rows(
+        "SELECT complaint_id, event_type, milestone, envelope->'data' AS data "
+        "FROM sla_monitor.sla_event_log WHERE milestone = 'first_response' "
+        "AND event_type IN ('SlaAtRisk', 'SlaBreached', 'SlaEscalated')"
+    )
     fired = Counter(
         (row.complaint_id, row.event_type, row.data.get("fraction", row.data.get("level")))
         for row in rows
@@ -273,28 +258,15 @@ async def test_a_broken_case_is_set_aside_and_does_not_hold_up_the_others(sla, n
             {"id": broken.complaint_id},
         )
     assert await sla.scheduler().run_once() == 2
-    async with sla.runtime.engine.connect() as conn:
-        errors = dict(
-            (await conn.execute(text("SELECT case_id, last_error FROM sla_monitor.sla_case"))).all()
-        )
-        breached = (
-            (
-                await conn.execute(
-                    text(
-                        "SELECT DISTINCT complaint_id FROM sla_monitor.sla_event_log "
-                        "WHERE event_type = 'SlaBreached'"
-                    )
-                )
-            )
-            .scalars()
-            .all()
-        )
-        retry_at = (
-            await conn.execute(
-                text("SELECT min(next_fire_at) FROM sla_monitor.sla_milestone WHERE case_id = :id"),
-                {"id": broken.complaint_id},
-            )
-        ).scalar_one()
+    errors = dict(await sla.rows("SELECT case_id, last_error FROM sla_monitor.sla_case"))
+    breached = await sla.scalars(
+        "SELECT DISTINCT complaint_id FROM sla_monitor.sla_event_log "
+        "WHERE event_type = 'SlaBreached'"
+    )
+    retry_at = await sla.scalar(
+        "SELECT min(next_fire_at) FROM sla_monitor.sla_milestone WHERE case_id = :id",
+        id=broken.complaint_id,
+    )
     assert breached == [good.complaint_id]
     assert errors[good.complaint_id] is None
     assert "ValidationError" in errors[broken.complaint_id]

@@ -26,7 +26,12 @@ from tousu_sla.adapters.repository import (
     case_row,
     milestone_rows,
 )
-from tousu_sla.domain import BusinessCalendar, PolicySet
+from tousu_sla.domain import (
+    BusinessCalendar,
+    PolicySet,
+    always_open_calendar,
+    chinese_statutory_calendar,
+)
 from tousu_sla.service_layer.context import SlaContext
 
 CLOCK_START = dt.datetime(2025, 3, 3, 2, tzinfo=dt.UTC)  # Monday 10:00 in Shanghai
@@ -192,3 +197,9 @@ def uow(clock: FixedClock) -> FakeSlaUnitOfWork:
 def ctx(uow: FakeSlaUnitOfWork, clock: FixedClock) -> SlaContext:
     """The service context as bootstrap builds it, on the fake unit of work."""
     return SlaContext(uow=lambda: uow, clock=clock)
+
+
+@pytest.fixture(scope="module")
+def calendars() -> dict[str, BusinessCalendar]:
+    """The built-in calendars by name, for the domain tests that build a ``CaseSla``."""
+    return {"cn-statutory": chinese_statutory_calendar(), "24x7": always_open_calendar()}

@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 import chinese_calendar
 import pytest
+from sla_factories import SHANGHAI, sh
 from tousu_sla.domain import (
     BusinessCalendar,
     CalendarHasNoWorkingTime,
@@ -16,13 +17,7 @@ from tousu_sla.domain import (
     next_notification_time,
 )
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 UTC = dt.UTC
-
-
-def sh(year, month, day, hour=0, minute=0, second=0):
-    """A Shanghai wall time as an aware datetime."""
-    return dt.datetime(year, month, day, hour, minute, second, tzinfo=SHANGHAI)
 
 
 @pytest.fixture(scope="module")

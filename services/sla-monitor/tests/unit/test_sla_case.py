@@ -1,9 +1,8 @@
 """The case SLA aggregate driven by events through the default policies."""
 
 import datetime as dt
-from zoneinfo import ZoneInfo
 
-import pytest
+from sla_factories import H, sh
 from tousu_shared.contracts.vocabulary import HandlerLevel
 from tousu_sla.domain import (
     CalendarDataMissing,
@@ -20,22 +19,8 @@ from tousu_sla.domain import (
     MilestoneStarted,
     MilestoneState,
     PolicySet,
-    chinese_statutory_calendar,
     default_policy_set,
 )
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-H = dt.timedelta(hours=1)
-
-
-def sh(year, month, day, hour=0, minute=0, second=0):
-    """A Shanghai wall time as an aware datetime."""
-    return dt.datetime(year, month, day, hour, minute, second, tzinfo=SHANGHAI)
-
-
-@pytest.fixture(scope="module")
-def calendars():
-    return {"cn-statutory": chinese_statutory_calendar()}
 
 
 def new_case(calendars, policies=None):

@@ -1,9 +1,9 @@
 """The milestone clock: due times, pauses, warnings, breach, retargeting."""
 
 import datetime as dt
-from zoneinfo import ZoneInfo
 
 import pytest
+from sla_factories import H, sh
 from tousu_shared.contracts.vocabulary import HandlerLevel
 from tousu_sla.domain import (
     WALL_CLOCK,
@@ -16,14 +16,7 @@ from tousu_sla.domain import (
     chinese_statutory_calendar,
 )
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 UTC = dt.UTC
-H = dt.timedelta(hours=1)
-
-
-def sh(year, month, day, hour=0, minute=0, second=0):
-    """A Shanghai wall time as an aware datetime."""
-    return dt.datetime(year, month, day, hour, minute, second, tzinfo=SHANGHAI)
 
 
 def spec(target=10 * H, **changes):

@@ -1,31 +1,21 @@
 """The one escalation rule: one level when a case becomes overdue, one per interval after."""
 
 import datetime as dt
-from zoneinfo import ZoneInfo
 
 import orjson
-import pytest
+from sla_factories import SHANGHAI, H, milestone
 from tousu_shared.contracts.vocabulary import HandlerLevel
 from tousu_sla.domain import (
     CaseEvent,
     CaseSla,
     ClockKind,
     Escalated,
-    MilestoneSpec,
     PolicySet,
     SlaPolicy,
-    chinese_statutory_calendar,
     default_policy_set,
 )
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-H = dt.timedelta(hours=1)
 RECEIVED = dt.datetime(2025, 3, 3, 10, tzinfo=SHANGHAI)  # Monday
-
-
-@pytest.fixture(scope="module")
-def calendars():
-    return {"cn-statutory": chinese_statutory_calendar()}
 
 
 def escalations(outcomes) -> list[Escalated]:
@@ -54,19 +44,11 @@ def test_two_milestones_breached_together_escalate_the_case_one_level(calendars)
 
 
 def test_a_later_breach_while_overdue_does_not_add_a_level(calendars):
-    def milestone(key: str, hours: int) -> MilestoneSpec:
-        return MilestoneSpec(
-            key=key,
-            name=key,
-            start_event="ComplaintReceived",
-            stop_events=("CaseResolved",),
-            target=hours * H,
-            escalation_interval=None,
-        )
-
-    policies = PolicySet(
-        policies=(SlaPolicy(name="two", milestones=(milestone("a", 2), milestone("b", 3))),)
+    a, b = (
+        milestone(key, hours * H, "CaseResolved", escalation_interval=None)
+        for key, hours in (("a", 2), ("b", 3))
     )
+    policies = PolicySet(policies=(SlaPolicy(name="two", milestones=(a, b)),))
     case = CaseSla("case-3", policies, calendars)
     case.apply(CaseEvent("ComplaintReceived", RECEIVED))
     outcomes = case.fire(RECEIVED + 4 * H)
@@ -139,14 +121,8 @@ def test_meeting_every_overdue_milestone_ends_the_spell_and_a_new_breach_starts_
 
 
 def test_interval_steps_count_on_the_overdue_milestones_business_clock(calendars):
-    spec = MilestoneSpec(
-        key="answer",
-        name="Answer",
-        start_event="ComplaintReceived",
-        stop_events=("FirstResponseSent",),
-        target=2 * H,
-        clock=ClockKind.BUSINESS,
-        escalation_interval=4 * H,
+    spec = milestone(
+        "answer", 2 * H, "FirstResponseSent", clock=ClockKind.BUSINESS, escalation_interval=4 * H
     )
     policies = PolicySet(policies=(SlaPolicy(name="business", milestones=(spec,)),))
     case = CaseSla("case-2", policies, calendars)

@@ -1,10 +1,8 @@
 """Contract events in (flattened for the aggregate) and SLA contract events out."""
 
-import datetime as dt
 import uuid
-from zoneinfo import ZoneInfo
 
-import pytest
+from sla_factories import sh
 from tousu_shared.contracts import Envelope
 from tousu_shared.contracts.complaint import ClassificationData, ComplaintClassified
 from tousu_shared.contracts.feedback import SurveyScheduled
@@ -13,18 +11,10 @@ from tousu_sla.domain import (
     CaseEvent,
     CaseSla,
     MilestoneRetargeted,
-    always_open_calendar,
-    chinese_statutory_calendar,
     default_policy_set,
 )
 from tousu_sla.service_layer.sla_events import contract_events, due_times
 from tousu_sla.service_layer.translation import to_case_event
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-
-
-def sh(year, month, day, hour=0, minute=0):
-    return dt.datetime(year, month, day, hour, minute, tzinfo=SHANGHAI)
 
 
 def envelope_for(event, at=None) -> Envelope:
@@ -37,11 +27,6 @@ def envelope_for(event, at=None) -> Envelope:
         data={},
         **({"time": at} if at else {}),
     )
-
-
-@pytest.fixture(scope="module")
-def calendars():
-    return {"cn-statutory": chinese_statutory_calendar(), "24x7": always_open_calendar()}
 
 
 def test_classification_is_flattened_for_the_aggregate_and_timed_by_its_envelope():

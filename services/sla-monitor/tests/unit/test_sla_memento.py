@@ -1,31 +1,17 @@
 """The case SLA aggregate survives a save and restore exactly (what the repository relies on)."""
 
 import datetime as dt
-from zoneinfo import ZoneInfo
 
 import orjson
-import pytest
+from sla_factories import milestone, sh
 from tousu_sla.domain import (
     CaseEvent,
     CaseSla,
     Firing,
-    MilestoneSpec,
     PolicySet,
     SlaPolicy,
-    chinese_statutory_calendar,
     default_policy_set,
 )
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-
-
-def sh(year, month, day, hour=0, minute=0):
-    return dt.datetime(year, month, day, hour, minute, tzinfo=SHANGHAI)
-
-
-@pytest.fixture(scope="module")
-def calendars():
-    return {"cn-statutory": chinese_statutory_calendar()}
 
 
 def round_trip(case: CaseSla, policies: PolicySet, calendars) -> CaseSla:
@@ -71,13 +57,7 @@ def test_a_spec_the_policy_no_longer_holds_is_stored_with_the_clock(calendars):
     policies = default_policy_set()
     case = CaseSla("case-3", policies, calendars)
     case.apply(CaseEvent("ComplaintReceived", sh(2025, 3, 3, 10), {}))
-    extra = MilestoneSpec(
-        key="callback",
-        name="Callback",
-        start_event="ComplaintReceived",
-        stop_events=("SurveyAnswered",),
-        target=dt.timedelta(hours=3),
-    )
+    extra = milestone("callback", dt.timedelta(hours=3), "SurveyAnswered")
     standard = policies.policy("standard")
     changed = PolicySet(
         version=2,

@@ -4,9 +4,9 @@ import datetime as dt
 import uuid
 
 import pytest
+from contract_events import case_event, case_routed, complaint_received
 from tousu_shared.contracts import Event
-from tousu_shared.contracts.case import CaseResolved, CaseRouted
-from tousu_shared.contracts.complaint import ComplaintReceived
+from tousu_shared.contracts.case import CaseResolved
 from tousu_shared.contracts.feedback import CustomerInformed
 from tousu_shared.contracts.sla import SlaEscalated, SlaMet, SlaMilestonePaused
 from tousu_shared.errors import InvalidInput, NotFound
@@ -37,49 +37,9 @@ async def fire(ctx, at: dt.datetime) -> services.FiredBatch:
     return batch
 
 
-def received(complaint_id: uuid.UUID, at: dt.datetime) -> ComplaintReceived:
-    return ComplaintReceived(
-        complaint_id=complaint_id,
-        tracking_code="TS-1",
-        channel="phone",
-        contact_at=at,
-        received_at=at,
-        customer_ref="cust-1",
-        customer_tier="regular",
-        contact_details_url="https://intake/contact",
-    )
-
-
-def case_event(cls, complaint_id: uuid.UUID, at: dt.datetime, **fields) -> Event:
-    return cls(
-        complaint_id=complaint_id,
-        department="quality",
-        actor="agent:li",
-        occurred_at=at,
-        recorded_at=at,
-        case_version=1,
-        **fields,
-    )
-
-
-def routed(complaint_id: uuid.UUID, at: dt.datetime, level: str) -> Event:
-    return case_event(
-        CaseRouted,
-        complaint_id,
-        at,
-        rule_id="r1",
-        rule_reason="test",
-        handler_level=level,
-        category="product_quality",
-        severity="general",
-        urgency="routine",
-        contact_details_url="https://intake/contact",
-    )
-
-
 async def test_a_received_complaint_starts_its_milestones_on_the_seeded_defaults(ctx, uow, clock):
     complaint_id = uuid.uuid4()
-    await consume(ctx, received(complaint_id, clock()))
+    await consume(ctx, complaint_received(complaint_id, clock()))
     started = {m.event.milestone for m in uow.published if m.event.event_type.endswith("Started")}
     assert started == {
         "record",
@@ -96,7 +56,7 @@ async def test_a_received_complaint_starts_its_milestones_on_the_seeded_defaults
 
 async def test_breached_together_the_case_is_escalated_once_then_per_interval(ctx, uow, clock):
     complaint_id = uuid.uuid4()
-    await consume(ctx, received(complaint_id, clock()))
+    await consume(ctx, complaint_received(complaint_id, clock()))
     await fire(ctx, clock() + 25 * H)
     # First response and confirmation (both 24 h) breach together: one level, not two.
     assert sorted(uow.published_types({"SlaBreached", "SlaEscalated"})) == [
@@ -125,8 +85,8 @@ async def test_a_case_routed_at_department_manager_escalates_to_director(ctx, uo
     complaint_id = uuid.uuid4()
     await consume(
         ctx,
-        received(complaint_id, clock()),
-        routed(complaint_id, clock() + 1 * H, "department_manager"),
+        complaint_received(complaint_id, clock()),
+        case_routed(complaint_id, clock() + 1 * H, handler_level="department_manager"),
     )
     await fire(ctx, clock() + 25 * H)
     (escalated,) = uow.events(SlaEscalated)
@@ -139,7 +99,7 @@ async def test_the_follow_up_is_met_when_the_customer_is_told_the_result(ctx, uo
     resolved_at = clock() + 2 * H
     await consume(
         ctx,
-        received(complaint_id, clock()),
+        complaint_received(complaint_id, clock()),
         case_event(
             CaseResolved,
             complaint_id,
@@ -166,7 +126,7 @@ async def test_customer_wait_pauses_the_policy_milestones_of_a_known_case(ctx, u
             await services.record_customer_wait(
                 tx, ctx, complaint_id, waiting=True, reason="photos", actor="agent:li"
             )
-    await consume(ctx, received(complaint_id, clock()))
+    await consume(ctx, complaint_received(complaint_id, clock()))
     clock.advance(1 * H)
     async with ctx.uow() as tx:
         await services.record_customer_wait(
