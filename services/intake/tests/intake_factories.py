@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import contract_events
 import httpx
+from sqlalchemy import Row, text
 from tousu_intake.domain.commands import SubmitComplaint
 from tousu_intake.domain.complaint import ComplaintDetails, Customer
 from tousu_shared.auth import new_api_key
@@ -79,20 +81,12 @@ async def as_role(http: httpx.AsyncClient, role: str, department: str | None = N
 
 
 def case_routed(complaint_id: uuid.UUID, department: str) -> case_events.CaseRouted:
-    """Routing's event: the complaint's case went to a department."""
-    now = datetime.now(UTC)
-    return case_events.CaseRouted(
-        complaint_id=complaint_id,
-        department=department,
-        actor="routing",
-        occurred_at=now,
-        recorded_at=now,
-        case_version=1,
-        rule_id="r1",
-        rule_reason="category",
-        handler_level="department_manager",
-        category="product_quality",
-        severity="serious",
-        urgency="priority",
-        contact_details_url="x",
-    )
+    """Routing's event: the complaint's case went to a department (all intake reads of it)."""
+    return contract_events.case_routed(complaint_id, datetime.now(UTC), department=department)
+
+
+async def one_row(intake: Any, sql: str, **params: Any) -> Row[Any]:
+    """The one row a read-only query on intake's tables gives (fails on none or several);
+    ``intake`` is the integration tests' service."""
+    async with intake.runtime.engine.connect() as conn:
+        return (await conn.execute(text(sql), params)).one()

@@ -8,9 +8,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from intake_factories import as_role, case_routed, complaint_body
+from contract_events import milestone_paused, milestone_retargeted, milestone_started
+from intake_factories import as_role, case_routed, complaint_body, one_row
 from sqlalchemy import text
-from tousu_shared.contracts import sla as sla_events
 from tousu_shared.testing import declare_departments, envelopes, read_topic
 
 pytestmark = pytest.mark.integration
@@ -29,8 +29,7 @@ CHANNELS = [
 
 
 async def count(intake, table: str) -> int:
-    async with intake.runtime.engine.connect() as conn:
-        return (await conn.execute(text(f"SELECT count(*) FROM intake.{table}"))).scalar_one()
+    return (await one_row(intake, f"SELECT count(*) FROM intake.{table}"))[0]
 
 
 @pytest.mark.parametrize("channel", CHANNELS)
@@ -151,16 +150,12 @@ async def test_events_published_once_without_personal_data(http, intake):
 async def test_personal_data_is_encrypted_in_the_table_and_absent_from_logs(http, intake, caplog):
     with caplog.at_level(logging.DEBUG):
         created = (await http.post("/v1/complaints", json=complaint_body())).json()
-    async with intake.runtime.engine.connect() as conn:
-        row = (
-            await conn.execute(
-                text(
-                    "SELECT name_ct, phone_ct, email_ct, key_id FROM intake.complaint_contact "
-                    "WHERE complaint_id = :id"
-                ),
-                {"id": created["id"]},
-            )
-        ).one()
+    row = await one_row(
+        intake,
+        "SELECT name_ct, phone_ct, email_ct, key_id FROM intake.complaint_contact "
+        "WHERE complaint_id = :id",
+        id=created["id"],
+    )
     assert row.key_id == intake.app.state.intake.cipher.active_key_id
     stored = b"".join(bytes(v) for v in row[:3])
     for secret in (b"13800138000", b"wang.xiansheng", "王先生".encode()):
@@ -408,22 +403,14 @@ async def test_tracking_follows_the_sla_clocks_after_classification(http, intake
     complaint_id, now = uuid.UUID(created["id"]), datetime.now(UTC)
     # Started on the default policy, then retargeted once the urgent classification is known.
     await deliver(
-        intake,
-        sla_events.SlaMilestoneStarted(
-            complaint_id=complaint_id,
-            milestone="first_response",
-            policy="default",
-            due_at=now + timedelta(hours=24),
-            started_at=now,
-        ),
+        intake, milestone_started(complaint_id, "first_response", now, now + timedelta(hours=24))
     )
     await deliver(
         intake,
-        sla_events.SlaMilestoneRetargeted(
-            complaint_id=complaint_id,
-            milestone="first_response",
-            policy="immediate",
-            due_at=now + timedelta(hours=1),
+        milestone_retargeted(
+            complaint_id,
+            "first_response",
+            now + timedelta(hours=1),
             previous_due_at=now + timedelta(hours=24),
         ),
     )
@@ -431,15 +418,7 @@ async def test_tracking_follows_the_sla_clocks_after_classification(http, intake
     shown = datetime.fromisoformat(tracked["due_dates"]["first_response"])
     assert shown == now + timedelta(hours=1)
     await deliver(
-        intake,
-        sla_events.SlaMilestonePaused(
-            complaint_id=complaint_id,
-            milestone="first_response",
-            policy="immediate",
-            paused_at=now,
-            paused_by="agent:li",
-            reason="waiting for the customer",
-        ),
+        intake, milestone_paused(complaint_id, "first_response", now, "waiting for the customer")
     )
     paused = (await http.get(f"/v1/track/{created['tracking_code']}")).json()
     assert (paused["due_dates"], paused["paused_milestones"]) == ({}, ["first_response"])

@@ -7,7 +7,7 @@ import dataclasses
 import uuid
 
 import pytest
-from intake_factories import complaint_body
+from intake_factories import complaint_body, one_row
 from sqlalchemy import text
 from tousu_intake.domain.complaint import RETENTION_DESCRIPTION
 from tousu_intake.service_layer import privacy
@@ -50,21 +50,17 @@ async def backdate(intake, complaint_id: str, years: int) -> None:
 
 
 async def stored_text(intake, complaint_id: str) -> dict:
-    async with intake.runtime.engine.connect() as conn:
-        row = (
-            await conn.execute(
-                text(
-                    "SELECT c.description, c.category, c.channel, c.customer_ref, c.anonymized_at,"
-                    " k.phone_ct, k.phone_index, k.name_ct,"
-                    " array_agg(m.body) AS bodies, jsonb_agg(m.evidence) AS evidence"
-                    " FROM intake.complaint c JOIN intake.complaint_contact k"
-                    " ON k.complaint_id = c.id"
-                    " JOIN intake.complaint_message m ON m.complaint_id = c.id"
-                    " WHERE c.id = :id GROUP BY c.id, k.complaint_id"
-                ),
-                {"id": complaint_id},
-            )
-        ).one()
+    row = await one_row(
+        intake,
+        "SELECT c.description, c.category, c.channel, c.customer_ref, c.anonymized_at,"
+        " k.phone_ct, k.phone_index, k.name_ct,"
+        " array_agg(m.body) AS bodies, jsonb_agg(m.evidence) AS evidence"
+        " FROM intake.complaint c JOIN intake.complaint_contact k"
+        " ON k.complaint_id = c.id"
+        " JOIN intake.complaint_message m ON m.complaint_id = c.id"
+        " WHERE c.id = :id GROUP BY c.id, k.complaint_id",
+        id=complaint_id,
+    )
     return dict(row._mapping)
 
 

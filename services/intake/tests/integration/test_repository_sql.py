@@ -7,8 +7,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from intake_factories import complaint_body
-from sqlalchemy import text
+from contract_events import milestone_started
+from intake_factories import complaint_body, one_row
 from tousu_intake.service_layer.handlers import follow_deadline
 from tousu_shared.contracts.sla import SlaMilestoneStarted
 from tousu_shared.testing import envelope_of
@@ -18,22 +18,15 @@ pytestmark = pytest.mark.integration
 
 def started(complaint_id: uuid.UUID, milestone: str, hours: int) -> SlaMilestoneStarted:
     now = datetime.now(UTC)
-    return SlaMilestoneStarted(
-        complaint_id=complaint_id,
-        milestone=milestone,
-        policy="standard",
-        due_at=now + timedelta(hours=hours),
-        started_at=now,
-    )
+    return milestone_started(complaint_id, milestone, now, now + timedelta(hours=hours))
 
 
 async def stored_due_dates(intake, complaint_id: uuid.UUID) -> dict:
-    async with intake.runtime.engine.connect() as conn:
-        return (
-            await conn.execute(
-                text("SELECT due_dates FROM intake.complaint WHERE id = :id"), {"id": complaint_id}
-            )
-        ).scalar_one()
+    return (
+        await one_row(
+            intake, "SELECT due_dates FROM intake.complaint WHERE id = :id", id=complaint_id
+        )
+    )[0]
 
 
 async def test_deadline_events_of_one_complaint_in_one_transaction_all_land(http, intake):

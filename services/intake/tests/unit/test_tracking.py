@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from contract_events import milestone_paused, milestone_retargeted, milestone_started
 from intake_fakes import deliver, fake_context, principal
 from tousu_intake.domain.commands import SubmitComplaint
 from tousu_intake.domain.complaint import ComplaintDetails, Customer
@@ -26,28 +28,20 @@ URGENT = SubmitComplaint(
 FIRST_RESPONSE = "first_response"
 
 
-async def submitted(context) -> tuple[uuid.UUID, str]:
+async def submitted() -> tuple[Any, Any, uuid.UUID, str]:
+    """The urgent complaint submitted on a fake unit of work at NOW: the context, the unit of
+    work, the complaint's id and its tracking code."""
+    context, uow = fake_context(FixedClock(NOW))
     answer = (await submit_complaint(URGENT, principal=principal(), context=context)).answer
-    return uuid.UUID(answer["id"]), answer["tracking_code"]
+    return context, uow, uuid.UUID(answer["id"]), answer["tracking_code"]
 
 
 def started(complaint_id: uuid.UUID, milestone: str, hours: float) -> Event:
-    return sla_events.SlaMilestoneStarted(
-        complaint_id=complaint_id,
-        milestone=milestone,
-        policy="default",
-        due_at=NOW + timedelta(hours=hours),
-        started_at=NOW,
-    )
+    return milestone_started(complaint_id, milestone, NOW, NOW + timedelta(hours=hours))
 
 
 def retargeted(complaint_id: uuid.UUID, milestone: str, hours: float) -> Event:
-    return sla_events.SlaMilestoneRetargeted(
-        complaint_id=complaint_id,
-        milestone=milestone,
-        policy="immediate",
-        due_at=NOW + timedelta(hours=hours),
-    )
+    return milestone_retargeted(complaint_id, milestone, NOW + timedelta(hours=hours))
 
 
 def due(hours: float) -> str:
@@ -55,8 +49,7 @@ def due(hours: float) -> str:
 
 
 async def test_an_urgent_complaints_first_response_follows_the_retarget_to_one_hour():
-    context, uow = fake_context(FixedClock(NOW))
-    complaint_id, code = await submitted(context)
+    context, uow, complaint_id, code = await submitted()
     assert uow.complaints.rows[complaint_id].urgency == "immediate"
     await deliver(
         uow,
@@ -71,19 +64,11 @@ async def test_an_urgent_complaints_first_response_follows_the_retarget_to_one_h
 
 
 async def test_a_paused_milestone_shows_no_due_date_until_it_resumes():
-    context, uow = fake_context(FixedClock(NOW))
-    complaint_id, code = await submitted(context)
+    context, uow, complaint_id, code = await submitted()
     await deliver(
         uow,
         started(complaint_id, FIRST_RESPONSE, 1),
-        sla_events.SlaMilestonePaused(
-            complaint_id=complaint_id,
-            milestone=FIRST_RESPONSE,
-            policy="immediate",
-            paused_at=NOW,
-            paused_by="agent:li",
-            reason="waiting for the customer's photos",
-        ),
+        milestone_paused(complaint_id, FIRST_RESPONSE, NOW, "waiting for the customer's photos"),
     )
     paused = (await track(code, context=context)).deadlines
     assert (paused.due, paused.paused) == ({}, [FIRST_RESPONSE])
@@ -102,8 +87,7 @@ async def test_a_paused_milestone_shows_no_due_date_until_it_resumes():
 
 
 async def test_met_and_cancelled_milestones_are_dropped_and_stay_dropped():
-    context, uow = fake_context(FixedClock(NOW))
-    complaint_id, code = await submitted(context)
+    context, uow, complaint_id, code = await submitted()
     await deliver(
         uow,
         started(complaint_id, FIRST_RESPONSE, 1),
