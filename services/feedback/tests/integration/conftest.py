@@ -198,6 +198,19 @@ class System:
 
         return (await wait_for(arrived, timeout=30))[count - 1]
 
+    async def mail_text(self, address: str = "wang@example.com", count: int = 1) -> str:
+        """The plain text of the ``count``-th mail to ``address``, once it arrived."""
+        body = (await self.mail_to(address, count)).get_body(("plain",))
+        assert body is not None, "the mail has a plain-text part"
+        return str(body.get_content())
+
+    async def offered_case(self) -> tuple[dict[str, Any], dict[str, Any], str]:
+        """A resolved case whose survey was offered by mail: its complaint, its case and the
+        token of the link in the customer's mail."""
+        complaint, case = await self.resolved_case()
+        await self.survey_when(complaint["id"], "offered")
+        return complaint, case, self.token_of(self.link_in(await self.mail_text()))
+
     @staticmethod
     def link_in(text: str) -> str:
         found = re.search(r"https?://\S+?/s/[A-Za-z0-9_-]+", text)

@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import pytest
+from contract_events import case_event, case_routed
 from tousu_feedback.domain.channels import OutboundChannel
 from tousu_feedback.domain.policy import SurveyPolicy
 from tousu_feedback.domain.records import CaseRef, OutboundMessage
@@ -180,29 +181,13 @@ class World:
             email="wang@example.com",
             phone="13800138000",
         )
-        return CaseRouted(
-            complaint_id=complaint_id,
-            department="quality",
-            actor="system:routing",
-            occurred_at=self.clock(),
-            recorded_at=self.clock(),
-            case_version=1,
-            rule_id="r",
-            rule_reason="t",
-            handler_level="agent",
-            category="product_quality",
-            severity="general",
-            urgency=urgency,
-            contact_details_url=url,
-        )
+        return case_routed(complaint_id, self.clock(), urgency=urgency, contact_details_url=url)
 
     def resolved(self, complaint_id: uuid.UUID, version: int = 7) -> CaseResolved:
-        return CaseResolved(
-            complaint_id=complaint_id,
-            department="quality",
-            actor="agent:li",
-            occurred_at=self.clock(),
-            recorded_at=self.clock(),
+        return case_event(
+            CaseResolved,
+            complaint_id,
+            self.clock(),
             case_version=version,
             resolution="refund paid",
             root_cause="transport",

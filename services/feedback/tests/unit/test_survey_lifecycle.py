@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 
 import pytest
+from contract_events import case_event
 from tousu_feedback.domain.answer import Answer, InvalidAnswer, ReasonCode
 from tousu_feedback.domain.survey import SurveyState
 from tousu_feedback.service_layer import answers, delivery, handlers
@@ -159,23 +160,20 @@ async def test_callback_answer_records_who_and_the_call(world):
         await answers.answer_by_callback(world.ctx, command, OTHER_AGENT)
 
 
+async def case_changed(world, cls, complaint_id, actor, **fields):  # type: ignore[no-untyped-def]
+    """Routing's later case event (version 9, now) through the handler that cancels an open
+    survey, in one unit of work."""
+    event = case_event(cls, complaint_id, world.clock(), actor=actor, case_version=9, **fields)
+    async with world.uow as uow:
+        await handlers.cancel_open_survey(uow, event, world.ctx)
+        await uow.commit()
+
+
 async def test_reopen_cancels_the_open_survey_and_revokes_its_link(world):
     complaint_id, survey = await resolve(world)
     await delivery.run_due(world.ctx, limit=10)
     token = token_of(world.email.sent[0].text)
-    now = world.clock()
-    reopened = CaseReopened(
-        complaint_id=complaint_id,
-        department="quality",
-        actor="manager:zhao",
-        occurred_at=now,
-        recorded_at=now,
-        case_version=9,
-        reason="new evidence",
-    )
-    async with world.uow as uow:
-        await handlers.cancel_open_survey(uow, reopened, world.ctx)
-        await uow.commit()
+    await case_changed(world, CaseReopened, complaint_id, "manager:zhao", reason="new evidence")
     assert world.uow.surveys.rows[survey.id].state is SurveyState.CANCELLED
     (cancelled,) = world.uow.events(fb.SurveyCancelled)
     assert cancelled.actor == "manager:zhao"
@@ -188,19 +186,9 @@ async def test_close_after_confirmation_leaves_the_answered_survey_alone(world):
     await delivery.run_due(world.ctx, limit=10)
     token = token_of(world.email.sent[0].text)
     await answers.answer_by_link(world.ctx, answers.AnswerByLink(token, HAPPY))
-    now = world.clock()
-    closed = CaseClosed(
-        complaint_id=complaint_id,
-        department="quality",
-        actor="system:routing",
-        occurred_at=now,
-        recorded_at=now,
-        case_version=9,
-        close_reason="customer_confirmed",
+    await case_changed(
+        world, CaseClosed, complaint_id, "system:routing", close_reason="customer_confirmed"
     )
-    async with world.uow as uow:
-        await handlers.cancel_open_survey(uow, closed, world.ctx)
-        await uow.commit()
     assert world.uow.surveys.rows[survey.id].state is SurveyState.ANSWERED
 
 
