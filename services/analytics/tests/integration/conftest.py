@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from contract_events import case_event, case_routed
 from sqlalchemy import text
 from tousu_analytics.bootstrap import bootstrap
 from tousu_analytics.settings import AnalyticsSettings
@@ -187,15 +188,33 @@ class Events:
 
     def case(self, cls: type[Event], at: datetime, department: str, **fields: Any) -> Event:
         self.version += 1
-        return cls(
-            complaint_id=self.complaint_id,
-            department=department,
-            actor="agent:li",
-            occurred_at=at,
-            recorded_at=at,
-            case_version=self.version,
-            **fields,
+        return case_event(
+            cls, self.complaint_id, at, department=department, case_version=self.version, **fields
         )
+
+    def opened(self, category: str, department: str) -> list[Event]:
+        """Received, classified as ``category`` and routed to ``department`` when the
+        customer made contact: how every complaint's events begin."""
+        at = self._received["contact_at"]
+        return [
+            self.received(),
+            self.classified(category),
+            self.routed(at, department, category=category),
+        ]
+
+    def routed(self, at: datetime, department: str, **fields: Any) -> Event:
+        """Routing's first event: contract_events' general, routine product-quality case
+        unless ``fields`` say otherwise."""
+        self.version += 1
+        return case_routed(
+            self.complaint_id, at, department=department, case_version=self.version, **fields
+        )
+
+    def resolved(self, at: datetime, department: str, root_cause: str, **fields: Any) -> Event:
+        from tousu_shared.contracts.case import CaseResolved
+
+        values = {"resolution": "fixed", "responsible_person": "li", **fields}
+        return self.case(CaseResolved, at, department, root_cause=root_cause, **values)
 
     def sla(self, cls: type[Event], milestone: str, due_at: datetime, **fields: Any) -> Event:
         return cls(
@@ -208,3 +227,40 @@ class Events:
 
     def feedback(self, cls: type[Event], survey: str, **fields: Any) -> Event:
         return cls(complaint_id=self.complaint_id, survey_id=survey, **fields)
+
+    def met(
+        self,
+        milestone: str,
+        at: datetime,
+        business_hours: float,
+        within_target: bool | None = None,
+        *,
+        due_at: datetime | None = None,
+    ) -> Event:
+        """The SLA monitor's milestone met at ``at`` after ``business_hours`` on its clock."""
+        from tousu_shared.contracts.sla import SlaMet
+
+        return self.sla(
+            SlaMet,
+            milestone,
+            due_at or at,
+            met_at=at,
+            elapsed_seconds=business_hours * 3600,
+            within_target=within_target,
+        )
+
+    def answered(
+        self, survey: str, at: datetime, satisfaction: int, source: str, **fields: Any
+    ) -> Event:
+        """Feedback's survey answered at ``at`` (solved unless ``fields`` say otherwise)."""
+        from tousu_shared.contracts.feedback import SurveyAnswered
+
+        values = {"solved": True, **fields}
+        return self.feedback(
+            SurveyAnswered,
+            survey,
+            satisfaction=satisfaction,
+            answered_at=at,
+            source=source,
+            **values,
+        )

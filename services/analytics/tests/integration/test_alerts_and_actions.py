@@ -4,37 +4,41 @@ decisions, and an improvement action's before/after effect (the seed's 15% → 8
 from __future__ import annotations
 
 import math
-import uuid
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from tousu_analytics.domain.alerts import Alert, Evidence, Series
+from analytics_factories import cst, daily_quality_complaints, raised_alert
+from tousu_analytics.domain.alerts import Alert, Series
 from tousu_analytics.service_layer.detector import detect
 from tousu_shared.testing import envelopes, read_topic
 
 pytestmark = pytest.mark.integration
 
-CST = ZoneInfo("Asia/Shanghai")
 
-
-def at(day: date, hour: int) -> datetime:
-    return datetime(day.year, day.month, day.day, hour, tzinfo=CST)
+async def plan_laptop_action(http: Any, title: str, starts_on: str, **fields: Any) -> Any:
+    """A manager's improvement action on laptops, posted; ``fields`` add its links or target
+    rate."""
+    body = {
+        "title": title,
+        "target": {"product_line": "laptops"},
+        "plan": f"{title}: plan",
+        "owner": "quality lead",
+        "starts_on": starts_on,
+        **fields,
+    }
+    return await http.post("/v1/improvement-actions", json=body)
 
 
 async def test_a_spike_raises_one_alert_with_its_evidence(analytics, kit) -> None:
     first, spike_day = date(2025, 4, 1), date(2025, 5, 20)
-    events = []
-    day = first
-    while day <= spike_day:  # three complaints a day about laptops, for seven weeks
-        for hour in (9, 12, 15):
-            c = kit(contact_at=at(day, hour), product_line="laptops", region="north")
-            events += [c.received(), c.classified("product_quality")]
-        day += timedelta(days=1)
+    # three complaints a day about laptops, for seven weeks
+    events = daily_quality_complaints(kit, first, spike_day, product_line="laptops", region="north")
     spike = []
     for minute in range(15):  # then one batch fails: 15 more on one day, same batch
         c = kit(
-            contact_at=at(spike_day, 10) + timedelta(minutes=minute),
+            contact_at=cst(spike_day, 10) + timedelta(minutes=minute),
             product_line="laptops",
             region="east",
             product_ref="BATCH-7",
@@ -57,16 +61,8 @@ async def test_a_spike_raises_one_alert_with_its_evidence(analytics, kit) -> Non
         listed = (await http.get("/v1/alerts")).json()["items"]
         alert_id = listed[0]["id"]
         ack = await http.post(f"/v1/alerts/{alert_id}/acknowledge")
-        action = await http.post(
-            "/v1/improvement-actions",
-            json={
-                "title": "Quarantine batch 7",
-                "target": {"product_line": "laptops"},
-                "plan": "Recall and inspect",
-                "owner": "quality lead",
-                "starts_on": "2025-05-21",
-                "alert_id": alert_id,
-            },
+        action = await plan_laptop_action(
+            http, "Quarantine batch 7", "2025-05-21", alert_id=alert_id
         )
         linked = await http.post(
             f"/v1/alerts/{alert_id}/link", json={"action_id": action.json()["id"]}
@@ -103,7 +99,7 @@ async def test_an_actions_effect_is_a_rate_ratio_with_its_interval(analytics, ki
     for month, complaints in ((9, 150), (10, 80)):
         for i in range(complaints):
             day = date(2025, month, 1 + i % 28)
-            c = kit(contact_at=at(day, 9 + i % 8), product_line="laptops")
+            c = kit(contact_at=cst(day, 9 + i % 8), product_line="laptops")
             events += [c.received(), c.classified("product_quality")]
     async with analytics.running(), analytics.http() as http:
         await analytics.send(*events)
@@ -113,17 +109,7 @@ async def test_an_actions_effect_is_a_rate_ratio_with_its_interval(analytics, ki
                 f"/v1/denominators/{month}", json={"orders": 1000, "product_line": "laptops"}
             )
             assert response.status_code == 204
-        created = await http.post(
-            "/v1/improvement-actions",
-            json={
-                "title": "Screen inspection",
-                "target": {"product_line": "laptops"},
-                "plan": "Inspect every screen before packing",
-                "owner": "plant manager",
-                "starts_on": "2025-10-01",
-                "target_rate": 0.1,
-            },
-        )
+        created = await plan_laptop_action(http, "Screen inspection", "2025-10-01", target_rate=0.1)
         action_id = created.json()["id"]
         started = await http.post(
             f"/v1/improvement-actions/{action_id}/advance", json={"to": "do", "on": "2025-10-01"}
@@ -156,15 +142,8 @@ async def test_an_actions_effect_is_a_rate_ratio_with_its_interval(analytics, ki
 
 async def test_a_department_bound_caller_lists_only_its_departments_alerts(analytics) -> None:
     def raised(kind: str, value: str, hours: int) -> Alert:
-        day = date(2025, 5, 20)
-        evidence = Evidence(day, day, "farrington_nb", 18, 3.0, 8.0, 1e-9, (uuid.uuid4(),), {})
-        alert = Alert.raise_for(
-            Series(kind, "product_quality", value),
-            evidence,
-            datetime(2025, 5, 21, tzinfo=ZoneInfo("UTC")) + timedelta(hours=hours),
-        )
-        alert.pull_messages()
-        return alert
+        at = datetime(2025, 5, 21, tzinfo=ZoneInfo("UTC")) + timedelta(hours=hours)
+        return raised_alert(Series(kind, "product_quality", value), at)
 
     quality = raised("category_department", "quality", 1)
     logistics = raised("category_department", "logistics", 2)

@@ -26,7 +26,6 @@ from tousu_shared.contracts.case import (
     CaseClosed,
     CaseEscalated,
     CaseResolved,
-    CaseRouted,
     FirstResponseSent,
     InvestigationStarted,
     RootCauseRecorded,
@@ -36,12 +35,10 @@ from tousu_shared.contracts.feedback import (
     CallbackAttempted,
     CustomerConfirmed,
     CustomerInformed,
-    SurveyAnswered,
 )
 from tousu_shared.contracts.sla import (
     SlaBreached,
     SlaEscalated,
-    SlaMet,
     SlaMilestoneStarted,
 )
 from tousu_shared.testing import declare_departments, wait_for
@@ -136,19 +133,9 @@ async def send_at(harness: Any, *timed: tuple[datetime, Event]) -> None:
     await harness.send(*envelopes)
 
 
-def routed(c: Any, at: datetime, department: str, level: str = "agent") -> Event:
-    return c.case(
-        CaseRouted,
-        at,
-        department,
-        rule_id="r1",
-        rule_reason="category",
-        handler_level=level,
-        category="product_quality",
-        severity="serious",
-        urgency="immediate",
-        contact_details_url="https://intake/contact",
-    )
+def routed(c: Any, at: datetime, department: str) -> Event:
+    """The seed's case: serious and immediate, at agent level."""
+    return c.routed(at, department, severity="serious", urgency="immediate")
 
 
 def started(
@@ -294,17 +281,7 @@ def wang_story(c: Any, t0: datetime) -> list[tuple[datetime, Event]]:
         (h(0), started(c, "first_response", h(0), h(1))),
         (h(0), started(c, "resolve", h(0), h(24))),
         (h(1), c.case(FirstResponseSent, h(1), dept)),
-        (
-            h(1),
-            c.sla(
-                SlaMet,
-                "first_response",
-                h(1),
-                met_at=h(1),
-                elapsed_seconds=3600.0,
-                within_target=True,
-            ),
-        ),
+        (h(1), c.met("first_response", h(1), 1, True)),
         (h(6), c.case(InvestigationStarted, h(6), dept)),
         (h(12), c.case(RootCauseRecorded, h(12), dept, root_cause="warehousing_transport")),
         (h(12), c.case(SolutionProposed, h(12), dept, solution="full refund + ¥200")),
@@ -319,17 +296,7 @@ def wang_story(c: Any, t0: datetime) -> list[tuple[datetime, Event]]:
                 responsible_person="agent:li",
             ),
         ),
-        (
-            h(18),
-            c.sla(
-                SlaMet,
-                "resolve",
-                h(24),
-                met_at=h(18),
-                elapsed_seconds=18 * 3600.0,
-                within_target=True,
-            ),
-        ),
+        (h(18), c.met("resolve", h(18), 18, True, due_at=h(24))),
         (h(18.5), c.feedback(CustomerInformed, "s1", channel="sms", informed_at=h(18.5))),
         (
             h(20),
@@ -337,15 +304,7 @@ def wang_story(c: Any, t0: datetime) -> list[tuple[datetime, Event]]:
         ),
         (
             h(20),
-            c.feedback(
-                SurveyAnswered,
-                "s1",
-                solved=True,
-                satisfaction=5,
-                answered_at=h(20),
-                source="callback",
-                confirmed=True,
-            ),
+            c.answered("s1", h(20), 5, "callback", confirmed=True),
         ),
         (
             h(20),

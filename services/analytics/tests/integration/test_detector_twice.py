@@ -3,33 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
 
 import pytest
 import sqlalchemy as sa
+from analytics_factories import cst, daily_quality_complaints
 from tousu_analytics.service_layer.detector import detect
 
 pytestmark = pytest.mark.integration
 
-CST = ZoneInfo("Asia/Shanghai")
-
-
-def at(day: date, hour: int) -> datetime:
-    return datetime(day.year, day.month, day.day, hour, tzinfo=CST)
-
 
 async def test_two_detectors_at_once_raise_one_alert(analytics, kit) -> None:
     first, spike_day = date(2025, 4, 1), date(2025, 5, 20)
-    events = []
-    day = first
-    while day <= spike_day:  # three complaints a day about tablets, for seven weeks
-        for hour in (9, 12, 15):
-            c = kit(contact_at=at(day, hour), product_line="tablets", region="west")
-            events += [c.received(), c.classified("product_quality")]
-        day += timedelta(days=1)
+    # three complaints a day about tablets, for seven weeks
+    events = daily_quality_complaints(kit, first, spike_day, product_line="tablets", region="west")
     for minute in range(15):  # then fifteen more on one day
-        c = kit(contact_at=at(spike_day, 10) + timedelta(minutes=minute), product_line="tablets")
+        c = kit(contact_at=cst(spike_day, 10) + timedelta(minutes=minute), product_line="tablets")
         events += [c.received(), c.classified("product_quality")]
     async with analytics.running():
         await analytics.send(*events)

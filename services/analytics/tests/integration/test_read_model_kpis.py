@@ -5,59 +5,28 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
 import pytest
+from analytics_factories import CST, H
 from sqlalchemy import text
 from tousu_analytics.service_layer.rebuild import rebuild
 from tousu_shared.contracts.case import (
     CaseClosed,
     CaseReopened,
-    CaseResolved,
-    CaseRouted,
     FirstResponseSent,
     RootCauseRecorded,
 )
-from tousu_shared.contracts.feedback import CustomerConfirmed, SurveyAnswered
-from tousu_shared.contracts.sla import SlaBreached, SlaMet
+from tousu_shared.contracts.feedback import CustomerConfirmed
+from tousu_shared.contracts.sla import SlaBreached
 
 pytestmark = pytest.mark.integration
 
-CST = ZoneInfo("Asia/Shanghai")
-H = timedelta(hours=1)
 PERIOD = {"from": "2025-09-01", "to": "2025-11-01"}
 
 
 def cst(*parts: int) -> datetime:
     return datetime(*parts, tzinfo=CST)  # type: ignore[misc]
-
-
-def routed(c, at, department: str, category: str):  # type: ignore[no-untyped-def]
-    return c.case(
-        CaseRouted,
-        at,
-        department,
-        rule_id="r",
-        rule_reason="test",
-        handler_level="agent",
-        category=category,
-        severity="general",
-        urgency="routine",
-        contact_details_url="https://intake/contact",
-    )
-
-
-def met(c, milestone: str, at, hours: float, within: bool):  # type: ignore[no-untyped-def]
-    return c.sla(
-        SlaMet, milestone, at, met_at=at, elapsed_seconds=hours * 3600, within_target=within
-    )
-
-
-def resolved(c, at, department: str, cause: str):  # type: ignore[no-untyped-def]
-    return c.case(
-        CaseResolved, at, department, resolution="fixed", root_cause=cause, responsible_person="li"
-    )
 
 
 def scenario(kit) -> list:  # type: ignore[no-untyped-def]
@@ -67,45 +36,26 @@ def scenario(kit) -> list:  # type: ignore[no-untyped-def]
     at = cst(2025, 10, 9, 9)
     c1 = kit(contact_at=at, customer_ref="cust-a", product_line="laptops", region="east")
     events += [
-        c1.received(),
-        c1.classified("product_quality"),
-        routed(c1, at, "quality", "product_quality"),
+        *c1.opened("product_quality", "quality"),
         c1.case(FirstResponseSent, at + 2 * H, "quality"),
-        met(c1, "first_response", at + 2 * H, 2, True),
+        c1.met("first_response", at + 2 * H, 2, True),
         c1.case(RootCauseRecorded, at + 20 * H, "quality", root_cause="supplier batch"),
-        resolved(c1, at + 26 * H, "quality", "supplier batch"),
-        met(c1, "resolve", at + 26 * H, 10, True),
-        c1.feedback(
-            SurveyAnswered,
-            "s1",
-            solved=True,
-            satisfaction=5,
-            answered_at=at + 30 * H,
-            source="link",
-            confirmed=True,
-        ),
+        c1.resolved(at + 26 * H, "quality", "supplier batch"),
+        c1.met("resolve", at + 26 * H, 10, True),
+        c1.answered("s1", at + 30 * H, 5, "link", confirmed=True),
         c1.case(CaseClosed, at + 31 * H, "quality", close_reason="customer_confirmed"),
     ]
     # C2: customer B, quality, first response late, answered 3 on a callback, reopened.
     at = cst(2025, 10, 10, 10)
     c2 = kit(contact_at=at, customer_ref="cust-b", channel="web_form", product_line="laptops")
     events += [
-        c2.received(),
-        c2.classified("product_quality"),
-        routed(c2, at, "quality", "product_quality"),
+        *c2.opened("product_quality", "quality"),
         c2.sla(SlaBreached, "first_response", at + 3 * H),
         c2.case(FirstResponseSent, at + 4 * H, "quality"),
-        met(c2, "first_response", at + 4 * H, 4, False),
-        resolved(c2, at + 50 * H, "quality", "supplier batch"),
-        met(c2, "resolve", at + 50 * H, 20, True),
-        c2.feedback(
-            SurveyAnswered,
-            "s2",
-            solved=False,
-            satisfaction=3,
-            answered_at=at + 60 * H,
-            source="callback",
-        ),
+        c2.met("first_response", at + 4 * H, 4, False),
+        c2.resolved(at + 50 * H, "quality", "supplier batch"),
+        c2.met("resolve", at + 50 * H, 20, True),
+        c2.answered("s2", at + 60 * H, 3, "callback", solved=False),
         c2.case(CaseReopened, at + 61 * H, "quality", reason="not solved"),
     ]
     # C3: customer A again 11 days later (a repeat), solved on first contact, callback 4 and
@@ -119,21 +69,12 @@ def scenario(kit) -> list:  # type: ignore[no-untyped-def]
         resolved_on_first_contact=True,
     )
     events += [
-        c3.received(),
-        c3.classified("delivery_delay"),
-        routed(c3, at, "logistics", "delivery_delay"),
+        *c3.opened("delivery_delay", "logistics"),
         c3.case(FirstResponseSent, at + H, "logistics"),
-        met(c3, "first_response", at + H, 1, True),
-        resolved(c3, at + H, "logistics", "courier"),
-        met(c3, "resolve", at + H, 1, True),
-        c3.feedback(
-            SurveyAnswered,
-            "s3",
-            solved=True,
-            satisfaction=4,
-            answered_at=at + 5 * H,
-            source="callback",
-        ),
+        c3.met("first_response", at + H, 1, True),
+        c3.resolved(at + H, "logistics", "courier"),
+        c3.met("resolve", at + H, 1, True),
+        c3.answered("s3", at + 5 * H, 4, "callback"),
         c3.feedback(CustomerConfirmed, "s3", confirmed_at=at + 5 * H, source="callback"),
     ]
     # C4: received 30 September 17:00, answered during the holiday, resolved 9 October 10:00:
@@ -142,13 +83,11 @@ def scenario(kit) -> list:  # type: ignore[no-untyped-def]
     at = cst(2025, 9, 30, 17)
     c4 = kit(contact_at=at, customer_ref="cust-c", channel="email", product_line="delivery")
     events += [
-        c4.received(),
-        c4.classified("delivery_delay"),
-        routed(c4, at, "logistics", "delivery_delay"),
+        *c4.opened("delivery_delay", "logistics"),
         c4.case(FirstResponseSent, cst(2025, 10, 1, 9), "logistics"),
-        met(c4, "first_response", cst(2025, 10, 1, 9), 1, True),
-        resolved(c4, cst(2025, 10, 9, 10), "logistics", "address error"),
-        met(c4, "resolve", cst(2025, 10, 9, 10), 2, True),
+        c4.met("first_response", cst(2025, 10, 1, 9), 1, True),
+        c4.resolved(cst(2025, 10, 9, 10), "logistics", "address error"),
+        c4.met("resolve", cst(2025, 10, 9, 10), 2, True),
     ]
     # C5: the classifier said product quality; a person corrected it; still open, breached.
     at = cst(2025, 10, 21, 15)
@@ -157,7 +96,7 @@ def scenario(kit) -> list:  # type: ignore[no-untyped-def]
         c5.received(),
         c5.classified("product_quality"),
         c5.reclassified("service_attitude", "product_quality"),
-        routed(c5, at, "service", "service_attitude"),
+        c5.routed(at, "service", category="service_attitude"),
         c5.sla(SlaBreached, "first_response", at + 4 * H),
     ]
     return events

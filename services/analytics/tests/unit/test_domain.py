@@ -7,9 +7,9 @@ import uuid
 from datetime import UTC, date, datetime
 
 import pytest
-from analytics_factories import improvement_action
+from analytics_factories import evidence, improvement_action
 from tousu_analytics.domain.actions import Target
-from tousu_analytics.domain.alerts import Alert, Evidence, Series
+from tousu_analytics.domain.alerts import Alert, Series
 from tousu_analytics.domain.effect import Period, rate_ratio
 from tousu_analytics.domain.projection import Merge, changes_for, local_day
 from tousu_shared.contracts.analytics import SystemicIssueDetected
@@ -69,23 +69,11 @@ def test_a_reclassification_counts_one_correction_per_changed_dimension() -> Non
     assert changes[0].values["classified_by"] == "person"
 
 
-def _evidence() -> Evidence:
-    return Evidence(
-        day=date(2025, 5, 20),
-        first_day=date(2025, 5, 19),
-        method="farrington_nb",
-        observed=18,
-        expected=3.0,
-        upper_bound=8.0,
-        p_value=1e-8,
-        complaint_ids=(uuid.uuid4(),),
-        shared={"region": "east"},
-    )
-
-
 def test_an_alert_announces_itself_once_and_follows_its_states() -> None:
     alert = Alert.raise_for(
-        Series("category_product_line", "product_quality", "laptops"), _evidence(), NOW
+        Series("category_product_line", "product_quality", "laptops"),
+        evidence(first_day=date(2025, 5, 19), p_value=1e-8, shared={"region": "east"}),
+        NOW,
     )
     (message,) = alert.pull_messages()
     assert isinstance(message.event, SystemicIssueDetected)

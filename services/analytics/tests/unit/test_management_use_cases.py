@@ -7,9 +7,9 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-from analytics_factories import improvement_action
+from analytics_factories import improvement_action, raised_alert
 from tousu_analytics.domain.actions import Target
-from tousu_analytics.domain.alerts import Alert, Evidence, Series
+from tousu_analytics.domain.alerts import Alert, Series
 from tousu_analytics.service_layer import management
 from tousu_analytics.service_layer.context import AnalyticsContext
 from tousu_analytics.settings import AnalyticsSettings
@@ -56,24 +56,10 @@ def ctx(uow: FakeAnalyticsUnitOfWork) -> AnalyticsContext:
 
 
 def _alert() -> Alert:
-    evidence = Evidence(
-        day=date(2025, 5, 20),
-        first_day=date(2025, 5, 20),
-        method="farrington_nb",
-        observed=18,
-        expected=3.0,
-        upper_bound=8.0,
-        p_value=1e-9,
-        complaint_ids=(uuid.uuid4(),),
-        shared={},
-    )
-    alert = Alert.raise_for(
+    return raised_alert(
         Series("category_product_line", "product_quality", "laptops"),
-        evidence,
         datetime(2025, 5, 21, tzinfo=UTC),
     )
-    alert.pull_messages()
-    return alert
 
 
 async def test_a_manager_links_an_alert_to_an_action_and_it_is_audited(uow, ctx) -> None:
