@@ -40,20 +40,27 @@ async def sla(stack: dict[str, Service], admin_key: str) -> AsyncIterator[Servic
         yield service
 
 
+async def issued_keys(service: Service, admin_key: str, prefix: str, *ops: str) -> dict[str, str]:
+    """A manager key for quality and one for after-sales (their departments declared at the
+    service), and an ``ops`` key, seeing every department, per name in ``ops``."""
+    departments = ("quality", "after_sales")
+    await declare_departments(service.runtime, *departments)
+    async with api_client(service.app, admin_key, lifespan=False) as admin:
+        managers = {
+            department: await issue_credential(
+                admin, "manager", f"{prefix}-{department}", department=department
+            )
+            for department in departments
+        }
+        return managers | {
+            name: await issue_credential(admin, "ops", f"{prefix}-{name}") for name in ops
+        }
+
+
 @pytest.fixture(scope="module")
 async def keys(sla: Service, admin_key: str) -> dict[str, str]:
     """A manager key per department, and a supervisor key that sees every department."""
-    await declare_departments(sla.runtime, "quality", "after_sales")
-    async with api_client(sla.app, admin_key, lifespan=False) as admin:
-        return {
-            "quality": await issue_credential(
-                admin, "manager", "stream-quality", department="quality"
-            ),
-            "after_sales": await issue_credential(
-                admin, "manager", "stream-after-sales", department="after_sales"
-            ),
-            "all": await issue_credential(admin, "ops", "stream-all"),
-        }
+    return await issued_keys(sla, admin_key, "stream", "all")
 
 
 @pytest.fixture
@@ -240,14 +247,8 @@ async def analytics(stack: dict[str, Service], admin_key: str) -> AsyncIterator[
 
 @pytest.fixture(scope="module")
 async def console_keys(analytics: Service, admin_key: str) -> dict[str, str]:
-    await declare_departments(analytics.runtime, "quality", "after_sales")
-    async with api_client(analytics.app, admin_key, lifespan=False) as admin:
-        return {
-            department: await issue_credential(
-                admin, "manager", f"board-{department}", department=department
-            )
-            for department in ("quality", "after_sales")
-        }
+    """A manager key per department for the console."""
+    return await issued_keys(analytics, admin_key, "board")
 
 
 @contextlib.asynccontextmanager
