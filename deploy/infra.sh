@@ -199,6 +199,17 @@ resolve_pg_paths
 
 pg_ctl() { "${AS_PG[@]}" "$PG_BIN/pg_ctl" "$@"; }
 
+# A daemon keeps every descriptor it inherits for as long as it runs: our own lock (fd 9),
+# and any lock the caller held around us (`flock some.lock make migrate`), which would then
+# stay held until the daemon stops. Close all but stdin/stdout/stderr in the daemon's subshell.
+close_inherited_fds() {
+  local fd
+  for fd in /proc/$BASHPID/fd/*; do
+    fd=${fd##*/}
+    if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+  done
+}
+
 pg_postmaster_pid() { head -1 "$PG_DATA/postmaster.pid" 2>/dev/null || true; }
 
 pg_running() { # our cluster's postmaster is alive (a zombie one does not count)
@@ -313,8 +324,7 @@ pg_up() {
     if [[ $EUID -eq 0 ]]; then chown "$PG_OS_USER": "$PG_LOG"; fi
     log "postgres: starting on 127.0.0.1:$PG_PORT"
     # setsid: own session, so Ctrl-C / SIGHUP of the calling shell (make run) does not reach it;
-    # 9>&- : do not let the daemon inherit our lock.
-    if ! (cd / && exec 9>&- && setsid -w "${AS_PG[@]}" "$PG_BIN/pg_ctl" start -D "$PG_DATA" -l "$PG_LOG" -w \
+    if ! (cd / && close_inherited_fds && setsid -w "${AS_PG[@]}" "$PG_BIN/pg_ctl" start -D "$PG_DATA" -l "$PG_LOG" -w \
       -t "$PG_START_TIMEOUT" -s </dev/null); then
       tail -n 30 "$PG_LOG" >&2 || true
       die "postgres did not start (log: $PG_LOG)"
@@ -529,10 +539,10 @@ kafka_up() {
   [[ -f $KAFKA_LOG ]] && mv -f "$KAFKA_LOG" "$KAFKA_LOG.1"
   log "kafka: starting on 127.0.0.1:$KAFKA_PORT (controller 127.0.0.1:$KAFKA_CONTROLLER_PORT)"
   # setsid + nohup: own session, survives the calling shell; the child writes its own pid
-  # (bash execs java, so $$ is the JVM's pid); 9>&- : do not inherit our lock.
+  # (bash execs java, so $$ is the JVM's pid); no inherited descriptors (close_inherited_fds).
   # shellcheck disable=SC2086,SC2016
   (
-    cd / && exec 9>&-
+    cd / && close_inherited_fds
     setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$KAFKA_PID_FILE" \
     java $KAFKA_HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
     -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
