@@ -25,6 +25,7 @@ from tousu_intake.domain.classification.evaluate import (
     CLEAN_TEST,
     FRESH_TEST,
     NEW_TEST,
+    NEWEST_TEST,
     OLD_TEST,
     TEST_GROUP_TITLES,
     cross_validate,
@@ -86,13 +87,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         f"test split: {len(test_items)} complaints, written separately (evaluation/README.md):"
         f" {len(groups[CLEAN_TEST])} in {TEST_GROUP_TITLES[CLEAN_TEST]}"
         f" ({len(groups[FRESH_TEST])} of them in {TEST_GROUP_TITLES[FRESH_TEST]},"
-        f" {len(groups[NEW_TEST])} in {TEST_GROUP_TITLES[NEW_TEST]}),"
+        f" {len(groups[NEW_TEST])} in {TEST_GROUP_TITLES[NEW_TEST]},"
+        f" {len(groups[NEWEST_TEST])} in {TEST_GROUP_TITLES[NEWEST_TEST]}),"
         f" {len(groups[OLD_TEST])} in {TEST_GROUP_TITLES[OLD_TEST]}"
     )
     print()
     scored = {name: score(items, with_model) for name, items in groups.items()}
     rules_only = {name: score(items, Classifier(model=None)) for name, items in groups.items()}
-    print("accuracy on the test split, model + rules: clean / fresh / new / old / all")
+    print("accuracy on the test split, model + rules: clean / fresh / new / newest / old / all")
     print(format_accuracy(scored, languages=("all",)))
     print(format_accuracy({f"rules {name}": r for name, r in rules_only.items()}, ("all",)))
     for name, scores in scored.items():

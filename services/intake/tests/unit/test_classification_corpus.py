@@ -14,6 +14,8 @@ from tousu_intake.domain.classification.evaluate import (
     FRESH_TEST_FROM_BATCH,
     NEW_TEST,
     NEW_TEST_FROM_BATCH,
+    NEWEST_TEST,
+    NEWEST_TEST_FROM_BATCH,
     OLD_TEST,
     Scores,
     batch_number,
@@ -59,17 +61,26 @@ def test_the_report_splits_the_test_batches_into_clean_and_old():
     assert all(batch_number(i) >= CLEAN_TEST_FROM_BATCH for i in groups[CLEAN_TEST])
     assert all(1 <= batch_number(i) < CLEAN_TEST_FROM_BATCH for i in groups[OLD_TEST])
     assert groups[CLEAN_TEST] and groups[OLD_TEST]
-    # The fresh (15–20) and new (21+) batches are the newest clean ones, scored again on their
-    # own; the fresh group stops where the new one starts.
+    # The fresh (15–20), new (21–23) and newest (24+) batches are the latest clean ones, scored
+    # again on their own; each group stops where the next one starts.
     fresh = [
         i
         for i in groups[CLEAN_TEST]
         if FRESH_TEST_FROM_BATCH <= batch_number(i) < NEW_TEST_FROM_BATCH
     ]
-    new = [i for i in groups[CLEAN_TEST] if batch_number(i) >= NEW_TEST_FROM_BATCH]
+    new = [
+        i
+        for i in groups[CLEAN_TEST]
+        if NEW_TEST_FROM_BATCH <= batch_number(i) < NEWEST_TEST_FROM_BATCH
+    ]
+    newest = [i for i in groups[CLEAN_TEST] if batch_number(i) >= NEWEST_TEST_FROM_BATCH]
     assert groups[FRESH_TEST] == fresh and groups[NEW_TEST] == new
-    assert CLEAN_TEST_FROM_BATCH < FRESH_TEST_FROM_BATCH < NEW_TEST_FROM_BATCH
+    assert groups[NEWEST_TEST] == newest
+    assert (
+        CLEAN_TEST_FROM_BATCH < FRESH_TEST_FROM_BATCH < NEW_TEST_FROM_BATCH < NEWEST_TEST_FROM_BATCH
+    )
     assert len(groups[FRESH_TEST]) >= 150 and len(groups[NEW_TEST]) >= 100
+    assert len(groups[NEWEST_TEST]) >= 60
 
 
 def test_batch_numbers_come_from_the_test_ids():

@@ -121,16 +121,24 @@ FRESH_TEST_FROM_BATCH = 15
 # that pass, after the fresh figure of batches 15–20 had been seen: the new fresh check. The
 # fresh group stops below them, so its figures stay comparable with the fifth helper's run.
 NEW_TEST_FROM_BATCH = 21
+# Test batches from this number on were written (2026-12-07, seventh helper) before any tuning of
+# that pass, after the new figure of batches 21–23 had been seen: the newest check. The new group
+# stops below them, so its figures stay comparable with the sixth helper's run.
+NEWEST_TEST_FROM_BATCH = 24
 CLEAN_TEST = "clean"
 FRESH_TEST = "fresh"
 NEW_TEST = "new"
+NEWEST_TEST = "newest"
 OLD_TEST = "old"
 ALL_TEST = "all"
 TEST_GROUP_TITLES = {
     CLEAN_TEST: f"test batches {CLEAN_TEST_FROM_BATCH}+ (industries in no training batch)",
     FRESH_TEST: f"test batches {FRESH_TEST_FROM_BATCH}–{NEW_TEST_FROM_BATCH - 1}"
     " (written before the fifth helper's tuning)",
-    NEW_TEST: f"test batches {NEW_TEST_FROM_BATCH}+ (written before the sixth helper's tuning)",
+    NEW_TEST: f"test batches {NEW_TEST_FROM_BATCH}–{NEWEST_TEST_FROM_BATCH - 1}"
+    " (written before the sixth helper's tuning)",
+    NEWEST_TEST: f"test batches {NEWEST_TEST_FROM_BATCH}+"
+    " (written before the seventh helper's tuning)",
     OLD_TEST: f"test batches 01–{CLEAN_TEST_FROM_BATCH - 1:02d} (industries now also in training)",
     ALL_TEST: "whole test split",
 }
@@ -148,16 +156,18 @@ def batch_number(item: LabelledComplaint) -> int:
 def grouped_test_split(
     items: Sequence[LabelledComplaint],
 ) -> dict[str, list[LabelledComplaint]]:
-    """The test split as the report scores it: clean batches, the fresh and the new ones among
-    them, old batches, and all of it."""
+    """The test split as the report scores it: clean batches, the fresh, new and newest ones
+    among them, old batches, and all of it."""
     clean = [i for i in items if batch_number(i) >= CLEAN_TEST_FROM_BATCH]
     fresh = [i for i in items if FRESH_TEST_FROM_BATCH <= batch_number(i) < NEW_TEST_FROM_BATCH]
-    new = [i for i in items if batch_number(i) >= NEW_TEST_FROM_BATCH]
+    new = [i for i in items if NEW_TEST_FROM_BATCH <= batch_number(i) < NEWEST_TEST_FROM_BATCH]
+    newest = [i for i in items if batch_number(i) >= NEWEST_TEST_FROM_BATCH]
     old = [i for i in items if batch_number(i) < CLEAN_TEST_FROM_BATCH]
     return {
         CLEAN_TEST: clean,
         FRESH_TEST: fresh,
         NEW_TEST: new,
+        NEWEST_TEST: newest,
         OLD_TEST: old,
         ALL_TEST: list(items),
     }
