@@ -1,7 +1,8 @@
 """Risk flags by the decisions of rules default-2026.5 (domain.md §2, evaluation/README.md):
 12345 as a threat or as the service complained about, scammers who quote the company's data
 or only a name, threats after a condition, device alarms, 住院 in paperwork, water that leaked,
-near misses, and which flags the model may add. Cases of our own, not corpus texts."""
+near misses, and which flags the model may add; and the words of default-2026.6 (leaks, fakes and
+harm told in other words). Cases of our own, not corpus texts."""
 
 import pytest
 from pydantic import ValidationError
@@ -217,3 +218,52 @@ def test_cued_words_are_policy_data():
     data["cued_risk_words"] = [{"flag": "media", "word": "12345", "cues": {"zh": []}}]
     with pytest.raises(ValidationError):
         ClassifierRules.model_validate(data)
+
+
+# Rules default-2026.6 (seventh helper): words for what 5-fold CV on the training split missed.
+@pytest.mark.parametrize(
+    "text",
+    [
+        "修完电脑拿回来,发现相册被翻过,聊天记录也被人看了",
+        "The repair shop had gone through my photos while the phone was with them.",
+        "保洁阿姨把我家的快递单拍照发到了她们的工作群里",
+        "骑手是从订单里看到我的手机号的,半夜给我发消息",
+        "物业把业主的欠费名单连同我的手机号一起贴在电梯里",
+        "My parcel's label with my name on it was left in the building next door.",
+    ],
+)
+def test_personal_data_shown_or_passed_on_is_a_leak(rules_only, text):
+    assert RiskFlag.DATA_LEAK in flags(rules_only, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "二手平台的买家发了张假的付款截图,我差点就发货了",
+        "短信链接打开的页面跟你们官网一模一样,让我填银行卡号",
+        "An email in your colours asked me to confirm my bank details for a refund.",
+        "The laptop was sold as new but the battery report shows 400 cycles.",
+    ],
+)
+def test_fake_payments_copied_sites_and_used_goods_sold_as_new_are_fraud(rules_only, text):
+    assert RiskFlag.FRAUD in flags(rules_only, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "停暖一个星期,家里两个老人都冻病了",
+        "广告牌被风刮下来砸在路人身上",
+        "在你们店吃坏肚子了,一晚上没睡",
+        "美甲店的工具没有消毒干净,我的手指发炎了",
+        "The gate closed on my son and knocked him over.",
+        "The new light switch gives off a spark every time I press it.",
+    ],
+)
+def test_harm_and_dangers_in_other_words_are_safety(rules_only, text):
+    assert RiskFlag.SAFETY in flags(rules_only, text)
+
+
+def test_a_door_closing_on_a_bag_is_no_danger(rules_only):
+    text = "The lift door closed on my shopping bag. Nobody was hurt, please check the sensor."
+    assert RiskFlag.SAFETY not in flags(rules_only, text)
