@@ -3,19 +3,34 @@
 Each service runs on a bench port and the bench's topic namespace, as `make run` starts it;
 after a warm-up the CPU time of those processes plus the broker's and the database's is
 read from /proc over the window. Kafka and Postgres are shared with anything else running
-on the machine, so their share is an upper bound.
+on the machine, so their share is an upper bound. Kafka is the broker listening on the
+bootstrap port and Postgres the postmaster on the database port with its children, so a
+second stack (the drills') is not counted.
+
+Alone (topics of its own, deleted after), with the busiest threads of the broker:
+    flock -o /tmp/tousu-test.lock flock -o /tmp/tousu-cpu.lock \
+        .venv/bin/python -m bench.idle [--warmup S] [--window S] [--threads N]
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
 import os
+import secrets
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from tousu_intake.keys import new_key_env
+from tousu_shared.auth import new_api_key
 from tousu_shared.kafka import password_of
+from tousu_shared.testing import create_topics, delete_outbox_rows, delete_topics
 
 from bench.ready import wait_ready
 from drills.stack import PACKAGES
@@ -24,28 +39,89 @@ from drills.stack import PACKAGES
 # name its groups and topics), with the package the drills' stack maps it to.
 PORTS = dict(zip(PACKAGES, range(18101, 18106), strict=True))
 _TICK = os.sysconf("SC_CLK_TCK")
+REPO = Path(__file__).resolve().parents[1]
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (its threads included)."""
+def _cpu_seconds(pid: int, *, reaped: bool = False) -> float:
+    """User + system CPU seconds of a process (its threads included); with ``reaped``, also
+    those of its children that ended and were waited for."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
+    used = int(fields[11]) + int(fields[12])
+    if reaped:
+        used += int(fields[13]) + int(fields[14])
+    return used / _TICK
 
 
-def _infrastructure_pids() -> dict[str, list[int]]:
-    found: dict[str, list[int]] = {"kafka": [], "postgres": []}
+def _postgres_seconds(postmaster: int) -> float:
+    """CPU seconds of the postmaster, its live children and those it reaped: a backend that
+    ends within the window moves from the second to the third, so it is counted once."""
+    total = _cpu_seconds(postmaster, reaped=True)
+    for child in _children(postmaster):
+        with contextlib.suppress(OSError):
+            total += _cpu_seconds(child)
+    return total
+
+
+def _listening_pid(port: int) -> int | None:
+    """The process listening on 127.0.0.1:``port`` (or any address), if it is ours to see."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{fields[9]}]")
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if "kafka.Kafka" in command:
-            found["kafka"].append(int(entry.name))
-        elif command.startswith("postgres") or "/postgres " in command:
-            found["postgres"].append(int(entry.name))
+        with contextlib.suppress(OSError):
+            for fd in (entry / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) in inodes:
+                        return int(entry.name)
+    return None
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(stat[1]) == parent:
+                    found.append(int(entry.name))
     return found
+
+
+def _infrastructure_pids(env: Mapping[str, str]) -> dict[str, list[int]]:
+    """The broker on the bootstrap port; the postmaster on the database port (its children,
+    every backend and background worker, are counted with it: ``_postgres_seconds``)."""
+    kafka_port = int(env.get("TOUSU_KAFKA_BOOTSTRAP", "127.0.0.1:9092").rsplit(":", 1)[1])
+    found: dict[str, list[int]] = {"kafka": [], "postgres": []}
+    if (broker := _listening_pid(kafka_port)) is not None:
+        found["kafka"].append(broker)
+    pg_port = int(env.get("TOUSU_PG_PORT") or env.get("PG_PORT") or 5432)
+    if (postmaster := _listening_pid(pg_port)) is not None:
+        found["postgres"].append(postmaster)
+    return found
+
+
+def _group_seconds(name: str, pids: list[int]) -> float:
+    if name == "postgres":
+        return sum(_postgres_seconds(pid) for pid in pids)
+    return sum(_cpu_seconds(pid) for pid in pids)
+
+
+def _thread_cpu(pid: int) -> dict[tuple[int, str], float]:
+    """CPU seconds of each thread of a process, keyed by (tid, name)."""
+    threads = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            head, rest = (task / "stat").read_text().rsplit(")", 1)
+            fields = rest.split()
+            name = head.split("(", 1)[1]
+            threads[(int(task.name), name)] = (int(fields[11]) + int(fields[12])) / _TICK
+    return threads
 
 
 @contextmanager
@@ -81,18 +157,75 @@ def stack(env: dict[str, str], log_dir: Path):
         logs.close()
 
 
-def measure_idle(env: dict[str, str], log_dir: Path, *, warmup: float = 10, window: float = 30):
-    """Share of one core each part uses with no traffic, over ``window`` seconds."""
+def measure_idle(
+    env: dict[str, str],
+    log_dir: Path,
+    *,
+    warmup: float = 10,
+    window: float = 30,
+    broker_threads: dict[str, float] | None = None,
+):
+    """Share of one core each part uses with no traffic, over ``window`` seconds; the
+    broker's share per thread goes into ``broker_threads`` when given."""
     with stack(env, log_dir) as procs:
         time.sleep(warmup)
-        infra = _infrastructure_pids()
+        infra = _infrastructure_pids(env)
         groups = {name: [proc.pid] for name, proc in procs.items()} | infra
-        before = {name: sum(_cpu_seconds(pid) for pid in pids) for name, pids in groups.items()}
+        threads_before = {pid: _thread_cpu(pid) for pid in infra["kafka"]}
+        before = {name: _group_seconds(name, pids) for name, pids in groups.items()}
         time.sleep(window)
-        after = {
-            name: sum(_cpu_seconds(pid) for pid in pids if Path(f"/proc/{pid}").exists())
-            for name, pids in groups.items()
-        }
+        ended = [name for name, proc in procs.items() if proc.poll() is not None]
+        if ended:
+            # Another stack on the bench's ports, say: readiness answered for it instead.
+            raise RuntimeError(f"{', '.join(ended)} ended during the window; see bench-idle.log")
+        after = {name: _group_seconds(name, pids) for name, pids in groups.items()}
+        if broker_threads is not None:
+            for pid, threads in threads_before.items():
+                for key, seconds in _thread_cpu(pid).items():
+                    used = (seconds - threads.get(key, 0.0)) / window
+                    if used > 0:
+                        broker_threads[f"{key[1]} ({key[0]})"] = used
     shares = {name: (after[name] - before[name]) / window for name in groups}
     shares["total"] = sum(shares.values())
     return shares
+
+
+def main() -> None:
+    """The idle step of `make bench` alone, on topics of its own."""
+    parser = argparse.ArgumentParser(prog="python -m bench.idle", description=__doc__)
+    parser.add_argument("--warmup", type=float, default=10, help="seconds before the window")
+    parser.add_argument("--window", type=float, default=30, help="seconds measured")
+    parser.add_argument("--threads", type=int, default=10, help="busiest broker threads shown")
+    args = parser.parse_args()
+    namespace = f"bench-idle-{uuid.uuid4().hex[:8]}."
+    env = {
+        **os.environ,
+        "TOUSU_CREDENTIAL_SIGNING_KEY": secrets.token_hex(32),
+        "TOUSU_BOOTSTRAP_ADMIN_KEY": new_api_key()[1],
+        "TOUSU_TOPIC_NAMESPACE": namespace,
+        "TOUSU_LOG_LEVEL": "WARNING",
+        **new_key_env(),
+    }
+    asyncio.run(create_topics(namespace))
+    threads: dict[str, float] = {}
+    try:
+        shares = measure_idle(
+            env,
+            REPO / ".data" / "logs",
+            warmup=args.warmup,
+            window=args.window,
+            broker_threads=threads,
+        )
+    finally:
+        asyncio.run(delete_topics(namespace))
+        asyncio.run(delete_outbox_rows(namespace))
+    print(f"idle, {args.window:.0f} s after {args.warmup:.0f} s of warm-up:")
+    for name, share in shares.items():
+        print(f"  {name:>16} {share:>7.2%} of one core")
+    print("broker threads:")
+    for name, share in sorted(threads.items(), key=lambda item: -item[1])[: args.threads]:
+        print(f"  {name:>32} {share:>7.2%}")
+
+
+if __name__ == "__main__":
+    main()
