@@ -23,6 +23,7 @@ from tousu_routing.service_layer.departments import (
     ensure_department_topics,
 )
 from tousu_routing.service_layer.handlers import event_handlers
+from tousu_routing.service_layer.openings import prepare_openings
 from tousu_routing.service_layer.unit_of_work import RoutingUnitOfWork
 from tousu_routing.settings import RoutingSettings
 
@@ -70,4 +71,5 @@ def bootstrap(settings: RoutingSettings | None = None) -> Service:
         event_handlers(ctx),
         MIGRATIONS_DIR,
         relay_companions=[department_topics_exist, departments_announced],
+        prepare=prepare_openings,
     )

@@ -96,6 +96,12 @@ async def kit(service: Service, http: httpx.AsyncClient, workers: None) -> Kit:
     return Kit(service, http)
 
 
+@pytest.fixture
+async def still_kit(service: Service, http: httpx.AsyncClient) -> Kit:
+    """The same helpers with no consumer running: the test applies events itself."""
+    return Kit(service, http)
+
+
 # ---- events from the other services -----------------------------------------------------------
 
 

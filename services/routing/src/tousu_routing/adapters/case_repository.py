@@ -6,6 +6,7 @@ Repositories never commit: the unit of work does.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, cast
@@ -61,37 +62,77 @@ class ComplaintFacts:
 
 
 class ComplaintFactRepository:
-    """Complaint facts kept from ``ComplaintReceived`` until the case is opened."""
+    """Complaint facts kept from ``ComplaintReceived`` until the case is opened.
+
+    Within a transaction the repository remembers what it read (``load`` reads many at
+    once), and the facts of complaints it knows about are written at commit
+    (``write_unsaved``): a complaint received and routed in the same consumed batch is
+    then never written at all, and the others in one insert and one delete per batch.
+    """
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+        # complaint → its stored facts (None: none), as far as this transaction knows.
+        self._known: dict[uuid.UUID, ComplaintFacts | None] = {}
+        self._unwritten: dict[uuid.UUID, ComplaintFacts] = {}
+        self._removed: set[uuid.UUID] = set()
 
-    async def add(self, facts: ComplaintFacts) -> None:
-        """Store facts; the first copy of a complaint wins."""
-        await self._session.execute(
-            insert(complaint_fact).values(**vars(facts)).on_conflict_do_nothing()
-        )
-
-    async def get(self, complaint_id: uuid.UUID) -> ComplaintFacts | None:
-        """The stored facts of a complaint, if any."""
-        row = (
+    async def load(self, complaint_ids: Iterable[uuid.UUID]) -> None:
+        """Read the stored facts of these complaints in one statement."""
+        wanted = sorted(set(complaint_ids) - self._known.keys())
+        if not wanted:
+            return
+        rows = (
             (
                 await self._session.execute(
-                    sa.select(complaint_fact).where(complaint_fact.c.complaint_id == complaint_id)
+                    sa.select(complaint_fact).where(complaint_fact.c.complaint_id.in_(wanted))
                 )
             )
             .mappings()
-            .first()
+            .all()
         )
-        if row is None:
-            return None
-        return ComplaintFacts(**{k: v for k, v in row.items() if k != "stored_at"})
+        self._known.update(dict.fromkeys(wanted))
+        self._known.update({row["complaint_id"]: _facts_from_row(row) for row in rows})
+
+    async def add(self, facts: ComplaintFacts) -> None:
+        """Store facts; the first copy of a complaint wins."""
+        complaint_id = facts.complaint_id
+        if complaint_id not in self._known:
+            await self._session.execute(
+                insert(complaint_fact).values(**vars(facts)).on_conflict_do_nothing()
+            )
+        elif self._known[complaint_id] is None:
+            self._known[complaint_id] = self._unwritten[complaint_id] = facts
+
+    async def get(self, complaint_id: uuid.UUID) -> ComplaintFacts | None:
+        """The stored facts of a complaint, if any."""
+        if complaint_id not in self._known:
+            await self.load([complaint_id])
+        return self._known[complaint_id]
 
     async def remove(self, complaint_id: uuid.UUID) -> None:
         """Forget the facts once the case holds what it needs."""
-        await self._session.execute(
-            sa.delete(complaint_fact).where(complaint_fact.c.complaint_id == complaint_id)
-        )
+        if self._unwritten.pop(complaint_id, None) is None:
+            self._removed.add(complaint_id)
+        self._known[complaint_id] = None
+
+    async def write_unsaved(self) -> None:
+        """Write the removals, then the additions, this transaction kept back."""
+        removed, self._removed = sorted(self._removed), set()
+        unwritten, self._unwritten = list(self._unwritten.values()), {}
+        if removed:
+            await self._session.execute(
+                sa.delete(complaint_fact).where(complaint_fact.c.complaint_id.in_(removed))
+            )
+        if unwritten:
+            await self._session.execute(
+                insert(complaint_fact).on_conflict_do_nothing(),
+                [vars(facts) for facts in unwritten],
+            )
+
+
+def _facts_from_row(row: RowMapping) -> ComplaintFacts:
+    return ComplaintFacts(**{k: v for k, v in row.items() if k != "stored_at"})
 
 
 # ---- cases --------------------------------------------------------------------------------
@@ -215,6 +256,8 @@ class CaseRepository:
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+        # complaint → whether it has a case, for complaints this transaction asked about.
+        self._has_case: dict[uuid.UUID, bool] = {}
 
     async def get(self, case_id: uuid.UUID, *, for_update: bool = False) -> CaseRecord | None:
         """A case with its whole history; ``for_update`` row-locks it until commit."""
@@ -231,10 +274,29 @@ class CaseRepository:
 
     async def exists_for_complaint(self, complaint_id: uuid.UUID) -> bool:
         """Whether the complaint already has a case."""
-        found = await self._session.scalar(
-            sa.select(routed_case.c.id).where(routed_case.c.complaint_id == complaint_id)
+        if complaint_id not in self._has_case:
+            await self.load_existence([complaint_id])
+        return self._has_case[complaint_id]
+
+    async def load_existence(self, complaint_ids: Iterable[uuid.UUID]) -> None:
+        """Find out in one statement which of these complaints have a case.
+
+        What is found stays true for the transaction: a complaint's case is opened only by
+        the consumer of its partition, after its inbox row, so no other writer opens it.
+        """
+        wanted = sorted(set(complaint_ids) - self._has_case.keys())
+        if not wanted:
+            return
+        found = set(
+            (
+                await self._session.execute(
+                    sa.select(routed_case.c.complaint_id).where(
+                        routed_case.c.complaint_id.in_(wanted)
+                    )
+                )
+            ).scalars()
         )
-        return found is not None
+        self._has_case.update({complaint_id: complaint_id in found for complaint_id in wanted})
 
     async def assigned_work_in_progress(
         self,
@@ -306,6 +368,7 @@ class CaseRepository:
             .on_conflict_do_nothing(index_elements=["complaint_id"])
             .returning(routed_case.c.id)
         )
+        self._has_case[uuid.UUID(record.case.complaint_id)] = True
         if inserted is None:
             return False
         await self._append_history(record)

@@ -58,6 +58,13 @@ class ComplaintNotReceived(LookupError):
 # ---- opening ------------------------------------------------------------------------------
 
 
+def received_facts(event: ComplaintReceived) -> ComplaintFacts:
+    """What routing keeps of a received complaint: the event's fields of the same names."""
+    return ComplaintFacts(
+        **{f.name: getattr(event, f.name) for f in dataclasses.fields(ComplaintFacts)}
+    )
+
+
 async def remember_complaint(
     ctx: RoutingContext, uow: RoutingWork, event: ComplaintReceived
 ) -> None:
@@ -65,24 +72,11 @@ async def remember_complaint(
     if await uow.cases.exists_for_complaint(event.complaint_id):
         log.info("complaint %s already has a case; received facts not kept", event.complaint_id)
         return
-    await uow.complaint_facts.add(
-        ComplaintFacts(
-            complaint_id=event.complaint_id,
-            tracking_code=event.tracking_code,
-            channel=event.channel,
-            contact_at=event.contact_at,
-            received_at=event.received_at,
-            customer_tier=event.customer_tier,
-            product_line=event.product_line,
-            region=event.region,
-            subject_staff_ref=event.subject_staff_ref,
-            subject_unit=event.subject_unit,
-            contact_details_url=event.contact_details_url,
-        )
-    )
+    await uow.complaint_facts.add(received_facts(event))
 
 
-def _profile(facts: ComplaintFacts, classification: ClassificationData) -> CaseProfile:
+def case_profile(facts: ComplaintFacts, classification: ClassificationData) -> CaseProfile:
+    """A new case's profile: its classification and the received facts routing uses."""
     return CaseProfile(
         **classified_fields(classification),
         channel=facts.channel,
@@ -115,11 +109,18 @@ async def open_case(
         raise ComplaintNotReceived(
             f"complaint {complaint_id} was classified but its ComplaintReceived never arrived"
         )
-    rule_set, rule_versions = await uow.rules.rule_set()
-    profile = _profile(facts, classification)
+    held = uow.openings
+    if held is None:
+        rule_set, rule_versions = await uow.rules.rule_set()
+    else:
+        rule_set, rule_versions = held.rule_set, held.rule_versions
+    profile = case_profile(facts, classification)
     routing_facts = profile.routing_facts()
     target = rule_set.route(routing_facts).department
-    roster = await Roster.load(uow, [target], subject=profile.subject)
+    if held is not None and held.roster.covers(target, profile.subject):
+        roster = held.roster
+    else:
+        roster = await Roster.load(uow, [target], subjects=[profile.subject])
     plan = plan_routing(routing_facts, rule_set, roster.departments, roster.members.values())
     complaint_at = min(facts.contact_at, facts.received_at, now)
     # The case counts from the complaint (its recorded_at says when routing ran), so work done
@@ -138,6 +139,7 @@ async def open_case(
     )
     if not await uow.add_case(record, ROUTING, now):
         return None
+    roster.count(plan.assignment)  # the next case routed with this roster sees the new load
     await uow.complaint_facts.remove(complaint_id)
     return record
 
@@ -219,7 +221,7 @@ async def perform_action(
     if assigning is not None:
         department, assignee = assigning
         roster = await Roster.load(
-            uow, [department], subject=record.profile.subject, members=[assignee]
+            uow, [department], subjects=[record.profile.subject], members=[assignee]
         )
         command = _with_assignment(command, record, roster)
     stamp = Stamp(actor=command.actor, now=now, occurred_at=command.occurred_at)

@@ -87,7 +87,7 @@ async def apply_reclassification(
         log.info("case %s is closed; reclassification stored without a transition", case.case_id)
         await uow.save_case(record, ROUTING, now)
         return record
-    roster = await Roster.load(uow, [case.department], subject=record.profile.subject)
+    roster = await Roster.load(uow, [case.department], subjects=[record.profile.subject])
     needed = roster.conflict(record.profile.subject, case.department).apply_to(by_severity.level)
     if case.handler_level >= needed:
         case.add_note(

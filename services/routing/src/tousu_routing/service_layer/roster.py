@@ -2,14 +2,15 @@
 
 A routed case reads its target department's chain, the members that chain lists (with their
 current loads), and the people the conflict-of-interest rule looks at (the complaint's
-subject and their manager), never the whole organisation.
+subject and their manager), never the whole organisation. A consumed batch of complaints
+reads one roster for all of them (see ``openings``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tousu_shared.errors import InvalidInput
 
@@ -32,6 +33,8 @@ class Roster:
 
     departments: dict[str, Department]
     members: dict[str, Member]
+    # The department codes and member ids asked for, found or not.
+    asked: frozenset[str] = field(default=frozenset())
 
     @classmethod
     async def load(
@@ -39,30 +42,39 @@ class Roster:
         uow: RoutingWork,
         departments: Iterable[str],
         *,
-        subject: ComplaintSubject | None = None,
+        subjects: Iterable[ComplaintSubject] = (),
         members: Iterable[str | None] = (),
         assigning: bool = True,
     ) -> Roster:
-        """The named departments, the members their chains list, the subject and ``members``.
+        """The named departments, the members their chains list, the subjects and ``members``.
 
         When ``assigning``, assignments in those departments are serialised until commit
-        (the lock is taken before the loads are read), so concurrent cases cannot all pick
-        the same "least loaded" member from the same stale loads.
+        (the locks are taken in code order before the loads are read), so concurrent cases
+        cannot all pick the same "least loaded" member from the same stale loads. A roster
+        a batch holds (``uow.openings``) is then given up: this one may assign, and the
+        held one's loads would no longer count every case of the transaction.
         """
         codes = sorted(set(departments))
         if assigning:
+            uow.openings = None
             await uow.departments.lock_assignments(codes)
         found = {record.code: record.department for record in await uow.departments.many(codes)}
         wanted = {m for dept in found.values() for ids in dept.chain.values() for m in ids}
         wanted |= {m for m in members if m is not None}
-        if subject is not None and subject.member_id is not None:
-            wanted.add(subject.member_id)
-        people = {m.id: m for m in await uow.departments.members(sorted(wanted))}
-        # The conflict-of-interest floor is the subject's manager's level: read them too.
-        person = people.get(subject.member_id or "") if subject is not None else None
-        if person is not None and person.manager_id and person.manager_id not in people:
-            people.update({m.id: m for m in await uow.departments.members([person.manager_id])})
-        return cls(departments=found, members=people)
+        subject_ids = {s.member_id for s in subjects if s.member_id is not None}
+        people = {m.id: m for m in await uow.departments.members(sorted(wanted | subject_ids))}
+        # The conflict-of-interest floor is a subject's manager's level: read them too.
+        managers = {people[s].manager_id for s in subject_ids if s in people}
+        missing = sorted(m for m in managers if m is not None and m not in people)
+        if missing:
+            people.update({m.id: m for m in await uow.departments.members(missing)})
+        return cls(departments=found, members=people, asked=frozenset(codes) | wanted | subject_ids)
+
+    def covers(self, department_code: str, subject: ComplaintSubject) -> bool:
+        """Whether this roster was read for a case in that department about that subject."""
+        return department_code in self.asked and (
+            subject.member_id is None or subject.member_id in self.asked
+        )
 
     def department(self, code: str, *, field: str = "department") -> Department:
         """A department by code; an unknown code is the caller's mistake."""
@@ -88,10 +100,14 @@ class Roster:
             self.members.values(),
             excluded,
         )
+        self.count(decision)
+        return decision
+
+    def count(self, decision: AssignmentDecision) -> None:
+        """Add a case just assigned to its assignee's load."""
         if decision.assignee_id is not None:
             chosen = self.members[decision.assignee_id]
             self.members[chosen.id] = dataclasses.replace(chosen, open_cases=chosen.open_cases + 1)
-        return decision
 
     def check_assignable(self, member_id: str, department_code: str, level: HandlerLevel) -> None:
         """Refuse a hand-picked assignee who cannot take the case (conflicts are the domain's)."""

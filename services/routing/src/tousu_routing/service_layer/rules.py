@@ -250,7 +250,7 @@ async def dry_run(
         rule_set = rule_set.with_rule(candidate)
     await _validated(uow, rule_set)
     target = rule_set.route(facts).department
-    roster = await Roster.load(uow, [target], subject=facts.subject, assigning=False)
+    roster = await Roster.load(uow, [target], subjects=[facts.subject], assigning=False)
     plan = plan_routing(facts, rule_set, roster.departments, roster.members.values())
     return DryRun(
         plan=plan,

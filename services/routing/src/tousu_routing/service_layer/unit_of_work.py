@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from tousu_shared.audit import AuditEntry
 from tousu_shared.auth import Principal
-from tousu_shared.uow import SqlUnitOfWork, UnitOfWork
+from tousu_shared.uow import OutgoingMessage, SqlUnitOfWork, UnitOfWork
 
 from tousu_routing.adapters.case_repository import CaseRepository, ComplaintFactRepository
 from tousu_routing.adapters.department_repository import DepartmentRepository
 from tousu_routing.adapters.rule_repository import RuleRepository
 from tousu_routing.domain.record import CaseRecord
 from tousu_routing.domain.workflow import Transition
+
+if TYPE_CHECKING:
+    from tousu_routing.service_layer.openings import Openings
 
 
 class RoutingWork(UnitOfWork):
@@ -30,6 +35,12 @@ class RoutingWork(UnitOfWork):
     complaint_facts: ComplaintFactRepository
     departments: DepartmentRepository
     rules: RuleRepository
+    # What a consumed batch's case openings share, read once for the transaction.
+    openings: Openings | None = None
+
+    async def _begin(self) -> None:
+        self.openings = None  # prepared for one transaction only
+        await super()._begin()
 
     async def add_case(self, record: CaseRecord, principal: Principal, now: datetime) -> bool:
         """Insert a new case with its events and audit; False if the complaint has one already."""
@@ -76,3 +87,11 @@ class RoutingUnitOfWork(RoutingWork, SqlUnitOfWork):
         self.complaint_facts = ComplaintFactRepository(session)
         self.departments = DepartmentRepository(session)
         self.rules = RuleRepository(session)
+
+    async def flush(self) -> None:
+        await self.complaint_facts.write_unsaved()
+        await super().flush()
+
+    async def _store(self, messages: list[OutgoingMessage], entries: list[AuditEntry]) -> None:
+        await self.complaint_facts.write_unsaved()
+        await super()._store(messages, entries)
