@@ -15,7 +15,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import pytest
-from tousu_routing.adapters.case_repository import WORK_IN_PROGRESS_STATES, ComplaintFacts
+from tousu_routing.adapters.case_repository import WORK_IN_PROGRESS_STATES
+from tousu_routing.adapters.complaint_facts import ComplaintFacts
 from tousu_routing.adapters.department_repository import DepartmentRecord
 from tousu_routing.domain import Department, HandlerLevel, Member, RoutingRule, RuleSet
 from tousu_routing.domain.record import CaseRecord

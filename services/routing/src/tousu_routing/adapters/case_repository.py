@@ -1,4 +1,4 @@
-"""Cases with their append-only history, and the complaint facts kept until a case opens.
+"""Cases with their append-only history.
 
 Repositories never commit: the unit of work does.
 """
@@ -19,7 +19,6 @@ from tousu_shared.pagination import decode_cursor, encode_cursor
 
 from tousu_routing.adapters.orm import (
     case_history,
-    complaint_fact,
     routed_case,
 )
 from tousu_routing.domain import (
@@ -39,100 +38,6 @@ WORK_IN_PROGRESS_STATES: tuple[str, ...] = (
     CaseState.INVESTIGATING,
     CaseState.SOLUTION_PROPOSED,
 )
-
-
-# ---- complaint facts --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ComplaintFacts:
-    """What intake told routing about a complaint when it was received."""
-
-    complaint_id: uuid.UUID
-    tracking_code: str
-    channel: str
-    contact_at: datetime
-    received_at: datetime
-    customer_tier: str
-    product_line: str | None
-    region: str | None
-    subject_staff_ref: str | None
-    subject_unit: str | None
-    contact_details_url: str
-
-
-class ComplaintFactRepository:
-    """Complaint facts kept from ``ComplaintReceived`` until the case is opened.
-
-    Within a transaction the repository remembers what it read (``load`` reads many at
-    once), and the facts of complaints it knows about are written at commit
-    (``write_unsaved``): a complaint received and routed in the same consumed batch is
-    then never written at all, and the others in one insert and one delete per batch.
-    """
-
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-        # complaint → its stored facts (None: none), as far as this transaction knows.
-        self._known: dict[uuid.UUID, ComplaintFacts | None] = {}
-        self._unwritten: dict[uuid.UUID, ComplaintFacts] = {}
-        self._removed: set[uuid.UUID] = set()
-
-    async def load(self, complaint_ids: Iterable[uuid.UUID]) -> None:
-        """Read the stored facts of these complaints in one statement."""
-        wanted = sorted(set(complaint_ids) - self._known.keys())
-        if not wanted:
-            return
-        rows = (
-            (
-                await self._session.execute(
-                    sa.select(complaint_fact).where(complaint_fact.c.complaint_id.in_(wanted))
-                )
-            )
-            .mappings()
-            .all()
-        )
-        self._known.update(dict.fromkeys(wanted))
-        self._known.update({row["complaint_id"]: _facts_from_row(row) for row in rows})
-
-    async def add(self, facts: ComplaintFacts) -> None:
-        """Store facts; the first copy of a complaint wins."""
-        complaint_id = facts.complaint_id
-        if complaint_id not in self._known:
-            await self._session.execute(
-                insert(complaint_fact).values(**vars(facts)).on_conflict_do_nothing()
-            )
-        elif self._known[complaint_id] is None:
-            self._known[complaint_id] = self._unwritten[complaint_id] = facts
-
-    async def get(self, complaint_id: uuid.UUID) -> ComplaintFacts | None:
-        """The stored facts of a complaint, if any."""
-        if complaint_id not in self._known:
-            await self.load([complaint_id])
-        return self._known[complaint_id]
-
-    async def remove(self, complaint_id: uuid.UUID) -> None:
-        """Forget the facts once the case holds what it needs."""
-        if self._unwritten.pop(complaint_id, None) is None:
-            self._removed.add(complaint_id)
-        self._known[complaint_id] = None
-
-    async def write_unsaved(self) -> None:
-        """Write the removals, then the additions, this transaction kept back."""
-        removed, self._removed = sorted(self._removed), set()
-        unwritten, self._unwritten = list(self._unwritten.values()), {}
-        if removed:
-            await self._session.execute(
-                sa.delete(complaint_fact).where(complaint_fact.c.complaint_id.in_(removed))
-            )
-        if unwritten:
-            await self._session.execute(
-                insert(complaint_fact).on_conflict_do_nothing(),
-                [vars(facts) for facts in unwritten],
-            )
-
-
-def _facts_from_row(row: RowMapping) -> ComplaintFacts:
-    return ComplaintFacts(**{k: v for k, v in row.items() if k != "stored_at"})
 
 
 # ---- cases --------------------------------------------------------------------------------
@@ -258,6 +163,37 @@ class CaseRepository:
         self._session = session
         # complaint → whether it has a case, for complaints this transaction asked about.
         self._has_case: dict[uuid.UUID, bool] = {}
+        # New cases' rows and their history, written together (see ``write_unsaved``).
+        self._unwritten: list[dict[str, Any]] = []
+        self._unwritten_history: list[dict[str, Any]] = []
+
+    async def _execute(self, statement: Any, params: Any = None) -> Any:
+        """A statement of this repository, after the new cases it might read or touch."""
+        await self.write_unsaved()
+        return await self._session.execute(statement, params)
+
+    async def write_unsaved(self) -> None:
+        """Write the cases added since the last statement: one insert per table.
+
+        A complaint's case is opened only by the consumer of its partition, after the
+        event's inbox row, so a conflict here means another transaction opened it
+        meanwhile; this one then fails and is applied again (and finds the case).
+        """
+        cases, self._unwritten = self._unwritten, []
+        history, self._unwritten_history = self._unwritten_history, []
+        if cases:
+            inserted = (
+                await self._session.execute(
+                    insert(routed_case)
+                    .on_conflict_do_nothing(index_elements=["complaint_id"])
+                    .returning(routed_case.c.complaint_id),
+                    cases,
+                )
+            ).all()
+            if len(inserted) != len(cases):
+                raise RuntimeError("a case of this transaction was opened by another meanwhile")
+        if history:
+            await self._session.execute(sa.insert(case_history), history)
 
     async def get(self, case_id: uuid.UUID, *, for_update: bool = False) -> CaseRecord | None:
         """A case with its whole history; ``for_update`` row-locks it until commit."""
@@ -289,7 +225,7 @@ class CaseRepository:
             return
         found = set(
             (
-                await self._session.execute(
+                await self._execute(
                     sa.select(routed_case.c.complaint_id).where(
                         routed_case.c.complaint_id.in_(wanted)
                     )
@@ -315,7 +251,7 @@ class CaseRepository:
         )
         if for_update:
             query = query.with_for_update()
-        rows = (await self._session.execute(query)).mappings().all()
+        rows = (await self._execute(query)).mappings().all()
         records = [await self._with_history(row) for row in rows]
         return sorted(records, key=lambda r: (r.created_at, r.case.case_id))
 
@@ -347,7 +283,7 @@ class CaseRepository:
                 )
             )
         query = query.order_by(routed_case.c.created_at.desc(), routed_case.c.id.desc())
-        rows = (await self._session.execute(query.limit(limit + 1))).mappings().all()
+        rows = (await self._execute(query.limit(limit + 1))).mappings().all()
         items = [dict(row) for row in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
@@ -355,30 +291,31 @@ class CaseRepository:
         return CasePage(items=items, next_cursor=next_cursor)
 
     async def add(self, record: CaseRecord, now: datetime) -> bool:
-        """Insert a new case and its history; False if the complaint already has one."""
-        values = {
-            "id": record.id,
-            "complaint_id": uuid.UUID(record.case.complaint_id),
-            "created_at": record.created_at,
-            **_case_columns(record, now),
-        }
-        inserted = await self._session.scalar(
-            insert(routed_case)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["complaint_id"])
-            .returning(routed_case.c.id)
-        )
-        self._has_case[uuid.UUID(record.case.complaint_id)] = True
-        if inserted is None:
+        """Add a new case and its history; False if the complaint already has one.
+
+        The rows are written with the transaction's other new cases before this
+        repository's next statement, or at commit.
+        """
+        complaint_id = uuid.UUID(record.case.complaint_id)
+        if await self.exists_for_complaint(complaint_id):
             return False
-        await self._append_history(record)
+        self._has_case[complaint_id] = True
+        self._unwritten.append(
+            {
+                "id": record.id,
+                "complaint_id": complaint_id,
+                "created_at": record.created_at,
+                **_case_columns(record, now),
+            }
+        )
+        self._unwritten_history += self._new_history(record)
         return True
 
     async def save(self, record: CaseRecord, now: datetime) -> None:
         """Write the case's current state and append the transitions recorded since loading."""
         result = cast(
             CursorResult[Any],
-            await self._session.execute(
+            await self._execute(
                 sa.update(routed_case)
                 .where(
                     routed_case.c.id == record.id, routed_case.c.version == record.stored_version
@@ -393,39 +330,44 @@ class CaseRepository:
         record.updated_at = now
 
     async def _append_history(self, record: CaseRecord) -> None:
-        new = [t for t in record.case.history if t.version > record.stored_version]
+        new = self._new_history(record)
         if new:
-            await self._session.execute(
-                sa.insert(case_history),
-                [
-                    {
-                        "case_id": record.id,
-                        "version": t.version,
-                        "action": str(t.action),
-                        "from_state": str(t.from_state) if t.from_state else None,
-                        "to_state": str(t.to_state),
-                        "actor": t.actor,
-                        "occurred_at": t.occurred_at,
-                        "recorded_at": t.recorded_at,
-                        "note": t.note,
-                        "details": dict(t.details),
-                    }
-                    for t in new
-                ],
-            )
+            await self._execute(sa.insert(case_history), new)
+
+    @staticmethod
+    def _new_history(record: CaseRecord) -> list[dict[str, Any]]:
+        """The history rows of the transitions since the record was stored; it counts as
+        stored from now on."""
+        new = [
+            {
+                "case_id": record.id,
+                "version": t.version,
+                "action": str(t.action),
+                "from_state": str(t.from_state) if t.from_state else None,
+                "to_state": str(t.to_state),
+                "actor": t.actor,
+                "occurred_at": t.occurred_at,
+                "recorded_at": t.recorded_at,
+                "note": t.note,
+                "details": dict(t.details),
+            }
+            for t in record.case.history
+            if t.version > record.stored_version
+        ]
         record.stored_version = record.case.version
+        return new
 
     async def _one(self, where: sa.ColumnElement[bool], for_update: bool) -> CaseRecord | None:
         query = sa.select(routed_case).where(where)
         if for_update:
             query = query.with_for_update()
-        row = (await self._session.execute(query)).mappings().first()
+        row = (await self._execute(query)).mappings().first()
         return None if row is None else await self._with_history(row)
 
     async def _with_history(self, row: RowMapping) -> CaseRecord:
         history = (
             (
-                await self._session.execute(
+                await self._execute(
                     sa.select(case_history)
                     .where(case_history.c.case_id == row["id"])
                     .order_by(case_history.c.version)

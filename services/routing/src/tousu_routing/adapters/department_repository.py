@@ -14,7 +14,7 @@ from sqlalchemy import RowMapping
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tousu_routing.adapters.case_repository import WORK_IN_PROGRESS_STATES
+from tousu_routing.adapters.case_repository import WORK_IN_PROGRESS_STATES, CaseRepository
 from tousu_routing.adapters.orm import (
     department,
     member,
@@ -61,8 +61,14 @@ def chain_to_json(chain: Mapping[HandlerLevel, Iterable[str]]) -> dict[str, list
 class DepartmentRepository:
     """Departments, their chains and their members (with each member's current load)."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, cases: CaseRepository | None = None) -> None:
         self._session = session
+        # Loads count the cases of the transaction's ``cases``: they are written first.
+        self._cases = cases
+
+    async def _cases_written(self) -> None:
+        if self._cases is not None:
+            await self._cases.write_unsaved()
 
     async def all(self, *, for_share: bool = False) -> list[DepartmentRecord]:
         """Every department by code; ``for_share`` keeps them from changing until commit."""
@@ -154,6 +160,7 @@ class DepartmentRepository:
 
     async def has_work_in_progress(self, code: str) -> bool:
         """Whether any unresolved case sits in the department."""
+        await self._cases_written()
         found = await self._session.scalar(
             sa.select(routed_case.c.id)
             .where(
@@ -176,6 +183,7 @@ class DepartmentRepository:
 
     async def members(self, ids: Iterable[str] | None = None) -> list[Member]:
         """Members with their current load (cases in progress assigned to them)."""
+        await self._cases_written()
         load = (
             sa.select(sa.func.count())
             .where(

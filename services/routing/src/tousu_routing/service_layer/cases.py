@@ -18,7 +18,7 @@ from tousu_shared.auth import Principal, system_principal
 from tousu_shared.contracts.complaint import ClassificationData, ComplaintReceived
 from tousu_shared.errors import NotFound
 
-from tousu_routing.adapters.case_repository import ComplaintFacts
+from tousu_routing.adapters.complaint_facts import ComplaintFacts
 from tousu_routing.domain import Case, CaseAction, IllegalTransition, Stamp, plan_routing
 from tousu_routing.domain import commands as c
 from tousu_routing.domain.record import CaseProfile, CaseRecord, classified_fields

@@ -18,7 +18,8 @@ from tousu_shared.audit import AuditEntry
 from tousu_shared.auth import Principal
 from tousu_shared.uow import OutgoingMessage, SqlUnitOfWork, UnitOfWork
 
-from tousu_routing.adapters.case_repository import CaseRepository, ComplaintFactRepository
+from tousu_routing.adapters.case_repository import CaseRepository
+from tousu_routing.adapters.complaint_facts import ComplaintFactRepository
 from tousu_routing.adapters.department_repository import DepartmentRepository
 from tousu_routing.adapters.rule_repository import RuleRepository
 from tousu_routing.domain.record import CaseRecord
@@ -85,13 +86,18 @@ class RoutingUnitOfWork(RoutingWork, SqlUnitOfWork):
     def bind(self, session: AsyncSession) -> None:
         self.cases = CaseRepository(session)
         self.complaint_facts = ComplaintFactRepository(session)
-        self.departments = DepartmentRepository(session)
+        self.departments = DepartmentRepository(session, self.cases)
         self.rules = RuleRepository(session)
 
     async def flush(self) -> None:
-        await self.complaint_facts.write_unsaved()
+        await self._write_unsaved()
         await super().flush()
 
     async def _store(self, messages: list[OutgoingMessage], entries: list[AuditEntry]) -> None:
-        await self.complaint_facts.write_unsaved()
+        await self._write_unsaved()
         await super()._store(messages, entries)
+
+    async def _write_unsaved(self) -> None:
+        """What the repositories kept back to write together: new cases, complaint facts."""
+        await self.cases.write_unsaved()
+        await self.complaint_facts.write_unsaved()
