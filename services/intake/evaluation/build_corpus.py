@@ -87,9 +87,10 @@ def convert(draft: Path, split: str) -> list[dict]:
 
 
 def main() -> None:
-    for split in ("train", "test"):
+    for split in ("train", "test", "dev"):
         for draft in sorted((HERE / "drafts").glob(f"{split}_*.txt")):
             rows = convert(draft, split)
+            (HERE / split).mkdir(exist_ok=True)
             out = HERE / split / f"{draft.stem.split('_', 1)[1]}.jsonl"
             with out.open("w", encoding="utf-8") as handle:
                 for row in rows:

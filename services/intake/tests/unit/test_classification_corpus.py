@@ -50,6 +50,18 @@ def test_test_split_is_separate_from_training():
     assert not clean_industries & {i.industry for i in groups[OLD_TEST]}
 
 
+def test_dev_split_is_neither_training_nor_test():
+    # The dev split (evaluation/dev/, README "Dev split") tunes the flag rules: it must not
+    # train the model nor be scored as test, and shares no text with either split.
+    train, test, dev = load_split("train"), load_split("test"), load_split("dev")
+    assert len(dev) >= 100 and {i.language for i in dev} == {"zh", "en"}
+    assert all(i.split == "dev" and i.id.startswith("dev-") for i in dev)
+    texts = {i.facts.description for i in dev}
+    assert not texts & {i.facts.description for i in train}
+    assert not texts & {i.facts.description for i in test}
+    assert {f for i in dev for f in i.labels["risk_flags"]} == {f.value for f in RiskFlag}
+
+
 def test_the_report_splits_the_test_batches_into_clean_and_old():
     test = load_split("test")
     groups = grouped_test_split(test)

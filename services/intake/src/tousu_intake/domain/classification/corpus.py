@@ -2,6 +2,7 @@
 
 - ``train/*.jsonl``: the training split (5-fold cross-validation and the shipped model);
 - ``test/*.jsonl``: the separately written test split, never used for training or tuning;
+- ``dev/*.jsonl``: a dev split for tuning the flag rules, neither trained on nor reported as test;
 - ``complaints.jsonl``: the first, smaller set (397), labelled by the 2025 rubric: its
   category, emotion and risk-flag labels still hold and train the model; its severity and
   urgency labels follow the old thresholds, so they are neither trained on nor scored.
@@ -21,7 +22,7 @@ from .training import Example
 # src/tousu_intake/domain/classification/corpus.py → services/intake/evaluation/
 EVALUATION_DIR = Path(__file__).resolve().parents[4] / "evaluation"
 LEGACY_FILE = "complaints.jsonl"
-SPLITS = ("train", "test")
+SPLITS = ("train", "test", "dev")
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def read_jsonl(path: Path, split: str, rubric_labels: bool = True) -> list[Label
 
 
 def load_split(split: str, directory: Path = EVALUATION_DIR) -> list[LabelledComplaint]:
-    """The training split (with the legacy set) or the test split."""
+    """The training split (with the legacy set), the test split or the dev split."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}")
     items = []
