@@ -540,12 +540,14 @@ kafka_up() {
   log "kafka: starting on 127.0.0.1:$KAFKA_PORT (controller 127.0.0.1:$KAFKA_CONTROLLER_PORT)"
   # setsid + nohup: own session, survives the calling shell; the child writes its own pid
   # (bash execs java, so $$ is the JVM's pid); no inherited descriptors (close_inherited_fds).
+  # -XX:-UsePerfData: no hsperfdata counters, which the JVM samples every 50 ms even when
+  # idle (issue #12); only jps/jstat read them (jcmd and jstack still work, by pid).
   # shellcheck disable=SC2086,SC2016
   (
     cd / && close_inherited_fds
     setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$KAFKA_PID_FILE" \
     java $KAFKA_HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
-    -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
+    -XX:+ExplicitGCInvokesConcurrent -XX:-UsePerfData -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$KAFKA_LOG4J" -Dkafka.logs.dir="$LOG_DIR" \
     -cp "$KAFKA_LIBS_DIR/*" kafka.Kafka "$KAFKA_PROPS" \
       </dev/null >"$KAFKA_LOG" 2>&1 &
