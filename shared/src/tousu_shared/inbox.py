@@ -64,6 +64,8 @@ STALLED = Gauge(
     "Partitions waiting for a transient failure to pass",
     ["service"],
 )
+# getmany's timeout once the consumer has its partitions (see EventConsumer.run).
+_IDLE_FETCH_MS = 30_000
 
 # A handler changes state through the unit of work it is given and never commits: the
 # consumer commits the inbox row, the effect and the events it published together.
@@ -154,10 +156,15 @@ class EventConsumer:
         try:
             while not stop.is_set():
                 if fetch is None:
-                    fetch = asyncio.create_task(consumer.getmany(timeout_ms=1000))
-                # Wake for new records, a batch done (to start what waits behind it), or stop.
+                    # New records end getmany at once, so its timeout only sets how often an
+                    # idle consumer's loop turns: each second until the first assignment
+                    # (readiness waits for it), then twice a minute (issue #12).
+                    wait_ms = _IDLE_FETCH_MS if self.ready.is_set() else 1000
+                    fetch = asyncio.create_task(consumer.getmany(timeout_ms=wait_ms))
+                # Wake for new records, a batch done (to start what waits behind it), a
+                # failed offset commit, or stop.
                 await asyncio.wait(
-                    {fetch, stopping, *self._inflight.values()},
+                    {fetch, stopping, committer, *self._inflight.values()},
                     return_when=asyncio.FIRST_COMPLETED,
                 )
                 self._reap()

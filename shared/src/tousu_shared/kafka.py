@@ -101,6 +101,12 @@ def create_consumer(
         max_poll_records=settings.consumer_batch_size,
         # Long polls: data still comes at once; an idle consumer asks every this often.
         fetch_max_wait_ms=settings.consumer_fetch_wait_ms,
+        # How long aiokafka's fetch routine sleeps when nothing wakes it (200 ms by default,
+        # five wake-ups a second of an idle process, issue #12). A fetch completing, records
+        # consumed, a rebalance, a resumed partition and a metadata update all wake it at
+        # once, so the timer only ends the wait of a fetch in flight, which the broker
+        # answers after the fetch wait anyway.
+        consumer_timeout_ms=settings.consumer_fetch_wait_ms,
         session_timeout_ms=10000,
         heartbeat_interval_ms=3000,
     )

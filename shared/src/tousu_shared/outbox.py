@@ -3,8 +3,9 @@
 Waking: a relay LISTENs on its schema's channel and sleeps until a writer's
 :class:`CommitSignal` sends a NOTIFY after committing outbox rows (one per few milliseconds
 per process however many commits, and off the request's path), so an idle stack costs
-nothing and a new event leaves within milliseconds. A slow fallback poll covers writers that
-do not signal and notifications lost while the listening connection was down.
+nothing and a new event leaves within milliseconds. When the listening connection drops, the
+relay reads again as soon as it listens again (what it missed meanwhile); a slow fallback
+poll covers writers that do not signal.
 
 Ordering: every event of one key lands in one lane (crc32 of the key). A relay takes a lane
 row lock (``FOR UPDATE SKIP LOCKED``) for as long as it publishes that lane's rows in id
@@ -193,8 +194,16 @@ class CommitListener:
 
     async def wait(self, stop: asyncio.Event, *, listening: float, polling: float) -> None:
         """Sleep until a signal, the stop or the timeout: ``listening`` seconds while the
-        LISTEN connection is open, ``polling`` while it cannot be."""
-        timeout = listening if await self._listen() else polling
+        LISTEN connection is open, ``polling`` while it cannot be. Returns at once when it
+        has just (re)opened the connection: what was committed while nobody listened sent
+        no signal that reached us, so the caller reads again before it sleeps."""
+        was_listening = self.listening
+        if not await self._listen():
+            timeout = polling
+        elif not was_listening:
+            return
+        else:
+            timeout = listening
         waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
         try:
             await asyncio.wait(waiters, timeout=timeout, return_when=FIRST_COMPLETED)
@@ -222,6 +231,10 @@ class CommitListener:
                 raw = (await conn.get_raw_connection()).driver_connection
                 assert raw is not None, "asyncpg gives every pooled connection a driver"
                 await raw.add_listener(self._channel, self._on_notify)
+                # A dropped connection (database restart, killed backend) ends the wait at
+                # once too: the next wait listens again and has its caller read what the
+                # signals it missed were about, instead of sleeping out the fallback.
+                raw.add_termination_listener(self._on_notify)
             except BaseException:
                 await conn.close()
                 raise
@@ -257,6 +270,7 @@ class OutboxRelay:
         # A test hook standing in for a crash between publishing and marking rows sent.
         self._after_publish = after_publish
         self.commits = CommitListener(settings, engine)
+        self._more_lanes = False
         schema = settings.db_schema
         self._claim_lanes = text(
             f"SELECT l.lane FROM {schema}.outbox_lane l "
@@ -308,6 +322,8 @@ class OutboxRelay:
                 .scalars()
                 .all()
             )
+            # Every lane claimed: others may hold rows too, so the relay reads again at once.
+            self._more_lanes = len(lanes) >= self._settings.relay_lanes_per_claim
             if not lanes:
                 return 0
             rows = [
@@ -342,6 +358,15 @@ class OutboxRelay:
     def _resting_lanes(self) -> list[int]:
         now = time.monotonic()
         return [lane for lane, (until, _) in self._lane_backoff.items() if until > now]
+
+    def _until_next_look(self) -> float:
+        """Seconds until the fallback poll, or sooner until a resting lane may be retried."""
+        wait = self._settings.relay_fallback_poll_ms / 1000
+        now = time.monotonic()
+        for until, _ in self._lane_backoff.values():
+            if until > now:
+                wait = min(wait, until - now)
+        return wait
 
     def _rest(self, lanes: dict[int, str]) -> None:
         """Back off held-back lanes exponentially (to 30 s); the other lanes keep their pace."""
@@ -423,12 +448,8 @@ class OutboxRelay:
                 if time.monotonic() - last_purge > 60:
                     await self.purge_sent()
                     last_purge = time.monotonic()
-                if published < self._settings.relay_batch_size:
-                    await self.commits.wait(
-                        stop,
-                        listening=self._settings.relay_fallback_poll_ms / 1000,
-                        polling=idle,
-                    )
+                if published < self._settings.relay_batch_size and not self._more_lanes:
+                    await self.commits.wait(stop, listening=self._until_next_look(), polling=idle)
         finally:
             await self.commits.close()
             await self.close()

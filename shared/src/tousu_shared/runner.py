@@ -37,11 +37,32 @@ def roles_of(service: Service) -> tuple[str, ...]:
 
 
 class _Server(uvicorn.Server):
-    """Uvicorn without its own signal handling: the runner stops every part together."""
+    """Uvicorn without its own signal handling: the runner stops every part together.
+
+    Nor with its ten wake-ups a second: uvicorn's main loop sleeps 0.1 s between looks at
+    ``should_exit`` (and refreshes its Date header every tenth look), the largest part of
+    what an idle service process did (issue #12). Here the runner's stop event ends the
+    wait at once, so one look a second, the Date header's own resolution, is enough.
+    """
+
+    def __init__(self, config: uvicorn.Config, stop: asyncio.Event) -> None:
+        super().__init__(config)
+        self._stop = stop
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def main_loop(self) -> None:
+        stopping = asyncio.ensure_future(self._stop.wait())
+        try:
+            counter = 0
+            # A multiple of 10: on_tick refreshes the Date header on every call.
+            while not await self.on_tick(counter):
+                await asyncio.wait({stopping}, timeout=1.0)
+                counter = (counter + 10) % 864000
+        finally:
+            stopping.cancel()
 
 
 async def serve(service: Service, roles: tuple[str, ...]) -> None:
@@ -56,7 +77,8 @@ async def serve(service: Service, roles: tuple[str, ...]) -> None:
             log_config=None,
             access_log=False,
             lifespan="on",
-        )
+        ),
+        stop,
     )
 
     def _shutdown() -> None:

@@ -62,9 +62,12 @@ class ServiceSettings(BaseSettings):
 
     relay_batch_size: int = Field(default=500, ge=1)
     # Relays sleep until a commit's NOTIFY wakes them; they look anyway after the fallback
-    # interval (a writer that does not notify, a lost notification), and poll at the idle
-    # interval only while they cannot listen (database restarting).
-    relay_fallback_poll_ms: int = Field(default=2000, ge=1)
+    # interval (a writer that does not notify, a NOTIFY that failed), and poll at the idle
+    # interval only while they cannot listen (database restarting). What was committed
+    # while the LISTEN connection was down is read as soon as it is open again, and a lane
+    # held back is retried when its backoff ends, so neither waits for the fallback; at
+    # 2 s it was a transaction every 2 s per idle service (issue #12).
+    relay_fallback_poll_ms: int = Field(default=30000, ge=1)
     relay_idle_poll_ms: int = Field(default=20, ge=1)
     # Commits within this window share one NOTIFY, sent after they committed.
     relay_notify_window_ms: int = Field(default=2, ge=0)

@@ -449,6 +449,60 @@ async def test_a_committed_unit_of_work_wakes_a_sleeping_relay_without_polling(k
         await runtime.close()
 
 
+def sleepy_relay() -> tuple[Runtime, OutboxRelay]:
+    """A relay whose fallback and idle polls are ten minutes: within a test, only a signal
+    or its own bookkeeping can make it read."""
+    runtime = Runtime.build(
+        test_settings(AnalyticsSettings, relay_fallback_poll_ms=600_000, relay_idle_poll_ms=600_000)
+    )
+    return runtime, OutboxRelay(runtime.settings, runtime.engine, runtime.producer)
+
+
+async def test_one_signal_gets_out_the_rows_of_every_lane(kafka_topics):
+    # More lanes hold rows than one claim takes (8 of 16): the relay claims again at once
+    # instead of sleeping until the next signal.
+    runtime, relay = sleepy_relay()
+    complaints: dict[int, uuid.UUID] = {}
+    while len(complaints) < 16:
+        complaint = uuid.uuid4()
+        complaints.setdefault(lane_of(str(complaint)), complaint)
+    try:
+        async with running(relay):
+            await wait_for(lambda: relay.commits.listening)  # asleep, listening
+            async with runtime.uow() as uow:
+                for complaint in complaints.values():
+                    uow.publish(message(complaint, 1))
+                await uow.commit()  # one commit, one signal
+            wanted = {str(complaint).encode() for complaint in complaints.values()}
+            await read_topic(topic(runtime), until=lambda rs: wanted <= {r.key for r in rs})
+    finally:
+        await runtime.close()
+
+
+async def test_a_relay_whose_listening_connection_drops_reads_what_it_missed(kafka_topics):
+    # The row is committed without a signal, as while nobody listened; the relay's LISTEN
+    # connection then drops (a database restart): it listens again and reads at once
+    # instead of sleeping out the fallback poll.
+    runtime, relay = sleepy_relay()
+    complaint = uuid.uuid4()
+    try:
+        async with running(relay):
+            await wait_for(lambda: relay.commits.listening)
+            async with runtime.session_factory() as session, session.begin():
+                await runtime.outbox.enqueue(session, message(complaint, 1))  # no signal
+            listener = relay.commits._raw.get_server_pid()
+            async with runtime.engine.connect() as conn:
+                await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": listener})
+            await read_topic(
+                topic(runtime),
+                until=lambda rs: any(r.key == str(complaint).encode() for r in rs),
+                timeout=15,
+            )
+            await wait_for(lambda: relay.commits.listening)  # and it listens again
+    finally:
+        await runtime.close()
+
+
 @pytest.fixture
 async def batched(kafka_topics):
     """A runtime whose consumer applies up to 50 events of a partition per transaction."""

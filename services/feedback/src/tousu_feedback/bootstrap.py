@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 from tousu_shared.clock import Clock, utc_now
 from tousu_shared.http import create_app
+from tousu_shared.outbox import CommitListener
 from tousu_shared.runtime import Runtime, Service, include_routers
 
 from tousu_feedback.adapters.channels import GatewayTopic, SmtpEmail
@@ -65,7 +66,7 @@ def bootstrap(
     )
     app.state.feedback = ctx
     include_routers(app, [api.router, public.router])
-    scheduler = SurveyScheduler(settings, ctx)
+    scheduler = SurveyScheduler(settings, ctx, CommitListener(settings, runtime.engine))
     return Service.of(
         runtime, app, uow, event_handlers(ctx), MIGRATIONS_DIR, workers={"scheduler": scheduler.run}
     )

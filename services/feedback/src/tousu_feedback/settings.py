@@ -33,5 +33,11 @@ class FeedbackSettings(ServiceSettings):
     # The topic an SMS/WeChat gateway consumes (logical name, namespaced like every topic).
     gateway_topic: str = "feedback.outbound"
 
+    # The scheduler runs a round when feedback commits events (a survey scheduled, an
+    # answer), at most once per poll; for what falls due with time alone (reminders,
+    # expiries, offers held for the send window) it looks after the fallback poll, and every
+    # poll while it cannot listen. At 1 s without listening it was a round a second per
+    # idle process (issue #12).
     scheduler_poll_ms: int = Field(default=1000, ge=10)
+    scheduler_fallback_poll_ms: int = Field(default=30000, ge=10)
     scheduler_batch_size: int = Field(default=20, ge=1)

@@ -293,6 +293,8 @@ async def system(tmp_path: Path) -> AsyncIterator[System]:
                     intake_api_key=world.feedback_key,
                     public_base_url="https://feedback.test",
                     scheduler_poll_ms=50,
+                    # Tests move the clock: what falls due with time alone is seen at once.
+                    scheduler_fallback_poll_ms=50,
                 ),
                 clock=clock,
                 intake_transport=httpx.ASGITransport(app=intake_app),

@@ -11,6 +11,7 @@ import logging
 
 from prometheus_client import Counter
 from tousu_shared.kafka import connection, ensure_topics
+from tousu_shared.outbox import CommitListener
 
 from tousu_feedback.service_layer.context import FeedbackContext
 from tousu_feedback.service_layer.delivery import run_due
@@ -22,10 +23,23 @@ LOOP_ERRORS = Counter("tousu_feedback_scheduler_errors_total", "Scheduler rounds
 
 
 class SurveyScheduler:
-    def __init__(self, settings: FeedbackSettings, ctx: FeedbackContext) -> None:
+    """Handles due surveys in rounds. With a commit listener it sleeps between rounds until
+    feedback commits events (a survey scheduled or answered: what makes work due now), but
+    at least ``scheduler_poll_ms`` and at most ``scheduler_fallback_poll_ms`` (for what
+    falls due with time alone: reminders, expiries, offers held for the send window);
+    without one it polls every ``scheduler_poll_ms``."""
+
+    def __init__(
+        self,
+        settings: FeedbackSettings,
+        ctx: FeedbackContext,
+        commits: CommitListener | None = None,
+    ) -> None:
         self._settings = settings
         self._ctx = ctx
         self._poll = settings.scheduler_poll_ms / 1000
+        self._fallback = max(settings.scheduler_fallback_poll_ms / 1000, self._poll)
+        self._commits = commits
 
     async def run(self, stop: asyncio.Event) -> None:
         """Handle due surveys until ``stop`` is set."""
@@ -37,6 +51,8 @@ class SurveyScheduler:
         try:
             await self._loop(stop)
         finally:
+            if self._commits is not None:
+                await self._commits.close()
             for channel in self._ctx.channels.values():
                 await channel.close()
             await self._ctx.intake.close()
@@ -45,10 +61,12 @@ class SurveyScheduler:
         backoff = self._poll
         while not stop.is_set():
             try:
+                if self._commits is not None:
+                    self._commits.clear()  # a commit from now on ends the next sleep
                 handled = await self.run_once()
                 backoff = self._poll
                 if handled < self._settings.scheduler_batch_size:
-                    await _sleep_unless(stop, self._poll)
+                    await self._sleep(stop)
             except Exception:
                 # Intake, the mail server or the database may be restarting: keep going.
                 LOOP_ERRORS.inc()
@@ -59,6 +77,14 @@ class SurveyScheduler:
     async def run_once(self) -> int:
         """One round; returns how many surveys it handled."""
         return await run_due(self._ctx, limit=self._settings.scheduler_batch_size)
+
+    async def _sleep(self, stop: asyncio.Event) -> None:
+        # At least one poll, so a stack committing every few milliseconds (its own offers
+        # included) does not make it run a round per commit.
+        await _sleep_unless(stop, self._poll)
+        if self._commits is not None and self._fallback > self._poll and not stop.is_set():
+            # Not listening: polling=0 returns at once, so the loop polls every `poll`.
+            await self._commits.wait(stop, listening=self._fallback - self._poll, polling=0.0)
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
