@@ -34,7 +34,8 @@ class Roster:
     departments: dict[str, Department]
     members: dict[str, Member]
     # The department codes and member ids asked for, found or not.
-    asked: frozenset[str] = field(default=frozenset())
+    asked_departments: frozenset[str] = field(default=frozenset())
+    asked_members: frozenset[str] = field(default=frozenset())
 
     @classmethod
     async def load(
@@ -68,12 +69,17 @@ class Roster:
         missing = sorted(m for m in managers if m is not None and m not in people)
         if missing:
             people.update({m.id: m for m in await uow.departments.members(missing)})
-        return cls(departments=found, members=people, asked=frozenset(codes) | wanted | subject_ids)
+        return cls(
+            departments=found,
+            members=people,
+            asked_departments=frozenset(codes),
+            asked_members=frozenset(wanted | subject_ids),
+        )
 
     def covers(self, department_code: str, subject: ComplaintSubject) -> bool:
         """Whether this roster was read for a case in that department about that subject."""
-        return department_code in self.asked and (
-            subject.member_id is None or subject.member_id in self.asked
+        return department_code in self.asked_departments and (
+            subject.member_id is None or subject.member_id in self.asked_members
         )
 
     def department(self, code: str, *, field: str = "department") -> Department:
