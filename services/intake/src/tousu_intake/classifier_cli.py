@@ -5,6 +5,8 @@
            split (its clean batches 10+, the fresh 15–20 and new 21+ among them, its old
            batches 01–09 whose industries training now covers, and all of it), and 5-fold
            cross-validation on the training split (``make classifier-report``);
+- dev:     accuracy and the risk-flag misses on the dev split (evaluation/dev/, for tuning the
+           flag rules; never the test split);
 - bench:   CPU time per classification with the shipped model and rules (``make bench``);
 - retrain: train a candidate from the corpus and the corrections in the database, promote it
            only if it is not worse (needs the database; same settings as the service).
@@ -120,6 +122,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dev(args: argparse.Namespace) -> int:
+    """Accuracy on the dev split, model + rules and rules alone, and its risk-flag misses."""
+    model = _model(args.model)
+    items = load_split("dev")
+    texts = {item.id: item.facts.description for item in items}
+    with_model = Classifier(model=model)
+    print(
+        f"dev split: {len(items)} complaints, model {with_model.model_version},"
+        f" rules {with_model.ruleset_version}"
+    )
+    scored = {"dev": score(items, with_model), "rules dev": score(items, Classifier(model=None))}
+    print(format_accuracy(scored))
+    print()
+    print("dev risk-flag misses (model + rules): id  true → predicted  text")
+    for miss_id, dimension, truth, guess in scored["dev"].misses:
+        if dimension == "risk_flags":
+            print(f"  {miss_id:<20} {truth or '-'} → {guess or '-'}  {texts[miss_id]}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """CPU time per classify() with the shipped model, over the whole corpus."""
     classifier = Classifier(model=_model(args.model))
@@ -186,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     p_report.add_argument("--folds", type=int, default=5, help="cross-validation folds (0: none)")
     p_report.add_argument("--errors", action="store_true", help="list the test split's misses")
     p_report.set_defaults(run=cmd_report)
+    p_dev = commands.add_parser("dev", help="accuracy and flag misses on the dev split")
+    p_dev.add_argument("--model", help="artefact file instead of the shipped model")
+    p_dev.set_defaults(run=cmd_dev)
     p_bench = commands.add_parser("bench", help="CPU time per classification")
     p_bench.add_argument("--model", help="artefact file instead of the shipped model")
     p_bench.add_argument("--rounds", type=int, default=5)
