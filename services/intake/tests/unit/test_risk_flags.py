@@ -267,3 +267,73 @@ def test_harm_and_dangers_in_other_words_are_safety(rules_only, text):
 def test_a_door_closing_on_a_bag_is_no_danger(rules_only):
     text = "The lift door closed on my shopping bag. Nobody was hurt, please check the sensor."
     assert RiskFlag.SAFETY not in flags(rules_only, text)
+
+
+# Rules default-2026.7 (eighth helper): kinds the dev split (evaluation/dev/) showed, fixed as
+# kinds (negation scope, whole words, word families), not as its phrases.
+@pytest.mark.parametrize(
+    "text",
+    [
+        "我们不想走到起诉那一步,只想要个说法",
+        "我不会把这件事发到微博上,只希望尽快换货",
+        "No one was in any danger, the candle only flickered.",
+        "I'm not calling it a scam, only a very steep fee.",
+        "Nothing was stolen from the locker, the door just sticks.",
+    ],
+)
+def test_a_negation_reaches_over_an_intention_and_a_few_words(rules_only, text):
+    assert flags(rules_only, text) == ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "如果三天内不处理将委托律师起诉你们",
+        "再不退款我就不会客气了,直接去法院起诉",
+    ],
+)
+def test_a_condition_still_ends_before_its_consequence(rules_only, text):
+    assert RiskFlag.LEGAL in flags(rules_only, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "想给插座加一个防触电的保护盖,有卖吗",
+        "我是做自媒体的,想跟你们谈谈广告合作",
+        "你们抖音直播间的那款保温杯还补货吗",
+        "客服把我上次的投诉记录截图发给了我,说已经处理完了",
+        "价格比隔壁贵了一半,还说全网最低,骗谁呢",
+        "The media centre's projector keeps flickering during our lessons.",
+        "The soundbar cuts out whenever we watch the news.",
+    ],
+)
+def test_words_inside_other_words_and_channels_set_no_flag(rules_only, text):
+    assert flags(rules_only, text) == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "flag"),
+    [
+        ("说好的保本理财,到期才知道根本不存在这个项目,他明明是在骗我们", RiskFlag.FRAUD),
+        (
+            "The 'new' printer was passed off as unused but had 3,000 pages on its counter.",
+            RiskFlag.FRAUD,
+        ),
+        ("我的身份证信息是怎么流出去的?天天有人打电话", RiskFlag.DATA_LEAK),
+        ("欠费业主的姓名和门牌号被贴出来了,我家也在上面", RiskFlag.DATA_LEAK),
+        (
+            "After your van left our details on the windscreen, strangers know where I live.",
+            RiskFlag.DATA_LEAK,
+        ),
+        ("The lettings office sent my bank statements to another tenant.", RiskFlag.DATA_LEAK),
+        ("The caller knew my flight number, so I trusted him.", RiskFlag.DATA_LEAK),
+        ("The table's sharp edge sliced my nephew's forehead.", RiskFlag.SAFETY),
+        (
+            "If this isn't fixed I'm telling the local news and posting on social media.",
+            RiskFlag.MEDIA,
+        ),
+    ],
+)
+def test_word_families_of_fraud_leaks_harm_and_media(rules_only, text, flag):
+    assert flag in flags(rules_only, text)
