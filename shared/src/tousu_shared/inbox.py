@@ -602,10 +602,14 @@ class _CancelOnRevoke(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         await self._owner._cancel_partitions(list(revoked))
-        assert self._owner._consumer is not None
+        consumer = self._owner._consumer
+        if consumer is None:
+            # A rebalance while consumer.start() is still running: nothing was fetched, so
+            # nothing was applied and there is nothing to commit.
+            return
         # What was applied is committed before the partitions go (the next owner then starts
         # after it); if the commit fails, the inbox makes the re-read harmless.
-        await self._owner._commit_applied(self._owner._consumer, revoked, final=True)
+        await self._owner._commit_applied(consumer, revoked, final=True)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         return None
