@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -50,6 +51,10 @@ RUN_ID = uuid.uuid4().hex[:8]
 # One credential signing key for every service of a test run, as one deployment shares one.
 CREDENTIAL_SIGNING_KEY = secrets.token_hex(32)
 TOPIC_NAMESPACE = f"test-{RUN_ID}."
+# Each running test session leaves its pid here under its run id (machine-wide, so runs from
+# other checkouts on this broker count too): a namespace whose run has no live pid was left
+# by an interrupted run and is deleted at the next session's start.
+RUNS_DIR = Path(tempfile.gettempdir()) / "tousu-test-runs"
 KAFKA_BOOTSTRAP = os.environ.get(
     "TOUSU_KAFKA_BOOTSTRAP",
     ServiceSettings.model_fields["kafka_bootstrap"].default,
@@ -348,10 +353,52 @@ async def delete_outbox_rows(namespace: str) -> None:
         await conn.close()
 
 
+def _run_alive(run_id: str) -> bool:
+    """Whether the test session of a run id is still running on this machine."""
+    try:
+        pid = int((RUNS_DIR / run_id).read_text())
+    except (OSError, ValueError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+async def delete_abandoned_namespaces() -> list[str]:
+    """Delete the topics and outbox rows of test runs that ended without cleaning up (a
+    killed or timed-out run): each leaves about fifty partitions on a developer's broker,
+    and hundreds of them make even an idle broker busy (issue #12). Returns the namespaces."""
+    admin = AIOKafkaAdminClient(**KAFKA_ADMIN)
+    await admin.start()
+    try:
+        names = [name for name in await admin.list_topics() if name.startswith("test-")]
+        runs = {name.split(".", 1)[0].removeprefix("test-") for name in names if "." in name}
+        dead = sorted(run for run in runs if run != RUN_ID and not _run_alive(run))
+        doomed = [name for name in names if name.split(".", 1)[0].removeprefix("test-") in dead]
+        for start in range(0, len(doomed), 500):  # one request per few hundred topics
+            await admin.delete_topics(doomed[start : start + 500])
+    finally:
+        await admin.close()
+    for run in dead:
+        await delete_outbox_rows(f"test-{run}.")
+    return [f"test-{run}." for run in dead]
+
+
 @pytest.fixture(scope="session")
 async def kafka_topics() -> AsyncIterator[str]:
-    """Creates this run's topics; yields their namespace; deletes every topic under it after,
-    and the outbox rows addressed to them."""
-    yield await create_topics(TOPIC_NAMESPACE)
-    await delete_topics(TOPIC_NAMESPACE)
-    await delete_outbox_rows(TOPIC_NAMESPACE)
+    """Creates this run's topics (after removing what interrupted runs left); yields their
+    namespace; deletes every topic under it after, and the outbox rows addressed to them."""
+    RUNS_DIR.mkdir(exist_ok=True)
+    lease = RUNS_DIR / RUN_ID
+    lease.write_text(str(os.getpid()))
+    try:
+        await delete_abandoned_namespaces()
+        yield await create_topics(TOPIC_NAMESPACE)
+        await delete_topics(TOPIC_NAMESPACE)
+        await delete_outbox_rows(TOPIC_NAMESPACE)
+    finally:
+        lease.unlink(missing_ok=True)
