@@ -19,10 +19,20 @@ pytestmark = pytest.mark.integration
 @contextmanager
 def statements_on(engine) -> Iterator[list[str]]:
     """Every SQL statement the engine sends meanwhile."""
-    seen: list[str] = []
+    with executions_on(engine) as executions:
+        seen: list[str] = []
+        yield seen
+        seen.extend(statement for statement, _ in executions)
+
+
+@contextmanager
+def executions_on(engine) -> Iterator[list[tuple[str, bool]]]:
+    """Every SQL statement the engine sends meanwhile, and whether it went as an executemany
+    (which the driver executes once per parameter set)."""
+    seen: list[tuple[str, bool]] = []
 
     def record(conn, cursor, statement, parameters, context, executemany) -> None:
-        seen.append(statement)
+        seen.append((statement, executemany))
 
     sa_event.listen(engine.sync_engine, "before_cursor_execute", record)
     try:
@@ -100,3 +110,26 @@ async def test_a_batch_reads_and_writes_each_table_a_fixed_number_of_times(sla, 
         for complaint in complaints:
             state = await uow.sla.case_state(complaint.complaint_id, for_update=False)
             assert state is not None and state["urgency"] == "priority"
+
+
+async def test_a_batch_writes_each_table_in_one_execution_not_one_per_row(sla, new_complaint):
+    complaints = [new_complaint() for _ in range(4)]
+    await sla.apply(complaints[0].received())  # one case exists already
+    events = [c.received() for c in complaints[1:]]
+    events += [c.classified(urgency) for c in complaints for urgency in ("immediate", "routine")]
+    with executions_on(sla.runtime.engine) as seen:
+        await apply_as_one_batch(sla, events)
+    for table in ("sla_case", "sla_milestone", "sla_event_log"):
+        writes = [(s, many) for s, many in seen if re.match(rf"INSERT INTO (\w+\.)?{table}\b", s)]
+        # The new cases are inserted once, then every case is upserted once.
+        assert len(writes) == (2 if table == "sla_case" else 1), (table, writes)
+        assert not any(many for _, many in writes), f"{table} written one row at a time"
+    async with sla.ctx.uow() as uow:
+        for complaint in complaints:
+            state = await uow.sla.case_state(complaint.complaint_id, for_update=False)
+            assert state is not None and state["urgency"] == "routine"
+    logged = await sla.scalar(
+        "SELECT count(*) FROM sla_event_log WHERE complaint_id = ANY(:ids)",
+        ids=[c.complaint_id for c in complaints],
+    )
+    assert logged > len(complaints)  # several events per case, all in the log

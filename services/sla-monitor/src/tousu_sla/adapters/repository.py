@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -379,11 +381,11 @@ class SlaRepository:
 
     async def insert_cases_if_absent(self, cases: list[StoredCase]) -> None:
         """Create case rows unless a concurrent writer already did (case-id order)."""
+        if not cases:
+            return
         ordered = sorted(cases, key=lambda stored: stored.sla.case_id)
-        await self._execute(
-            insert(orm.sla_case).on_conflict_do_nothing(index_elements=[orm.sla_case.c.case_id]),
-            [case_row(stored) for stored in ordered],
-        )
+        rows = [case_row(stored) for stored in ordered]
+        await self._execute(_INSERT_CASE.statement, _INSERT_CASE.params(rows))
 
     def held(self, case_id: uuid.UUID) -> StoredCase | None:
         """The case this transaction already locked and loaded, if any."""
@@ -407,16 +409,20 @@ class SlaRepository:
     async def save_cases(self, cases: list[StoredCase]) -> None:
         """Write several aggregates with their milestone rows (the caller holds their locks).
 
-        One cached statement each for cases and milestones, executed for many rows, in
-        (case id, milestone key) order: the lock order every writer follows.
+        One statement for all the cases and one for all their milestones, in (case id,
+        milestone key) order: the lock order every writer follows. A case given twice is
+        written as its last copy (one statement cannot update a row twice).
         """
         if not cases:
             return
-        ordered = sorted(cases, key=lambda stored: stored.sla.case_id)
-        await self._session.execute(_UPSERT_CASE, [case_row(stored) for stored in ordered])
+        last = {stored.sla.case_id: stored for stored in cases}
+        ordered = sorted(last.values(), key=lambda stored: stored.sla.case_id)
+        await self._session.execute(
+            _UPSERT_CASE.statement, _UPSERT_CASE.params([case_row(stored) for stored in ordered])
+        )
         rows = [row for stored in ordered for row in milestone_rows(stored.sla)]
         if rows:
-            await self._session.execute(_UPSERT_MILESTONE, rows)
+            await self._session.execute(_UPSERT_MILESTONE.statement, _UPSERT_MILESTONE.params(rows))
 
     async def record_failure(
         self,
@@ -551,40 +557,116 @@ class SlaRepository:
         return cast("CursorResult[Any]", result).rowcount
 
 
-def _upsert_milestone() -> sa.Insert:
-    statement = insert(orm.milestone)
-    kept = {"case_id", "milestone_key", "updated_at"}
-    return statement.on_conflict_do_update(
-        index_elements=[orm.milestone.c.case_id, orm.milestone.c.milestone_key],
-        set_={
-            **{
-                column.name: statement.excluded[column.name]
-                for column in orm.milestone.columns
-                if column.name not in kept
-            },
-            "updated_at": sa.func.now(),
-        },
-    )
+class BulkInsert:
+    """An INSERT of many rows as one statement, with one array per column unnested by the
+    server: one execution for the whole batch, where an executemany (all SQLAlchemy does for
+    an INSERT without RETURNING on asyncpg) executes the statement once per row.
+
+    JSONB columns travel as text (serialised here) and are cast back by the statement; rows
+    are inserted in the order given (identity columns number them so). ``conflict`` is the
+    ``ON CONFLICT`` clause, if any; on a DO UPDATE, the rows given must not repeat a key.
+    """
+
+    def __init__(self, table: sa.Table, columns: Sequence[str], conflict: str = "") -> None:
+        self.columns = tuple(columns)
+        self._json = frozenset(
+            name for name in self.columns if isinstance(table.c[name].type, pg.JSONB)
+        )
+        dialect = pg.dialect()
+        arrays = ", ".join(
+            f"CAST(:{name} AS "
+            f"{'text' if name in self._json else table.c[name].type.compile(dialect)}[])"
+            for name in self.columns
+        )
+        picked = ", ".join(
+            f"CAST(u.{name} AS jsonb)" if name in self._json else f"u.{name}"
+            for name in self.columns
+        )
+        names = ", ".join(self.columns)
+        self.statement = sa.text(
+            f"INSERT INTO {table.name} ({names}) SELECT {picked} "
+            f"FROM unnest({arrays}) WITH ORDINALITY AS u({names}, ordinality) "
+            f"ORDER BY u.ordinality {conflict}".rstrip()
+        )
+
+    def params(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+        """The statement's parameters for ``rows`` (dicts with every column)."""
+        params: dict[str, list[Any]] = {}
+        for name in self.columns:
+            values = [row[name] for row in rows]
+            if name in self._json:
+                values = [_json_text(value) for value in values]
+            params[name] = values
+        return params
 
 
-def _upsert_case() -> sa.Insert:
-    statement = insert(orm.sla_case)
-    return statement.on_conflict_do_update(
-        index_elements=[orm.sla_case.c.case_id],
-        set_={
-            **{
-                column.name: statement.excluded[column.name]
-                for column in orm.sla_case.columns
-                if column.name not in {"case_id", "created_at", "updated_at", "last_error"}
-            },
-            "last_error": None,
-            "updated_at": sa.func.now(),
-        },
-    )
+def _json_text(value: Any) -> str:
+    # orjson.Fragment passes JSON that is serialised already through unchanged.
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-_UPSERT_MILESTONE = _upsert_milestone()
-_UPSERT_CASE = _upsert_case()
+def _upsert(table: sa.Table, key: Sequence[str], kept: set[str], reset: Mapping[str, str]) -> str:
+    """The ON CONFLICT clause that sets every column but ``kept`` from the new row."""
+    assigned = [
+        f"{column.name} = EXCLUDED.{column.name}"
+        for column in table.columns
+        if column.name not in kept and column.name not in reset
+    ]
+    assigned += [f"{name} = {value}" for name, value in reset.items()]
+    return f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {', '.join(assigned)}"
+
+
+_CASE_COLUMNS = (
+    "case_id",
+    "policy_set_version",
+    "policy_name",
+    "calendar_etags",
+    "urgency",
+    "severity",
+    "customer_tier",
+    "category",
+    "channel",
+    "department",
+    "escalation_level",
+    "state",
+)
+_MILESTONE_COLUMNS = tuple(
+    column.name for column in orm.milestone.columns if column.name != "updated_at"
+)
+_INSERT_CASE = BulkInsert(orm.sla_case, _CASE_COLUMNS, "ON CONFLICT (case_id) DO NOTHING")
+_UPSERT_CASE = BulkInsert(
+    orm.sla_case,
+    _CASE_COLUMNS,
+    _upsert(
+        orm.sla_case,
+        ["case_id"],
+        {"case_id", "created_at"},
+        {"last_error": "NULL", "updated_at": "now()"},
+    ),
+)
+_UPSERT_MILESTONE = BulkInsert(
+    orm.milestone,
+    _MILESTONE_COLUMNS,
+    _upsert(
+        orm.milestone,
+        ["case_id", "milestone_key"],
+        {"case_id", "milestone_key"},
+        {"updated_at": "now()"},
+    ),
+)
+EVENT_LOG = BulkInsert(
+    orm.event_log,
+    (
+        "event_id",
+        "event_type",
+        "complaint_id",
+        "milestone",
+        "department",
+        "urgency",
+        "firing_key",
+        "envelope",
+    ),
+)
 
 
 def milestone_rows(sla: CaseSla) -> list[dict[str, Any]]:

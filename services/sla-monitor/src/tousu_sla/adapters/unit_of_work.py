@@ -5,15 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import orjson
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tousu_shared.audit import AuditEntry, AuditLog
 from tousu_shared.contracts import Envelope
 from tousu_shared.outbox import Outbox
 from tousu_shared.uow import OutgoingMessage, SqlUnitOfWork
 
-from tousu_sla.adapters import orm
-from tousu_sla.adapters.repository import CatalogCache, SlaRepository
+from tousu_sla.adapters.repository import EVENT_LOG, CatalogCache, SlaRepository
 
 
 class SlaUnitOfWork(SqlUnitOfWork):
@@ -62,8 +60,8 @@ class SlaUnitOfWork(SqlUnitOfWork):
                 "department": envelope.data.get("department"),
                 "urgency": envelope.data.get("urgency"),
                 "firing_key": message.meta.get("firing_key"),
-                "envelope": orjson.loads(envelope.to_bytes()),
+                "envelope": orjson.Fragment(envelope.to_bytes()),
             }
             for message, envelope in zip(messages, envelopes, strict=True)
         ]
-        await self.session.execute(insert(orm.event_log), rows)
+        await self.session.execute(EVENT_LOG.statement, EVENT_LOG.params(rows))
