@@ -177,3 +177,22 @@ def test_clock_reports_calendar_gaps_for_uncovered_years():
     )
     assert clock.due_at == sh(2031, 1, 6, 10)
     assert {day.year for day in clock.calendar_gaps} == {2031}
+
+
+def test_a_due_time_asked_again_is_the_same_and_notes_the_same_calendar_gaps():
+    # Instants are remembered per clock (the arithmetic is pure); asking again, after the
+    # case took the gaps it had noted, notes them again as a recomputation does.
+    cn = chinese_statutory_calendar()
+    clock = MilestoneClock(
+        spec(target=None, target_working_days=1, clock=ClockKind.BUSINESS), cn, sh(2031, 1, 3, 10)
+    )
+    noted = set(clock.calendar_gaps)
+    assert noted
+    clock.calendar_gaps.clear()
+    assert clock.due_at == sh(2031, 1, 6, 10)
+    assert clock.calendar_gaps == noted
+    # A pause and a resume change the key: the due time moves by the paused working time.
+    assert clock.pause(sh(2031, 1, 3, 11), by="agent", why="waiting")
+    assert clock.due_at is None
+    assert clock.resume(sh(2031, 1, 3, 12), by="agent")
+    assert clock.due_at == sh(2031, 1, 6, 11)

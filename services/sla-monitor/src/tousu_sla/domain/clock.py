@@ -117,6 +117,10 @@ class MilestoneFinished(ValueError):
     """Raised when pausing or resuming a milestone that is already met or cancelled."""
 
 
+_InstantKey = tuple[dt.datetime, tuple["PauseInterval", ...], dt.timedelta]
+_MAX_INSTANTS = 64  # per clock; a clock asks for a handful of distinct instants
+
+
 class MilestoneClock:
     """One running deadline of one case, counted on a timekeeper (wall clock or calendar)."""
 
@@ -136,6 +140,12 @@ class MilestoneClock:
         self.fired: dict[str, Firing] = {}
         self.calendar_gaps: set[dt.date] = set()  # dates counted by the weekend rule
         self.target = spec.resolve_target(timekeeper)
+        # Instants already computed, by (start, pauses, elapsed), on `_instants_keeper`:
+        # the calendar arithmetic is pure, and one event asks for the same due time several
+        # times (schedule, outcome, event, stored row). Each entry keeps the calendar gaps its
+        # computation noted, so a hit notes them again exactly as a recomputation would.
+        self._instants: dict[_InstantKey, tuple[dt.datetime | None, frozenset[dt.date]]] = {}
+        self._instants_keeper: TimeKeeper = timekeeper
         self._schedule: list[tuple[_Threshold, dt.datetime | None]] = []
         self._reschedule()
 
@@ -448,6 +458,24 @@ class MilestoneClock:
         yield cursor, None
 
     def _instant_for_elapsed(self, elapsed: dt.timedelta) -> dt.datetime | None:
+        if self._instants_keeper is not self.timekeeper or len(self._instants) >= _MAX_INSTANTS:
+            self._instants = {}
+            self._instants_keeper = self.timekeeper
+        key = (self.started_at, tuple(self.pauses), elapsed)
+        known = self._instants.get(key)
+        if known is not None:
+            self.calendar_gaps.update(known[1])
+            return known[0]
+        noted, self.calendar_gaps = self.calendar_gaps, set()
+        try:
+            instant = self._compute_instant_for_elapsed(elapsed)
+        finally:
+            gaps, self.calendar_gaps = self.calendar_gaps, noted
+            noted.update(gaps)
+        self._instants[key] = (instant, frozenset(gaps))
+        return instant
+
+    def _compute_instant_for_elapsed(self, elapsed: dt.timedelta) -> dt.datetime | None:
         consumed = dt.timedelta(0)
         for segment_start, segment_end in self._active_segments():
             remaining = elapsed - consumed
