@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -48,6 +49,9 @@ def to_utc(instant: dt.datetime) -> dt.datetime:
     return instant.astimezone(UTC)
 
 
+# Parsed on every working period of every day counted: a handful of distinct texts. A text
+# that is not a time raises each time (lru_cache keeps only results).
+@lru_cache(maxsize=256)
 def _seconds_of_day(text: str) -> int:
     match = _CLOCK_TIME.match(text)
     if not match:
