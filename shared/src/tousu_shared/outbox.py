@@ -272,12 +272,17 @@ class OutboxRelay:
         self.commits = CommitListener(settings, engine)
         self._more_lanes = False
         schema = settings.db_schema
+        # The lanes whose oldest unsent row is oldest first: in lane order, a relay claiming
+        # 8 of 16 lanes under steady load kept finding rows in lanes 0-7 and left the others
+        # waiting until the load stopped (201 → CaseRouted p99 of 40 s at 150/s, issue #12).
+        # One probe of ix_outbox_unsent per lane.
         self._claim_lanes = text(
             f"SELECT l.lane FROM {schema}.outbox_lane l "
+            "CROSS JOIN LATERAL (SELECT o.id FROM "
+            f"{schema}.outbox o WHERE o.lane = l.lane AND o.sent_at IS NULL "
+            "ORDER BY o.id LIMIT 1) oldest "
             "WHERE l.lane <> ALL(CAST(:resting AS smallint[])) "
-            f"AND EXISTS (SELECT 1 FROM {schema}.outbox o "
-            "               WHERE o.lane = l.lane AND o.sent_at IS NULL) "
-            "ORDER BY l.lane FOR UPDATE OF l SKIP LOCKED LIMIT :lanes"
+            "ORDER BY oldest.id FOR UPDATE OF l SKIP LOCKED LIMIT :lanes"
         )
         self._fetch = text(
             f"SELECT id, lane, topic, message_key, value, created_at FROM {schema}.outbox "

@@ -333,6 +333,33 @@ async def test_an_unpublishable_row_holds_back_only_its_own_lane(runtime):
     assert [e.data["message_id"] for e in envelopes(mine)] == ["2"]
 
 
+async def test_the_relay_claims_the_lanes_with_the_oldest_unsent_rows_first(runtime):
+    # A relay that claims fewer lanes than hold rows takes the longest-waiting first, so a
+    # high-numbered lane is not left behind while low-numbered ones keep getting rows.
+    older = next(c for c in iter(uuid.uuid4, None) if lane_of(str(c)) == 15)
+    newer = next(c for c in iter(uuid.uuid4, None) if lane_of(str(c)) == 0)
+    for complaint in (older, newer):  # two commits: the older row has the lower id
+        async with runtime.session_factory() as session, session.begin():
+            await runtime.outbox.enqueue(session, message(complaint, 1))
+    sent: list[str] = []
+
+    async def note(rows) -> None:
+        sent.extend(row.key for row in rows)
+
+    relay = OutboxRelay(
+        runtime.settings.model_copy(update={"relay_lanes_per_claim": 1}),
+        runtime.engine,
+        runtime.producer,
+        after_publish=note,
+    )
+    try:
+        assert await relay.relay_once() == 1
+        assert await relay.relay_once() == 1
+    finally:
+        await relay.close()
+    assert sent == [str(older), str(newer)]
+
+
 def keys_on_two_partitions() -> tuple[uuid.UUID, uuid.UUID]:
     """Two complaint ids whose events land on different partitions of a 3-partition topic."""
     partitioner, partitions = DefaultPartitioner(), [0, 1, 2]
