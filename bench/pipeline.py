@@ -5,6 +5,10 @@ per service, every role in it), on infrastructure of its own (the drills' stack,
 - sustained rate: a burst of distinct complaints over 16 connections for 10 s, then the time
   until every accepted complaint has a routed case and its SLA clocks (and, reported apart,
   until analytics and feedback have consumed everything too);
+- capacity: the same burst while routing, the SLA monitor, feedback and analytics are
+  stopped, then the time the four take to work off that backlog together. The sustained
+  rate above cannot exceed what intake accepts with the rest of the stack running; this one
+  is what the consumers can do;
 - 201 → ``CaseRouted`` readable on the department's topic, at a steady rate.
 
 Prints figures; asserts nothing. ``python -m bench.pipeline`` runs it alone.
@@ -28,6 +32,9 @@ from drills.load import LoadDriver
 from drills.stack import Stack, drill_env
 
 BURST_SECONDS = float(os.environ.get("BENCH_BURST_SECONDS", "10"))
+# The consumers the capacity phase stops during its burst (every one but intake's own).
+CONSUMERS = ("routing", "sla-monitor", "feedback", "analytics")
+BACKLOG_SECONDS = float(os.environ.get("BENCH_BACKLOG_SECONDS", "20"))
 STEADY_RATE = float(os.environ.get("BENCH_STEADY_RATE", "150"))
 STEADY_SECONDS = float(os.environ.get("BENCH_STEADY_SECONDS", "20"))
 
@@ -104,6 +111,57 @@ async def burst(stack: Stack, checker: Checker) -> None:
     )
 
 
+async def capacity(stack: Stack, checker: Checker) -> None:
+    """A backlog built while the consumers are stopped, then their rate of working it off:
+    measured between 10% and 90% of the backlog done, so neither the processes' start-up nor
+    the tail (the last partitions finishing alone) is in it."""
+    await asyncio.to_thread(stack.supervisorctl, "stop", *CONSUMERS)
+    tag = f"bench-backlog-{uuid.uuid4().hex[:6]}"
+    try:
+        accepted = await _closed_loop(stack.intake_urls(), stack.admin_key, tag, BACKLOG_SECONDS)
+        await _intake_outbox_empty(checker)  # the backlog is on Kafka, not in intake's outbox
+    finally:
+        started = time.monotonic()
+        starting = asyncio.create_task(asyncio.to_thread(stack.supervisorctl, "start", *CONSUMERS))
+    ids = [uuid.UUID(i) for i in set(accepted)]
+    total = len(ids)
+    samples: list[tuple[float, int]] = []  # (seconds since the start command, routed + clocks)
+    facts_at = None
+    while time.monotonic() - started < 600:
+        routed, clocks, facts = await _counts(checker, ids)
+        now = time.monotonic() - started
+        samples.append((now, min(routed, clocks)))
+        facts_at = facts_at or (now if facts == total else None)
+        if min(routed, clocks) == total and facts_at:
+            break
+        await asyncio.sleep(0.25)
+    await starting
+
+    def reached(share: float) -> tuple[float, int]:
+        return next(((t, n) for t, n in samples if n >= share * total), samples[-1])
+
+    (t10, n10), (t90, n90), (done, _) = reached(0.1), reached(0.9), reached(1.0)
+    rate = (n90 - n10) / (t90 - t10) if t90 > t10 else float("nan")
+    print(
+        f"  backlog: {total} complaints accepted in {BACKLOG_SECONDS:.0f} s with routing, SLA, "
+        f"feedback and analytics stopped, then started: all routed + SLA clocks {done:.1f} s "
+        f"after the start command (analytics' read model {facts_at or float('nan'):.1f} s); "
+        f"from 10% to 90% done ({t10:.1f}-{t90:.1f} s) → consumers' capacity "
+        f"{rate:.0f} complaints/s",
+        flush=True,
+    )
+
+
+async def _intake_outbox_empty(checker: Checker) -> None:
+    unsent_query = "SELECT count(*) FROM intake.outbox WHERE sent_at IS NULL"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        (unsent,) = (await checker.rows("intake", unsent_query))[0]
+        if unsent == 0:
+            return
+        await asyncio.sleep(0.25)
+
+
 async def _zero() -> int:
     return 0
 
@@ -168,6 +226,7 @@ async def measure() -> None:
     checker = Checker()
     try:
         await burst(stack, checker)
+        await capacity(stack, checker)
         await steady(stack)
     finally:
         await checker.close()
