@@ -1,6 +1,7 @@
 """Business calendar arithmetic on the Chinese statutory calendar and friends."""
 
 import datetime as dt
+import gc
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
@@ -245,6 +246,50 @@ def test_day_boundaries_follow_the_calendar_zone_across_dst():
     # Fri 28 Mar 17:00 CET + 2 h: 1 h Friday, then Mon 31 Mar 09:00 CEST + 1 h.
     due = office.add_business_time(dt.datetime(2025, 3, 28, 17, tzinfo=zone), dt.timedelta(hours=2))
     assert due.at == dt.datetime(2025, 3, 31, 8, tzinfo=UTC)
+
+
+def test_a_calendar_counts_its_own_days_after_another_counted_the_same_dates(cn):
+    # Each calendar object keeps the days it has counted; an edited copy is another calendar.
+    national_day = dt.date(2025, 10, 8)
+    before = cn.add_working_days(sh(2025, 9, 30, 16), 3).at
+    assert cn.day_status(national_day).reason is DayReason.HOLIDAY
+    edited = cn.model_copy(update={"overrides": {national_day: True}})
+    assert edited.day_status(national_day).reason is DayReason.OVERRIDE_WORKING
+    assert edited.working_intervals(national_day) == [(sh(2025, 10, 8, 9), sh(2025, 10, 8, 18))]
+    assert edited.add_working_days(sh(2025, 9, 30, 16), 3).at == sh(2025, 10, 10, 16)
+    assert cn.day_status(national_day).reason is DayReason.HOLIDAY
+    assert cn.working_intervals(national_day) == []
+    assert cn.add_working_days(sh(2025, 9, 30, 16), 3).at == before == sh(2025, 10, 11, 16)
+    restored = BusinessCalendar.model_validate(cn.model_dump())
+    assert restored == cn  # what a calendar remembers is not part of its value
+
+
+def test_days_counted_again_give_the_same_answers_across_dst():
+    office = BusinessCalendar(name="berlin-office", timezone="Europe/Berlin")
+    zone = ZoneInfo("Europe/Berlin")
+    start = dt.datetime(2025, 3, 28, 17, tzinfo=zone)
+    for _ in range(2):
+        assert office.add_business_time(start, dt.timedelta(hours=2)).at == dt.datetime(
+            2025, 3, 31, 8, tzinfo=UTC
+        )
+        monday_ten = dt.datetime(2025, 3, 31, 10, tzinfo=zone)
+        assert office.business_time_between(start, monday_ten).duration == dt.timedelta(hours=2)
+        assert office.working_intervals(dt.date(2025, 3, 31)) == [
+            (dt.datetime(2025, 3, 31, 7, tzinfo=UTC), dt.datetime(2025, 3, 31, 16, tzinfo=UTC))
+        ]
+        assert office.zone == zone
+
+
+def test_what_a_calendar_remembers_goes_with_it():
+    from tousu_sla.domain import calendar as calendar_module
+
+    transient = BusinessCalendar(name="transient")
+    transient.add_working_days(sh(2025, 3, 3, 9), 5)
+    key = id(transient)
+    assert key in calendar_module._MEMOS
+    del transient
+    gc.collect()
+    assert key not in calendar_module._MEMOS
 
 
 def test_calendar_round_trips_through_json(cn):

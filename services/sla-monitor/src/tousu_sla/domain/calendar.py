@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -112,6 +113,54 @@ class DayStatus:
     is_working: bool
     reason: DayReason
     data_missing: bool
+
+
+@dataclass(frozen=True)
+class _Day:
+    """What a calendar says of one local date: its status and its UTC working intervals."""
+
+    status: DayStatus
+    intervals: tuple[tuple[dt.datetime, dt.datetime], ...]  # empty on a day off
+    has_time: bool  # a working day with working time (the idle-day guard counts the rest)
+
+
+# Days memoised per calendar object, at most this many (22 years) before starting afresh.
+_MAX_DAYS_MEMOISED = 8192
+
+
+class _DayMemo:
+    """One calendar object's days, computed once each: every deadline of every case walks
+    the same few weeks of dates, and a day's intervals cost two zone conversions each."""
+
+    __slots__ = ("days", "owner", "zone")
+
+    def __init__(self, calendar: BusinessCalendar, owner: weakref.ref[BusinessCalendar]) -> None:
+        self.owner = owner
+        self.zone = ZoneInfo(calendar.timezone)
+        self.days: dict[dt.date, _Day] = {}
+
+
+# By id() of the calendar, each checked against a weak reference to it: an id reused by
+# a later object (or a model_copy, which is another object) never finds another's days.
+# A calendar is immutable once built (frozen; an edit builds a new one, see the catalog),
+# so its days stay right for as long as it lives; its memo goes with it.
+_MEMOS: dict[int, _DayMemo] = {}
+
+
+def _memo_of(calendar: BusinessCalendar) -> _DayMemo:
+    key = id(calendar)
+    memo = _MEMOS.get(key)
+    if memo is not None and memo.owner() is calendar:
+        return memo
+
+    def forget(ref: weakref.ref[BusinessCalendar], key: int = key) -> None:
+        held = _MEMOS.get(key)
+        if held is not None and held.owner is ref:
+            del _MEMOS[key]
+
+    memo = _DayMemo(calendar, weakref.ref(calendar, forget))
+    _MEMOS[key] = memo
+    return memo
 
 
 class TimeKeeper(Protocol):
@@ -241,7 +290,7 @@ class BusinessCalendar(BaseModel):
     @property
     def zone(self) -> ZoneInfo:
         """The calendar's time zone."""
-        return ZoneInfo(self.timezone)
+        return _memo_of(self).zone
 
     @property
     def working_day_length(self) -> dt.timedelta:
@@ -252,6 +301,24 @@ class BusinessCalendar(BaseModel):
 
     def day_status(self, day: dt.date) -> DayStatus:
         """Classify a local date; explicit data first, then the weekend rule."""
+        return self._day(_memo_of(self), day).status
+
+    def working_intervals(self, day: dt.date) -> list[tuple[dt.datetime, dt.datetime]]:
+        """The UTC working intervals of a local date, in order (empty on a day off)."""
+        return list(self._day(_memo_of(self), day).intervals)
+
+    def _day(self, memo: _DayMemo, day: dt.date) -> _Day:
+        known = memo.days.get(day)
+        if known is None:
+            if len(memo.days) >= _MAX_DAYS_MEMOISED:
+                memo.days.clear()
+            status = self._status_of(day)
+            intervals = self._intervals_of_working_day(day, memo.zone) if status.is_working else ()
+            has_time = status.is_working and (self.always_open or bool(self.working_periods))
+            known = memo.days[day] = _Day(status, intervals, has_time)
+        return known
+
+    def _status_of(self, day: dt.date) -> DayStatus:
         override = self.overrides.get(day)
         if override is not None:
             reason = DayReason.OVERRIDE_WORKING if override else DayReason.OVERRIDE_OFF
@@ -267,25 +334,21 @@ class BusinessCalendar(BaseModel):
             return DayStatus(day, False, DayReason.WEEKEND, data_missing=missing)
         return DayStatus(day, True, DayReason.WEEKDAY, data_missing=missing)
 
-    def working_intervals(self, day: dt.date) -> list[tuple[dt.datetime, dt.datetime]]:
-        """The UTC working intervals of a local date, in order (empty on a day off)."""
-        if not self.day_status(day).is_working:
-            return []
-        return self._intervals_of_working_day(day)
-
-    def _intervals_of_working_day(self, day: dt.date) -> list[tuple[dt.datetime, dt.datetime]]:
+    def _intervals_of_working_day(
+        self, day: dt.date, zone: ZoneInfo
+    ) -> tuple[tuple[dt.datetime, dt.datetime], ...]:
         # Aware + timedelta is wall-clock arithmetic in zoneinfo, so "24:00" is next midnight.
-        midnight = dt.datetime.combine(day, dt.time(0), tzinfo=self.zone)
+        midnight = dt.datetime.combine(day, dt.time(0), tzinfo=zone)
         if self.always_open:
-            return [(midnight.astimezone(UTC), (midnight + ONE_DAY).astimezone(UTC))]
-        return [
+            return ((midnight.astimezone(UTC), (midnight + ONE_DAY).astimezone(UTC)),)
+        return tuple(
             ((midnight + p.start_offset).astimezone(UTC), (midnight + p.end_offset).astimezone(UTC))
             for p in self.working_periods
-        ]
+        )
 
     def local_date(self, instant: dt.datetime) -> dt.date:
         """The calendar-local date of an instant."""
-        return to_utc(instant).astimezone(self.zone).date()
+        return to_utc(instant).astimezone(_memo_of(self).zone).date()
 
     def _periods_from(
         self, at: dt.datetime, max_days: int, missing: set[dt.date]
@@ -296,25 +359,24 @@ class BusinessCalendar(BaseModel):
         day's periods come, so a caller that stops at a period knows the dates counted by
         the weekend rule up to it.
         """
-        for status in self._days_from(self.local_date(at), max_days):
-            if status.data_missing:
-                missing.add(status.date)
-            if status.is_working:
-                yield from self._intervals_of_working_day(status.date)
+        for known in self._days_from(self.local_date(at), max_days):
+            if known.status.data_missing:
+                missing.add(known.status.date)
+            yield from known.intervals
 
-    def _days_from(self, first: dt.date, max_days: int) -> Iterable[DayStatus]:
+    def _days_from(self, first: dt.date, max_days: int) -> Iterable[_Day]:
+        memo = _memo_of(self)
         idle_in_a_row = 0
         day = first
         for _ in range(max_days):
-            status = self.day_status(day)
-            has_time = status.is_working and (self.always_open or bool(self.working_periods))
-            idle_in_a_row = 0 if has_time else idle_in_a_row + 1
+            known = self._day(memo, day)
+            idle_in_a_row = 0 if known.has_time else idle_in_a_row + 1
             if idle_in_a_row > MAX_CONSECUTIVE_IDLE_DAYS:
                 raise CalendarHasNoWorkingTime(
                     f"calendar {self.name!r} has no working time "
                     f"for {idle_in_a_row} days from {first}"
                 )
-            yield status
+            yield known
             day += ONE_DAY
         raise CalendarHasNoWorkingTime(
             f"calendar {self.name!r}: search from {first} exceeded {max_days} days"
@@ -359,16 +421,16 @@ class BusinessCalendar(BaseModel):
             return BusinessSpan(dt.timedelta(0))
         total = dt.timedelta(0)
         missing: set[dt.date] = set()
+        memo = _memo_of(self)
         day, last_day = self.local_date(start), self.local_date(end)
         while day <= last_day:  # bounded by the inputs, so no cap is needed
-            status = self.day_status(day)
-            if status.data_missing:
+            known = self._day(memo, day)
+            if known.status.data_missing:
                 missing.add(day)
-            if status.is_working:
-                for period_start, period_end in self._intervals_of_working_day(day):
-                    overlap = min(period_end, end) - max(period_start, start)
-                    if overlap > dt.timedelta(0):
-                        total += overlap
+            for period_start, period_end in known.intervals:
+                overlap = min(period_end, end) - max(period_start, start)
+                if overlap > dt.timedelta(0):
+                    total += overlap
             day += ONE_DAY
         return BusinessSpan(total, frozenset(missing))
 
