@@ -127,10 +127,31 @@ _STATE_COLUMNS = tuple(
     name for name in complaint.c.keys() if name not in _DETAIL_COLUMNS and name not in _EFFECTIVE
 )
 
-INSERT_COMPLAINT = complaint.insert()
+# A new complaint and its contact in one statement (one round trip): the contact row takes
+# the complaint's id from the data-modifying CTE, and its foreign key is checked at the end
+# of the statement, when the complaint row exists. Either both rows are written or neither.
+_NEW_COMPLAINT = (
+    complaint.insert()
+    .values({column.name: sa.bindparam(column.name, type_=column.type) for column in complaint.c})
+    .returning(complaint.c.id)
+    .cte("new_complaint")
+)
+INSERT_COMPLAINT_WITH_CONTACT = (
+    complaint_contact.insert()
+    .add_cte(_NEW_COMPLAINT)
+    .values(
+        {
+            "complaint_id": sa.select(_NEW_COMPLAINT.c.id).scalar_subquery(),
+            **{
+                column.name: sa.bindparam(f"contact_{column.name}", type_=column.type)
+                for column in complaint_contact.c
+                if column.name != "complaint_id"
+            },
+        }
+    )
+)
 # Saving writes the whole row: every writer of a complaint holds its row lock first.
 UPDATE_COMPLAINT = complaint.update().where(complaint.c.id == sa.bindparam("complaint_id"))
-INSERT_CONTACT = complaint_contact.insert()
 INSERT_MESSAGE = complaint_message.insert()
 ERASE_CONTACT = (
     complaint_contact.update()
@@ -248,23 +269,21 @@ class SqlComplaintRepository:
         customer, keys = complaint.customer, complaint.customer_keys
         if customer is None or keys is None:
             raise ValueError("a new complaint needs its customer")
-        await self._execute(INSERT_COMPLAINT, _row(complaint))
         row_id = str(complaint.id)
-        sealed = {
-            f"{name}_ct": self._cipher.encrypt(getattr(customer, name), row_id=row_id, field=name)
-            for name in PII_FIELDS
-        }
-        await self._execute(
-            INSERT_CONTACT,
-            dict(
-                complaint_id=complaint.id,
-                key_id=self._cipher.active_key_id,
-                phone_index=keys.phone,
-                email_index=keys.email,
-                preferred_contact=customer.preferred_contact,
-                **sealed,
-            ),
+        row = _row(complaint)
+        row.update(
+            {
+                f"contact_{name}_ct": self._cipher.encrypt(
+                    getattr(customer, name), row_id=row_id, field=name
+                )
+                for name in PII_FIELDS
+            }
         )
+        row["contact_key_id"] = self._cipher.active_key_id
+        row["contact_phone_index"] = keys.phone
+        row["contact_email_index"] = keys.email
+        row["contact_preferred_contact"] = customer.preferred_contact
+        await self._execute(INSERT_COMPLAINT_WITH_CONTACT, row)
         await self._add_messages(complaint)
 
     async def save(self, complaint: Complaint) -> None:
