@@ -15,13 +15,14 @@ class SlaSettings(ServiceSettings):
     db_schema: ClassVar[str] = "sla_monitor"
     http_port: int = 8003
 
-    # The scheduler sleeps until the earliest stored timer. A timer the consumer adds or
-    # moves comes with the events that announce it, whose commit signal wakes the scheduler
-    # (at most once per poll, so a busy stack does not make it spin); it looks again after
-    # the fallback poll in any case, and polls every `scheduler_poll_ms` while it cannot
+    # The scheduler sleeps until the earliest stored timer. Every commit that writes timers
+    # (the consumer's and the API's events, a calendar edit making its cases due) sends the
+    # schema's commit signal, which wakes the scheduler (at most once per poll, so a busy
+    # stack does not make it spin); it looks again after the fallback poll in any case (for
+    # a writer outside this service), and polls every `scheduler_poll_ms` while it cannot
     # listen. A breach is seen well inside the 2 s budget.
     scheduler_poll_ms: int = Field(default=250, ge=10)
-    scheduler_fallback_poll_ms: int = Field(default=2000, ge=10)
+    scheduler_fallback_poll_ms: int = Field(default=30000, ge=10)
     scheduler_batch_size: int = Field(default=200, ge=1)
     # A case whose firing raised is retried after this long instead of blocking the queue.
     scheduler_retry_after_seconds: float = Field(default=30.0, gt=0)

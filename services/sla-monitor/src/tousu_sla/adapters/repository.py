@@ -147,6 +147,9 @@ class SlaRepository:
         # transaction's own changes, and taking the publishers' lock, drop what was read.
         self._in_force: PolicySetRecord | None = None
         self._all_calendars: dict[str, CalendarRecord] | None = None
+        # Whether this transaction wrote timers (milestone rows, or cases made due by a
+        # calendar edit): its commit must wake the schedulers even if it published nothing.
+        self.timers_written = False
         self.forget_held()
 
     def forget_held(self) -> None:
@@ -341,7 +344,10 @@ class SlaRepository:
             ),
             {"now": now, "name": calendar_name},
         )
-        return cast("CursorResult[Any]", result).rowcount
+        moved = cast("CursorResult[Any]", result).rowcount
+        if moved:
+            self.timers_written = True
+        return moved
 
     # -- cases -----------------------------------------------------------------------
 
@@ -423,6 +429,7 @@ class SlaRepository:
         rows = [row for stored in ordered for row in milestone_rows(stored.sla)]
         if rows:
             await self._session.execute(_UPSERT_MILESTONE.statement, _UPSERT_MILESTONE.params(rows))
+            self.timers_written = True
 
     async def record_failure(
         self,

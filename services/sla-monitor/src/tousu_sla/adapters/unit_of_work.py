@@ -46,6 +46,15 @@ class SlaUnitOfWork(SqlUnitOfWork):
         await self.sla.write_unsaved()  # the held cases first, then their events
         await super()._store(messages, entries)
 
+    async def _commit(self) -> None:
+        await super()._commit()
+        # The schedulers sleep on the outbox's commit signal, which the base class sends only
+        # for published events; a timer can also move without one (a calendar edit makes its
+        # cases due now, a policy's new warning keeps the due time), so send it for those.
+        signal = self._outbox.signal
+        if self.sla.timers_written and signal is not None:
+            signal.poke()
+
     async def after_enqueue(
         self,
         messages: Sequence[OutgoingMessage],
