@@ -22,7 +22,13 @@ from typing import Any
 
 import asyncpg
 import orjson
-from tousu_sla.adapters.repository import StoredCase, case_row, milestone_rows
+from tousu_sla.adapters.repository import (
+    CASE_COLUMNS,
+    MILESTONE_COLUMNS,
+    StoredCase,
+    case_row,
+    milestone_rows,
+)
 from tousu_sla.bootstrap import bootstrap
 from tousu_sla.domain import WALL_CLOCK, CaseEvent, CaseSla, MilestoneClock, MilestoneSpec
 from tousu_sla.entrypoints.scheduler import SlaScheduler
@@ -31,43 +37,6 @@ from tousu_sla.service_layer.context import SlaContext
 from tousu_sla.settings import SlaSettings
 
 UTC = dt.UTC
-CASE_COLUMNS = (
-    "case_id",
-    "policy_set_version",
-    "policy_name",
-    "calendar_etags",
-    "urgency",
-    "severity",
-    "customer_tier",
-    "category",
-    "channel",
-    "department",
-    "escalation_level",
-    "state",
-)
-MILESTONE_COLUMNS = (
-    "case_id",
-    "milestone_key",
-    "cycle",
-    "name",
-    "policy_name",
-    "clock",
-    "calendar",
-    "department",
-    "urgency",
-    "started_at",
-    "target_seconds",
-    "due_at",
-    "next_fire_at",
-    "state",
-    "escalation_level",
-    "pauses",
-    "at_risk_at",
-    "breached_at",
-    "met_at",
-    "elapsed_seconds",
-    "cancelled_at",
-)
 JSON_COLUMNS = {"calendar_etags", "state", "pauses"}
 BENCH_DEPARTMENT = "bench"
 COPY_CHUNK = 20_000

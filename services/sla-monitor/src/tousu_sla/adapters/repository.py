@@ -623,7 +623,8 @@ def _upsert(table: sa.Table, key: Sequence[str], kept: set[str], reset: Mapping[
     return f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {', '.join(assigned)}"
 
 
-_CASE_COLUMNS = (
+# The stored columns of a case and of a milestone (bench_breach.py bulk-loads the same).
+CASE_COLUMNS = (
     "case_id",
     "policy_set_version",
     "policy_name",
@@ -637,13 +638,13 @@ _CASE_COLUMNS = (
     "escalation_level",
     "state",
 )
-_MILESTONE_COLUMNS = tuple(
+MILESTONE_COLUMNS = tuple(
     column.name for column in orm.milestone.columns if column.name != "updated_at"
 )
-_INSERT_CASE = BulkInsert(orm.sla_case, _CASE_COLUMNS, "ON CONFLICT (case_id) DO NOTHING")
+_INSERT_CASE = BulkInsert(orm.sla_case, CASE_COLUMNS, "ON CONFLICT (case_id) DO NOTHING")
 _UPSERT_CASE = BulkInsert(
     orm.sla_case,
-    _CASE_COLUMNS,
+    CASE_COLUMNS,
     _upsert(
         orm.sla_case,
         ["case_id"],
@@ -653,7 +654,7 @@ _UPSERT_CASE = BulkInsert(
 )
 _UPSERT_MILESTONE = BulkInsert(
     orm.milestone,
-    _MILESTONE_COLUMNS,
+    MILESTONE_COLUMNS,
     _upsert(
         orm.milestone,
         ["case_id", "milestone_key"],
