@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from analytics_factories import CST, H
 from tousu_analytics.adapters.orm import ReadModelTables, read_model_tables
 from tousu_analytics.adapters.read_model import ReadModelWriter
-from tousu_analytics.domain.projection import changes_for
+from tousu_analytics.domain.case_timeline import console_changes
+from tousu_analytics.domain.projection import Upsert, changes_for
 from tousu_shared.contracts import Event
 from tousu_shared.contracts.case import (
     CaseClosed,
@@ -104,25 +105,82 @@ async def test_the_bulk_path_leaves_the_rows_of_the_row_at_a_time_path(analytics
     assert written_in_bulk == written_one_by_one
 
 
+async def _staged(analytics: Any, tables: ReadModelTables, per_event: list[list[Upsert]]) -> None:
+    """What a consumer's batch does: every event's changes staged, written at commit."""
+    async with analytics.service.runtime.session_factory() as session:
+        writer = ReadModelWriter(session, tables)
+        for changes in per_event:
+            await writer.stage(changes)
+        await writer.write_staged()
+        await session.commit()
+
+
+async def _each(analytics: Any, tables: ReadModelTables, per_event: list[list[Upsert]]) -> None:
+    """One transaction per event."""
+    for changes in per_event:
+        async with analytics.service.runtime.session_factory() as session:
+            await ReadModelWriter(session, tables).apply(changes)
+            await session.commit()
+
+
 async def test_a_staged_batch_leaves_the_rows_of_one_event_at_a_time(analytics, kit) -> None:
-    # What a consumer's batch does (every event's changes staged, written at commit) against
-    # what one transaction per event does, over events that change a row in several shapes.
+    # Over events that change a row in several shapes.
     events = [event for n in range(12) for event in lifecycle(kit, n)]
     per_event = [changes_for(event, uuid.uuid4()) for event in events]
     engine = analytics.service.runtime.engine
     async with scratch_tables(analytics, "_test_staged", "_test_each") as (staged, sequential):
-        async with analytics.service.runtime.session_factory() as session:
-            writer = ReadModelWriter(session, staged)
-            for changes in per_event:
-                await writer.stage(changes)
-            await writer.write_staged()
-            await session.commit()
-        for changes in per_event:
-            async with analytics.service.runtime.session_factory() as session:
-                await ReadModelWriter(session, sequential).apply(changes)
-                await session.commit()
+        await _staged(analytics, staged, per_event)
+        await _each(analytics, sequential, per_event)
         async with engine.connect() as conn:
             written_staged = await _rows(conn, staged)
             written_each = await _rows(conn, sequential)
+    assert written_staged[0], "the fact table got rows"
+    assert written_staged == written_each
+
+
+async def test_a_batch_of_complaints_costs_statements_per_shape_not_per_event(
+    analytics, kit
+) -> None:
+    # Received then classified, routed then levelled: every complaint's fact row changes in
+    # four shapes in a row. The batch writes a statement per shape and round, however many
+    # complaints it holds, and leaves the rows of one transaction per event.
+    published = datetime(2025, 10, 9, 9, tzinfo=CST)
+    engine = analytics.service.runtime.engine
+    statements = 0
+
+    def counted(*_: Any) -> None:
+        nonlocal statements
+        statements += 1
+
+    def batch_of(complaints: int) -> list[list[Upsert]]:
+        events = [
+            event
+            for n in range(complaints)
+            for event in kit(contact_at=published + n * H).opened("product_quality", "quality")
+        ]
+        ids = [uuid.uuid4() for _ in events]
+        return [
+            [*changes_for(event, id_), *console_changes(event, id_, published)]
+            for event, id_ in zip(events, ids, strict=True)
+        ]
+
+    used = []
+    async with scratch_tables(analytics, "_test_few", "_test_many", "_test_one") as generations:
+        few, many, one_by_one = generations
+        for tables, complaints in ((few, 2), (many, 30)):
+            per_event = batch_of(complaints)
+            statements = 0
+            sa.event.listen(engine.sync_engine, "before_cursor_execute", counted)
+            try:
+                await _staged(analytics, tables, per_event)
+            finally:
+                sa.event.remove(engine.sync_engine, "before_cursor_execute", counted)
+            used.append(statements)
+        await _each(analytics, one_by_one, per_event)
+        async with engine.connect() as conn:
+            written_staged = await _rows(conn, many)
+            written_each = await _rows(conn, one_by_one)
+    # Fact rows received, then classified, routed, levelled; the timeline's rows in one.
+    assert used == [5, 5]
     assert written_staged[0], "the fact table got rows"
     assert written_staged == written_each

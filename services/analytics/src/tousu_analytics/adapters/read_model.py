@@ -93,9 +93,10 @@ class ReadModelWriter:
         self._session = session
         self._tables = {table.name.removesuffix(tables.suffix): table for table in tables.all}
         self._bulk_rows = bulk_rows
-        # Changes staged for the end of the transaction, and the shape each row's are in.
-        self._staged: list[Upsert] = []
-        self._staged_shape: dict[tuple, tuple] = {}
+        # Changes staged for the end of the transaction, in rounds written one after the
+        # other, and the round and shape of each row's latest staged change.
+        self._rounds: list[list[Upsert]] = []
+        self._staged_at: dict[tuple, tuple[int, tuple]] = {}
 
     def _on_conflict(self, table: sa.Table, stmt: Insert, change: Upsert) -> Insert:
         if not change.values:
@@ -133,26 +134,34 @@ class ReadModelWriter:
     async def stage(self, changes: Iterable[Upsert]) -> None:
         """Apply changes when the transaction ends (:meth:`write_staged`), together with the
         other events' of the batch: a consumer's batch then costs a statement per change
-        shape, not one per event and shape.
+        shape and round, not one per event and shape.
 
-        Staged changes are applied grouped by shape, which keeps the order of a row's
-        changes only while they all have one shape; so a change to a row already staged in
-        another shape first writes what is staged. Rows differ otherwise, and the read model
-        has no constraint between rows, so their order does not matter.
+        Staged changes are written in rounds, each round grouped by shape, which keeps the
+        order of a row's changes only while they all have one shape; so a row's change in
+        another shape than its last staged one goes to the round after that one's. Rows
+        differ otherwise, and the read model has no constraint between rows, so their order
+        does not matter. (Writing what was staged at each change of shape instead cost a
+        round trip per event where every complaint's events change its fact row in two
+        shapes, as received then classified, or a case's department then its level do.)
         """
         for change in changes:
             row = (change.table, tuple(change.key.items()))
             shape = _signature(change)
-            if self._staged_shape.setdefault(row, shape) != shape:
-                await self.write_staged()
-                self._staged_shape[row] = shape
-            self._staged.append(change)
+            staged = self._staged_at.get(row)
+            if staged is None:
+                n = 0
+            else:
+                n = staged[0] if staged[1] == shape else staged[0] + 1
+            self._staged_at[row] = (n, shape)
+            if n == len(self._rounds):
+                self._rounds.append([])
+            self._rounds[n].append(change)
 
     async def write_staged(self) -> None:
         """Apply the staged changes now."""
-        staged, self._staged, self._staged_shape = self._staged, [], {}
-        if staged:
-            await self.apply(staged)
+        rounds, self._rounds, self._staged_at = self._rounds, [], {}
+        for changes in rounds:
+            await self.apply(changes)
 
     async def apply(self, changes: Iterable[Upsert]) -> None:
         """Apply changes in order (one event's changes, or a batch of generated ones)."""
