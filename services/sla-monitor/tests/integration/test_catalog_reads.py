@@ -53,6 +53,6 @@ async def test_a_case_and_its_stored_due_times_come_in_one_read(sla, new_complai
             sa.text("SELECT milestone_key, due_at FROM sla_milestone WHERE case_id = :id"),
             {"id": complaint.complaint_id},
         )
-        assert due == dict(milestones.tuples().all())
+        assert due == {key: at for key, at in milestones.all()}
         assert due and all(at is None or at.tzinfo is not None for at in due.values())
         assert await repo.case_with_due_times(uuid.uuid4(), for_update=False) is None

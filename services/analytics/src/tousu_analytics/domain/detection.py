@@ -185,7 +185,9 @@ def fit_baseline(
     used = np.flatnonzero(x.any(axis=0))  # drop terms the window cannot estimate
     result = _fit(y, x[:, used])
     residuals = _anscombe(y, result.mu, _dispersion(result))
-    weights = np.where(residuals > RESIDUAL_CUTOFF, residuals**-2.0, 1.0)
+    # residuals^-2 only where it applies (np.where would compute it for zeros as well)
+    outlying = residuals > RESIDUAL_CUTOFF
+    weights = np.divide(1.0, residuals**2, out=np.ones_like(residuals), where=outlying)
     weights *= len(y) / weights.sum()
     result = _fit(y, x[:, used], weights, result.params)
     if 1 in used and _trend_p_value(result, int(np.flatnonzero(used == 1)[0])) >= 0.05:
