@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 from analytics_factories import evidence, improvement_action
+from tousu_analytics.domain import case_timeline
 from tousu_analytics.domain.actions import Target
 from tousu_analytics.domain.alerts import Alert, Series
 from tousu_analytics.domain.effect import Period, rate_ratio
@@ -138,3 +139,13 @@ def test_the_rate_ratio_of_the_seed_example() -> None:
     )
     assert wide is not None and wide.dispersion > 1
     assert rate_ratio([Period("a", 0, 1000, False), Period("b", 0, 1000, True)]) is None
+
+
+def test_the_timeline_reads_instants_and_actors_only_from_fields() -> None:
+    # happened_at and actor_of ask an event only for the fields its type has: every other
+    # name must read as absent on every timeline event (no property or class attribute of
+    # that name), as it did when each event was asked for all of them.
+    names = (*case_timeline._TIME_FIELDS, *case_timeline._ACTOR_FIELDS)
+    for cls in case_timeline.TIMELINE_EVENTS:
+        assert cls.model_config.get("extra") == "forbid", cls
+        assert not [n for n in names if n not in cls.model_fields and hasattr(cls, n)], cls
