@@ -255,6 +255,7 @@ async def create_topics(namespace: str, extra: Iterable[tuple[str, int]] = ()) -
     """Create every platform topic (and ``extra`` ones, as (name, partitions), which only the
     admin user reaches) under a namespace, with the services' ACLs on them; returns the
     namespace."""
+    await _claim_run()
     wanted = [*all_topic_names(), *extra]
     await ensure_topics(
         KAFKA_ADMIN,
@@ -388,17 +389,38 @@ async def delete_abandoned_namespaces() -> list[str]:
     return [f"test-{run}." for run in dead]
 
 
-@pytest.fixture(scope="session")
-async def kafka_topics() -> AsyncIterator[str]:
-    """Creates this run's topics (after removing what interrupted runs left); yields their
-    namespace; deletes every topic under it after, and the outbox rows addressed to them."""
+_claimed: list[Path] = []  # this run's lease, once it has created a topic
+
+
+async def _claim_run() -> None:
+    """On the first topics a run creates: leave its lease and remove what runs that died
+    left behind. Runs that never touch Kafka (unit tests alone) never connect to it."""
+    if _claimed:
+        return
     RUNS_DIR.mkdir(exist_ok=True)
     lease = RUNS_DIR / RUN_ID
     lease.write_text(str(os.getpid()))
+    _claimed.append(lease)
+    await delete_abandoned_namespaces()
+
+
+async def _release_run() -> None:
     try:
-        await delete_abandoned_namespaces()
-        yield await create_topics(TOPIC_NAMESPACE)
         await delete_topics(TOPIC_NAMESPACE)
         await delete_outbox_rows(TOPIC_NAMESPACE)
     finally:
-        lease.unlink(missing_ok=True)
+        _claimed.pop().unlink(missing_ok=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Delete every topic this run created (its own namespace and each test's fresh one
+    inside it, whichever fixture made them) and the outbox rows addressed to them."""
+    if _claimed:
+        asyncio.run(_release_run())
+
+
+@pytest.fixture(scope="session")
+async def kafka_topics() -> AsyncIterator[str]:
+    """Creates this run's topics; yields their namespace (the session's end deletes them,
+    see pytest_sessionfinish)."""
+    yield await create_topics(TOPIC_NAMESPACE)
