@@ -105,8 +105,10 @@ def create_consumer(
         # five wake-ups a second of an idle process, issue #12). A fetch completing, records
         # consumed, a rebalance, a resumed partition and a metadata update all wake it at
         # once, so the timer only ends the wait of a fetch in flight, which the broker
-        # answers after the fetch wait anyway.
-        consumer_timeout_ms=settings.consumer_fetch_wait_ms,
+        # answers after the fetch wait anyway. At most a second, so that a wake-up missed all
+        # the same costs a second, not a whole long poll (a test with a 30 s fetch wait
+        # sometimes saw a busy partition's next record only after its 15 s patience).
+        consumer_timeout_ms=min(settings.consumer_fetch_wait_ms, 1000),
         session_timeout_ms=10000,
         heartbeat_interval_ms=3000,
     )
