@@ -386,6 +386,9 @@ async def delete_abandoned_namespaces() -> list[str]:
         await admin.close()
     for run in dead:
         await delete_outbox_rows(f"test-{run}.")
+    for lease in RUNS_DIR.iterdir():  # the leases of runs that died, with or without topics
+        if lease.name != RUN_ID and not _run_alive(lease.name):
+            lease.unlink(missing_ok=True)
     return [f"test-{run}." for run in dead]
 
 

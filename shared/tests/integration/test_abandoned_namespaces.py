@@ -40,6 +40,7 @@ async def test_only_namespaces_of_runs_without_a_live_session_are_deleted(kafka_
         await wait_for(created, interval=0.2)
         removed = await testing.delete_abandoned_namespaces()
         assert f"test-{dead}." in removed
+        assert not (RUNS_DIR / dead).exists() and (RUNS_DIR / live).exists()
         assert f"test-{live}." not in removed and kafka_topics not in removed
         names = await topic_names()
         assert any(name.startswith(f"test-{live}.") for name in names)
