@@ -84,17 +84,8 @@ async def burst(stack: Stack, checker: Checker) -> None:
         f"({total / answered:.0f}/s, the rest of the stack running)",
         flush=True,
     )
-    routed_at = clocks_at = facts_at = None
-    deadline = started + 600
-    while time.monotonic() < deadline:
-        routed, clocks, facts = await _counts(checker, ids)
-        now = time.monotonic() - started
-        routed_at = routed_at or (now if routed == total else None)
-        clocks_at = clocks_at or (now if clocks == total else None)
-        facts_at = facts_at or (now if facts == total else None)
-        if routed_at and clocks_at and facts_at:
-            break
-        await asyncio.sleep(0.25)
+    samples = await _follow(checker, ids, started)
+    routed_at, clocks_at, facts_at = (_first(samples, column, total) for column in (1, 2, 3))
     done = max(routed_at or float("inf"), clocks_at or float("inf"))
     print(
         f"  routed + SLA clocks for all {total}: {done:.1f} s after the first request "
@@ -125,20 +116,13 @@ async def capacity(stack: Stack, checker: Checker) -> None:
         starting = asyncio.create_task(asyncio.to_thread(stack.supervisorctl, "start", *CONSUMERS))
     ids = [uuid.UUID(i) for i in set(accepted)]
     total = len(ids)
-    samples: list[tuple[float, int]] = []  # (seconds since the start command, routed + clocks)
-    facts_at = None
-    while time.monotonic() - started < 600:
-        routed, clocks, facts = await _counts(checker, ids)
-        now = time.monotonic() - started
-        samples.append((now, min(routed, clocks)))
-        facts_at = facts_at or (now if facts == total else None)
-        if min(routed, clocks) == total and facts_at:
-            break
-        await asyncio.sleep(0.25)
+    samples = await _follow(checker, ids, started)
     await starting
+    facts_at = _first(samples, 3, total)
+    done_by = [(t, min(routed, clocks)) for t, routed, clocks, _ in samples]
 
     def reached(share: float) -> tuple[float, int]:
-        return next(((t, n) for t, n in samples if n >= share * total), samples[-1])
+        return next(((t, n) for t, n in done_by if n >= share * total), done_by[-1])
 
     (t10, n10), (t90, n90), (done, _) = reached(0.1), reached(0.9), reached(1.0)
     rate = (n90 - n10) / (t90 - t10) if t90 > t10 else float("nan")
@@ -150,6 +134,26 @@ async def capacity(stack: Stack, checker: Checker) -> None:
         f"{rate:.0f} complaints/s",
         flush=True,
     )
+
+
+async def _follow(
+    checker: Checker, ids: list[uuid.UUID], started: float
+) -> list[tuple[float, int, int, int]]:
+    """(seconds since ``started``, routed, with SLA clocks, in analytics) every 0.25 s until
+    all of ``ids`` are everywhere, or 600 s."""
+    samples = []
+    while time.monotonic() - started < 600:
+        counts = await _counts(checker, ids)
+        samples.append((time.monotonic() - started, *counts))
+        if min(counts) == len(ids):
+            break
+        await asyncio.sleep(0.25)
+    return samples
+
+
+def _first(samples: list[tuple[float, int, int, int]], column: int, total: int) -> float | None:
+    """When the count in ``column`` of the samples first reached ``total``."""
+    return next((sample[0] for sample in samples if sample[column] == total), None)
 
 
 async def _intake_outbox_empty(checker: Checker) -> None:
