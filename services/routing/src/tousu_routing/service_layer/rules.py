@@ -110,14 +110,21 @@ async def create_rule(
     )
     await _validated(uow, rule_set.with_rule(rule))
     version = await repository.add(rule, principal.actor, now)
+    return await _audited(uow, principal, "routing_rule.create", rule, version)
+
+
+async def _audited(
+    uow: RoutingWork, principal: Principal, action: str, rule: RoutingRule, version: int
+) -> RuleRecord:
+    """Audit a rule just written (its new version and snapshot) and read it back as stored."""
     uow.audit(
         principal,
-        "routing_rule.create",
+        action,
         "routing_rule",
-        rule_id,
+        rule.id,
         details={"version": version, **rule_snapshot(rule)},
     )
-    return await get_rule(uow, rule_id)
+    return await get_rule(uow, rule.id)
 
 
 async def _locked_rule(
@@ -155,14 +162,7 @@ async def update_rule(
     rule_set, _ = await repository.rule_set()
     await _validated(uow, rule_set.with_rule(rule))
     version = await repository.update(rule, "updated", principal.actor, now)
-    uow.audit(
-        principal,
-        "routing_rule.update",
-        "routing_rule",
-        rule_id,
-        details={"version": version, **rule_snapshot(rule)},
-    )
-    return await get_rule(uow, rule_id)
+    return await _audited(uow, principal, "routing_rule.update", rule, version)
 
 
 async def delete_rule(
