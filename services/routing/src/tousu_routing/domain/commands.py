@@ -1,20 +1,22 @@
 """Commands: what a caller asks the routing service to do, one dataclass per use case.
 
+Each is a frozen, keyword-only dataclass (a ``KeywordRecord``).
+
 Thin on purpose: the service layer loads the case, checks ``expected_version`` with
 ``Case.expect_version`` when given, and calls the matching ``Case`` method.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+
+from tousu_shared.frozen_records import KeywordRecord
 
 from tousu_routing.domain.rules import RoutingFacts
 from tousu_routing.domain.vocabulary import ClosureReason, EscalationReason, HandlerLevel
 
 
-@dataclass(frozen=True, kw_only=True)
-class RouteCase:
+class RouteCase(KeywordRecord):
     """Open a case for a classified complaint and route it."""
 
     case_id: str
@@ -25,8 +27,7 @@ class RouteCase:
     occurred_at: datetime | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
-class CaseCommand:
+class CaseCommand(KeywordRecord):
     """Fields every action on an existing case carries."""
 
     case_id: str
@@ -37,28 +38,24 @@ class CaseCommand:
     occurred_at: datetime | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
 class AcknowledgeCase(CaseCommand):
     """The department takes the case."""
 
     note: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
 class RespondToCustomer(CaseCommand):
     """Someone responded to the customer."""
 
     note: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
 class StartInvestigation(CaseCommand):
     """Start verifying and investigating the complaint."""
 
     note: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
 class RecordRootCause(CaseCommand):
     """Record what caused the problem and, if known, who is responsible."""
 
@@ -67,7 +64,6 @@ class RecordRootCause(CaseCommand):
     note: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
 class ProposeSolution(CaseCommand):
     """Propose (or revise) a solution to the customer."""
 
@@ -75,7 +71,6 @@ class ProposeSolution(CaseCommand):
     note: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
 class ResolveCase(CaseCommand):
     """The solution was carried out; root cause and responsible person may come with it."""
 
@@ -85,7 +80,6 @@ class ResolveCase(CaseCommand):
     note: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
 class CloseCase(CaseCommand):
     """Close a resolved case (customer confirmed, never answered, or by staff)."""
 
@@ -93,14 +87,12 @@ class CloseCase(CaseCommand):
     note: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
 class ReopenCase(CaseCommand):
     """The customer is not satisfied; investigate again with their comment."""
 
     comment: str
 
 
-@dataclass(frozen=True, kw_only=True)
 class TransferCase(CaseCommand):
     """Move the case to another department."""
 
@@ -110,7 +102,6 @@ class TransferCase(CaseCommand):
     assignee_id: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
 class EscalateCase(CaseCommand):
     """Raise the handler level: one step by hand, or to the level an SLA escalation names."""
 
@@ -121,14 +112,12 @@ class EscalateCase(CaseCommand):
     note: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
 class AddNote(CaseCommand):
     """Add a note to the case."""
 
     note: str
 
 
-@dataclass(frozen=True, kw_only=True)
 class AssignCase(CaseCommand):
     """Give the case to a person, or back to the queue with ``assignee_id=None``."""
 

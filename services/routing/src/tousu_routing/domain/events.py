@@ -2,17 +2,17 @@
 
 Field names follow ``tousu_shared.contracts.case`` where the two overlap, so the mapping
 stays mechanical. No event carries customer personal data: only ids, codes and the
-staff's own notes.
+staff's own notes. Each event is a frozen, keyword-only dataclass (a ``KeywordRecord``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
+from tousu_shared.frozen_records import KeywordRecord
 
-@dataclass(frozen=True, kw_only=True)
-class CaseEvent:
+
+class CaseEvent(KeywordRecord):
     """Something that happened to one case: who did it, when, and why."""
 
     case_id: str
@@ -32,7 +32,6 @@ class CaseEvent:
         return type(self).__name__
 
 
-@dataclass(frozen=True, kw_only=True)
 class CaseRouted(CaseEvent):
     """The case was given to a department at a handler level."""
 
@@ -44,29 +43,24 @@ class CaseRouted(CaseEvent):
     notify_management: bool
 
 
-@dataclass(frozen=True, kw_only=True)
 class CaseAcknowledged(CaseEvent):
     """The department took the case."""
 
     assignee: str | None
 
 
-@dataclass(frozen=True, kw_only=True)
 class FirstResponseSent(CaseEvent):
     """The customer got the first response (recorded once per case)."""
 
 
-@dataclass(frozen=True, kw_only=True)
 class CustomerResponseSent(CaseEvent):
     """The customer got a further response after the first one."""
 
 
-@dataclass(frozen=True, kw_only=True)
 class InvestigationStarted(CaseEvent):
     """Someone started verifying and investigating the complaint."""
 
 
-@dataclass(frozen=True, kw_only=True)
 class RootCauseRecorded(CaseEvent):
     """The root cause (and possibly the responsible person) was recorded."""
 
@@ -74,14 +68,12 @@ class RootCauseRecorded(CaseEvent):
     responsible_person: str | None
 
 
-@dataclass(frozen=True, kw_only=True)
 class SolutionProposed(CaseEvent):
     """A solution was proposed to the customer."""
 
     solution: str
 
 
-@dataclass(frozen=True, kw_only=True)
 class CaseResolved(CaseEvent):
     """The solution was carried out."""
 
@@ -90,14 +82,12 @@ class CaseResolved(CaseEvent):
     responsible_person: str
 
 
-@dataclass(frozen=True, kw_only=True)
 class CaseClosed(CaseEvent):
     """The customer confirmed the result, the survey went unanswered, or staff closed it."""
 
     close_reason: str
 
 
-@dataclass(frozen=True, kw_only=True)
 class CaseReopened(CaseEvent):
     """The customer was not satisfied; the case is investigated again."""
 
@@ -106,7 +96,6 @@ class CaseReopened(CaseEvent):
     reopen_count: int
 
 
-@dataclass(frozen=True, kw_only=True)
 class CaseTransferred(CaseEvent):
     """The case moved to another department (``department``), keeping its history."""
 
@@ -116,7 +105,6 @@ class CaseTransferred(CaseEvent):
     assignee: str | None
 
 
-@dataclass(frozen=True, kw_only=True)
 class CaseEscalated(CaseEvent):
     """The case was raised one handler level, or recorded as escalated at the top (capped)."""
 
@@ -129,12 +117,10 @@ class CaseEscalated(CaseEvent):
     assignee: str | None
 
 
-@dataclass(frozen=True, kw_only=True)
 class CaseNoteAdded(CaseEvent):
     """Someone added a note to the case without changing its state."""
 
 
-@dataclass(frozen=True, kw_only=True)
 class CaseAssigned(CaseEvent):
     """The case was given to a person, or put back in the queue (``assignee`` is None)."""
 

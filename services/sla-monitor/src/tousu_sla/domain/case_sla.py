@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from tousu_shared.contracts.vocabulary import HandlerLevel
+from tousu_shared.frozen_records import FrozenRecord
 
 from .calendar import WALL_CLOCK, BusinessCalendar, TimeKeeper, to_utc
 from .clock import LATE_AFTER, Firing, FiringKind, MilestoneClock, MilestoneView
@@ -41,8 +42,7 @@ class UnknownCalendar(KeyError):
     """Raised when a milestone names a calendar that is not registered."""
 
 
-@dataclass(frozen=True)
-class CaseEvent:
+class CaseEvent(FrozenRecord):
     """An incoming complaint/case/feedback event, reduced to what the SLA core needs."""
 
     type: str
@@ -51,8 +51,7 @@ class CaseEvent:
     actor: str | None = None
 
 
-@dataclass(frozen=True)
-class MilestoneStarted:
+class MilestoneStarted(FrozenRecord):
     """SlaMilestoneStarted."""
 
     milestone_key: str
@@ -60,8 +59,7 @@ class MilestoneStarted:
     due_at: dt.datetime | None
 
 
-@dataclass(frozen=True)
-class MilestoneMet:
+class MilestoneMet(FrozenRecord):
     """SlaMet, with the elapsed counted time."""
 
     milestone_key: str
@@ -70,8 +68,7 @@ class MilestoneMet:
     within_target: bool
 
 
-@dataclass(frozen=True)
-class MilestonePaused:
+class MilestonePaused(FrozenRecord):
     """The clock stopped counting."""
 
     milestone_key: str
@@ -80,8 +77,7 @@ class MilestonePaused:
     reason: str
 
 
-@dataclass(frozen=True)
-class MilestoneResumed:
+class MilestoneResumed(FrozenRecord):
     """The clock counts again; the due time moved."""
 
     milestone_key: str
@@ -89,8 +85,7 @@ class MilestoneResumed:
     due_at: dt.datetime | None
 
 
-@dataclass(frozen=True)
-class MilestoneRetargeted:
+class MilestoneRetargeted(FrozenRecord):
     """A new policy applies; the due time is recomputed from the original start."""
 
     milestone_key: str
@@ -98,16 +93,14 @@ class MilestoneRetargeted:
     due_at: dt.datetime | None
 
 
-@dataclass(frozen=True)
-class MilestoneCancelled:
+class MilestoneCancelled(FrozenRecord):
     """The deadline no longer applies."""
 
     milestone_key: str
     cancelled_at: dt.datetime
 
 
-@dataclass(frozen=True)
-class CalendarDataMissing:
+class CalendarDataMissing(FrozenRecord):
     """Dates a calendar had no holiday data for and counted by the weekend rule."""
 
     calendar_name: str
