@@ -356,17 +356,10 @@ OUTCOME_METRICS: dict[str, tuple[str, str]] = {
 }
 # metric → what follows its dot: sla_compliance.first_response, csat.link, …
 QUALIFIED_METRICS = ("sla_compliance", "csat", "confirmed", "root_cause", "corrections")
-DRILL_COLUMNS = (
-    "complaint_id",
-    "received_at",
-    "category",
-    "channel",
-    "department",
-    "product_line",
-    "region",
-    "severity",
-    "root_cause",
-)
+# The fact's columns that describe a complaint: a figure may be grouped by each of them (and
+# by more), and a drilled complaint shows each.
+DESCRIBED_BY = ("category", "channel", "department", "product_line", "region", "severity")
+DRILL_COLUMNS = ("complaint_id", "received_at", *DESCRIBED_BY, "root_cause")
 
 
 def _qualified(

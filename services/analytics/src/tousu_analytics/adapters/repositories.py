@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from tousu_shared.db import upsert
+from tousu_shared.same_names import build, by_name
 
 from tousu_analytics.adapters.orm import alert, denominator, improvement_action, report
 from tousu_analytics.domain.actions import ImprovementAction, Target
@@ -69,37 +70,21 @@ class DenominatorRepository:
 
 
 def _alert_row(item: Alert) -> dict[str, Any]:
-    return {
-        "id": item.id,
-        "series_kind": item.series.kind,
-        "category": item.series.category,
-        "series_value": item.series.value,
-        "method": item.method,
-        "first_day": item.first_day,
-        "last_day": item.last_day,
-        "state": item.state,
-        "evidence": item.evidence,
-        "action_id": item.action_id,
-        "dismiss_reason": item.dismiss_reason,
-        "history": item.history,
-        "detected_at": item.detected_at,
-        "updated_at": item.updated_at,
-    }
+    series = item.series
+    return by_name(
+        alert.c.keys(),
+        item,
+        series_kind=series.kind,
+        category=series.category,
+        series_value=series.value,
+    )
 
 
 def _alert(row: sa.Row) -> Alert:
-    return Alert(
-        id=row.id,
+    return build(
+        Alert,
+        row._mapping,
         series=Series(row.series_kind, row.category, row.series_value),
-        method=row.method,
-        first_day=row.first_day,
-        last_day=row.last_day,
-        state=row.state,
-        evidence=row.evidence,
-        detected_at=row.detected_at,
-        updated_at=row.updated_at,
-        action_id=row.action_id,
-        dismiss_reason=row.dismiss_reason,
         history=list(row.history),
     )
 
@@ -159,39 +144,14 @@ class AlertRepository(_StoredById[Alert]):
 
 
 def _action_row(item: ImprovementAction) -> dict[str, Any]:
-    return {
-        "id": item.id,
-        "title": item.title,
-        "target": item.target.as_json(),
-        "plan": item.plan,
-        "owner": item.owner,
-        "starts_on": item.starts_on,
-        "due_on": item.due_on,
-        "target_rate": item.target_rate,
-        "alert_id": item.alert_id,
-        "root_cause": item.root_cause,
-        "state": item.state,
-        "history": item.history,
-        "created_at": item.created_at,
-        "version": item.version,
-    }
+    return by_name(improvement_action.c.keys(), item, target=item.target.as_json())
 
 
 def _action(row: sa.Row) -> ImprovementAction:
-    return ImprovementAction(
-        id=row.id,
-        title=row.title,
+    return build(
+        ImprovementAction,
+        row._mapping,
         target=Target(**row.target),
-        plan=row.plan,
-        owner=row.owner,
-        starts_on=row.starts_on,
-        due_on=row.due_on,
-        target_rate=row.target_rate,
-        alert_id=row.alert_id,
-        root_cause=row.root_cause,
-        created_at=row.created_at,
-        state=row.state,
-        version=row.version,
         history=list(row.history),
     )
 

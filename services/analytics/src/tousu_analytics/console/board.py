@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from tousu_shared.same_names import build
 
 from tousu_analytics.domain.calendar import is_workday
 from tousu_analytics.service_layer.context import AnalyticsContext
@@ -130,15 +131,11 @@ async def _open_clocks(ctx: AnalyticsContext, department: str | None) -> list[An
 def _row(row: Any, now: datetime) -> ClockRow:
     state = _state(row)
     left = None if state == "paused" else seconds_left(now, row.due_at, row.calendar)
-    return ClockRow(
-        complaint_id=row.complaint_id,
-        milestone=row.milestone,
-        department=row.department,
+    return build(
+        ClockRow,
+        row._mapping,
         level=row.handler_level,
-        category=row.category,
-        severity=row.severity,
         state=state,
-        due_at=row.due_at,
         minutes_left=None if left is None else int(left // 60),
         business=row.calendar is not None,
         escalated=row.escalated_at is not None,

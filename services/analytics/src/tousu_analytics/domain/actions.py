@@ -37,9 +37,11 @@ class Target:
         return {"category": self.category, "product_line": self.product_line, "unit": self.unit}
 
 
-@dataclass
-class ImprovementAction:
-    id: uuid.UUID
+@dataclass(kw_only=True)
+class ActionTerms:
+    """What a manager decides in creating an action; the command carries these terms and
+    the action keeps them."""
+
     title: str
     target: Target
     plan: str
@@ -49,6 +51,11 @@ class ImprovementAction:
     target_rate: float | None
     alert_id: uuid.UUID | None
     root_cause: str | None
+
+
+@dataclass(kw_only=True)
+class ImprovementAction(ActionTerms):
+    id: uuid.UUID
     created_at: datetime
     state: str = "plan"
     version: int = 1

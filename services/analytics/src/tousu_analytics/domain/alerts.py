@@ -15,6 +15,7 @@ from typing import Any
 
 from tousu_shared.contracts.analytics import SystemicIssueDetected
 from tousu_shared.errors import Conflict
+from tousu_shared.same_names import by_name, field_names
 from tousu_shared.uow import OutgoingMessage
 
 # state → the actions allowed from it (the refusal lists them).
@@ -162,15 +163,10 @@ class Alert:
                     series=self.series.kind,
                     category=self.series.category,
                     **{by_kind[self.series.kind]: self.series.value},
-                    method=evidence.method,
-                    day=evidence.day,
-                    first_day=evidence.first_day,
-                    observed=evidence.observed,
-                    expected=evidence.expected,
-                    upper_bound=evidence.upper_bound,
-                    p_value=evidence.p_value,
-                    complaint_ids=list(evidence.complaint_ids),
-                    shared=evidence.shared,
+                    # The evidence, every field of it, as the detector saw it.
+                    **by_name(
+                        field_names(Evidence), evidence, complaint_ids=list(evidence.complaint_ids)
+                    ),
                     detected_at=now,
                 )
             )

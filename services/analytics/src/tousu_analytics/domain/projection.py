@@ -37,6 +37,7 @@ from tousu_shared.contracts.complaint import (
 )
 from tousu_shared.contracts.feedback import CustomerConfirmed, SurveyAnswered
 from tousu_shared.contracts.sla import SlaBreached, SlaMet
+from tousu_shared.same_names import by_name
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 
@@ -85,6 +86,10 @@ def _fact(
     return Upsert("fact", {"complaint_id": complaint_id}, values, merge or {}, version_column)
 
 
+# The fact columns a received complaint fills with its own same-named values, unchanged.
+_RECEIVED_AS_THEY_ARE = ("customer_ref", "product_line", "product_ref", "region", "subject_unit")
+
+
 def _received(event: ComplaintReceived, _: uuid.UUID) -> list[Upsert]:
     return [
         _fact(
@@ -92,13 +97,9 @@ def _received(event: ComplaintReceived, _: uuid.UUID) -> list[Upsert]:
             received_at=event.contact_at,
             received_day=local_day(event.contact_at),
             channel=event.channel.value,
-            customer_ref=event.customer_ref,
             tier=event.customer_tier.value,
-            product_line=event.product_line,
-            product_ref=event.product_ref,
-            region=event.region,
-            subject_unit=event.subject_unit,
             tags=list(event.tags),
+            **by_name(_RECEIVED_AS_THEY_ARE, event),
             fcr=event.resolved_on_first_contact,
         )
     ]

@@ -16,6 +16,7 @@ from fastapi.responses import Response, StreamingResponse
 from tousu_shared.auth import Principal, require
 from tousu_shared.errors import InvalidInput, NotFound
 from tousu_shared.pagination import decode_cursor, encode_cursor
+from tousu_shared.same_names import build
 
 from tousu_analytics.adapters import rendering
 from tousu_analytics.domain.actions import ImprovementAction, Target
@@ -298,17 +299,7 @@ async def create_action(request: Request, principal: Manager, body: ActionCreate
     action = await management.create_action(
         _ctx(request),
         principal,
-        management.CreateAction(
-            title=body.title,
-            target=Target(**body.target.model_dump()),
-            plan=body.plan,
-            owner=body.owner,
-            starts_on=body.starts_on,
-            due_on=body.due_on,
-            target_rate=body.target_rate,
-            alert_id=body.alert_id,
-            root_cause=body.root_cause,
-        ),
+        build(management.CreateAction, body, target=Target(**body.target.model_dump())),
     )
     return action_read(action)
 

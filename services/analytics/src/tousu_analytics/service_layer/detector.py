@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import sqlalchemy as sa
+from tousu_shared.same_names import build
 
 from tousu_analytics.domain.alerts import ACTIVE_STATES, Alert, Evidence, Series
 from tousu_analytics.domain.detection import Finding, alarms, test_series
@@ -131,14 +132,10 @@ async def _evidence(uow: AnalyticsUnitOfWork, series: Series, finding: Finding) 
             )
         ).all()
     )
-    return Evidence(
-        day=finding.day,
-        first_day=finding.first_day,
-        method=finding.method,
-        observed=finding.observed,
-        expected=finding.expected,
-        upper_bound=finding.upper_bound,
-        p_value=finding.p_value,
+    # The finding's figures, and the complaints behind them.
+    return build(
+        Evidence,
+        finding,
         complaint_ids=tuple(row.complaint_id for row in rows),
         shared=_shared(rows),
     )

@@ -12,6 +12,7 @@ from typing import Any
 from tousu_shared.errors import InvalidInput
 
 from tousu_analytics.adapters.kpi_queries import (
+    DESCRIBED_BY,
     DRILL_COLUMNS,
     OUTCOME_METRICS,
     PERCENTILES,
@@ -26,20 +27,8 @@ from tousu_analytics.domain.calendar import marked_days
 from tousu_analytics.domain.periods import months_between
 from tousu_analytics.service_layer.context import AnalyticsContext
 
-GROUP_BY = (
-    "category",
-    "channel",
-    "department",
-    "product_line",
-    "region",
-    "severity",
-    "urgency",
-    "tier",
-    "day",
-    "week",
-    "month",
-)
 TIME_GROUPS = ("day", "week", "month")
+GROUP_BY = (*DESCRIBED_BY, "urgency", "tier", *TIME_GROUPS)
 # The queries behind one KPI document (KpiQueries methods), run side by side.
 PARTS = ("core", "repeats", "sla", "csat", "root_causes", "corrections")
 TOP_ROOT_CAUSES = 5

@@ -10,8 +10,9 @@ from typing import Any
 import sqlalchemy as sa
 from tousu_shared.auth import Principal
 from tousu_shared.errors import InvalidInput, NotFound
+from tousu_shared.same_names import build
 
-from tousu_analytics.domain.actions import ImprovementAction, Target
+from tousu_analytics.domain.actions import ActionTerms, ImprovementAction
 from tousu_analytics.domain.alerts import Alert
 from tousu_analytics.domain.effect import Effect, Period, rate_ratio
 from tousu_analytics.domain.periods import months_between, shift_month
@@ -82,17 +83,9 @@ async def decide_alert(ctx: AnalyticsContext, principal: Principal, command: Dec
     return alert
 
 
-@dataclass(frozen=True)
-class CreateAction:
-    title: str
-    target: Target
-    plan: str
-    owner: str
-    starts_on: date
-    due_on: date | None
-    target_rate: float | None
-    alert_id: uuid.UUID | None
-    root_cause: str | None
+@dataclass(kw_only=True)
+class CreateAction(ActionTerms):
+    """A new improvement action, in ``plan``: its terms, all of them the manager's."""
 
 
 async def create_action(
@@ -101,19 +94,7 @@ async def create_action(
     async with ctx.uow() as uow:
         if command.alert_id is not None and await uow.alerts.get(command.alert_id) is None:
             raise InvalidInput("no such alert", field="alert_id")
-        action = ImprovementAction(
-            id=uuid.uuid4(),
-            title=command.title,
-            target=command.target,
-            plan=command.plan,
-            owner=command.owner,
-            starts_on=command.starts_on,
-            due_on=command.due_on,
-            target_rate=command.target_rate,
-            alert_id=command.alert_id,
-            root_cause=command.root_cause,
-            created_at=ctx.clock(),
-        )
+        action = build(ImprovementAction, command, id=uuid.uuid4(), created_at=ctx.clock())
         await uow.actions.save(action)
         uow.audit(principal, "improvement_action.create", "improvement_action", str(action.id))
         await uow.commit()
