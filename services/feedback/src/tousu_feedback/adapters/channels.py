@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import make_msgid
 
@@ -14,31 +15,21 @@ from aiokafka import AIOKafkaProducer
 from tousu_feedback.service_layer.ports import Delivery, DeliveryFailed
 
 
+@dataclass(frozen=True, kw_only=True)
 class SmtpEmail:
     """Sends each message as a multipart (text + HTML) email through one SMTP server."""
 
-    def __init__(
-        self,
-        *,
-        host: str,
-        port: int,
-        sender: str,
-        username: str | None = None,
-        password: str | None = None,
-        start_tls: bool = False,
-        timeout: float = 15.0,
-    ) -> None:
-        self._host = host
-        self._port = port
-        self._sender = sender
-        self._username = username
-        self._password = password
-        self._start_tls = start_tls
-        self._timeout = timeout
+    host: str
+    port: int
+    sender: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    start_tls: bool = False
+    timeout: float = 15.0
 
     async def send(self, delivery: Delivery) -> str:
         message = EmailMessage()
-        message["From"] = self._sender
+        message["From"] = self.sender
         message["To"] = delivery.to
         message["Subject"] = delivery.subject
         message_id = make_msgid(idstring=delivery.message_id.hex, domain="tousu.feedback")
@@ -49,15 +40,15 @@ class SmtpEmail:
         try:
             await aiosmtplib.send(
                 message,
-                hostname=self._host,
-                port=self._port,
-                username=self._username,
-                password=self._password,
-                start_tls=self._start_tls,
-                timeout=self._timeout,
+                hostname=self.host,
+                port=self.port,
+                username=self.username,
+                password=self.password,
+                start_tls=self.start_tls,
+                timeout=self.timeout,
             )
         except (aiosmtplib.SMTPException, OSError) as exc:
-            raise DeliveryFailed(f"SMTP {self._host}:{self._port}: {type(exc).__name__}") from exc
+            raise DeliveryFailed(f"SMTP {self.host}:{self.port}: {type(exc).__name__}") from exc
         return message_id
 
     async def close(self) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from tousu_shared.db import upsert
+from tousu_shared.same_names import build, by_name
 
 from tousu_feedback.adapters import orm
 from tousu_feedback.domain.answer import Answer, AnswerSource
@@ -19,6 +20,17 @@ from tousu_feedback.domain.records import CaseRef, OutboundMessage
 from tousu_feedback.domain.survey import Survey, SurveyState, TokenRecord
 
 OPEN_STATES = [state.value for state in SurveyState if state.is_open]
+# A survey's columns that never change once it is added: what it surveys, and under which
+# policy version. A save writes every other column but the row's own ``created_at``.
+_WRITTEN_ONCE = (
+    "id",
+    "complaint_id",
+    "resolution_version",
+    "resolution",
+    "resolved_at",
+    "policy_version",
+)
+_SAVED = tuple(c for c in orm.survey.c.keys() if c not in {*_WRITTEN_ONCE, "created_at"})
 
 
 class SqlCaseRepository:
@@ -127,12 +139,7 @@ class SqlSurveyRepository:
     async def add(self, survey: Survey, policy: SurveyPolicy) -> None:
         await self._session.execute(
             insert(orm.survey).values(
-                id=survey.id,
-                complaint_id=survey.complaint_id,
-                resolution_version=survey.resolution_version,
-                resolution=survey.resolution,
-                resolved_at=survey.resolved_at,
-                policy_version=survey.policy_version,
+                **by_name(_WRITTEN_ONCE, survey),
                 created_at=func.now(),
                 **self._state(survey, policy),
             )
@@ -163,74 +170,35 @@ class SqlSurveyRepository:
             )
         ).all()
         m = row._mapping
-        return Survey(
-            id=m["id"],
-            complaint_id=m["complaint_id"],
-            resolution_version=m["resolution_version"],
-            department=m["department"],
-            urgency=m["urgency"],
-            resolution=m["resolution"],
-            resolved_at=m["resolved_at"],
-            policy_version=m["policy_version"],
-            offer_at=m["offer_at"],
-            due_at=m["due_at"],
-            expires_at=m["expires_at"],
+        return build(
+            Survey,
+            m,
             state=SurveyState(m["state"]),
             channel=OutboundChannel(m["channel"]) if m["channel"] else None,
-            informed_at=m["informed_at"],
-            offered_at=m["offered_at"],
-            reminders_sent=m["reminders_sent"],
-            attempts=m["attempts"],
-            failed_attempts=m["failed_attempts"],
             answer=Answer.from_record(m["answer"]) if m["answer"] else None,
-            answered_at=m["answered_at"],
             answer_source=AnswerSource(m["answer_source"]) if m["answer_source"] else None,
-            answered_by=m["answered_by"],
-            call_ref=m["call_ref"],
-            new_issue_due_at=m["new_issue_due_at"],
-            new_complaint_id=m["new_complaint_id"],
-            closed_reason=m["closed_reason"],
-            version=m["version"],
             tokens=[TokenRecord(t.digest, t.issued_at, t.expires_at, t.revoked_at) for t in tokens],
         )
 
     @staticmethod
     def _state(survey: Survey, policy: SurveyPolicy) -> dict[str, Any]:
-        return {
-            "department": survey.department,
-            "urgency": survey.urgency,
-            "state": survey.state.value,
-            "channel": survey.channel.value if survey.channel else None,
-            "offer_at": survey.offer_at,
-            "due_at": survey.due_at,
-            "expires_at": survey.expires_at,
-            "informed_at": survey.informed_at,
-            "offered_at": survey.offered_at,
-            "reminders_sent": survey.reminders_sent,
-            "attempts": survey.attempts,
-            "failed_attempts": survey.failed_attempts,
-            "answer": survey.answer.as_record() if survey.answer else None,
-            "answered_at": survey.answered_at,
-            "answer_source": survey.answer_source.value if survey.answer_source else None,
-            "answered_by": survey.answered_by,
-            "call_ref": survey.call_ref,
-            "new_issue_due_at": survey.new_issue_due_at,
-            "new_complaint_id": survey.new_complaint_id,
-            "closed_reason": survey.closed_reason,
-            "next_action_at": survey.next_action_at(policy),
-            "version": survey.version,
-        }
+        """The columns a save writes: all but those written once, by :meth:`add`."""
+        return by_name(
+            _SAVED,
+            survey,
+            state=survey.state.value,
+            channel=survey.channel.value if survey.channel else None,
+            answer=survey.answer.as_record() if survey.answer else None,
+            answer_source=survey.answer_source.value if survey.answer_source else None,
+            next_action_at=survey.next_action_at(policy),
+        )
 
     async def _write_children(self, survey: Survey) -> None:
         for token in survey.tokens:
             if token.is_new:
                 await self._session.execute(
                     insert(orm.survey_token).values(
-                        digest=token.digest,
-                        survey_id=survey.id,
-                        issued_at=token.issued_at,
-                        expires_at=token.expires_at,
-                        revoked_at=token.revoked_at,
+                        by_name(orm.survey_token.c.keys(), token, survey_id=survey.id)
                     )
                 )
             elif token.changed:
@@ -260,17 +228,11 @@ class SqlMessageRepository:
     async def add(self, message: OutboundMessage) -> None:
         await self._session.execute(
             insert(orm.outbound_message).values(
-                id=message.id,
-                survey_id=message.survey_id,
-                complaint_id=message.complaint_id,
-                channel=message.channel,
-                kind=message.kind.value,
-                subject=message.subject,
-                body=message.body,
-                status=message.status.value,
-                created_at=message.created_at,
-                sent_at=message.sent_at,
-                provider_ref=message.provider_ref,
-                error=message.error,
+                by_name(
+                    orm.outbound_message.c.keys(),
+                    message,
+                    kind=message.kind.value,
+                    status=message.status.value,
+                )
             )
         )
