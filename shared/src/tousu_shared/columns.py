@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 
-def timestamp_columns() -> list[sa.Column]:
-    """``created_at`` and ``updated_at``, both filled by the database when a row is inserted.
+def insert_time_column(name: str = "created_at") -> sa.Column[Any]:
+    """A NOT NULL timestamp that the database fills (``now()``) when a row is inserted.
 
-    New columns on every call: a Column belongs to exactly one table.
+    A new column on every call: a Column belongs to exactly one table.
     """
-    return [
-        sa.Column(name, sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())
-        for name in ("created_at", "updated_at")
-    ]
+    return sa.Column(name, sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())
+
+
+def timestamp_columns() -> list[sa.Column[Any]]:
+    """``created_at`` and ``updated_at``, both filled by the database when a row is inserted."""
+    return [insert_time_column(name) for name in ("created_at", "updated_at")]

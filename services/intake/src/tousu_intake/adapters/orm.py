@@ -6,6 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
+from tousu_shared.columns import insert_time_column
 
 metadata = sa.MetaData(schema="intake")
 
@@ -120,9 +121,7 @@ idempotency_key = sa.Table(
     sa.Column("request_hash", sa.Text, nullable=False),
     sa.Column("complaint_id", pg.UUID(as_uuid=True), nullable=False),
     sa.Column("response", pg.JSONB, nullable=False),
-    sa.Column(
-        "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-    ),
+    insert_time_column(),
 )
 
 classifier_ruleset = sa.Table(
@@ -131,8 +130,6 @@ classifier_ruleset = sa.Table(
     sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("rules", pg.JSONB, nullable=False),
     sa.Column("created_by", sa.Text, nullable=False),
-    sa.Column(
-        "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
-    ),
+    insert_time_column(),
     sa.Column("note", sa.Text),
 )
