@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from tousu_intake.adapters.crypto import FieldCipher
-from tousu_intake.adapters.repository import ComplaintFilter, EarlierClaim
+from tousu_intake.adapters.repository import ComplaintFilter, EarlierClaim, KeysetPosition
 from tousu_intake.bootstrap import build_cipher
 from tousu_intake.domain.complaint import Complaint, Customer, CustomerKeys, Message
 from tousu_intake.domain.idempotency import IdempotencyKey
@@ -115,11 +115,7 @@ class FakeComplaints:
         return [c.id for c in sorted(found, key=lambda c: c.received_at, reverse=True)]
 
     async def find(
-        self,
-        filters: ComplaintFilter,
-        *,
-        after: tuple[datetime, uuid.UUID] | None,
-        limit: int,
+        self, filters: ComplaintFilter, *, after: KeysetPosition | None, limit: int
     ) -> list[Complaint]:
         def wanted(c: Complaint) -> bool:
             if any(getattr(c, name) != value for name, value in filters.equal_to().items()):

@@ -65,6 +65,11 @@ class ComplaintFilter(ComplaintCriteria):
         return {name: value for name, value in wanted.items() if value is not None}
 
 
+# Where a page of a complaint list ends: its last complaint's received_at and id (newest first,
+# so the next page holds the complaints before it).
+KeysetPosition = tuple[datetime, uuid.UUID]
+
+
 @dataclass(frozen=True)
 class EarlierClaim:
     """A taken idempotency key: the request that took it and the answer it got."""
@@ -91,11 +96,7 @@ class ComplaintRepository(Protocol):
         self, keys: CustomerKeys, *, since: datetime
     ) -> list[uuid.UUID]: ...
     async def find(
-        self,
-        filters: ComplaintFilter,
-        *,
-        after: tuple[datetime, uuid.UUID] | None,
-        limit: int,
+        self, filters: ComplaintFilter, *, after: KeysetPosition | None, limit: int
     ) -> list[Complaint]: ...
     async def contact(self, complaint: Complaint) -> Customer | None: ...
     async def messages(self, complaint_id: uuid.UUID) -> list[Message]: ...
@@ -365,11 +366,7 @@ class SqlComplaintRepository:
         return list(rows.scalars())
 
     async def find(
-        self,
-        filters: ComplaintFilter,
-        *,
-        after: tuple[datetime, uuid.UUID] | None,
-        limit: int,
+        self, filters: ComplaintFilter, *, after: KeysetPosition | None, limit: int
     ) -> list[Complaint]:
         """Complaints newest first, narrowed by the filters, after a keyset position."""
         query = sa.select(complaint)
