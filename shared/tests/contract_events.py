@@ -9,12 +9,12 @@ intake_factories is).
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from tousu_shared.contracts import Event
 from tousu_shared.contracts.case import CaseRouted
-from tousu_shared.contracts.complaint import ComplaintReceived
+from tousu_shared.contracts.complaint import ComplaintReceived, CustomerMessageAdded
 from tousu_shared.contracts.sla import (
     SlaMilestonePaused,
     SlaMilestoneRetargeted,
@@ -37,6 +37,12 @@ def complaint_received(complaint_id: uuid.UUID, at: datetime, **fields: Any) -> 
         **fields,
     }
     return ComplaintReceived(complaint_id=complaint_id, **values)
+
+
+def customer_message_added(complaint_id: uuid.UUID, n: int, **fields: Any) -> CustomerMessageAdded:
+    """Intake's event for a customer's message (message id ``n``) on the web form, added now."""
+    values: dict[str, Any] = {"channel": "web_form", "added_at": datetime.now(UTC), **fields}
+    return CustomerMessageAdded(complaint_id=complaint_id, message_id=str(n), **values)
 
 
 def case_event(cls: type[E], complaint_id: uuid.UUID, at: datetime, **fields: Any) -> E:
@@ -103,3 +109,8 @@ def milestone_paused(
         reason=reason,
         **values,
     )
+
+
+def sla_event(cls: type[E], complaint_id: uuid.UUID, milestone: str, **fields: Any) -> E:
+    """Any of the SLA monitor's events about a milestone, on the immediate policy unless told."""
+    return cls(complaint_id=complaint_id, milestone=milestone, **{"policy": "immediate", **fields})

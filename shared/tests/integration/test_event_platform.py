@@ -5,18 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import DefaultPartitioner
+from contract_events import customer_message_added as message
 from fastapi import FastAPI
 from sqlalchemy import text
 from tousu_analytics.settings import AnalyticsSettings
 from tousu_shared.auth import Principal
-from tousu_shared.contracts import Envelope
+from tousu_shared.contracts import Envelope, Event
 from tousu_shared.contracts.complaint import CustomerMessageAdded
 from tousu_shared.dlq import replay_dead_letters
 from tousu_shared.inbox import EventConsumer, PermanentFailure
@@ -65,13 +65,10 @@ async def runtime(kafka_topics):
         yield runtime
 
 
-def message(complaint_id: uuid.UUID, seq: int) -> CustomerMessageAdded:
-    return CustomerMessageAdded(
-        complaint_id=complaint_id,
-        message_id=str(seq),
-        channel="web_form",
-        added_at=datetime.now(UTC),
-    )
+async def enqueued(runtime: Runtime, *events: Event) -> list[Envelope]:
+    """Commit the events to the outbox in one transaction, as a service's use case does."""
+    async with runtime.session_factory() as session, session.begin():
+        return [await runtime.outbox.enqueue(session, event) for event in events]
 
 
 async def record_effect(uow, event, envelope: Envelope) -> None:
@@ -162,8 +159,7 @@ async def test_unit_of_work_commits_state_events_and_audit_together_or_nothing(r
 
 async def test_crash_between_publish_and_mark_sent_republishes_and_applies_once(runtime):
     complaint = uuid.uuid4()
-    async with runtime.session_factory() as session, session.begin():
-        envelope = await runtime.outbox.enqueue(session, message(complaint, 7))
+    [envelope] = await enqueued(runtime, message(complaint, 7))
 
     async def crash(_rows):
         raise RuntimeError("relay killed after publishing")
@@ -190,8 +186,7 @@ async def test_crash_between_publish_and_mark_sent_republishes_and_applies_once(
 
 async def test_same_event_delivered_twice_is_applied_once(runtime):
     complaint = uuid.uuid4()
-    async with runtime.session_factory() as session, session.begin():
-        await runtime.outbox.enqueue(session, message(complaint, 1))
+    await enqueued(runtime, message(complaint, 1))
     relay = OutboxRelay(runtime.settings, runtime.engine, runtime.producer)
     await relay.relay_once()
     await relay.close()
@@ -219,9 +214,7 @@ async def test_poison_event_goes_to_dlq_with_reason_and_next_event_is_processed(
             raise ValueError("cannot apply this event")
         await record_effect(uow, event, envelope)
 
-    async with runtime.session_factory() as session, session.begin():
-        await runtime.outbox.enqueue(session, message(poison, 1))
-        await runtime.outbox.enqueue(session, message(healthy, 2))
+    await enqueued(runtime, message(poison, 1), message(healthy, 2))
     # A malformed record as well: it is dead-lettered at once.
     producer = runtime.producer()
     await producer.start()
@@ -254,8 +247,7 @@ async def test_permanent_failure_skips_retries(runtime):
         calls += event.complaint_id == complaint
         raise PermanentFailure("business rule says no")
 
-    async with runtime.session_factory() as session, session.begin():
-        await runtime.outbox.enqueue(session, message(complaint, 1))
+    await enqueued(runtime, message(complaint, 1))
     relay = OutboxRelay(runtime.settings, runtime.engine, runtime.producer)
     async with running(relay, consumer_for(runtime, refuse)):
         records = await read_topic(
@@ -273,8 +265,7 @@ async def test_per_complaint_order_holds_across_partitions_and_two_relays(runtim
 
     async def write(complaint):
         for seq in range(per_complaint):
-            async with runtime.session_factory() as session, session.begin():
-                await runtime.outbox.enqueue(session, message(complaint, seq))
+            await enqueued(runtime, message(complaint, seq))
 
     relays = [
         OutboxRelay(
@@ -339,8 +330,7 @@ async def test_the_relay_claims_the_lanes_with_the_oldest_unsent_rows_first(runt
     older = next(c for c in iter(uuid.uuid4, None) if lane_of(str(c)) == 15)
     newer = next(c for c in iter(uuid.uuid4, None) if lane_of(str(c)) == 0)
     for complaint in (older, newer):  # two commits: the older row has the lower id
-        async with runtime.session_factory() as session, session.begin():
-            await runtime.outbox.enqueue(session, message(complaint, 1))
+        await enqueued(runtime, message(complaint, 1))
     sent: list[str] = []
 
     async def note(rows) -> None:
@@ -385,9 +375,7 @@ async def test_transient_failure_is_retried_past_the_attempt_limit_and_stalls_on
             raise ConnectionRefusedError("database unavailable")
         await record_effect(uow, event, envelope)
 
-    async with runtime.session_factory() as session, session.begin():
-        await runtime.outbox.enqueue(session, message(stuck, 1))
-        await runtime.outbox.enqueue(session, message(other, 1))
+    await enqueued(runtime, message(stuck, 1), message(other, 1))
     relay = OutboxRelay(runtime.settings, runtime.engine, runtime.producer)
     consumer = consumer_for(runtime, needs_database)
     async with running(relay, consumer):
@@ -435,8 +423,7 @@ async def test_dead_letters_are_replayed_once_after_the_cause_is_fixed(runtime):
         consumed_topics=["complaint.events"],
         migrations_dir=Path("."),
     )
-    async with runtime.session_factory() as session, session.begin():
-        await runtime.outbox.enqueue(session, message(complaint, 1))
+    await enqueued(runtime, message(complaint, 1))
     relay = OutboxRelay(runtime.settings, runtime.engine, runtime.producer)
     async with running(relay, consumer_for(runtime, buggy)):
         await read_topic(
@@ -515,8 +502,7 @@ async def test_a_relay_whose_listening_connection_drops_reads_what_it_missed(kaf
     try:
         async with running(relay):
             await wait_for(lambda: relay.commits.listening)
-            async with runtime.session_factory() as session, session.begin():
-                await runtime.outbox.enqueue(session, message(complaint, 1))  # no signal
+            await enqueued(runtime, message(complaint, 1))  # no signal
             listener = relay.commits._raw.get_server_pid()
             async with runtime.engine.connect() as conn:
                 await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": listener})

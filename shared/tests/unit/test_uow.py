@@ -2,23 +2,14 @@
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import pytest
+from contract_events import customer_message_added as added
 from tousu_shared.auth import Principal
 from tousu_shared.contracts.complaint import CustomerMessageAdded
 from tousu_shared.uow import FakeUnitOfWork, OutgoingMessage
 
 WHO = Principal(key_id="k", name="tester", role="admin", department=None)
-
-
-def added(complaint: uuid.UUID, n: int) -> CustomerMessageAdded:
-    return CustomerMessageAdded(
-        complaint_id=complaint,
-        message_id=str(n),
-        channel="email",
-        added_at=datetime.now(UTC),
-    )
 
 
 @dataclass

@@ -7,14 +7,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from contract_events import milestone_paused, milestone_retargeted, milestone_started
+from contract_events import milestone_paused, milestone_retargeted, milestone_started, sla_event
 from intake_fakes import deliver, fake_context, principal
 from tousu_intake.domain.commands import SubmitComplaint
 from tousu_intake.domain.complaint import ComplaintDetails, Customer
 from tousu_intake.service_layer.services import submit_complaint, track
 from tousu_shared.clock import FixedClock
 from tousu_shared.contracts import Event
-from tousu_shared.contracts import sla as sla_events
+from tousu_shared.contracts.sla import SlaMet, SlaMilestoneCancelled, SlaMilestoneResumed
 from tousu_shared.contracts.vocabulary import Channel
 
 NOW = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
@@ -36,16 +36,20 @@ async def submitted() -> tuple[Any, Any, uuid.UUID, str]:
     return context, uow, uuid.UUID(answer["id"]), answer["tracking_code"]
 
 
+def at(hours: float) -> datetime:
+    return NOW + timedelta(hours=hours)
+
+
 def started(complaint_id: uuid.UUID, milestone: str, hours: float) -> Event:
-    return milestone_started(complaint_id, milestone, NOW, NOW + timedelta(hours=hours))
+    return milestone_started(complaint_id, milestone, NOW, at(hours))
 
 
 def retargeted(complaint_id: uuid.UUID, milestone: str, hours: float) -> Event:
-    return milestone_retargeted(complaint_id, milestone, NOW + timedelta(hours=hours))
+    return milestone_retargeted(complaint_id, milestone, at(hours))
 
 
 def due(hours: float) -> str:
-    return (NOW + timedelta(hours=hours)).isoformat()
+    return at(hours).isoformat()
 
 
 async def test_an_urgent_complaints_first_response_follows_the_retarget_to_one_hour():
@@ -74,12 +78,8 @@ async def test_a_paused_milestone_shows_no_due_date_until_it_resumes():
     assert (paused.due, paused.paused) == ({}, [FIRST_RESPONSE])
     await deliver(
         uow,
-        sla_events.SlaMilestoneResumed(
-            complaint_id=complaint_id,
-            milestone=FIRST_RESPONSE,
-            policy="immediate",
-            due_at=NOW + timedelta(hours=3),
-            resumed_at=NOW + timedelta(hours=2),
+        sla_event(
+            SlaMilestoneResumed, complaint_id, FIRST_RESPONSE, due_at=at(3), resumed_at=at(2)
         ),
     )
     resumed = (await track(code, context=context)).deadlines
@@ -92,20 +92,15 @@ async def test_met_and_cancelled_milestones_are_dropped_and_stay_dropped():
         uow,
         started(complaint_id, FIRST_RESPONSE, 1),
         started(complaint_id, "resolved", 18),
-        sla_events.SlaMet(
-            complaint_id=complaint_id,
-            milestone=FIRST_RESPONSE,
-            policy="immediate",
-            due_at=NOW + timedelta(hours=1),
+        sla_event(
+            SlaMet,
+            complaint_id,
+            FIRST_RESPONSE,
+            due_at=at(1),
             met_at=NOW + timedelta(minutes=40),
             elapsed_seconds=2400,
         ),
-        sla_events.SlaMilestoneCancelled(
-            complaint_id=complaint_id,
-            milestone="resolved",
-            policy="immediate",
-            cancelled_at=NOW + timedelta(hours=2),
-        ),
+        sla_event(SlaMilestoneCancelled, complaint_id, "resolved", cancelled_at=at(2)),
         # A late retarget of a milestone that no longer runs does not bring it back.
         retargeted(complaint_id, FIRST_RESPONSE, 2),
     )
