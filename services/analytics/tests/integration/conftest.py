@@ -20,21 +20,11 @@ from contract_events import case_event, case_routed
 from sqlalchemy import text
 from tousu_analytics.bootstrap import bootstrap
 from tousu_analytics.settings import AnalyticsSettings
+from tousu_shared import testing
 from tousu_shared.auth import new_api_key
 from tousu_shared.clock import FixedClock
 from tousu_shared.contracts import Envelope, Event
 from tousu_shared.runtime import Service
-from tousu_shared.testing import (
-    api_client,
-    declare_departments,
-    delete_topics,
-    fresh_namespace,
-    issue_credential,
-    running,
-    test_settings,
-    truncate_schema,
-    wait_for,
-)
 
 pytestmark = pytest.mark.integration
 
@@ -93,40 +83,42 @@ class Harness:
         async def done() -> bool:
             return await self.inbox_count() >= count
 
-        await wait_for(done, timeout=60)
+        await testing.wait_for(done, timeout=60)
 
     def running(self) -> contextlib.AbstractAsyncContextManager[asyncio.Event]:
-        return running(self.service)
+        return testing.running(self.service)
 
     def http(
         self, key: str = ADMIN_KEY
     ) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
-        return api_client(self.service.app, key, base_url="http://analytics")
+        return testing.api_client(self.service.app, key, base_url="http://analytics")
 
     async def credential(
         self, http: httpx.AsyncClient, role: str, department: str | None = None
     ) -> str:
         name = f"{role}-{uuid.uuid4().hex[:6]}"
         if department is not None:
-            await declare_departments(self.service.runtime, department)
-        return await issue_credential(http, role, name, department=department)
+            await testing.declare_departments(self.service.runtime, department)
+        return await testing.issue_credential(http, role, name, department=department)
 
 
 @pytest.fixture
 async def analytics() -> AsyncIterator[Harness]:
-    namespace = await fresh_namespace("an-")
+    namespace = await testing.fresh_namespace("an-")
     clock = FixedClock(datetime(2025, 11, 3, 2, 0, tzinfo=UTC))
     service = bootstrap(
-        test_settings(AnalyticsSettings, topic_namespace=namespace, bootstrap_admin_key=ADMIN_KEY),
+        testing.test_settings(
+            AnalyticsSettings, topic_namespace=namespace, bootstrap_admin_key=ADMIN_KEY
+        ),
         clock=clock,
     )
-    await truncate_schema(service.runtime.engine, "analytics")
+    await testing.truncate_schema(service.runtime.engine, "analytics")
     try:
         yield Harness(service, clock)
     finally:
-        await truncate_schema(service.runtime.engine, "analytics")
+        await testing.truncate_schema(service.runtime.engine, "analytics")
         await service.runtime.close()
-        await delete_topics(namespace)
+        await testing.delete_topics(namespace)
 
 
 @pytest.fixture

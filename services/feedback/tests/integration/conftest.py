@@ -35,21 +35,10 @@ from tousu_routing.bootstrap import bootstrap as routing_bootstrap
 from tousu_routing.service_layer.defaults import ensure_defaults
 from tousu_routing.service_layer.departments import ensure_department_topics
 from tousu_routing.settings import RoutingSettings
+from tousu_shared import testing
 from tousu_shared.auth import new_api_key
 from tousu_shared.contracts import Envelope
 from tousu_shared.runtime import Service
-from tousu_shared.testing import (
-    api_client,
-    declare_departments,
-    envelopes,
-    fresh_namespace,
-    issue_credential,
-    read_topic,
-    running,
-    test_settings,
-    truncate_schema,
-    wait_for,
-)
 
 pytestmark = pytest.mark.integration
 
@@ -133,7 +122,7 @@ class System:
             items = page.json()["items"]
             return items[0] if items else None
 
-        return await wait_for(found, timeout=20)
+        return await testing.wait_for(found, timeout=20)
 
     async def act(self, case: dict[str, Any], action: str, **body: Any) -> None:
         response = await self.http["routing"].post(
@@ -180,7 +169,7 @@ class System:
             matching = [s for s in items if s["state"] == state]
             return matching[-1] if len(matching) >= 1 and len(items) >= count else None
 
-        found = await wait_for(check, timeout=30)
+        found = await testing.wait_for(check, timeout=30)
         survey = await self.http["feedback"].get(f"/v1/surveys/{found['id']}")
         assert survey.status_code == 200, survey.text
         return dict(survey.json())
@@ -196,7 +185,7 @@ class System:
             mine = [m for m in self.mails() if m["To"] == address]
             return mine if len(mine) >= count else []
 
-        return (await wait_for(arrived, timeout=30))[count - 1]
+        return (await testing.wait_for(arrived, timeout=30))[count - 1]
 
     async def mail_text(self, address: str = "wang@example.com", count: int = 1) -> str:
         """The plain text of the ``count``-th mail to ``address``, once it arrived."""
@@ -222,7 +211,7 @@ class System:
         return link.rsplit("/s/", 1)[1]
 
     async def gateway_message(self, complaint_id: str) -> dict[str, Any]:
-        records = await read_topic(
+        records = await testing.read_topic(
             self.topic(GATEWAY_TOPIC),
             until=lambda rs: any(r.key == complaint_id.encode() for r in rs),
             timeout=30,
@@ -233,20 +222,22 @@ class System:
     async def case_events(self, complaint_id: str, event_type: str) -> list[Envelope]:
         def mine(records: list[Any]) -> list[Envelope]:
             return [
-                e for e in envelopes(records) if e.subject == complaint_id and e.type == event_type
+                e
+                for e in testing.envelopes(records)
+                if e.subject == complaint_id and e.type == event_type
             ]
 
-        records = await read_topic(
+        records = await testing.read_topic(
             self.topic("case.events"), until=lambda rs: bool(mine(rs)), timeout=30
         )
         return mine(records)
 
     async def feedback_events(self, complaint_id: str) -> list[str]:
-        records = await read_topic(
+        records = await testing.read_topic(
             self.topic("feedback.events"),
             until=lambda rs: any(r.key == complaint_id.encode() for r in rs),
         )
-        return [e.type for e in envelopes(records) if e.subject == complaint_id]
+        return [e.type for e in testing.envelopes(records) if e.subject == complaint_id]
 
     async def answer(self, token: str, **answer: Any) -> httpx.Response:
         body = {"solved": True, "satisfaction": 5, "confirmed": True, **answer}
@@ -255,23 +246,25 @@ class System:
     async def credential(self, role: str, department: str | None = None) -> str:
         name = f"{role}-{uuid.uuid4().hex[:6]}"
         if department is not None:
-            await declare_departments(self.feedback.runtime, department)
-        return await issue_credential(self.http["feedback"], role, name, department=department)
+            await testing.declare_departments(self.feedback.runtime, department)
+        return await testing.issue_credential(
+            self.http["feedback"], role, name, department=department
+        )
 
 
 @pytest.fixture
 async def system(tmp_path: Path) -> AsyncIterator[System]:
-    namespace = await fresh_namespace("fb-", extra=[(GATEWAY_TOPIC, 3)])
+    namespace = await testing.fresh_namespace("fb-", extra=[(GATEWAY_TOPIC, 3)])
     common = {"bootstrap_admin_key": ADMIN_KEY, "topic_namespace": namespace}
     clock = ShiftedClock()
     clock.set(next_beijing_midday())
     port = _free_port()
     sink = mailsink.start(tmp_path / "mail", port=port)
     world = System(namespace, tmp_path / "mail", clock)
-    world.intake = intake_bootstrap(test_settings(IntakeSettings, **common))
-    world.routing = routing_bootstrap(test_settings(RoutingSettings, **common))
+    world.intake = intake_bootstrap(testing.test_settings(IntakeSettings, **common))
+    world.routing = routing_bootstrap(testing.test_settings(RoutingSettings, **common))
     for service, schema in ((world.intake, "intake"), (world.routing, "routing")):
-        await truncate_schema(service.runtime.engine, schema)
+        await testing.truncate_schema(service.runtime.engine, schema)
     async with world.routing.runtime.session_factory() as session, session.begin():
         await ensure_defaults(db_session=session)
     await ensure_department_topics(world.routing.runtime)
@@ -280,13 +273,13 @@ async def system(tmp_path: Path) -> AsyncIterator[System]:
         async with contextlib.AsyncExitStack() as stack:
             intake_app = (await stack.enter_async_context(LifespanManager(world.intake.app))).app
             world.http["intake"] = await stack.enter_async_context(
-                api_client(intake_app, ADMIN_KEY, lifespan=False)
+                testing.api_client(intake_app, ADMIN_KEY, lifespan=False)
             )
-            world.feedback_key = await issue_credential(
+            world.feedback_key = await testing.issue_credential(
                 world.http["intake"], "service", "feedback-service"
             )
             world.feedback = feedback_bootstrap(
-                test_settings(
+                testing.test_settings(
                     FeedbackSettings,
                     **common,
                     smtp_port=port,
@@ -299,16 +292,18 @@ async def system(tmp_path: Path) -> AsyncIterator[System]:
                 clock=clock,
                 intake_transport=httpx.ASGITransport(app=intake_app),
             )
-            await truncate_schema(world.feedback.runtime.engine, "feedback")
+            await testing.truncate_schema(world.feedback.runtime.engine, "feedback")
             for name, service in (("routing", world.routing), ("feedback", world.feedback)):
                 world.http[name] = await stack.enter_async_context(
-                    api_client(service.app, ADMIN_KEY)
+                    testing.api_client(service.app, ADMIN_KEY)
                 )
-            await stack.enter_async_context(running(world.intake, world.routing, world.feedback))
+            await stack.enter_async_context(
+                testing.running(world.intake, world.routing, world.feedback)
+            )
             yield world
     finally:
         sink.stop()
-        await truncate_schema(world.routing.runtime.engine, "routing")
+        await testing.truncate_schema(world.routing.runtime.engine, "routing")
         async with world.routing.runtime.session_factory() as session, session.begin():
             await ensure_defaults(db_session=session)
         await world.intake.runtime.close()
