@@ -11,6 +11,7 @@ the SLA monitor sends with it (the one escalation trigger).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from tousu_shared.contracts import Envelope, Event
 from tousu_shared.contracts.complaint import (
@@ -27,14 +28,19 @@ from tousu_routing.service_layer import cases, reactions
 from tousu_routing.service_layer.context import RoutingContext
 from tousu_routing.service_layer.unit_of_work import RoutingWork
 
-# What a handler does with its event, in the unit of work it is given.
-Reaction = Callable[[RoutingWork, Event], Awaitable[object]]
+E = TypeVar("E", bound=Event)
 
 
-def _handler(react: Reaction) -> Handler:
-    """A consumer handler; an event about a complaint or case routing never saw is a dead letter."""
+def _handler(
+    kind: type[E], react: Callable[[RoutingWork, E], Awaitable[object]]
+) -> tuple[str, Handler]:
+    """``kind``'s entry in the handler table: its type name and a consumer handler that
+    narrows the event to ``kind`` and reacts; an event about a complaint or case routing
+    never saw is a dead letter."""
 
     async def handle(uow: RoutingWork, event: Event, envelope: Envelope) -> None:
+        # The inbox parsed the event by the type it is registered under.
+        assert isinstance(event, kind)
         try:
             await react(uow, event)
         except (cases.ComplaintNotReceived, reactions.CaseNotOpened) as exc:
@@ -42,22 +48,19 @@ def _handler(react: Reaction) -> Handler:
             # or never sent; waiting would not bring it.
             raise PermanentFailure(str(exc)) from exc
 
-    return handle
+    return kind.event_type, handle
 
 
 def event_handlers(ctx: RoutingContext) -> dict[str, Handler]:
     """Event type → handler."""
 
-    async def received(uow: RoutingWork, event: Event) -> None:
-        assert isinstance(event, ComplaintReceived)
+    async def received(uow: RoutingWork, event: ComplaintReceived) -> None:
         await cases.remember_complaint(ctx, uow, event)
 
-    async def classified(uow: RoutingWork, event: Event) -> None:
-        assert isinstance(event, ComplaintClassified)
+    async def classified(uow: RoutingWork, event: ComplaintClassified) -> None:
         await cases.open_case(ctx, uow, event.complaint_id, event.classification)
 
-    async def reclassified(uow: RoutingWork, event: Event) -> None:
-        assert isinstance(event, ComplaintReclassified)
+    async def reclassified(uow: RoutingWork, event: ComplaintReclassified) -> None:
         await reactions.apply_reclassification(
             ctx,
             uow,
@@ -67,18 +70,15 @@ def event_handlers(ctx: RoutingContext) -> dict[str, Handler]:
             corrected_by=event.corrected_by,
         )
 
-    async def escalated(uow: RoutingWork, event: Event) -> None:
-        assert isinstance(event, SlaEscalated)
+    async def escalated(uow: RoutingWork, event: SlaEscalated) -> None:
         await reactions.escalate_for_sla(ctx, uow, event)
 
-    async def dissatisfied(uow: RoutingWork, event: Event) -> None:
-        assert isinstance(event, CustomerDissatisfied)
+    async def dissatisfied(uow: RoutingWork, event: CustomerDissatisfied) -> None:
         await reactions.reopen_for_dissatisfaction(
             ctx, uow, event.complaint_id, comment=event.comment, satisfaction=event.satisfaction
         )
 
-    async def confirmed(uow: RoutingWork, event: Event) -> None:
-        assert isinstance(event, CustomerConfirmed)
+    async def confirmed(uow: RoutingWork, event: CustomerConfirmed) -> None:
         await reactions.close_after_feedback(
             ctx,
             uow,
@@ -87,21 +87,19 @@ def event_handlers(ctx: RoutingContext) -> dict[str, Handler]:
             happened_at=event.confirmed_at,
         )
 
-    async def expired(uow: RoutingWork, event: Event) -> None:
-        assert isinstance(event, SurveyExpired)
+    async def expired(uow: RoutingWork, event: SurveyExpired) -> None:
         await reactions.close_after_feedback(
             ctx, uow, event.complaint_id, reason=ClosureReason.NO_RESPONSE, happened_at=None
         )
 
-    reactions_by_type: dict[type[Event], Reaction] = {
-        ComplaintReceived: received,
-        ComplaintClassified: classified,
-        ComplaintReclassified: reclassified,
-        SlaEscalated: escalated,
-        CustomerDissatisfied: dissatisfied,
-        CustomerConfirmed: confirmed,
-        SurveyExpired: expired,
-    }
-    return {
-        event_type.event_type: _handler(react) for event_type, react in reactions_by_type.items()
-    }
+    return dict(
+        [
+            _handler(ComplaintReceived, received),
+            _handler(ComplaintClassified, classified),
+            _handler(ComplaintReclassified, reclassified),
+            _handler(SlaEscalated, escalated),
+            _handler(CustomerDissatisfied, dissatisfied),
+            _handler(CustomerConfirmed, confirmed),
+            _handler(SurveyExpired, expired),
+        ]
+    )
