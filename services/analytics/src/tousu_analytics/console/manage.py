@@ -12,16 +12,8 @@ from fastapi.responses import RedirectResponse, Response
 from tousu_shared.auth import Principal
 from tousu_shared.errors import ServiceError
 
-from tousu_analytics.console import charts
+from tousu_analytics.console import charts, web
 from tousu_analytics.console.i18n import Words
-from tousu_analytics.console.web import (
-    Refused,
-    checked_form,
-    ctx_of,
-    department_scope,
-    render,
-    viewer_of,
-)
 from tousu_analytics.domain.alerts import Alert
 from tousu_analytics.domain.periods import shift_month
 from tousu_analytics.service_layer import management
@@ -38,7 +30,7 @@ def _month_of(value: str | None, today: date) -> date:
         try:
             return date.fromisoformat(f"{value}-01")
         except ValueError:
-            raise Refused(422, "bad_figure") from None
+            raise web.Refused(422, "bad_figure") from None
     return today.replace(day=1)
 
 
@@ -84,18 +76,18 @@ def _bars(document: dict[str, Any], words: Words, drill_base: str) -> list[chart
 
 @router.get("/kpis")
 async def kpi_page(request: Request, month: str | None = None) -> Response:
-    viewer = await viewer_of(request, "analytics:read")
-    ctx = ctx_of(request)
+    viewer = await web.viewer_of(request, "analytics:read")
+    ctx = web.ctx_of(request)
     start = _month_of(month, ctx.clock().date())
     end, previous = shift_month(start, 1), shift_month(start, -1)
-    scope = department_scope(viewer, None)
+    scope = web.department_scope(viewer, None)
     now = await compute_kpis(ctx, KpiRequest(start, end, None, scope))
     before = await compute_kpis(ctx, KpiRequest(previous, start, None, scope))
     by_category = await compute_kpis(ctx, KpiRequest(start, end, "category", scope))
     by_channel = await compute_kpis(ctx, KpiRequest(start, end, "channel", scope))
     words = Words(viewer.lang)
     base = f"/console/drill?from={start.isoformat()}&to={end.isoformat()}"
-    return render(
+    return web.render(
         request,
         "kpis.html",
         viewer,
@@ -119,18 +111,18 @@ async def drill_page(
     group_by: str | None = None,
     cell: str | None = None,
 ) -> Response:
-    viewer = await viewer_of(request, "analytics:read")
-    kpis = KpiRequest(start, end, group_by, department_scope(viewer, None))
+    viewer = await web.viewer_of(request, "analytics:read")
+    kpis = KpiRequest(start, end, group_by, web.department_scope(viewer, None))
     try:
         rows = [
             row
             async for row in drill(
-                ctx_of(request), DrillRequest(kpis, metric, cell, limit=DRILL_ROWS)
+                web.ctx_of(request), DrillRequest(kpis, metric, cell, limit=DRILL_ROWS)
             )
         ]
     except ServiceError:
-        raise Refused(422, "bad_figure") from None
-    return render(request, "drill.html", viewer, rows=rows, metric=metric, cell=cell)
+        raise web.Refused(422, "bad_figure") from None
+    return web.render(request, "drill.html", viewer, rows=rows, metric=metric, cell=cell)
 
 
 # ---- alerts and actions -------------------------------------------------------------------
@@ -178,19 +170,19 @@ async def _evidence_chart(ctx: AnalyticsContext, alert: Alert, words: Words) -> 
 
 @router.get("/alerts")
 async def alerts_page(request: Request) -> Response:
-    viewer = await viewer_of(request, "analytics:read")
-    ctx = ctx_of(request)
+    viewer = await web.viewer_of(request, "analytics:read")
+    ctx = web.ctx_of(request)
     words = Words(viewer.lang)
     async with ctx.uow() as uow:
         alerts = list(
             await uow.alerts.list(
-                state=None, after=None, limit=20, department=department_scope(viewer, None)
+                state=None, after=None, limit=20, department=web.department_scope(viewer, None)
             )
         )
         actions = list(await uow.actions.list(after=None, limit=50))
     shown = [{"alert": a, "chart": await _evidence_chart(ctx, a, words)} for a in alerts]
     effects = {action.id: await management.action_effect(ctx, action) for action in actions}
-    return render(
+    return web.render(
         request,
         "alerts.html",
         viewer,
@@ -203,18 +195,18 @@ async def alerts_page(request: Request) -> Response:
 
 @router.post("/alerts/{alert_id}/{decision}")
 async def decide(request: Request, alert_id: uuid.UUID, decision: str) -> Response:
-    viewer = await viewer_of(request, "cases:manage")
-    form = await checked_form(request, viewer)
+    viewer = await web.viewer_of(request, "cases:manage")
+    form = await web.checked_form(request, viewer)
     if decision not in ("acknowledge", "dismiss"):
-        raise Refused(404, "not_found")
-    ctx = ctx_of(request)
+        raise web.Refused(404, "not_found")
+    ctx = web.ctx_of(request)
     async with ctx.uow() as uow:
         alert = await uow.alerts.get(alert_id)
     if alert is None or not alert_visible(viewer.principal, alert):
-        raise Refused(404, "not_found")
+        raise web.Refused(404, "not_found")
     command = management.DecideAlert(alert_id, decision, reason=form.get("reason") or None)
     try:
         await management.decide_alert(ctx, viewer.principal, command)
     except ServiceError:
-        raise Refused(409, "decision_refused") from None
+        raise web.Refused(409, "decision_refused") from None
     return RedirectResponse("/console/alerts", status_code=303)

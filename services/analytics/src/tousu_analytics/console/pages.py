@@ -15,20 +15,10 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from tousu_shared.errors import TooManyRequests, Unauthorized
 from tousu_shared.streams import Overflowed, Poller, StreamSlots, held, state_of
 
-from tousu_analytics.console import charts, sessions
+from tousu_analytics.console import charts, sessions, web
 from tousu_analytics.console.board import LOCAL, board
 from tousu_analytics.console.i18n import Words
 from tousu_analytics.console.timeline import case_timeline, summary
-from tousu_analytics.console.web import (
-    SECURITY_HEADERS,
-    Refused,
-    checked_form,
-    ctx_of,
-    department_scope,
-    render,
-    safe_next,
-    viewer_of,
-)
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 LOGIN_COOKIE_SECONDS = 600
@@ -49,13 +39,13 @@ async def login_form(
     request: Request, next: str | None = None, expired: int = 0, lang: str = "zh"
 ) -> Response:
     token = secrets.token_urlsafe(24)
-    response = render(
+    response = web.render(
         request,
         "login.html",
         None,
         lang=lang,
         csrf_token=token,
-        next=safe_next(next),
+        next=web.safe_next(next),
         error="expired" if expired else None,
     )
     sessions.set_cookie(response, request, sessions.LOGIN_CSRF_COOKIE, token, LOGIN_COOKIE_SECONDS)
@@ -68,28 +58,30 @@ async def login(request: Request) -> Response:
     lang = form.get("lang", "zh")
     expected = request.cookies.get(sessions.LOGIN_CSRF_COOKIE, "")
     if not expected or not secrets.compare_digest(expected, form.get("csrf_token", "")):
-        raise Refused(403, "csrf")
+        raise web.Refused(403, "csrf")
     try:
-        token, _ = await sessions.sign_in(ctx_of(request), request, form.get("api_key", ""), lang)
+        token, _ = await sessions.sign_in(
+            web.ctx_of(request), request, form.get("api_key", ""), lang
+        )
     except (Unauthorized, TooManyRequests) as exc:
         fresh = secrets.token_urlsafe(24)
         status = 429 if isinstance(exc, TooManyRequests) else 401
-        response = render(
+        response = web.render(
             request,
             "login.html",
             None,
             status,
             lang=lang,
             csrf_token=fresh,
-            next=safe_next(form.get("next")),
+            next=web.safe_next(form.get("next")),
             error="bad_key",
         )
         sessions.set_cookie(
             response, request, sessions.LOGIN_CSRF_COOKIE, fresh, LOGIN_COOKIE_SECONDS
         )
         return response
-    done = RedirectResponse(safe_next(form.get("next")), status_code=303)
-    lifetime = ctx_of(request).settings.console_session_minutes * 60
+    done = RedirectResponse(web.safe_next(form.get("next")), status_code=303)
+    lifetime = web.ctx_of(request).settings.console_session_minutes * 60
     sessions.set_cookie(done, request, sessions.COOKIE, token, lifetime)
     done.delete_cookie(sessions.LOGIN_CSRF_COOKIE, path="/console")
     return done
@@ -97,9 +89,9 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    viewer = await viewer_of(request)
-    await checked_form(request, viewer)
-    await sessions.sign_out(ctx_of(request), viewer)
+    viewer = await web.viewer_of(request)
+    await web.checked_form(request, viewer)
+    await sessions.sign_out(web.ctx_of(request), viewer)
     response = RedirectResponse("/console/login", status_code=303)
     response.delete_cookie(sessions.COOKIE, path="/console")
     return response
@@ -107,10 +99,12 @@ async def logout(request: Request) -> Response:
 
 @router.post("/lang")
 async def switch_language(request: Request) -> Response:
-    viewer = await viewer_of(request)
-    form = await checked_form(request, viewer)
-    await sessions.set_language(ctx_of(request), viewer, "en" if form.get("lang") == "en" else "zh")
-    return RedirectResponse(safe_next(form.get("next")), status_code=303)
+    viewer = await web.viewer_of(request)
+    form = await web.checked_form(request, viewer)
+    await sessions.set_language(
+        web.ctx_of(request), viewer, "en" if form.get("lang") == "en" else "zh"
+    )
+    return RedirectResponse(web.safe_next(form.get("next")), status_code=303)
 
 
 # ---- live SLA board ----------------------------------------------------------------------
@@ -118,10 +112,10 @@ async def switch_language(request: Request) -> Response:
 
 @router.get("/board")
 async def board_page(request: Request, department: str | None = None) -> Response:
-    viewer = await viewer_of(request, "sla:read")
-    scope = department_scope(viewer, department)
-    data = await board(ctx_of(request), scope)
-    return render(request, "board.html", viewer, data=data, department=scope)
+    viewer = await web.viewer_of(request, "sla:read")
+    scope = web.department_scope(viewer, department)
+    data = await board(web.ctx_of(request), scope)
+    return web.render(request, "board.html", viewer, data=data, department=scope)
 
 
 def labelled(data: dict[str, Any], words: Words) -> dict[str, Any]:
@@ -158,9 +152,9 @@ async def board_stream(request: Request, department: str | None = None) -> Respo
     The board of one department scope is read once per interval for every stream showing
     it (one poller per process); a credential holds at most
     ``TOUSU_STREAM_MAX_PER_CREDENTIAL`` streams, the next is a 429."""
-    viewer = await viewer_of(request, "sla:read")
-    scope = department_scope(viewer, department)
-    ctx = ctx_of(request)
+    viewer = await web.viewer_of(request, "sla:read")
+    scope = web.department_scope(viewer, department)
+    ctx = web.ctx_of(request)
     words = Words(viewer.lang)
     poller = board_poller(request)
 
@@ -193,7 +187,7 @@ async def board_stream(request: Request, department: str | None = None) -> Respo
                     last = payload
                     yield payload
 
-    headers = {**SECURITY_HEADERS, "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    headers = {**web.SECURITY_HEADERS, "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return held(
         stream_slots(request),
         viewer.principal.key_id,
@@ -203,7 +197,7 @@ async def board_stream(request: Request, department: str | None = None) -> Respo
 
 def board_poller(request: Request) -> Poller[str | None, None, dict[str, Any]]:
     """The process's one board reader per department scope, shared by every stream."""
-    ctx = ctx_of(request)
+    ctx = web.ctx_of(request)
 
     async def start(_: str | None) -> None:
         return None
@@ -226,7 +220,7 @@ def board_poller(request: Request) -> Poller[str | None, None, dict[str, Any]]:
 
 def stream_slots(request: Request) -> StreamSlots:
     """The board streams each credential holds open in this process."""
-    settings = ctx_of(request).settings
+    settings = web.ctx_of(request).settings
     return state_of(
         request.app.state,
         "console_stream_slots",
@@ -243,14 +237,14 @@ def _local(at: datetime | None) -> str:
 
 @router.get("/cases/{complaint_id}")
 async def case_page(request: Request, complaint_id: str) -> Response:
-    viewer = await viewer_of(request, "cases:read")
+    viewer = await web.viewer_of(request, "cases:read")
     try:
         cid = uuid.UUID(complaint_id)
     except ValueError:
-        raise Refused(404, "not_found") from None
-    case = await case_timeline(ctx_of(request), viewer.principal, cid)
+        raise web.Refused(404, "not_found") from None
+    case = await case_timeline(web.ctx_of(request), viewer.principal, cid)
     if case is None:
-        raise Refused(404, "not_found")
+        raise web.Refused(404, "not_found")
     words = Words(viewer.lang)
     labels = {bar.milestone: words.value(bar.milestone) for bar in case.milestones}
     surveys = [
@@ -258,7 +252,7 @@ async def case_page(request: Request, complaint_id: str) -> Response:
         for e in case.events
         if e["event_type"] in ("SurveyAnswered", "CustomerConfirmed", "CallbackAttempted")
     ]
-    return render(
+    return web.render(
         request,
         "case.html",
         viewer,
