@@ -11,25 +11,37 @@ per service, every role in it), on infrastructure of its own (the drills' stack,
   is what the consumers can do;
 - 201 → ``CaseRouted`` readable on the department's topic, at a steady rate.
 
-Prints figures; asserts nothing. ``python -m bench.pipeline`` runs it alone.
+The steady phase also prints where the latency goes, hop by hop, from the timestamps the
+pipeline leaves anyway: the outbox rows' ``created_at`` (the writer's transaction start) and
+``sent_at`` (the relay's batch start), the routing inbox row's ``processed_at`` (the start of
+the transaction that applied the event), the Kafka records' CreateTime (the producer's
+``send``) and when this process read each record.
+
+Prints figures; asserts nothing. ``python -m bench.pipeline`` runs it alone;
+``python -m bench.pipeline --only steady`` runs one phase.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
+import statistics
+import subprocess
 import time
 import uuid
+from collections.abc import Sequence
+from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaConsumer
 from tousu_shared.kafka import admin_connection
 from tousu_shared.topics import DEPARTMENT_TOPIC_PREFIX
 
-from bench.intake_load import complaint, summary
+from bench.intake_load import complaint
 from drills.ledger import Checker
 from drills.load import LoadDriver
-from drills.stack import Stack, drill_env
+from drills.stack import REPO, SERVICES, Stack, drill_env
 
 BURST_SECONDS = float(os.environ.get("BENCH_BURST_SECONDS", "10"))
 # The consumers the capacity phase stops during its burst (every one but intake's own).
@@ -170,8 +182,12 @@ async def _zero() -> int:
     return 0
 
 
-async def steady(stack: Stack) -> None:
-    """201 → CaseRouted readable on the department's topic, at STEADY_RATE."""
+COMPLAINT_TOPIC = "complaint.events"
+PHASES = ("burst", "capacity", "steady")
+
+
+async def steady(stack: Stack, checker: Checker, profile: Path | None = None) -> None:
+    """201 → CaseRouted readable on the department's topic, at STEADY_RATE; then the hops."""
     consumer = AIOKafkaConsumer(
         **admin_connection(stack.env["TOUSU_KAFKA_BOOTSTRAP"]),
         group_id=f"bench-{uuid.uuid4().hex}",
@@ -180,19 +196,30 @@ async def steady(stack: Stack) -> None:
         fetch_max_wait_ms=10,
         metadata_max_age_ms=1000,
     )
-    consumer.subscribe(pattern=f"^{DEPARTMENT_TOPIC_PREFIX.replace('.', '[.]')}.*")
+    # The department topics (what is measured) and intake's topic (for the hops).
+    departments = DEPARTMENT_TOPIC_PREFIX.replace(".", "[.]")
+    complaints = COMPLAINT_TOPIC.replace(".", "[.]")
+    consumer.subscribe(pattern=f"^({departments}.*|{complaints})$")
     await consumer.start()
     routed: dict[str, float] = {}
+    # complaint id → (CreateTime, read here), of its CaseRouted and its ComplaintClassified
+    routed_record: dict[str, tuple[float, float]] = {}
+    classified_record: dict[str, tuple[float, float]] = {}
     wanted: set[str] | None = None  # the accepted ids, once the load is over
     assigned, complete = asyncio.Event(), asyncio.Event()
 
     async def read() -> None:
         while not complete.is_set():
-            for records in (await consumer.getmany(timeout_ms=50)).values():
+            for tp, records in (await consumer.getmany(timeout_ms=50)).items():
                 now = time.time()
                 for record in records:
-                    if b'"CaseRouted"' in record.value:
-                        routed.setdefault(record.key.decode(), now)
+                    key = record.key.decode()
+                    if tp.topic == COMPLAINT_TOPIC:
+                        if b'"ComplaintClassified"' in record.value:
+                            classified_record.setdefault(key, (record.timestamp / 1000, now))
+                    elif b'"CaseRouted"' in record.value:
+                        routed.setdefault(key, now)
+                        routed_record.setdefault(key, (record.timestamp / 1000, now))
             if consumer.assignment():
                 assigned.set()
             if wanted is not None and wanted <= routed.keys():
@@ -203,9 +230,12 @@ async def steady(stack: Stack) -> None:
     await asyncio.wait_for(assigned.wait(), timeout=60)
     tag = f"bench-steady-{uuid.uuid4().hex[:6]}"
     driver = LoadDriver(stack.intake_urls(), stack.admin_key, tag, rate=STEADY_RATE, connections=16)
+    profiling = asyncio.create_task(_profile(stack, profile)) if profile else None
     result = await driver.run(STEADY_SECONDS, give_up_after=30)
     answered = result.answered_at
     wanted = set(answered)
+    if profiling is not None:
+        await profiling
     try:
         await asyncio.wait_for(complete.wait(), timeout=120)
     except TimeoutError:
@@ -215,13 +245,169 @@ async def steady(stack: Stack) -> None:
     latencies = [max(0.0, (routed[i] - at) * 1000) for i, at in answered.items() if i in routed]
     print(
         f"  steady {STEADY_RATE:.0f}/s for {STEADY_SECONDS:.0f} s: {len(answered)} accepted, "
-        f"{len(latencies)} CaseRouted seen; 201 → CaseRouted {summary(latencies)}",
+        f"{len(latencies)} CaseRouted seen; 201 → CaseRouted {_percentiles(latencies)}",
+        flush=True,
+    )
+    await _hops(checker, answered, classified_record, routed_record)
+
+
+async def _profile(stack: Stack, out: Path, seconds: float = 10.0) -> None:
+    """CPU of each process of the stack over ``seconds`` in the middle of the steady load, and
+    a py-spy record (raw, idle frames included, so waiting shows) of each service into
+    ``out``."""
+    await asyncio.sleep(STEADY_SECONDS * 0.25)
+    pids, spies = await asyncio.to_thread(_start_spies, stack, out, seconds)
+    before = {name: sum(map(_cpu_ticks, group)) for name, group in pids.items()}
+    started = time.monotonic()
+    await asyncio.sleep(seconds)
+    elapsed = time.monotonic() - started
+    hertz = os.sysconf("SC_CLK_TCK")
+    used = {
+        name: (sum(map(_cpu_ticks, group)) - before[name]) / hertz / elapsed * 100
+        for name, group in pids.items()
+    }
+    print(
+        f"  CPU over {elapsed:.0f} s of the steady load (% of one core; {os.cpu_count()} cores): "
+        + ", ".join(f"{name} {share:.0f}" for name, share in used.items())
+        + f"; total {sum(used.values()):.0f}",
+        flush=True,
+    )
+    for spy in spies:
+        await asyncio.to_thread(spy.wait)
+
+
+def _start_spies(
+    stack: Stack, out: Path, seconds: float
+) -> tuple[dict[str, list[int]], list[subprocess.Popen[bytes]]]:
+    """The stack's processes by name, and a py-spy recording each service."""
+    out.mkdir(parents=True, exist_ok=True)
+    pids = {service: [stack.service_pid(service)] for service in SERVICES}
+    postmaster = stack.infra_pid("postgres")
+    children = subprocess.run(
+        ["pgrep", "-P", str(postmaster)], capture_output=True, text=True
+    ).stdout.split()
+    pids["postgres"] = [postmaster, *map(int, children)]
+    pids["kafka"] = [stack.infra_pid("kafka")]
+    pids["bench"] = [os.getpid()]
+    spy = str(REPO / ".venv" / "bin" / "py-spy")
+    spies = [
+        subprocess.Popen(
+            [spy, "record", "--pid", str(pids[service][0]), "--duration", str(int(seconds))]
+            + ["--rate", "50", "--idle", "--nonblocking", "--format", "raw"]
+            + ["--output", str(out / f"{service}.txt")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for service in SERVICES
+        if pids[service][0]
+    ]
+    return pids, spies
+
+
+def _cpu_ticks(pid: int) -> int:
+    """User + system CPU of a process so far, in clock ticks (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+def _percentiles(values: Sequence[float]) -> str:
+    """p50 / p95 / p99 / max of milliseconds."""
+    if not values:
+        return "n/a"
+    ordered = sorted(values)
+
+    def at(share: float) -> float:
+        return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+    return (
+        f"p50 {statistics.median(ordered):.0f} ms, p95 {at(0.95):.0f} ms, "
+        f"p99 {at(0.99):.0f} ms, max {ordered[-1]:.0f} ms"
+    )
+
+
+async def _hops(
+    checker: Checker,
+    answered: dict[str, float],
+    classified_record: dict[str, tuple[float, float]],
+    routed_record: dict[str, tuple[float, float]],
+) -> None:
+    """Where each complaint's 201 → CaseRouted went, from the stamps the pipeline leaves."""
+    keys = list(answered)
+    intake = {
+        key: (event_id, created, sent)
+        for key, event_id, created, sent in await checker.rows(
+            "intake",
+            "SELECT message_key, event_id, extract(epoch FROM created_at), "
+            "extract(epoch FROM sent_at) FROM intake.outbox "
+            "WHERE event_type = 'ComplaintClassified' AND message_key = ANY(:keys)",
+            keys=keys,
+        )
+    }
+    applied = dict(
+        await checker.rows(
+            "routing",
+            "SELECT event_id, extract(epoch FROM processed_at) FROM routing.inbox "
+            "WHERE event_id = ANY(:ids) AND event_type = 'ComplaintClassified'",
+            ids=[event_id for event_id, _, _ in intake.values()],
+        )
+    )
+    routing = {
+        key: (created, sent)
+        for key, created, sent in await checker.rows(
+            "routing",
+            "SELECT message_key, extract(epoch FROM created_at), extract(epoch FROM sent_at) "
+            "FROM routing.outbox WHERE event_type = 'CaseRouted' AND topic LIKE :departments "
+            "AND message_key = ANY(:keys)",
+            departments=f"{DEPARTMENT_TOPIC_PREFIX}%",
+            keys=keys,
+        )
+    }
+    names = (
+        "intake transaction start → 201 seen by the client",
+        "201 → intake relay's batch starts (sent_at)",
+        "intake relay batch start → ComplaintClassified sent (CreateTime)",
+        "sent → readable on complaint.events (read by the bench)",
+        "readable → routing's transaction starts (inbox processed_at)",
+        "routing transaction start → routing relay's batch starts (sent_at)",
+        "routing relay batch start → CaseRouted sent (CreateTime)",
+        "sent → readable on the department topic (read by the bench)",
+    )
+    hops: list[list[float]] = [[] for _ in names]
+    for key, at in answered.items():
+        if key not in intake or key not in classified_record or key not in routed_record:
+            continue
+        event_id, intake_created, intake_sent = intake[key]
+        if event_id not in applied or key not in routing or intake_sent is None:
+            continue
+        _, routing_sent = routing[key]
+        if routing_sent is None:
+            continue
+        stamps = (
+            float(intake_created),
+            at,
+            float(intake_sent),
+            *classified_record[key],
+            float(applied[event_id]),
+            float(routing_sent),
+            *routed_record[key],
+        )
+        for hop, (start, end) in enumerate(zip(stamps, stamps[1:], strict=False)):
+            hops[hop].append((end - start) * 1000)
+    print(f"  where it went, {len(hops[0])} complaints with every stamp (ms; p50/p95/p99):")
+    for name, values in zip(names, hops, strict=True):
+        print(f"    {name:<68} {_percentiles(values)}")
+    print(
+        "    (a negative hop is clock or stamp granularity: CreateTime is in ms, and a "
+        "transaction's now() is its start)",
         flush=True,
     )
 
 
-async def measure() -> None:
-    """Set up the stack, run the burst and the steady phase, tear it down."""
+async def measure(phases: Sequence[str] = PHASES, profile: Path | None = None) -> None:
+    """Set up the stack, run the chosen phases (all by default), tear it down."""
     stack = Stack()
     print("\npipeline, on a stack of its own started as `make run` starts it:", flush=True)
     started = time.monotonic()
@@ -229,26 +415,40 @@ async def measure() -> None:
     print(f"  stack up in {time.monotonic() - started:.0f} s", flush=True)
     checker = Checker()
     try:
-        await burst(stack, checker)
-        await capacity(stack, checker)
-        await steady(stack)
+        if "burst" in phases:
+            await burst(stack, checker)
+        if "capacity" in phases:
+            await capacity(stack, checker)
+        if "steady" in phases:
+            await steady(stack, checker, profile)
     finally:
         await checker.close()
         await asyncio.to_thread(stack.tear_down)
 
 
-def run() -> None:
+def run(phases: Sequence[str] = PHASES, profile: Path | None = None) -> None:
     """Measure with this process's environment pointed at the stack's infrastructure (make
     exports the development ports and password file), then put it back."""
     saved = dict(os.environ)
     os.environ.clear()
     os.environ.update(drill_env())
     try:
-        asyncio.run(measure())
+        asyncio.run(measure(phases, profile))
     finally:
         os.environ.clear()
         os.environ.update(saved)
 
 
 if __name__ == "__main__":
-    run()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--only", choices=PHASES, action="append", help="run this phase (repeatable); default all"
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="during the steady load: each process's CPU, and py-spy of each service into DIR",
+    )
+    args = parser.parse_args()
+    run(args.only or PHASES, args.profile)
