@@ -12,10 +12,10 @@ per service, every role in it), on infrastructure of its own (the drills' stack,
 - 201 → ``CaseRouted`` readable on the department's topic, at a steady rate.
 
 The steady phase also prints where the latency goes, hop by hop, from the timestamps the
-pipeline leaves anyway: the outbox rows' ``created_at`` (the writer's transaction start) and
-``sent_at`` (the relay's batch start), the routing inbox row's ``processed_at`` (the start of
-the transaction that applied the event), the Kafka records' CreateTime (the producer's
-``send``) and when this process read each record.
+pipeline leaves anyway: the outbox rows' ``created_at`` (when the writer inserted them, just
+before its commit) and ``sent_at`` (the relay's batch start), the routing inbox row's
+``processed_at`` (the start of the transaction that applied the event), the Kafka records'
+CreateTime (the producer's ``send``) and when this process read each record.
 
 Prints figures; asserts nothing. ``python -m bench.pipeline`` runs it alone;
 ``python -m bench.pipeline --only steady`` runs one phase.
@@ -366,12 +366,13 @@ async def _hops(
         )
     }
     names = (
-        "intake transaction start → 201 seen by the client",
+        "intake's outbox rows written → 201 seen by the client",
         "201 → intake relay's batch starts (sent_at)",
         "intake relay batch start → ComplaintClassified sent (CreateTime)",
         "sent → readable on complaint.events (read by the bench)",
         "readable → routing's transaction starts (inbox processed_at)",
-        "routing transaction start → routing relay's batch starts (sent_at)",
+        "routing transaction start → its outbox rows written (created_at)",
+        "routing's outbox rows written → routing relay's batch starts (sent_at)",
         "routing relay batch start → CaseRouted sent (CreateTime)",
         "sent → readable on the department topic (read by the bench)",
     )
@@ -382,7 +383,7 @@ async def _hops(
         event_id, intake_created, intake_sent = intake[key]
         if event_id not in applied or key not in routing or intake_sent is None:
             continue
-        _, routing_sent = routing[key]
+        routing_created, routing_sent = routing[key]
         if routing_sent is None:
             continue
         stamps = (
@@ -391,6 +392,7 @@ async def _hops(
             float(intake_sent),
             *classified_record[key],
             float(applied[event_id]),
+            float(routing_created),
             float(routing_sent),
             *routed_record[key],
         )
@@ -400,8 +402,7 @@ async def _hops(
     for name, values in zip(names, hops, strict=True):
         print(f"    {name:<68} {_percentiles(values)}")
     print(
-        "    (a negative hop is clock or stamp granularity: CreateTime is in ms, and a "
-        "transaction's now() is its start)",
+        "    (a negative hop is stamp granularity: CreateTime is in ms)",
         flush=True,
     )
 

@@ -3,7 +3,8 @@
 Waking: a relay LISTENs on its schema's channel and sleeps until a writer's
 :class:`CommitSignal` sends a NOTIFY after committing outbox rows (one per few milliseconds
 per process however many commits, and off the request's path), so an idle stack costs
-nothing and a new event leaves within milliseconds. When the listening connection drops, the
+nothing and a new event leaves within milliseconds; a relay in the writer's own process is
+woken directly at the commit as well. When the listening connection drops, the
 relay reads again as soon as it listens again (what it missed meanwhile); a slow fallback
 poll covers writers that do not signal.
 
@@ -19,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
+import weakref
 import zlib
 from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Callable, Sequence
@@ -90,7 +93,9 @@ class CommitSignal:
         self._pending: asyncio.Task[None] | None = None
 
     def poke(self) -> None:
-        """Rows were committed: make sure a NOTIFY follows soon."""
+        """Rows were committed: wake this process's listeners at once, and make sure a NOTIFY
+        (for the other processes) follows soon."""
+        _wake_local(self._channel)
         if self._pending is None or self._pending.done():
             self._pending = asyncio.get_running_loop().create_task(self._send())
 
@@ -113,10 +118,15 @@ class Outbox:
         self._settings = settings
         self.signal = signal
         self._source = f"tousu/{settings.service_name}"
+        # created_at is when the row was written (clock_timestamp(), near the commit: a unit
+        # of work enqueues its events last), not the transaction's start, so that
+        # commit-to-publish histograms and bench.pipeline's hops leave the handler's own time
+        # out.
         self._insert = text(
             f"INSERT INTO {settings.db_schema}.outbox "
-            "(event_id, event_type, topic, message_key, lane, value) "
-            "VALUES (:event_id, :event_type, :topic, :message_key, :lane, :value)"
+            "(event_id, event_type, topic, message_key, lane, value, created_at) "
+            "VALUES (:event_id, :event_type, :topic, :message_key, :lane, :value, "
+            "clock_timestamp())"
         )
 
     def envelope(self, event: Event) -> Envelope:
@@ -166,21 +176,56 @@ class Outbox:
         return envelopes
 
 
+# The listeners of this process by channel: a writer's poke wakes them directly, without
+# waiting for its NOTIFY (sent on the writer's event loop, a few awaits later, and delivered
+# through Postgres). The relay runs on a loop of its own (tousu_shared.runner), so a wake-up
+# crosses threads.
+_local_listeners: dict[str, weakref.WeakSet[CommitListener]] = {}
+_local_lock = threading.Lock()
+
+
+def _wake_local(channel: str) -> None:
+    with _local_lock:
+        listeners = list(_local_listeners.get(channel, ()))
+    for listener in listeners:
+        listener._wake_from_any_thread()
+
+
 class CommitListener:
     """Wakes a worker when a writer of the schema signals committed outbox rows.
 
     LISTENs on the schema's channel (see :class:`CommitSignal`) on a connection of its own,
-    reopened when it drops. Besides the relay, any worker whose work follows from what the
-    schema commits (the SLA scheduler: a new timer comes with the events that announce it)
-    sleeps on it instead of polling.
+    reopened when it drops; a writer in the same process wakes it directly as well. Besides
+    the relay, any worker whose work follows from what the schema commits (the SLA
+    scheduler: a new timer comes with the events that announce it) sleeps on it instead of
+    polling.
     """
 
     def __init__(self, settings: ServiceSettings, engine: AsyncEngine) -> None:
         self._engine = engine
         self._channel = notify_channel(settings)
         self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop that waits
         self._conn: AsyncConnection | None = None
         self._raw: Any = None
+        with _local_lock:
+            _local_listeners.setdefault(self._channel, weakref.WeakSet()).add(self)
+
+    def _wake_from_any_thread(self) -> None:
+        """Set the wake-up from whichever thread committed. Skipped while it is set: the
+        waiter then clears it before its next read, which starts after this commit."""
+        loop = self._loop
+        if loop is None or self._wake.is_set():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake.set()
+            return
+        with contextlib.suppress(RuntimeError):  # that loop has closed
+            loop.call_soon_threadsafe(self._wake.set)
 
     @property
     def listening(self) -> bool:
@@ -197,6 +242,7 @@ class CommitListener:
         LISTEN connection is open, ``polling`` while it cannot be. Returns at once when it
         has just (re)opened the connection: what was committed while nobody listened sent
         no signal that reached us, so the caller reads again before it sleeps."""
+        self._loop = asyncio.get_running_loop()
         was_listening = self.listening
         if not await self._listen():
             timeout = polling
