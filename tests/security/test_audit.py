@@ -10,7 +10,6 @@ SELECT. And what the superuser changes behind the chain's back, the hash chain s
 from __future__ import annotations
 
 import asyncio
-import importlib
 import os
 import subprocess
 import sys
@@ -22,24 +21,15 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from tousu_shared.audit import AuditEntry, AuditLog, verify_chain
-from tousu_shared.testing import superuser_connection, test_settings
+from tousu_shared.testing import SERVICES, settings_class, superuser_connection, test_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.security]
 
-SETTINGS = {
-    "intake": ("tousu_intake", "IntakeSettings"),
-    "routing": ("tousu_routing", "RoutingSettings"),
-    "sla_monitor": ("tousu_sla", "SlaSettings"),
-    "feedback": ("tousu_feedback", "FeedbackSettings"),
-    "analytics": ("tousu_analytics", "AnalyticsSettings"),
-}
 CHAINED = "feedback"  # the schema whose chain these tests write and break
 
 
 def role_url(schema: str) -> str:
-    package, name = SETTINGS[schema]
-    settings_cls = getattr(importlib.import_module(f"{package}.settings"), name)
-    return test_settings(settings_cls).sqlalchemy_url
+    return test_settings(settings_class(schema)).sqlalchemy_url
 
 
 @pytest.fixture
@@ -68,10 +58,10 @@ def attacks(schema: str) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("engine", list(SETTINGS), indirect=True)
+@pytest.mark.parametrize("engine", list(SERVICES), indirect=True)
 async def test_the_service_role_can_only_append_to_and_read_its_audit_log(engine):
     schema = engine.url.username
-    assert schema in SETTINGS
+    assert schema in SERVICES
     for statement in attacks(schema):
         # Rolled back whatever happens: an attack that worked must not stay done.
         async with engine.connect() as conn:

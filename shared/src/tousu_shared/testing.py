@@ -10,6 +10,7 @@ import asyncio
 import base64
 import contextlib
 import functools
+import importlib
 import os
 import re
 import secrets
@@ -69,6 +70,24 @@ TEST_KEYS: dict[str, Any] = {
     "encryption_keys": {f"test-{RUN_ID}": base64.b64encode(secrets.token_bytes(32)).decode()},
     "blind_index_key": base64.b64encode(secrets.token_bytes(32)).decode(),
 }
+
+
+# Every service by the schema it owns: its package and its settings class, imported on demand
+# (shared depends on no service).
+SERVICES: dict[str, tuple[str, str]] = {
+    "intake": ("tousu_intake", "IntakeSettings"),
+    "routing": ("tousu_routing", "RoutingSettings"),
+    "sla_monitor": ("tousu_sla", "SlaSettings"),
+    "feedback": ("tousu_feedback", "FeedbackSettings"),
+    "analytics": ("tousu_analytics", "AnalyticsSettings"),
+}
+
+
+def settings_class(schema: str) -> type[ServiceSettings]:
+    """The settings class of the service that owns ``schema``."""
+    package, name = SERVICES[schema]
+    cls: type[ServiceSettings] = getattr(importlib.import_module(f"{package}.settings"), name)
+    return cls
 
 
 def test_settings(cls: type[S], *, own_kafka_user: bool = False, **overrides: Any) -> S:

@@ -16,25 +16,25 @@ from tousu_shared.auth import new_api_key
 from tousu_shared.migrations import downgrade, upgrade
 from tousu_shared.runtime import Service
 from tousu_shared.schemas import ApiModel, Int64
-from tousu_shared.testing import declare_departments, test_settings, truncate_schema, wait_for
+from tousu_shared.testing import (
+    SERVICES,
+    declare_departments,
+    settings_class,
+    test_settings,
+    truncate_schema,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
-SERVICES = {
-    "intake": ("tousu_intake", "IntakeSettings"),
-    "routing": ("tousu_routing", "RoutingSettings"),
-    "sla_monitor": ("tousu_sla", "SlaSettings"),
-    "feedback": ("tousu_feedback", "FeedbackSettings"),
-    "analytics": ("tousu_analytics", "AnalyticsSettings"),
-}
 ADMIN_KEY = new_api_key()[1]
 
 
 def build(schema: str, **overrides) -> Service:
-    package, settings_class = SERVICES[schema]
-    settings_cls = getattr(importlib.import_module(f"{package}.settings"), settings_class)
+    package, _ = SERVICES[schema]
     bootstrap = importlib.import_module(f"{package}.bootstrap").bootstrap
-    return bootstrap(test_settings(settings_cls, bootstrap_admin_key=ADMIN_KEY, **overrides))
+    settings = test_settings(settings_class(schema), bootstrap_admin_key=ADMIN_KEY, **overrides)
+    return bootstrap(settings)
 
 
 @contextlib.asynccontextmanager
