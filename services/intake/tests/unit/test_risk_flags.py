@@ -191,23 +191,24 @@ def test_selling_counterfeits_is_fraud(rules_only):
 
 def test_the_model_adds_only_the_flags_the_policy_allows():
     # Legal and media are threats said in words; the model guessed them wrong every time it
-    # added one in cross-validation (data_leak more often wrong than right), so the default
-    # policy lets it add safety and fraud only. A low threshold makes the model add whatever
-    # it leans to.
+    # added one in cross-validation, so the default policy lets it add safety, fraud and (since
+    # 2026.8, on dev and CV evidence, never beside fraud) data_leak only. A low threshold makes
+    # the model add whatever it leans to.
     text = "我已经把全部材料交给了消费者协会,等他们的结论"
     rules = load_default_rules()
-    assert rules.risk_model_flags == [RiskFlag.SAFETY, RiskFlag.FRAUD]
+    assert rules.risk_model_flags == [RiskFlag.SAFETY, RiskFlag.FRAUD, RiskFlag.DATA_LEAK]
+    allowed = {"safety", "fraud", "data_leak"}
     eager = rules.model_copy(update={"risk_model_min_probability": 0.51})
     result = Classifier(eager).classify(ComplaintFacts(description=text, channel="phone"))
     added = set(result.explanation["risk_flags"].get("model", {}))
-    assert added <= {"safety", "fraud"}
+    assert added <= allowed
     anything = eager.model_copy(update={"risk_model_flags": None})
     unrestricted = Classifier(anything)
     for probe in (text, "我已经联系了律师", "我已经向消协投诉了"):
         result = unrestricted.classify(ComplaintFacts(description=probe, channel="phone"))
         added |= set(result.explanation["risk_flags"].get("model", {}))
     # Without the restriction the same model adds some flag the policy keeps out.
-    assert added - {"safety", "fraud"}
+    assert added - allowed
 
 
 def test_cued_words_are_policy_data():
@@ -337,3 +338,101 @@ def test_words_inside_other_words_and_channels_set_no_flag(rules_only, text):
 )
 def test_word_families_of_fraud_leaks_harm_and_media(rules_only, text, flag):
     assert flag in flags(rules_only, text)
+
+
+# Rules default-2026.8 (ninth helper): kinds the second dev batch (evaluation/dev/03–04) showed,
+# fixed as mechanisms (clause scope of hypotheticals and hearsay, precautions and names, quoted
+# speech, the model's data_leak) and word families, not as its phrases. Cases of our own.
+@pytest.mark.parametrize(
+    "text",
+    [
+        "如果有人冒用我的身份证去办卡,你们会怎么处理?",
+        "要是外卖被人下了毒怎么办?我只是问问",
+        "听说你们另一家分店有人食物中毒,我这边点的没问题,就是送晚了",
+        "What if a scammer gets my card details, am I covered?",
+        "My cousin reckons your bakery once gave someone food poisoning. My order was just late.",
+    ],
+)
+def test_a_hypothetical_or_hearsay_clause_sets_no_event_flag(rules_only, text):
+    assert flags(rules_only, text) == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "flag"),
+    [
+        ("如果三天之内不给我退款,我就去法院起诉你们", RiskFlag.LEGAL),
+        ("要是再这样拖着,我就发到微博上", RiskFlag.MEDIA),
+        ("如果早点修好就不会这样了,现在我儿子的手被烫伤了", RiskFlag.SAFETY),
+        ("If you can't refund me I will be speaking to a lawyer.", RiskFlag.LEGAL),
+    ],
+)
+def test_a_condition_keeps_its_threat_and_the_next_clause_its_event(rules_only, text, flag):
+    assert flag in flags(rules_only, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "你们的反诈骗宣传做得挺好,想问问怎么开通转账提醒",
+        "店里有没有防诈骗的宣传单,我想拿几份给社区",
+        "I rang the fraud team only to raise my transfer limit.",
+        "Your anti-fraud checks blocked my own payment twice this week.",
+        "The hazard indicator on the heater blinks, what does it mean?",
+    ],
+)
+def test_a_precaution_or_a_named_thing_is_no_event(rules_only, text):
+    assert flags(rules_only, text) == ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '保安冲我喊"你去报警啊,报警也没用",态度极其恶劣',
+        'The manager laughed and said "go to the papers then" when I asked for a refund.',
+    ],
+)
+def test_a_threat_only_in_someone_elses_quoted_words_is_no_threat(rules_only, text):
+    assert flags(rules_only, text) == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "flag"),
+    [
+        ('他说"报警没用",可我昨天已经报警了', RiskFlag.LEGAL),
+        ('再不处理我就发到"黑猫投诉"和微博上', RiskFlag.MEDIA),
+    ],
+)
+def test_a_threat_outside_the_quotes_still_counts(rules_only, text, flag):
+    assert flag in flags(rules_only, text)
+
+
+@pytest.mark.parametrize(
+    ("text", "flag"),
+    [
+        ("东西被偷了,我已经报了警", RiskFlag.LEGAL),
+        ("月底前不解决,我就写信给通信管理局", RiskFlag.MEDIA),
+        ("If the line isn't fixed I'm writing to Ofcom.", RiskFlag.MEDIA),
+        ("The prawn salad made us ill for the whole weekend.", RiskFlag.SAFETY),
+        ("Three of the guests came down with fever after the buffet.", RiskFlag.SAFETY),
+        ("孩子从你们的滑梯上摔下来,膝盖全破了", RiskFlag.SAFETY),
+        ("The caller said he was from your bank and asked for my PIN.", RiskFlag.FRAUD),
+        (
+            "A man in your uniform took the cash; your office says he is not one of yours.",
+            RiskFlag.FRAUD,
+        ),
+    ],
+)
+def test_word_families_of_2026_8(rules_only, text, flag):
+    assert flag in flags(rules_only, text)
+
+
+def test_the_model_adds_no_data_leak_beside_fraud():
+    # A scam that used my identity: §2 counts it as fraud; the model's data_leak there is the
+    # scam's own use of my details (policy data, risk_model_not_beside).
+    rules = load_default_rules()
+    assert rules.risk_model_not_beside == {RiskFlag.DATA_LEAK: [RiskFlag.FRAUD]}
+    eager = rules.model_copy(update={"risk_model_min_probability": 0.51})
+    text = "有人冒充我,用假身份证在营业厅补办了我的手机卡,把我的个人信息全改了"
+    result = Classifier(eager).classify(ComplaintFacts(description=text, channel="phone"))
+    assert RiskFlag.FRAUD in result.risk_flags
+    assert "data_leak" not in result.explanation["risk_flags"].get("model", {})

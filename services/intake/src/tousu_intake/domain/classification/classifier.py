@@ -27,6 +27,8 @@ from .textmodel import HeadResult, Prediction, TextModel, load_shipped_model
 SHIPPED = object()
 # Clause punctuation: a cued risk word's cue must stand in its own clause.
 _CLAUSE_END = re.compile(r"[.!?;,。!?;,:\n]")
+# Quoted speech (after NFKC folding): what someone else said, or the customer's own retort.
+_QUOTED = re.compile(r'"[^"\n]{1,200}"|“[^”\n]{1,200}”|「[^」\n]{1,200}」|『[^』\n]{1,200}』')
 # Where an urgency explanation keeps what it learnt from the customer's earlier complaints.
 CUSTOMER_HISTORY = "customer_history"
 
@@ -68,7 +70,18 @@ class Classifier:
             [*endings.zh, *endings.en],
             whole_words=self.rules.segmentation_words,
             negation_breaks=[*self.rules.negation.breaks.zh, *self.rules.negation.breaks.en],
+            clause_cues=[*self.rules.negation.clause_cues.zh, *self.rules.negation.clause_cues.en],
+            clause_cue_labels=[f.value for f in self.rules.negation.clause_cue_flags],
+            prevention_prefixes=[
+                *self.rules.negation.prevention_prefixes.zh,
+                *self.rules.negation.prevention_prefixes.en,
+            ],
+            naming_followers=[
+                *self.rules.negation.naming_followers.zh,
+                *self.rules.negation.naming_followers.en,
+            ],
         )
+        self._quoted_ignored = {f.value for f in self.rules.quoted_speech_ignored}
         self._cued = [
             (
                 cued,
@@ -243,6 +256,12 @@ class Classifier:
         for flag_name, seen in cued.items():
             by_flag.setdefault(flag_name, [])
             why["matched"].setdefault(flag_name, []).extend(seen)
+        quoted = self._only_quoted(by_flag, text)
+        if quoted:
+            for flag_name in quoted:
+                del by_flag[flag_name]
+                why["matched"].pop(flag_name, None)
+            why["quoted_only"] = quoted
         negated = self._negated(analysis, "risk_flags")
         if negated:
             why["negated"] = negated
@@ -259,6 +278,8 @@ class Classifier:
                     continue
                 if allowed is not None and flag not in allowed:
                     continue
+                if any(f.value in by_flag for f in self.rules.risk_model_not_beside.get(flag, ())):
+                    continue
                 if prediction.probabilities[name]["yes"] >= threshold:
                     head = prediction.head(name, explain=True)
                     by_model[flag.value] = {
@@ -269,6 +290,15 @@ class Classifier:
             why["model"] = by_model
         flags = tuple(f for f in RISK_FLAG_ORDER if f.value in by_flag or f.value in by_model)
         return flags, why
+
+    def _only_quoted(self, by_flag: dict[str, list[Any]], text: str) -> list[str]:
+        """Threat flags whose words stand only inside quotation marks: someone else's words."""
+        candidates = [f for f in by_flag if f in self._quoted_ignored]
+        if not candidates or _QUOTED.search(text) is None:
+            return []
+        outside = self._group(self._index.analyse(_QUOTED.sub(" , ", text))).get("risk_flags", {})
+        cued = self._cued_words(_QUOTED.sub(" , ", text))
+        return [f for f in candidates if f not in outside and f not in cued]
 
     def _cued_words(self, text: str) -> dict[str, list[str]]:
         """Cued risk words whose cue stands close before them in their clause, by flag."""

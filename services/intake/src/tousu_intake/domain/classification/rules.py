@@ -174,6 +174,18 @@ class NegationRules(_Strict):
     # A negation never reaches past one of these: in "再不处理就发抖音" the 不 belongs to the
     # condition (就 starts the threat), in "不知道有没有毒" it denies knowing, not the poison.
     breaks: TermList = TermList()
+    # A clause that opens with one of these tells of no event of the complainant's own: a
+    # hypothetical ("如果我的卡被盗刷了…", "what if someone used my card") or hearsay ("听说隔壁有人
+    # 被烫伤", "my neighbour reckons…"). It cancels only the event flags below (a threat after a
+    # condition, "如果不退款我就起诉", stays a threat). Matched as text within the clause, before
+    # the word.
+    clause_cues: TermList = TermList()
+    clause_cue_flags: list[RiskFlag] = Field(default_factory=list)
+    # A flag word right after one of these names a precaution, not an event: 防诈骗, 反诈,
+    # "anti-fraud"; and right before one of these it names a thing: "fraud department", "hazard
+    # indicator", "safety briefing".
+    prevention_prefixes: TermList = TermList()
+    naming_followers: TermList = TermList()
 
 
 class AmountFloor(_Strict):
@@ -394,6 +406,17 @@ class ClassifierRules(_Strict):
         gt=0.5,
         le=1,
         description="the model adds a risk flag no word found at this probability (None: never)",
+    )
+    risk_model_not_beside: dict[RiskFlag, list[RiskFlag]] = Field(
+        default_factory=dict,
+        description="the model does not add the key flag when the words found one of these:"
+        " beside fraud, the model's data_leak is the scam's own use of an identity, which §2"
+        " counts as fraud",
+    )
+    quoted_speech_ignored: list[RiskFlag] = Field(
+        default_factory=list,
+        description="threats set only by words outside quotation marks: a quoted '报警也没用'"
+        " or 'I could sue you' is what someone else said, not the complainant's threat",
     )
     risk_model_flags: list[RiskFlag] | None = Field(
         default=None,

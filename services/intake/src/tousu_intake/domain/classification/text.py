@@ -156,6 +156,10 @@ class TermIndex:
         rhetorical_endings: Iterable[str] = (),
         whole_words: Iterable[str] = (),
         negation_breaks: Iterable[str] = (),
+        clause_cues: Iterable[str] = (),
+        clause_cue_labels: Iterable[str] = (),
+        prevention_prefixes: Iterable[str] = (),
+        naming_followers: Iterable[str] = (),
     ) -> None:
         self.terms = terms
         # Words kept whole by segmentation (rules' segmentation_words) that are no keyword
@@ -200,6 +204,15 @@ class TermIndex:
         # Words a negation cue never reaches past ("再不处理就发抖音": 就 starts the threat).
         self._negation_breaks = frozenset(normalise_text(b) for b in negation_breaks)
         self._rhetorical = frozenset(normalise_text(e) for e in rhetorical_endings)
+        # Hypotheticals and hearsay: a cue earlier in the clause cancels these risk flags only.
+        clause = [normalise_text(c) for c in clause_cues]
+        self._clause_cues_zh = tuple(c for c in clause if _is_chinese(c))
+        self._clause_cues_en = tuple(f" {c} " for c in clause if not _is_chinese(c))
+        self._clause_cue_labels = frozenset(clause_cue_labels)
+        # 防诈骗, "anti-fraud": a precaution; "fraud department": a thing. Risk words only.
+        self._prevention = frozenset(normalise_text(c) for c in prevention_prefixes)
+        self._prevention_zh = tuple(c for c in self._prevention if _is_chinese(c))
+        self._followers = frozenset(normalise_text(c) for c in naming_followers)
         self._token_cache: dict[str, tuple[tuple[int, bool], ...]] = {}
         register_chinese_words(self._chinese)
 
@@ -221,14 +234,29 @@ class TermIndex:
             if not hits:
                 continue
             preceded_by_negation: bool | None = None
+            named: bool | None = None
+            in_clause: bool | None = None
             for term_id, negated_inside in hits:
-                if not self.terms[term_id].negatable:
+                term = self.terms[term_id]
+                if not term.negatable:
                     matched.add(term_id)
                     continue
                 if preceded_by_negation is None:
                     preceded_by_negation = self._negation_before(
                         tokens, position
                     ) and not self._rhetorical_clause(tokens, position)
+                if term.dimension == "risk_flags":
+                    if named is None:
+                        named = self._named_thing(tokens, position)
+                    if named:
+                        negated.add(term_id)
+                        continue
+                    if term.label in self._clause_cue_labels:
+                        if in_clause is None:
+                            in_clause = self._clause_cue_before(tokens, position)
+                        if in_clause:
+                            negated.add(term_id)
+                            continue
                 if negated_inside or preceded_by_negation:
                     negated.add(term_id)
                 else:
@@ -238,6 +266,20 @@ class TermIndex:
             flat = " " + _NON_WORD.sub(" ", _CLAUSE_PUNCT.sub(" | ", text)) + " "
             for match in self._phrase_pattern.finditer(flat):
                 ids = self._phrases[match.group()]
+                flagged = [i for i in ids if self.terms[i].dimension == "risk_flags"]
+                if flagged and self._phrase_named(flat, match.start(), match.end()):
+                    negated.update(i for i in flagged if self.terms[i].negatable)
+                    ids = [i for i in ids if i not in flagged or not self.terms[i].negatable]
+                if flagged and self._phrase_clause_cued(flat, match.start()):
+                    cancelled = [
+                        i
+                        for i in ids
+                        if self.terms[i].label in self._clause_cue_labels
+                        and self.terms[i].dimension == "risk_flags"
+                        and self.terms[i].negatable
+                    ]
+                    negated.update(cancelled)
+                    ids = [i for i in ids if i not in cancelled]
                 if self._phrase_negated(flat, match.start()):
                     negated.update(i for i in ids if self.terms[i].negatable)
                     matched.update(i for i in ids if not self.terms[i].negatable)
@@ -295,7 +337,18 @@ class TermIndex:
                 negated_inside = (
                     token[:start].endswith(self._chinese_cues) if self._chinese_cues else False
                 )
-                hits.extend((term_id, negated_inside) for term_id in ids)
+                # 防诈骗 kept whole by jieba: a precaution, so no risk flag inside it.
+                prevented = bool(self._prevention_zh) and token[:start].endswith(
+                    self._prevention_zh
+                )
+                hits.extend(
+                    (
+                        term_id,
+                        negated_inside
+                        or (prevented and self.terms[term_id].dimension == "risk_flags"),
+                    )
+                    for term_id in ids
+                )
         return hits
 
     def _phrase_negated(self, flat: str, start: int) -> bool:
@@ -305,6 +358,44 @@ class TermIndex:
             if stop in before:
                 before = before[len(before) - before[::-1].index(stop) :]
         return any(word in self._negation_cues for word in before)
+
+    def _named_thing(self, tokens: list[str | None], position: int) -> bool:
+        """防诈骗 / "anti fraud" (a precaution) or "fraud department" (a thing), not an event."""
+        if self._prevention and position > 0 and tokens[position - 1] in self._prevention:
+            return True
+        if self._followers and position + 1 < len(tokens):
+            return tokens[position + 1] in self._followers
+        return False
+
+    def _clause_cue_before(self, tokens: list[str | None], position: int) -> bool:
+        """A hypothetical or hearsay cue earlier in the same clause ("如果…", "听说…", "if …")."""
+        if not self._clause_cues_zh and not self._clause_cues_en:
+            return False
+        zh: list[str] = []
+        en: list[str] = []
+        for back in range(position - 1, -1, -1):
+            token = tokens[back]
+            if token is None:
+                break
+            (zh if _is_chinese(token) else en).append(token)
+        chinese = "".join(reversed(zh))
+        if any(cue in chinese for cue in self._clause_cues_zh):
+            return True
+        english = " " + " ".join(reversed(en)) + " "
+        return any(cue in english for cue in self._clause_cues_en)
+
+    def _phrase_named(self, flat: str, start: int, end: int) -> bool:
+        before = flat[:start].split()[-1:]
+        after = flat[end:].split()[:1]
+        return bool(
+            (before and before[0] in self._prevention) or (after and after[0] in self._followers)
+        )
+
+    def _phrase_clause_cued(self, flat: str, start: int) -> bool:
+        if not self._clause_cues_en:
+            return False
+        clause = " " + flat[:start].rsplit("|", 1)[-1].strip() + " "
+        return any(cue in clause for cue in self._clause_cues_en)
 
     def _rhetorical_clause(self, tokens: list[str | None], position: int) -> bool:
         # The clause's last token, up to the next break: "…不是骗钱吗" asks, it does not deny.
