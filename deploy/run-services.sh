@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Starts the five services (every role of each in one process) and the development mail sink
+# Starts the five services (every role of each in one process, plus intake's extra API
+# processes: INTAKE_API_PROCESSES, one per core by default) and the development mail sink
 # under supervisord, waits until every /readyz answers, prints where they listen, and stops
 # them on Ctrl-C. `run-services.sh stop` stops them.
 #
@@ -32,6 +33,8 @@ declare -A PORTS=(
   [analytics]="${ANALYTICS_PORT:-8005}"
 )
 ORDER=(intake routing sla-monitor feedback analytics)
+# Intake's API processes (1 = intake's one process runs every role); default: one per core.
+INTAKE_API_PROCESSES="${INTAKE_API_PROCESSES:-$(nproc)}"
 
 ctl() { "$REPO/.venv/bin/supervisorctl" -c "$CONF" "$@"; }
 
@@ -136,6 +139,16 @@ EOF
       env="$env,TOUSU_SMTP_PORT=\"$MAIL_PORT\",TOUSU_PUBLIC_BASE_URL=\"http://127.0.0.1:${PORTS[feedback]}\""
       autostart=false
     fi
+    if [ "$service" = intake ] && [ "$INTAKE_API_PROCESSES" -gt 1 ]; then
+      # Intake's API is where the CPU goes per complaint, so it gets as many processes as
+      # the machine has cores: they share its port (SO_REUSEPORT, the kernel spreads the
+      # connections) and the extra ones run the API role alone.
+      env="$env,TOUSU_HTTP_REUSE_PORT=\"true\""
+      for n in $(seq 2 "$INTAKE_API_PROCESSES"); do
+        program "intake-api-$n" "$(service_command "$service" "$pkg" api)" \
+          "TOUSU_HTTP_PORT=\"${PORTS[$service]}\",$env" "$autostart"
+      done
+    fi
     program "$service" "$(service_command "$service" "$pkg" all)" \
       "TOUSU_HTTP_PORT=\"${PORTS[$service]}\",$env" "$autostart"
     if [ -n "${SECOND_INSTANCES:-}" ]; then
@@ -211,6 +224,7 @@ for service in "${ORDER[@]}"; do
   printf '  %-12s http://127.0.0.1:%s   (docs: /docs, health: /readyz, metrics: /metrics with a metrics:read key)\n' \
     "$service" "${PORTS[$service]}"
 done
+[ "$INTAKE_API_PROCESSES" -gt 1 ] && echo "  (intake's API: $INTAKE_API_PROCESSES processes sharing port ${PORTS[intake]}; INTAKE_API_PROCESSES sets how many)"
 echo "  Ops console  http://127.0.0.1:${PORTS[analytics]}/console   (sign in with an API key, e.g. the admin key below)"
 echo "  Mail sink    127.0.0.1:$MAIL_PORT   (every email feedback sends, as files in $MAIL_DIR)"
 echo "  Kafka        127.0.0.1:${KAFKA_PORT:-9092}"

@@ -71,6 +71,10 @@ def drill_env() -> dict[str, str]:
         "DRILL_NETNS": NETNS,
         # Where a drill arms a service's fault points (tousu_shared.faults).
         "TOUSU_FAULT_DIR": str(FAULT_DIR),
+        # A fault armed for intake must be reached by the process the drill watches, so the
+        # drills run intake as one process (make run gives it one API process per core;
+        # bench.pipeline, which borrows this stack, sets make run's figure back).
+        "INTAKE_API_PROCESSES": "1",
         "TOUSU_API_DOCS": "false",
         # run-services.sh returns once every /readyz answers instead of waiting on supervisord.
         "CI": "1",
