@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import signal
 import socket
-import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import uvicorn
 import uvloop
 
-from tousu_shared.db import create_engine
 from tousu_shared.dlq import ReplayReport, replay_dead_letters
 from tousu_shared.kafka import connection, ensure_topics
 from tousu_shared.logging import configure_logging
@@ -112,8 +109,7 @@ async def serve(service: Service, roles: tuple[str, ...]) -> None:
         if "consumer" in roles:
             group.create_task(_until_done(service.consumer().run(stop), _shutdown), name="consumer")
         if "relay" in roles:
-            relay = _relay(service, stop) if roles == ("relay",) else _relay_apart(service, stop)
-            group.create_task(_until_done(relay, _shutdown), name="relay")
+            group.create_task(_until_done(service.relay().run(stop), _shutdown), name="relay")
             for companion in service.relay_companions:
                 group.create_task(_until_done(companion(stop), _shutdown))
         for name, worker in service.workers.items():
@@ -121,74 +117,6 @@ async def serve(service: Service, roles: tuple[str, ...]) -> None:
                 group.create_task(_until_done(worker(stop), _shutdown), name=name)
     if "api" not in roles:
         await service.runtime.close()
-
-
-async def _relay(service: Service, stop: asyncio.Event) -> None:
-    await service.relay().run(stop)
-
-
-async def _relay_apart(service: Service, stop: asyncio.Event) -> None:
-    """The relay beside other roles: on an event loop of its own, in a thread, with a
-    database pool of its own.
-
-    On the loop it shared with intake's API and consumer (busy ~95% of the time at 150
-    complaints/s, py-spy), each of the relay's awaits (a round trip, the broker's
-    acknowledgement) waited behind every request and batch ready to run: from 201 to the
-    relay's batch start took p50 340-460 ms, p99 1.1-1.6 s (bench.pipeline, issue #12). On
-    a loop of its own the relay's thread gets the interpreter within its switch interval
-    (5 ms) whenever it has work: p50 11 ms, p99 0.2 s in the same bench.
-    """
-
-    async def alone(own_stop: asyncio.Event) -> None:
-        engine = create_engine(service.runtime.settings)
-        try:
-            await service.relay(engine).run(own_stop)
-        finally:
-            await engine.dispose()
-
-    await _on_own_loop(alone, stop, name=f"{service.name}-relay")
-
-
-async def _on_own_loop(
-    work: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event, *, name: str
-) -> None:
-    """Run ``work(own_stop)`` on a new event loop in a thread of its own until it ends;
-    ``stop`` sets ``own_stop``. A failure of ``work`` is raised here."""
-    handover: concurrent.futures.Future[tuple[asyncio.AbstractEventLoop, asyncio.Event]]
-    handover = concurrent.futures.Future()
-    finished: concurrent.futures.Future[object] = concurrent.futures.Future()
-
-    async def main() -> None:
-        own_stop = asyncio.Event()
-        handover.set_result((asyncio.get_running_loop(), own_stop))
-        await work(own_stop)
-
-    def thread() -> None:
-        try:
-            uvloop.run(main())
-        except BaseException as exc:
-            if not handover.done():
-                handover.set_exception(exc)
-            finished.set_exception(exc)
-        else:
-            finished.set_result(None)
-
-    threading.Thread(target=thread, name=name, daemon=True).start()
-    handed = asyncio.wrap_future(handover)
-    done: asyncio.Future[object] = asyncio.wrap_future(finished)
-    stopping: asyncio.Future[object] = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait([done, stopping], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopping.cancel()
-        if not done.done():
-            # Stopped (or cancelled, even before the thread's loop ran): tell that loop,
-            # then wait for the work to end.
-            loop, own_stop = await asyncio.shield(handed)
-            with contextlib.suppress(RuntimeError):  # its loop closed: the work just ended
-                loop.call_soon_threadsafe(own_stop.set)
-            await asyncio.shield(done)
-    done.result()
 
 
 def _shared_socket(host: str, port: int) -> socket.socket:

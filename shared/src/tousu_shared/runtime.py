@@ -190,12 +190,9 @@ class Service:
         """The logical topics the service's consumer subscribes to."""
         return list(dict.fromkeys([*self.consumed_topics, "platform.credentials"]))
 
-    def relay(self, engine: AsyncEngine | None = None) -> OutboxRelay:
-        """The service's outbox relay, on the runtime's database pool or on ``engine`` (a
-        relay on an event loop of its own needs a pool of that loop)."""
-        return OutboxRelay(
-            self.runtime.settings, engine or self.runtime.engine, self.runtime.producer
-        )
+    def relay(self) -> OutboxRelay:
+        """The service's outbox relay."""
+        return OutboxRelay(self.runtime.settings, self.runtime.engine, self.runtime.producer)
 
 
 def include_routers(app: FastAPI, routers: Iterable[APIRouter]) -> None:

@@ -1,25 +1,21 @@
-"""A relay on an event loop of its own (as the runner starts it beside other roles) is woken by
-a commit of its own process directly, without the NOTIFY."""
+"""A relay in the writer's own process is woken by the commit directly, without the NOTIFY."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import uuid
 
 import pytest
 from contract_events import customer_message_added as message
 from tousu_analytics.settings import AnalyticsSettings
-from tousu_shared.db import create_engine
 from tousu_shared.outbox import OutboxRelay
-from tousu_shared.runner import _on_own_loop
 from tousu_shared.runtime import Runtime
 from tousu_shared.testing import read_topic, test_settings, wait_for
 
 pytestmark = pytest.mark.integration
 
 
-async def test_a_commit_wakes_the_relay_on_its_own_loop_without_a_notify(kafka_topics):
+async def test_a_commit_wakes_the_relay_of_its_process_without_a_notify(kafka_topics):
     # Fallback and idle polls of ten minutes, and a NOTIFY sent ten minutes after the
     # commit: within the test, only the in-process wake-up can get the event out.
     settings = test_settings(
@@ -29,29 +25,13 @@ async def test_a_commit_wakes_the_relay_on_its_own_loop_without_a_notify(kafka_t
         relay_notify_window_ms=600_000,
     )
     runtime = Runtime.build(settings)
-    listening = threading.Event()
+    relay = OutboxRelay(settings, runtime.engine, runtime.producer)
     stop = asyncio.Event()
-
-    async def relay_alone(own_stop: asyncio.Event) -> None:
-        engine = create_engine(settings)
-        relay = OutboxRelay(settings, engine, runtime.producer)
-
-        async def note_listening() -> None:
-            await wait_for(lambda: relay.commits.listening, timeout=30)
-            listening.set()
-
-        watcher = asyncio.create_task(note_listening())
-        try:
-            await relay.run(own_stop)
-        finally:
-            watcher.cancel()
-            await engine.dispose()
-
-    apart = asyncio.create_task(_on_own_loop(relay_alone, stop, name="test-relay"))
+    running = asyncio.create_task(relay.run(stop))
     complaint = uuid.uuid4()
     try:
-        assert await asyncio.to_thread(listening.wait, 30)
-        await asyncio.sleep(0.2)  # its first read is over: it sleeps until woken
+        await wait_for(lambda: relay.commits.listening, timeout=30)
+        await asyncio.sleep(0.2)  # its first reads are over: it sleeps until woken
         async with runtime.uow() as uow:
             uow.publish(message(complaint, 1))
             await uow.commit()
@@ -62,7 +42,7 @@ async def test_a_commit_wakes_the_relay_on_its_own_loop_without_a_notify(kafka_t
         )
     finally:
         stop.set()
-        await apart
+        await running
         signal = runtime.outbox.signal
         if signal is not None and signal._pending is not None:
             signal._pending.cancel()  # the NOTIFY still ten minutes away
