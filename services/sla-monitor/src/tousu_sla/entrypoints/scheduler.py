@@ -69,13 +69,14 @@ class SlaScheduler:
                         seeded = True
                     if self._commits is not None:
                         self._commits.clear()  # a commit from now on wakes the next sleep
-                    claimed = await self.run_once()
+                    claimed, next_at = await self._round()
                     if claimed < self._settings.scheduler_batch_size:
-                        idle = await self._idle_seconds()
                         if claimed == 0:
-                            # What is due is held by another scheduler or the consumer right now:
-                            # do not spin on it.
-                            idle = max(idle, MIN_IDLE_SECONDS)
+                            # Read with the claim that found nothing; what is due is held by
+                            # another scheduler or the consumer right now: do not spin on it.
+                            idle = max(self._until(next_at), MIN_IDLE_SECONDS)
+                        else:
+                            idle = await self._idle_seconds()
                         await self._sleep(stop, idle)
                     if time.monotonic() - last_purge > PURGE_EVERY_SECONDS:
                         await self._purge_event_log()
@@ -99,6 +100,12 @@ class SlaScheduler:
 
     async def run_once(self, now: dt.datetime | None = None) -> int:
         """One claim-fire-commit round; returns how many cases it claimed."""
+        claimed, _ = await self._round(now)
+        return claimed
+
+    async def _round(self, now: dt.datetime | None = None) -> tuple[int, dt.datetime | None]:
+        """One round: how many cases it claimed and, when it claimed none, the earliest
+        timer, read in the same transaction (an idle round is one transaction, not two)."""
         now = now or self._ctx.clock()
         batch: services.FiredBatch | None = None
         async with self._ctx.uow() as uow:
@@ -106,7 +113,7 @@ class SlaScheduler:
                 uow, now=now, limit=self._settings.scheduler_batch_size
             )
             if not case_ids:
-                return 0
+                return 0, await services.next_due_at(uow)
             try:
                 batch = await services.fire_due_cases(uow, self._ctx, case_ids, now=now)
                 await self._defer(uow, batch.failed, now)
@@ -120,7 +127,7 @@ class SlaScheduler:
         _observe(batch.published, committed_at=self._ctx.clock())
         if batch.published:
             log.info("fired %d SLA events on %d cases", len(batch.published), len(case_ids))
-        return len(case_ids)
+        return len(case_ids), None
 
     async def _fire_one_by_one(
         self, case_ids: list[uuid.UUID], now: dt.datetime
@@ -158,9 +165,12 @@ class SlaScheduler:
     async def _idle_seconds(self) -> float:
         async with self._ctx.uow() as uow:
             next_at = await services.next_due_at(uow)
+        return self._until(next_at)
+
+    def _until(self, next_at: dt.datetime | None) -> float:
+        """How long to sleep before the earliest timer, but not past the fallback poll."""
         if next_at is None:
             return self._longest_sleep
-        # Sleep until the earliest due timer, but not past the fallback poll.
         until_due = (next_at - self._ctx.clock()).total_seconds()
         return min(self._longest_sleep, max(0.0, until_due))
 
