@@ -410,6 +410,8 @@ async def _hops(
 async def measure(phases: Sequence[str] = PHASES, profile: Path | None = None) -> None:
     """Set up the stack, run the chosen phases (all by default), tear it down."""
     stack = Stack()
+    # make run's intake: one API process per core (the drills run it as one process).
+    stack.env["INTAKE_API_PROCESSES"] = str(os.cpu_count() or 1)
     print("\npipeline, on a stack of its own started as `make run` starts it:", flush=True)
     started = time.monotonic()
     await asyncio.to_thread(stack.set_up)
