@@ -41,7 +41,7 @@ from tousu_shared.topics import DEPARTMENT_TOPIC_PREFIX
 from bench.intake_load import complaint
 from drills.ledger import Checker
 from drills.load import LoadDriver
-from drills.stack import REPO, SERVICES, Stack, drill_env
+from drills.stack import DRILL_TOPOLOGY, REPO, SERVICES, Stack, drill_env
 
 BURST_SECONDS = float(os.environ.get("BENCH_BURST_SECONDS", "10"))
 # The consumers the capacity phase stops during its burst (every one but intake's own).
@@ -410,8 +410,9 @@ async def _hops(
 async def measure(phases: Sequence[str] = PHASES, profile: Path | None = None) -> None:
     """Set up the stack, run the chosen phases (all by default), tear it down."""
     stack = Stack()
-    # make run's intake: one API process per core (the drills run it as one process).
-    stack.env["INTAKE_API_PROCESSES"] = str(os.cpu_count() or 1)
+    # make run's own process layout, not the drills' one process per service.
+    for setting in DRILL_TOPOLOGY:
+        stack.env.pop(setting)
     print("\npipeline, on a stack of its own started as `make run` starts it:", flush=True)
     started = time.monotonic()
     await asyncio.to_thread(stack.set_up)

@@ -43,6 +43,12 @@ MAIL_PORT = 18225
 PYTHON = str(REPO / ".venv" / "bin" / "python")
 
 
+# A fault armed for a service must be reached by the process a drill watches, so the drills
+# run each service as one process; make run splits intake's API and intake's and routing's
+# relays into processes of their own (run-services.sh). bench.pipeline drops these.
+DRILL_TOPOLOGY = {"INTAKE_API_PROCESSES": "1", "RELAYS_APART": ""}
+
+
 def drill_env() -> dict[str, str]:
     """The environment of every drill subprocess: the drill infrastructure's ports and files,
     never the shared ones a caller (make) exported."""
@@ -71,10 +77,7 @@ def drill_env() -> dict[str, str]:
         "DRILL_NETNS": NETNS,
         # Where a drill arms a service's fault points (tousu_shared.faults).
         "TOUSU_FAULT_DIR": str(FAULT_DIR),
-        # A fault armed for intake must be reached by the process the drill watches, so the
-        # drills run intake as one process (make run gives it one API process per core;
-        # bench.pipeline, which borrows this stack, sets make run's figure back).
-        "INTAKE_API_PROCESSES": "1",
+        **DRILL_TOPOLOGY,
         "TOUSU_API_DOCS": "false",
         # run-services.sh returns once every /readyz answers instead of waiting on supervisord.
         "CI": "1",

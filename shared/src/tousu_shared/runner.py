@@ -36,6 +36,13 @@ def roles_of(service: Service) -> tuple[str, ...]:
     return (*PLATFORM_ROLES, *service.workers)
 
 
+def roles_to_run(roles: tuple[str, ...], command: str, without: list[str]) -> tuple[str, ...]:
+    """The roles ``command`` starts: one role, or with ``all`` every role but ``without``."""
+    if command != "all":
+        return (command,)
+    return tuple(role for role in roles if role not in without)
+
+
 class _Server(uvicorn.Server):
     """Uvicorn without its own signal handling: the runner stops every part together.
 
@@ -158,7 +165,17 @@ def main(build: Callable[[], Service], argv: list[str] | None = None) -> None:
         choices=("all", *roles, "migrate", "downgrade", "dlq-replay", "roles"),
         help=f"all (default) runs every role in one process: {', '.join(roles)}",
     )
+    parser.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        choices=roles,
+        metavar="ROLE",
+        help="with all: every role but this one (repeatable), e.g. a relay run apart",
+    )
     args = parser.parse_args(argv)
+    if args.without and args.command != "all":
+        parser.error("--without goes with all")
     if args.command == "roles":
         # For supervisors that start each role as a process of its own (run-services.sh).
         print("\n".join(roles))
@@ -175,7 +192,7 @@ def main(build: Callable[[], Service], argv: list[str] | None = None) -> None:
         report = uvloop.run(_replay(service))
         print(report.summary())
         return
-    chosen = roles if args.command == "all" else (args.command,)
+    chosen = roles_to_run(roles, args.command, args.without)
     log.info("starting %s on %s:%s", ", ".join(chosen), settings.http_host, settings.http_port)
     # uvloop: uvicorn picks it only for loops it creates itself, and this one is ours.
     uvloop.run(serve(service, chosen))
