@@ -22,6 +22,7 @@ from typing import Any
 
 import asyncpg
 import orjson
+from tousu_shared.runtime import Service
 from tousu_sla.adapters.repository import (
     CASE_COLUMNS,
     MILESTONE_COLUMNS,
@@ -42,6 +43,19 @@ BENCH_DEPARTMENT = "bench"
 COPY_CHUNK = 20_000
 
 
+async def bench_stack() -> tuple[SlaSettings, Service, SlaContext, asyncpg.Connection]:
+    """The SLA monitor as the benches run it: settings whose topics carry the ``bench.``
+    namespace, the service and its context, and a raw connection on its schema for bulk
+    work."""
+    settings = SlaSettings(topic_namespace="bench.")
+    service = bootstrap(settings)
+    raw = await asyncpg.connect(
+        settings.sqlalchemy_url.replace("+asyncpg", ""),
+        server_settings={"search_path": settings.db_schema},
+    )
+    return settings, service, service.app.state.sla, raw
+
+
 async def measure_breach_latency(
     open_cases: int = 100_000,
     *,
@@ -49,14 +63,8 @@ async def measure_breach_latency(
     due_spread_seconds: float = 5.0,
 ) -> dict[str, Any]:
     """Detection lag (due time → committed SlaBreached) of `due_cases` among `open_cases`."""
-    settings = SlaSettings(topic_namespace="bench.")
-    service = bootstrap(settings)
+    settings, service, ctx, raw = await bench_stack()
     runtime = service.runtime
-    ctx: SlaContext = service.app.state.sla
-    raw = await asyncpg.connect(
-        settings.sqlalchemy_url.replace("+asyncpg", ""),
-        server_settings={"search_path": settings.db_schema},
-    )
     bulk_ids = [uuid.uuid4() for _ in range(open_cases)]
     due_ids: list[uuid.UUID] = []
     try:

@@ -30,6 +30,7 @@ from typing import Any
 
 import asyncpg
 from aiokafka import ConsumerRecord, TopicPartition
+from bench_breach import bench_stack
 from sqlalchemy import event as sa_event
 from tousu_shared.contracts import Event
 from tousu_shared.contracts.case import CaseRouted
@@ -40,7 +41,6 @@ from tousu_shared.contracts.complaint import (
 )
 from tousu_shared.inbox import EventConsumer
 from tousu_shared.outbox import CommitListener
-from tousu_sla.bootstrap import bootstrap
 from tousu_sla.domain.policy import default_policy_set
 from tousu_sla.entrypoints.scheduler import SlaScheduler
 from tousu_sla.service_layer import catalog
@@ -64,14 +64,8 @@ async def measure_drain(
     loop_seconds: float = 0.0,
 ) -> dict[str, Any]:
     """CPU per complaint drained and per idle scheduler round, on this process."""
-    settings = SlaSettings(topic_namespace="bench.")
-    service = bootstrap(settings)
+    settings, service, ctx, raw = await bench_stack()
     runtime = service.runtime
-    ctx: SlaContext = service.app.state.sla
-    raw = await asyncpg.connect(
-        settings.sqlalchemy_url.replace("+asyncpg", ""),
-        server_settings={"search_path": settings.db_schema},
-    )
     consumer = EventConsumer(
         settings,
         service.uow,
