@@ -1,4 +1,4 @@
-"""Idle cost of the whole stack: every service (all roles), Kafka and Postgres, no traffic.
+"""Idle cost of the whole stack: every service (all its processes), Kafka and Postgres, no traffic.
 
 Each service runs on a bench port and the bench's topic namespace, as `make run` starts it;
 after a warm-up the CPU time of those processes plus the broker's and the database's is
@@ -124,24 +124,44 @@ def _thread_cpu(pid: int) -> dict[tuple[int, str], float]:
     return threads
 
 
+def make_run_layout(service: str, env: Mapping[str, str]) -> list[tuple[list[str], dict[str, str]]]:
+    """The processes `make run` starts for ``service`` (deploy/run-services.sh, with the same
+    settings and defaults): their arguments and extra environment."""
+    apart = env.get("RELAYS_APART", "intake routing").split()
+    processes: list[tuple[list[str], dict[str, str]]] = []
+    extra: dict[str, str] = {}
+    if service == "intake":
+        api_processes = int(env.get("INTAKE_API_PROCESSES") or os.cpu_count() or 1)
+        if api_processes > 1:
+            extra = {"TOUSU_HTTP_REUSE_PORT": "true"}
+            processes += [(["api"], extra)] * (api_processes - 1)
+    if service in apart:
+        return [*processes, (["relay"], extra), (["all", "--without", "relay"], extra)]
+    return [*processes, (["all"], extra)]
+
+
 @contextmanager
 def stack(env: dict[str, str], log_dir: Path):
-    """Every service with all its roles, as `make run` runs them."""
-    procs: dict[str, subprocess.Popen] = {}
+    """Every service laid out in processes as `make run` starts them."""
+    procs: dict[str, list[subprocess.Popen]] = {}
     logs = open(log_dir / "bench-idle.log", "w")
     try:
         for service, port in PORTS.items():
-            procs[PACKAGES[service]] = subprocess.Popen(
-                [sys.executable, "-m", PACKAGES[service]],
-                env={
-                    **env,
-                    "TOUSU_HTTP_PORT": str(port),
-                    "TOUSU_KAFKA_USERNAME": service,
-                    "TOUSU_KAFKA_PASSWORD": password_of(service) or "",
-                },
-                stdout=logs,
-                stderr=logs,
-            )
+            for args, extra in make_run_layout(service, env):
+                procs.setdefault(PACKAGES[service], []).append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", PACKAGES[service], *args],
+                        env={
+                            **env,
+                            **extra,
+                            "TOUSU_HTTP_PORT": str(port),
+                            "TOUSU_KAFKA_USERNAME": service,
+                            "TOUSU_KAFKA_PASSWORD": password_of(service) or "",
+                        },
+                        stdout=logs,
+                        stderr=logs,
+                    )
+                )
         wait_ready(
             list(PORTS.values()),
             seconds=90,
@@ -150,10 +170,12 @@ def stack(env: dict[str, str], log_dir: Path):
         )
         yield procs
     finally:
-        for proc in procs.values():
-            proc.terminate()
-        for proc in procs.values():
-            proc.wait(timeout=30)
+        for group in procs.values():
+            for proc in group:
+                proc.terminate()
+        for group in procs.values():
+            for proc in group:
+                proc.wait(timeout=30)
         logs.close()
 
 
@@ -170,11 +192,11 @@ def measure_idle(
     with stack(env, log_dir) as procs:
         time.sleep(warmup)
         infra = _infrastructure_pids(env)
-        groups = {name: [proc.pid] for name, proc in procs.items()} | infra
+        groups = {name: [proc.pid for proc in group] for name, group in procs.items()} | infra
         threads_before = {pid: _thread_cpu(pid) for pid in infra["kafka"]}
         before = {name: _group_seconds(name, pids) for name, pids in groups.items()}
         time.sleep(window)
-        ended = [name for name, proc in procs.items() if proc.poll() is not None]
+        ended = [name for name, group in procs.items() if any(p.poll() is not None for p in group)]
         if ended:
             # Another stack on the bench's ports, say: readiness answered for it instead.
             raise RuntimeError(f"{', '.join(ended)} ended during the window; see bench-idle.log")

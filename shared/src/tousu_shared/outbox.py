@@ -178,8 +178,9 @@ class Outbox:
 
 # The listeners of this process by channel: a writer's poke wakes them directly, without
 # waiting for its NOTIFY (sent on the writer's event loop, a few awaits later, and delivered
-# through Postgres). The relay runs on a loop of its own (tousu_shared.runner), so a wake-up
-# crosses threads.
+# through Postgres). A listener may wait on another thread's loop than the writer's (the
+# runner keeps every role on one loop today; a test runs a relay on a loop of its own), so a
+# wake-up may cross threads.
 _local_listeners: dict[str, weakref.WeakSet[CommitListener]] = {}
 _local_lock = threading.Lock()
 
