@@ -114,7 +114,7 @@ async def measure_breach_latency(
             "claim_plan": plan,
         }
     finally:
-        await _clean_up(raw, bulk_ids + due_ids)
+        await clean_up(raw, bulk_ids + due_ids)
         await raw.close()
         await runtime.close()
 
@@ -238,7 +238,8 @@ def _percentile(ordered: list[float], fraction: float) -> float:
     return ordered[index]
 
 
-async def _clean_up(raw: asyncpg.Connection, case_ids: list[uuid.UUID]) -> None:
+async def clean_up(raw: asyncpg.Connection, case_ids: list[uuid.UUID]) -> None:
+    """Delete the benchmark's cases, their event log and their outbox rows."""
     await raw.execute("DELETE FROM sla_event_log WHERE complaint_id = ANY($1::uuid[])", case_ids)
     await raw.execute(
         "DELETE FROM outbox WHERE message_key = ANY($1::text[])",

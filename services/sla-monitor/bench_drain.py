@@ -28,9 +28,8 @@ import time
 import uuid
 from typing import Any
 
-import asyncpg
 from aiokafka import ConsumerRecord, TopicPartition
-from bench_breach import bench_stack
+from bench_breach import bench_stack, clean_up
 from sqlalchemy import event as sa_event
 from tousu_shared.contracts import Event
 from tousu_shared.contracts.case import CaseRouted
@@ -169,7 +168,8 @@ async def measure_drain(
         }
     finally:
         sa_event.remove(runtime.engine.sync_engine, "before_cursor_execute", count)
-        await _clean_up(raw, ids)
+        await clean_up(raw, ids)
+        await raw.execute("DELETE FROM inbox WHERE consumer = $1", CONSUMER)
         await raw.close()
         await runtime.close()
 
@@ -299,16 +299,6 @@ def _routed(complaint_id: uuid.UUID, index: int, at: dt.datetime) -> CaseRouted:
         urgency=URGENCIES[index % 4],
         contact_details_url="https://intake/contact",
     )
-
-
-async def _clean_up(raw: asyncpg.Connection, case_ids: list[uuid.UUID]) -> None:
-    await raw.execute("DELETE FROM sla_event_log WHERE complaint_id = ANY($1::uuid[])", case_ids)
-    await raw.execute(
-        "DELETE FROM outbox WHERE message_key = ANY($1::text[])",
-        [str(case_id) for case_id in case_ids],
-    )
-    await raw.execute("DELETE FROM sla_case WHERE case_id = ANY($1::uuid[])", case_ids)
-    await raw.execute("DELETE FROM inbox WHERE consumer = $1", CONSUMER)
 
 
 if __name__ == "__main__":
