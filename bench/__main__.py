@@ -213,9 +213,9 @@ def analytics_figures() -> None:
     )
 
 
-def main() -> None:
-    """Run every measurement and print the figures."""
-    settings = IntakeSettings()
+def intake_under_test(settings: IntakeSettings) -> tuple[str, str, dict[str, str]]:
+    """This run's topics (and their ACLs) and the environment of an intake started on them:
+    the admin key, the topic namespace and the environment."""
     key = new_api_key()[1]
     namespace = f"{RUN}."
     kafka = admin_connection(settings.kafka_bootstrap)
@@ -233,10 +233,18 @@ def main() -> None:
         "TOUSU_BOOTSTRAP_ADMIN_KEY": key,
         "TOUSU_TOPIC_NAMESPACE": namespace,
         "TOUSU_LOG_LEVEL": "WARNING",
-        "TOUSU_HTTP_REUSE_PORT": "true",
         # Its own random keys: the bench deletes what it wrote, so nothing outlives them.
         **new_key_env(),
     }
+    return key, namespace, env
+
+
+def main() -> None:
+    """Run every measurement and print the figures."""
+    settings = IntakeSettings()
+    key, namespace, env = intake_under_test(settings)
+    env["TOUSU_HTTP_REUSE_PORT"] = "true"
+    kafka = admin_connection(settings.kafka_bootstrap)
     print(
         f"Tousu bench {RUN}: {os.cpu_count()} cores; intake = {API_PROCESSES} API processes "
         f"+ 1 relay; wrk posts distinct complaints, "

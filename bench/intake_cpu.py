@@ -14,20 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from tousu_intake.keys import new_key_env
 from tousu_intake.settings import IntakeSettings
-from tousu_shared.acls import grant_service_acls
-from tousu_shared.auth import new_api_key
-from tousu_shared.kafka import admin_connection, ensure_topics, password_of
-from tousu_shared.topics import all_topic_names
 
-from bench.__main__ import PORT, REPO, RUN, clean_up, wrk
+from bench.__main__ import PORT, REPO, clean_up, intake_under_test, wrk
 from bench.ready import wait_ready
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -48,25 +42,7 @@ def main() -> None:
     parser.add_argument("--native", action="store_true", help="py-spy --native (slows it)")
     args = parser.parse_args()
     settings = IntakeSettings()
-    key = new_api_key()[1]
-    namespace = f"{RUN}."
-    kafka = admin_connection(settings.kafka_bootstrap)
-    asyncio.run(
-        ensure_topics(kafka, [(namespace + name, parts) for name, parts in all_topic_names()])
-    )
-    if "sasl_plain_username" in kafka:
-        asyncio.run(grant_service_acls(kafka, namespace))
-    env = {
-        **os.environ,
-        "TOUSU_KAFKA_USERNAME": "intake",
-        "TOUSU_KAFKA_PASSWORD": password_of("intake") or "",
-        "TOUSU_CREDENTIAL_SIGNING_KEY": secrets.token_hex(32),
-        "TOUSU_HTTP_PORT": str(PORT),
-        "TOUSU_BOOTSTRAP_ADMIN_KEY": key,
-        "TOUSU_TOPIC_NAMESPACE": namespace,
-        "TOUSU_LOG_LEVEL": "WARNING",
-        **new_key_env(),
-    }
+    key, _, env = intake_under_test(settings)
     log_path = REPO / ".data" / "logs" / "bench-intake-cpu.log"
     with open(log_path, "w") as logs:
         api = subprocess.Popen(
