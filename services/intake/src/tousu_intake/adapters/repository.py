@@ -393,8 +393,7 @@ class SqlComplaintRepository:
         row["contact_phone_index"] = keys.phone
         row["contact_email_index"] = keys.email
         row["contact_preferred_contact"] = customer.preferred_contact
-        if self._unsaved:
-            await self.write_unsaved()
+        await self._write_unsaved_first()
         await HOT_INSERT_COMPLAINT_WITH_CONTACT.execute(self._session, row)
         await self._add_messages(complaint)
 
@@ -417,9 +416,13 @@ class SqlComplaintRepository:
 
     async def _execute(self, statement: Any, params: Any = None) -> Any:
         """A statement of this repository, after the unsaved changes it might read."""
+        await self._write_unsaved_first()
+        return await self._session.execute(statement, params)
+
+    async def _write_unsaved_first(self) -> None:
+        """Before a statement of this repository: the unsaved changes it might read."""
         if self._unsaved:
             await self.write_unsaved()
-        return await self._session.execute(statement, params)
 
     def _lock_once(self, complaint: Complaint) -> Complaint:
         """The aggregate this transaction already holds for the row, else this one."""
@@ -470,8 +473,7 @@ class SqlComplaintRepository:
         """Ids of the customer's complaints received since a time, newest first."""
         if not keys.findable:
             return []
-        if self._unsaved:
-            await self.write_unsaved()
+        await self._write_unsaved_first()
         rows = await HOT_RECENT_COMPLAINTS.fetch(
             self._session, {"phone_index": keys.phone, "email_index": keys.email, "since": since}
         )
