@@ -301,15 +301,15 @@ def test_happy_path_of_the_worked_case_keeps_a_complete_history():
         A.RESOLVE,
         A.CLOSE,
     ]
-    assert [e.event_type for e in case.events] == [
-        "CaseRouted",
-        "CaseAcknowledged",
-        "FirstResponseSent",
-        "InvestigationStarted",
-        "RootCauseRecorded",
-        "SolutionProposed",
-        "CaseResolved",
-        "CaseClosed",
+    assert [type(e) for e in case.events] == [
+        ev.CaseRouted,
+        ev.CaseAcknowledged,
+        ev.FirstResponseSent,
+        ev.InvestigationStarted,
+        ev.RootCauseRecorded,
+        ev.SolutionProposed,
+        ev.CaseResolved,
+        ev.CaseClosed,
     ]
     assert case.version == 8
     assert case.first_response_at == RECEIVED + hour

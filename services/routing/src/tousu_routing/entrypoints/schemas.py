@@ -7,14 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
-from tousu_shared.contracts.vocabulary import (
-    Category,
-    Channel,
-    CustomerTier,
-    HandlerLevel,
-    RiskFlag,
-    Severity,
-)
+from tousu_shared.contracts import vocabulary
 from tousu_shared.schemas import ApiModel, from_attributes
 from tousu_shared.topics import department_topic
 
@@ -45,7 +38,7 @@ class DepartmentCreate(ApiModel):
 
     code: str = Code
     name: str = Field(min_length=1, max_length=200)
-    chain: dict[HandlerLevel, list[str]] = Field(
+    chain: dict[vocabulary.HandlerLevel, list[str]] = Field(
         default_factory=dict,
         description="member ids serving the department at each level",
     )
@@ -55,7 +48,7 @@ class DepartmentUpdate(ApiModel):
     """Changes to a department; fields left out stay as they are."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    chain: dict[HandlerLevel, list[str]] | None = None
+    chain: dict[vocabulary.HandlerLevel, list[str]] | None = None
 
 
 class MemberCreate(ApiModel):
@@ -63,7 +56,7 @@ class MemberCreate(ApiModel):
 
     id: str = MemberId
     name: str = Field(min_length=1, max_length=200)
-    level: HandlerLevel
+    level: vocabulary.HandlerLevel
     availability: Availability = Availability.AVAILABLE
     manager_id: str | None = None
 
@@ -86,7 +79,7 @@ class MemberRead(BaseModel):
     id: str
     name: str
     department: str
-    level: HandlerLevel
+    level: vocabulary.HandlerLevel
     availability: Availability
     manager_id: str | None
     open_cases: int
@@ -128,13 +121,13 @@ class DepartmentRead(BaseModel):
 class RuleCriteriaFields(ApiModel):
     """What a rule matches on; each list accepts any of its values, a missing one any value."""
 
-    category: list[Category] | None = None
+    category: list[vocabulary.Category] | None = None
     product_line: list[str] | None = None
     region: list[str] | None = None
-    channel: list[Channel] | None = None
-    severity: list[Severity] | None = None
-    customer_tier: list[CustomerTier] | None = None
-    risk_flags: list[RiskFlag] | None = Field(
+    channel: list[vocabulary.Channel] | None = None
+    severity: list[vocabulary.Severity] | None = None
+    customer_tier: list[vocabulary.CustomerTier] | None = None
+    risk_flags: list[vocabulary.RiskFlag] | None = Field(
         default=None,
         description="matches when the complaint carries any of these flags",
     )
@@ -226,13 +219,13 @@ class RoutingRuleRevisionRead(BaseModel):
 class SampleComplaint(ApiModel):
     """The facts of a complaint as routing sees them, for a dry run."""
 
-    severity: Severity
-    category: Category | None = None
+    severity: vocabulary.Severity
+    category: vocabulary.Category | None = None
     product_line: str | None = None
     region: str | None = None
-    channel: Channel | None = None
-    customer_tier: CustomerTier | None = None
-    risk_flags: list[RiskFlag] = []
+    channel: vocabulary.Channel | None = None
+    customer_tier: vocabulary.CustomerTier | None = None
+    risk_flags: list[vocabulary.RiskFlag] = []
     subject_staff_ref: str | None = Field(default=None, description="member complained about")
     subject_unit: str | None = Field(default=None, description="department complained about")
 
@@ -279,7 +272,7 @@ class DryRunRead(BaseModel):
     rule_id: str
     rule_name: str
     matched_criteria: list[str]
-    handler_level: HandlerLevel
+    handler_level: vocabulary.HandlerLevel
     notify_management: bool
     conflict_of_interest: list[str]
     assignee_id: str | None
@@ -388,7 +381,7 @@ class TransferCreate(CaseActionCreate):
 
     to_department: str
     reason: str = Text
-    handler_level: HandlerLevel | None = None
+    handler_level: vocabulary.HandlerLevel | None = None
     assignee_id: str | None = None
 
 
@@ -437,7 +430,7 @@ class CaseSummaryRead(BaseModel):
     complaint_id: uuid.UUID
     department: str
     state: str
-    handler_level: HandlerLevel
+    handler_level: vocabulary.HandlerLevel
     assignee_id: str | None
     version: int
     category: str
