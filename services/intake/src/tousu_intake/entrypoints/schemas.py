@@ -16,16 +16,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from tousu_shared.contracts.vocabulary import (
-    Category,
-    Channel,
-    CustomerTier,
-    Emotion,
-    Remedy,
-    RiskFlag,
-    Severity,
-    Urgency,
-)
+from tousu_shared.contracts import vocabulary
 from tousu_shared.schemas import ApiModel
 
 from tousu_intake.domain.model import normalise_email, normalise_phone
@@ -56,7 +47,7 @@ class CustomerCreate(_Strict):
     email: Email | None = None
     address: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
     preferred_contact: Literal["phone", "email", "letter", "app"] | None = None
-    tier: CustomerTier = CustomerTier.REGULAR
+    tier: vocabulary.CustomerTier = vocabulary.CustomerTier.REGULAR
 
     @model_validator(mode="after")
     def _reachable(self) -> CustomerCreate:
@@ -82,14 +73,14 @@ class EvidenceRef(_Strict):
 class ComplaintCreate(_Strict):
     """A complaint from any channel."""
 
-    channel: Channel
+    channel: vocabulary.Channel
     contact_at: datetime | None = Field(
         default=None,
         description="when the customer first made contact; defaults to now",
     )
     customer: CustomerCreate
     description: Description
-    requested_remedies: list[Remedy] = Field(default_factory=list, max_length=7)
+    requested_remedies: list[vocabulary.Remedy] = Field(default_factory=list, max_length=7)
     product_ref: ShortText | None = None
     product_line: ShortText | None = None
     region: ShortText | None = None
@@ -98,7 +89,7 @@ class ComplaintCreate(_Strict):
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = "CNY"
     subject_staff_ref: ShortText | None = None
     subject_unit: ShortText | None = None
-    emotion: Emotion | None = None
+    emotion: vocabulary.Emotion | None = None
     affected_customers: int | None = Field(default=None, ge=1, le=100_000_000)
     evidence: list[EvidenceRef] = Field(default_factory=list, max_length=50)
     tags: list[Tag] = Field(default_factory=list, max_length=20)
@@ -134,13 +125,13 @@ class ComplaintCreate(_Strict):
 class ClassificationRead(BaseModel):
     """Every classification dimension."""
 
-    category: Category
-    severity: Severity
-    urgency: Urgency
-    risk_flags: list[RiskFlag]
-    customer_tier: CustomerTier
+    category: vocabulary.Category
+    severity: vocabulary.Severity
+    urgency: vocabulary.Urgency
+    risk_flags: list[vocabulary.RiskFlag]
+    customer_tier: vocabulary.CustomerTier
     impact: int
-    emotion: Emotion | None
+    emotion: vocabulary.Emotion | None
 
 
 class ComplaintCreated(BaseModel):
@@ -227,7 +218,7 @@ class ComplaintPage(BaseModel):
 class MessageCreate(_Strict):
     """A further message from the customer, with evidence references."""
 
-    channel: Channel
+    channel: vocabulary.Channel
     body: (
         Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]
         | None
@@ -255,10 +246,10 @@ class MessageRead(BaseModel):
 class ClassificationUpdate(_Strict):
     """A person's correction; unspecified dimensions keep their current value."""
 
-    category: Category | None = None
-    severity: Severity | None = None
-    urgency: Urgency | None = None
-    risk_flags: list[RiskFlag] | None = None
+    category: vocabulary.Category | None = None
+    severity: vocabulary.Severity | None = None
+    urgency: vocabulary.Urgency | None = None
+    risk_flags: list[vocabulary.RiskFlag] | None = None
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)]
 
     @model_validator(mode="after")
