@@ -10,24 +10,7 @@ from dataclasses import dataclass
 from tousu_shared.contracts import Event
 from tousu_shared.contracts import sla as contracts
 
-from tousu_sla.domain import (
-    DEFAULT_CALENDAR,
-    BusinessCalendar,
-    CalendarDataMissing,
-    CaseSla,
-    Escalated,
-    Firing,
-    FiringKind,
-    MilestoneCancelled,
-    MilestoneClock,
-    MilestoneMet,
-    MilestonePaused,
-    MilestoneResumed,
-    MilestoneRetargeted,
-    MilestoneStarted,
-    SlaOutcome,
-    next_notification_time,
-)
+from tousu_sla import domain
 
 
 @dataclass(frozen=True)
@@ -38,14 +21,14 @@ class OutgoingEvent:
     firing_key: str | None = None
 
 
-def due_times(case: CaseSla) -> dict[str, dt.datetime | None]:
+def due_times(case: domain.CaseSla) -> dict[str, dt.datetime | None]:
     """Every milestone's due time now, to tell real retargets from unchanged ones later."""
     return {key: clock.due_at for key, clock in case.clocks.items()}
 
 
 def contract_events(
-    case: CaseSla,
-    outcomes: Iterable[SlaOutcome],
+    case: domain.CaseSla,
+    outcomes: Iterable[domain.SlaOutcome],
     *,
     previous_due: Mapping[str, dt.datetime | None],
 ) -> list[OutgoingEvent]:
@@ -55,7 +38,9 @@ def contract_events(
 
 
 class _Translator:
-    def __init__(self, case: CaseSla, previous_due: Mapping[str, dt.datetime | None]) -> None:
+    def __init__(
+        self, case: domain.CaseSla, previous_due: Mapping[str, dt.datetime | None]
+    ) -> None:
         self.case = case
         self.previous_due = previous_due
         self.complaint_id = uuid.UUID(case.case_id)
@@ -65,12 +50,12 @@ class _Translator:
             "urgency": case.attributes.urgency,
         }
 
-    def translate(self, outcome: SlaOutcome) -> list[OutgoingEvent]:
-        if isinstance(outcome, Firing):
+    def translate(self, outcome: domain.SlaOutcome) -> list[OutgoingEvent]:
+        if isinstance(outcome, domain.Firing):
             return self._firing(outcome)
-        if isinstance(outcome, Escalated):
+        if isinstance(outcome, domain.Escalated):
             return self._escalated(outcome)
-        if isinstance(outcome, MilestoneStarted):
+        if isinstance(outcome, domain.MilestoneStarted):
             clock = self.case.clocks[outcome.milestone_key]
             return [
                 OutgoingEvent(
@@ -81,14 +66,14 @@ class _Translator:
                         target_seconds=clock.target.total_seconds(),
                         calendar=(
                             clock.timekeeper.name
-                            if isinstance(clock.timekeeper, BusinessCalendar)
+                            if isinstance(clock.timekeeper, domain.BusinessCalendar)
                             else None
                         ),
                         **self._common(),
                     )
                 )
             ]
-        if isinstance(outcome, MilestoneMet):
+        if isinstance(outcome, domain.MilestoneMet):
             clock = self.case.clocks[outcome.milestone_key]
             return [
                 OutgoingEvent(
@@ -102,7 +87,7 @@ class _Translator:
                     )
                 )
             ]
-        if isinstance(outcome, MilestonePaused):
+        if isinstance(outcome, domain.MilestonePaused):
             return [
                 OutgoingEvent(
                     contracts.SlaMilestonePaused(
@@ -115,7 +100,7 @@ class _Translator:
                     )
                 )
             ]
-        if isinstance(outcome, MilestoneResumed):
+        if isinstance(outcome, domain.MilestoneResumed):
             clock = self.case.clocks[outcome.milestone_key]
             resumed_by = clock.pauses[-1].resumed_by if clock.pauses else None
             return [
@@ -129,7 +114,7 @@ class _Translator:
                     )
                 )
             ]
-        if isinstance(outcome, MilestoneRetargeted):
+        if isinstance(outcome, domain.MilestoneRetargeted):
             previous = self.previous_due.get(outcome.milestone_key)
             if outcome.milestone_key in self.previous_due and previous == outcome.due_at:
                 return []  # re-evaluated, but the deadline did not move: nothing to tell
@@ -143,7 +128,7 @@ class _Translator:
                     )
                 )
             ]
-        if isinstance(outcome, MilestoneCancelled):
+        if isinstance(outcome, domain.MilestoneCancelled):
             return [
                 OutgoingEvent(
                     contracts.SlaMilestoneCancelled(
@@ -154,7 +139,7 @@ class _Translator:
                     )
                 )
             ]
-        if isinstance(outcome, CalendarDataMissing):
+        if isinstance(outcome, domain.CalendarDataMissing):
             return self._calendar_gap(outcome)
         raise TypeError(f"no SLA event for outcome {outcome!r}")
 
@@ -162,14 +147,14 @@ class _Translator:
         return {"complaint_id": self.complaint_id, **self.context}
 
     @staticmethod
-    def _due(clock: MilestoneClock) -> dt.datetime:
+    def _due(clock: domain.MilestoneClock) -> dt.datetime:
         # Only a paused clock lacks a due time, and none of these outcomes leaves one paused.
         due = clock.due_at
         if due is None:
             raise ValueError(f"milestone {clock.key!r} has no due time")
         return due
 
-    def _firing(self, firing: Firing) -> list[OutgoingEvent]:
+    def _firing(self, firing: domain.Firing) -> list[OutgoingEvent]:
         clock = self.case.clocks[firing.milestone_key]
         key = f"{self.case.case_id}:{clock.key}:{clock.started_at.isoformat()}:"
         timing = {
@@ -180,7 +165,7 @@ class _Translator:
             "notify_at": self._notify_at(clock, firing.fired_at),
             **self._common(),
         }
-        if firing.kind is FiringKind.WARNING:
+        if firing.kind is domain.FiringKind.WARNING:
             return [
                 OutgoingEvent(
                     contracts.SlaAtRisk(fraction=firing.warn_fraction or 0.0, **timing),
@@ -190,7 +175,7 @@ class _Translator:
         # Informational, per milestone: escalating the case is SlaEscalated's job alone.
         return [OutgoingEvent(contracts.SlaBreached(**timing), key + firing.threshold_key)]
 
-    def _escalated(self, escalated: Escalated) -> list[OutgoingEvent]:
+    def _escalated(self, escalated: domain.Escalated) -> list[OutgoingEvent]:
         clock = self.case.clocks[escalated.milestone_key]
         event = contracts.SlaEscalated(
             milestone=escalated.milestone_key,
@@ -206,19 +191,19 @@ class _Translator:
         )
         return [OutgoingEvent(event, f"{self.case.case_id}:{escalated.firing_key_suffix}")]
 
-    def _notify_at(self, clock: MilestoneClock, fired_at: dt.datetime) -> dt.datetime:
+    def _notify_at(self, clock: domain.MilestoneClock, fired_at: dt.datetime) -> dt.datetime:
         # People are told in working time (no 3 a.m. pages) unless the case is immediate.
         timekeeper = clock.timekeeper
         calendar = (
             timekeeper
-            if isinstance(timekeeper, BusinessCalendar)
-            else self.case.calendars.get(DEFAULT_CALENDAR)
+            if isinstance(timekeeper, domain.BusinessCalendar)
+            else self.case.calendars.get(domain.DEFAULT_CALENDAR)
         )
         if calendar is None:
             return fired_at
-        return next_notification_time(fired_at, self.case.attributes.urgency, calendar).at
+        return domain.next_notification_time(fired_at, self.case.attributes.urgency, calendar).at
 
-    def _calendar_gap(self, gap: CalendarDataMissing) -> list[OutgoingEvent]:
+    def _calendar_gap(self, gap: domain.CalendarDataMissing) -> list[OutgoingEvent]:
         clocks = [
             clock
             for clock in self.case.clocks.values()
