@@ -143,6 +143,15 @@ EOF
       autostart=false
     fi
     port_env="TOUSU_HTTP_PORT=\"${PORTS[$service]}\",$env"
+    metrics_dir="$RUN_DIR/metrics/$service"
+    rm -rf "$metrics_dir"
+    if { [ "$service" = intake ] && [ "$INTAKE_API_PROCESSES" -gt 1 ]; } \
+        || [[ " $RELAYS_APART " == *" $service "* ]]; then
+      # A service in several processes: they keep their metrics in files of this run (emptied
+      # before any starts) and /metrics of each answers for all of them (tousu_shared.metrics).
+      mkdir -p "$metrics_dir"
+      port_env="$port_env,PROMETHEUS_MULTIPROC_DIR=\"$metrics_dir\""
+    fi
     if [ "$service" = intake ] && [ "$INTAKE_API_PROCESSES" -gt 1 ]; then
       # Intake's API is where the CPU goes per complaint, so it gets as many processes as
       # the machine has cores: they share its port (SO_REUSEPORT, the kernel spreads the
