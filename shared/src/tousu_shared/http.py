@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Histogram
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,6 +35,7 @@ from tousu_shared.departments import require_department
 from tousu_shared.errors import NotFound, ServiceError
 from tousu_shared.kafka import create_producer
 from tousu_shared.logging import correlation_id_var
+from tousu_shared.metrics import exposition as metrics_exposition
 from tousu_shared.runtime import Runtime
 from tousu_shared.schemas import ERROR_RESPONSES, INT64_MAX
 from tousu_shared.unstorable import BODY_KEY, unstorable_value
@@ -379,8 +380,9 @@ def _operations_router() -> APIRouter:
 
     @router.get("/metrics", dependencies=[require("metrics:read")])
     async def metrics() -> Response:
-        """Prometheus metrics, for a credential with metrics:read (a `monitoring` key)."""
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        """Prometheus metrics, for a credential with metrics:read (a `monitoring` key): of
+        every process of the service where they share PROMETHEUS_MULTIPROC_DIR."""
+        return Response(metrics_exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return router
 

@@ -59,10 +59,13 @@ TRANSIENT_RETRIES = Counter(
     "Attempts that failed for a transient reason and will be retried",
     ["service"],
 )
+# Where a service's processes share their metrics (tousu_shared.metrics): the sum over its
+# processes still running.
 STALLED = Gauge(
     "tousu_consumer_stalled_partitions",
     "Partitions waiting for a transient failure to pass",
     ["service"],
+    multiprocess_mode="livesum",
 )
 # getmany's timeout once the consumer has its partitions (see EventConsumer.run).
 _IDLE_FETCH_MS = 30_000

@@ -21,6 +21,7 @@ import uvloop
 from tousu_shared.dlq import ReplayReport, replay_dead_letters
 from tousu_shared.kafka import connection, ensure_topics
 from tousu_shared.logging import configure_logging
+from tousu_shared.metrics import process_exiting, process_started
 from tousu_shared.migrations import downgrade, upgrade
 from tousu_shared.runtime import Service
 from tousu_shared.settings import ConfigurationError
@@ -194,5 +195,11 @@ def main(build: Callable[[], Service], argv: list[str] | None = None) -> None:
         return
     chosen = roles_to_run(roles, args.command, args.without)
     log.info("starting %s on %s:%s", ", ".join(chosen), settings.http_host, settings.http_port)
-    # uvloop: uvicorn picks it only for loops it creates itself, and this one is ours.
-    uvloop.run(serve(service, chosen))
+    # Where the service's processes share their metrics, a live gauge counts only while its
+    # process runs: this one's stop counting when it ends, those of processes gone are dropped.
+    process_started()
+    try:
+        # uvloop: uvicorn picks it only for loops it creates itself, and this one is ours.
+        uvloop.run(serve(service, chosen))
+    finally:
+        process_exiting()
