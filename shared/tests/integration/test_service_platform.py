@@ -9,6 +9,7 @@ import importlib
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
 from tousu_routing.service_layer.defaults import ensure_defaults
@@ -58,6 +59,41 @@ async def test_service_is_healthy_ready_and_measured(schema, kafka_topics):
         assert ready.json()["checks"] == {"database": "ok", "kafka": "ok"}
         metrics = (await http.get("/metrics", headers=bearer(ADMIN_KEY))).text
         assert "tousu_http_request_seconds" in metrics
+
+
+def _request_count(exposition: str, service: str, route: str, status: str) -> float:
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            labels = sample.labels
+            if sample.name == "tousu_http_request_seconds_count" and (
+                labels.get("service"),
+                labels.get("route"),
+                labels.get("status"),
+            ) == (service, route, status):
+                return sample.value
+    return 0.0
+
+
+async def test_requests_are_counted_by_their_route_template(kafka_topics):
+    """The route label is the template, prefix included; a path no route matches is one label."""
+    service = build("routing")
+    async with client(service) as http:
+
+        async def counts() -> tuple[float, float]:
+            text_ = (await http.get("/metrics", headers=bearer(ADMIN_KEY))).text
+            name = service.runtime.settings.service_name
+            return (
+                _request_count(text_, name, "/v1/admin/credentials", "200"),
+                _request_count(text_, name, "unmatched", "404"),
+            )
+
+        listed, unmatched = await counts()
+        assert (
+            await http.get("/v1/admin/credentials", headers=bearer(ADMIN_KEY))
+        ).status_code == 200
+        assert (await http.get("/no/such/path/4711")).status_code == 404
+        assert (await http.get("/no/such/path/4712")).status_code == 404
+        assert await counts() == (listed + 1, unmatched + 2)
 
 
 @pytest.mark.parametrize("schema", list(SERVICES))
