@@ -75,3 +75,34 @@ async def test_submissions_still_record_complaint_contact_and_key_together(http,
         key=str(complaint_id),
     )
     assert tuple(rows) == (1, 1, 1, 2)
+
+
+async def test_a_submission_failing_at_commit_leaves_nothing(http, intake, monkeypatch):
+    """Complaint, contact, idempotency key and outbox rows all ran on the raw connection
+    (HotStatement), inside the one transaction: a failure before commit takes them all."""
+    from tousu_intake.service_layer.unit_of_work import IntakeUnitOfWork
+
+    async def failing_commit(self) -> None:
+        raise RuntimeError("the database went away at commit")
+
+    monkeypatch.setattr(IntakeUnitOfWork, "_commit", failing_commit)
+    body = complaint_body()
+    try:
+        response = await http.post(
+            "/v1/complaints", json=body, headers={"Idempotency-Key": "hot-failed"}
+        )
+    except RuntimeError:
+        pass  # the in-process client re-raises the app's error
+    else:
+        assert response.status_code == 500
+    monkeypatch.undo()
+    rows = await one_row(
+        intake,
+        "SELECT (SELECT count(*) FROM intake.complaint), "
+        "(SELECT count(*) FROM intake.complaint_contact), "
+        "(SELECT count(*) FROM intake.idempotency_key), "
+        "(SELECT count(*) FROM intake.outbox)",
+    )
+    assert tuple(rows) == (0, 0, 0, 0)
+    again = await http.post("/v1/complaints", json=body, headers={"Idempotency-Key": "hot-failed"})
+    assert again.status_code == 201  # the key was not left claimed

@@ -15,14 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-import asyncpg
-import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from tousu_shared.db import HotStatement
 from tousu_shared.errors import Conflict
 
 from tousu_intake.adapters.crypto import FieldCipher
@@ -118,110 +116,6 @@ class RuleSets(Protocol):
 
     async def newest(self) -> tuple[int, dict[str, Any]] | None: ...
     async def add(self, rules: dict[str, Any], *, by: str, note: str | None) -> int: ...
-
-
-# -- the hot path's statements, on the session's own asyncpg connection --------------------
-
-
-def _json_text(value: Any) -> str | None:
-    """A JSON(B) parameter as the dialect's codec takes it (the text; None stays NULL)."""
-    return None if value is None else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
-def _same(value: Any) -> Any:
-    return value
-
-
-class HotStatement:
-    """A statement compiled once to asyncpg's SQL, run on the session's transaction without
-    SQLAlchemy's per-execution work (parameter processing, execution context, result
-    wrapping): on the submission path that cost more CPU than asyncpg's own work.
-
-    Parameters are passed as SQLAlchemy would bind them (JSON columns as their JSON text,
-    the rest as they are). It runs inside the transaction the session has begun (the caller
-    ran a statement through the session first); otherwise it goes through the session. A
-    failure is raised as SQLAlchemy raises it (``DBAPIError`` and subclasses, parameters
-    hidden), so callers and the API's error handlers see no difference.
-    """
-
-    def __init__(
-        self, statement: sa.Insert | sa.Select[Any], *, columns: Sequence[str] | None = None
-    ) -> None:
-        # ``columns``: an insert's columns given (the others keep their server defaults).
-        compiled = statement.compile(
-            dialect=asyncpg_dialect.dialect(),
-            column_keys=list(columns) if columns is not None else None,
-        )
-        self.statement = statement
-        self.sql = compiled.string
-        names = compiled.positiontup or []
-        self._names = names
-        self._convert = [
-            _json_text if isinstance(compiled.binds[name].type, sa.JSON) else _same
-            for name in names
-        ]
-        # Values the statement carries itself (a LIMIT, say); every other one must be given.
-        given = set(columns or ())
-        self._defaults = {
-            name: compiled.binds[name].value
-            for name in names
-            if name not in given and compiled.binds[name].value is not None
-        }
-
-    def _args(self, params: dict[str, Any]) -> list[Any]:
-        defaults = self._defaults
-        return [
-            convert(params[name] if name in params else defaults[name])
-            for name, convert in zip(self._names, self._convert, strict=True)
-        ]
-
-    async def _driver(self, session: AsyncSession) -> tuple[Any, asyncpg.Connection] | None:
-        raw = await (await session.connection()).get_raw_connection()
-        adapter: Any = raw.dbapi_connection
-        driver = raw.driver_connection
-        if not isinstance(driver, asyncpg.Connection):
-            return None
-        if not driver.is_in_transaction() and getattr(adapter, "_transaction", False) is None:
-            # The dialect begins its transaction with the first statement: begin it as it does.
-            await adapter._start_transaction()
-        return (adapter, driver) if driver.is_in_transaction() else None
-
-    async def fetch(self, session: AsyncSession, params: dict[str, Any]) -> list[Any]:
-        """The rows (asyncpg records: by position or column name)."""
-        found = await self._driver(session)
-        if found is None:
-            return list(await session.execute(self.statement, params))
-        adapter, driver = found
-        try:
-            return await driver.fetch(self.sql, *self._args(params))
-        except Exception as exc:
-            raise self._translated(adapter, exc) from exc
-
-    async def execute(self, session: AsyncSession, params: dict[str, Any]) -> None:
-        """Run it for its effect."""
-        found = await self._driver(session)
-        if found is None:
-            await session.execute(self.statement, params)
-            return
-        adapter, driver = found
-        try:
-            await driver.execute(self.sql, *self._args(params))
-        except Exception as exc:
-            raise self._translated(adapter, exc) from exc
-
-    def _translated(self, adapter: Any, exc: Exception) -> Exception:
-        """The exception SQLAlchemy would raise for this driver error."""
-        try:
-            adapter._handle_exception(exc)  # raises the DB-API form of the error
-        except Exception as dbapi_error:
-            return DBAPIError.instance(
-                self.sql,
-                None,
-                dbapi_error,
-                asyncpg_dialect.dialect.import_dbapi().Error,
-                hide_parameters=True,
-            )
-        return exc
 
 
 # -- complaints -------------------------------------------------------------------------------
