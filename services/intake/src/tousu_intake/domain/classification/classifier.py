@@ -19,14 +19,31 @@ from .model import (
     Severity,
     Urgency,
 )
-from .rules import ClassifierRules, TermList, WeightedTerms, load_default_rules, normalise_text
-from .text import Term, TermIndex, TextAnalysis, register_chinese_words, segment
+from .rules import (
+    ClassifierRules,
+    RiskPair,
+    TermList,
+    WeightedTerms,
+    load_default_rules,
+    normalise_text,
+)
+from .text import (
+    Term,
+    TermIndex,
+    TextAnalysis,
+    register_chinese_words,
+    segment,
+    term_pattern,
+)
 from .textmodel import HeadResult, Prediction, TextModel, load_shipped_model
 
 # Sentinel: "use the model shipped with the package" (None means rules only).
 SHIPPED = object()
 # Clause punctuation: a cued risk word's cue must stand in its own clause.
 _CLAUSE_END = re.compile(r"[.!?;,。!?;,:\n]")
+# Sentence ends: a hearsay question ("…是真的吗?") and a sentence-wide risk pair stop here.
+_SENTENCE_END = re.compile(r"[.!?;。!?;\n]")
+_TRAILING_PUNCT = re.compile(r"[\s.!?;。!?;]+$")
 # Quoted speech (after NFKC folding): what someone else said, or the customer's own retort.
 _QUOTED = re.compile(r'"[^"\n]{1,200}"|“[^”\n]{1,200}”|「[^」\n]{1,200}」|『[^』\n]{1,200}』')
 # Where an urgency explanation keeps what it learnt from the customer's earlier complaints.
@@ -80,6 +97,21 @@ class Classifier:
                 *self.rules.negation.naming_followers.zh,
                 *self.rules.negation.naming_followers.en,
             ],
+            typo_min_length=self.rules.typo_min_length,
+        )
+        self._event_flags = {f.value for f in self.rules.negation.clause_cue_flags}
+        self._pairs = [
+            (
+                pair,
+                term_pattern([*pair.first.zh, *pair.first.en]),
+                term_pattern([*pair.second.zh, *pair.second.en]),
+                term_pattern([*pair.requires.zh, *pair.requires.en]),
+            )
+            for pair in self.rules.risk_pairs
+        ]
+        self._hearsay_endings = tuple(
+            normalise_text(e)
+            for e in (*self.rules.hearsay_questions.zh, *self.rules.hearsay_questions.en)
         )
         self._quoted_ignored = {f.value for f in self.rules.quoted_speech_ignored}
         self._cued = [
@@ -256,6 +288,15 @@ class Classifier:
         for flag_name, seen in cued.items():
             by_flag.setdefault(flag_name, [])
             why["matched"].setdefault(flag_name, []).extend(seen)
+        for flag_name, seen in self._pair_words(text).items():
+            by_flag.setdefault(flag_name, [])
+            why["matched"].setdefault(flag_name, []).extend(seen)
+        hearsay = self._only_hearsay(by_flag, text)
+        if hearsay:
+            for flag_name in hearsay:
+                del by_flag[flag_name]
+                why["matched"].pop(flag_name, None)
+            why["hearsay_only"] = hearsay
         quoted = self._only_quoted(by_flag, text)
         if quoted:
             for flag_name in quoted:
@@ -270,7 +311,9 @@ class Classifier:
         threshold = self.rules.risk_model_min_probability
         by_model: dict[str, Any] = {}
         if threshold is not None and prediction is not None:
-            denied = negated_flags(self, analysis)
+            denied = negated_flags(self, analysis) | set(hearsay)
+            # A hypothetical or hearsay text: the model cannot tell the cue's scope (rules data).
+            after_cue: bool | None = None if self.rules.risk_model_not_after_cue else False
             allowed = self.rules.risk_model_flags
             for flag in RISK_FLAG_ORDER:
                 name = f"flag:{flag.value}"
@@ -281,6 +324,11 @@ class Classifier:
                 if any(f.value in by_flag for f in self.rules.risk_model_not_beside.get(flag, ())):
                     continue
                 if prediction.probabilities[name]["yes"] >= threshold:
+                    if flag.value in self._event_flags and after_cue is not False:
+                        if after_cue is None:
+                            after_cue = bool(hearsay) or self._index.clause_cue_in(text)
+                        if after_cue:
+                            continue
                     head = prediction.head(name, explain=True)
                     by_model[flag.value] = {
                         "p": round(head.probabilities["yes"], 3),
@@ -296,9 +344,92 @@ class Classifier:
         candidates = [f for f in by_flag if f in self._quoted_ignored]
         if not candidates or _QUOTED.search(text) is None:
             return []
-        outside = self._group(self._index.analyse(_QUOTED.sub(" , ", text))).get("risk_flags", {})
-        cued = self._cued_words(_QUOTED.sub(" , ", text))
-        return [f for f in candidates if f not in outside and f not in cued]
+        unquoted = _QUOTED.sub(" , ", text)
+        outside = self._group(self._index.analyse(unquoted)).get("risk_flags", {})
+        cued = self._cued_words(unquoted)
+        paired = self._pair_words(unquoted)
+        return [f for f in candidates if f not in outside and f not in cued and f not in paired]
+
+    def _only_hearsay(self, by_flag: dict[str, list[Any]], text: str) -> list[str]:
+        """Event flags found only in hearsay questions ("有人说…孩子吃了会生病,是真的吗?")."""
+        candidates = [f for f in by_flag if f in self._event_flags]
+        if not candidates or not any(e in text for e in self._hearsay_endings):
+            return []
+        kept: list[str] = []
+        found_hearsay = False
+        start = 0
+        for end in [m.end() for m in _SENTENCE_END.finditer(text)] + [len(text)]:
+            sentence = text[start:end]
+            start = end
+            body = _TRAILING_PUNCT.sub("", sentence)
+            if body.endswith(self._hearsay_endings) and self._index.clause_cue_in(body):
+                found_hearsay = True
+                continue
+            kept.append(sentence)
+        if not found_hearsay:
+            return []
+        rest = " , ".join(kept)
+        outside = self._group(self._index.analyse(rest)).get("risk_flags", {})
+        paired = self._pair_words(rest)
+        return [f for f in candidates if f not in outside and f not in paired]
+
+    def _pair_words(self, text: str) -> dict[str, list[str]]:
+        """Risk pairs (rules.risk_pairs) whose two words stand close together, by flag."""
+        hits: dict[str, list[str]] = {}
+        for pair, first, second, requires in self._pairs:
+            if pair.flag.value in hits or first is None or second is None:
+                continue
+            # Cheap checks first: most texts hold neither word of most pairs.
+            if second.search(text) is None or first.search(text) is None:
+                continue
+            if requires is not None and requires.search(text) is None:
+                continue
+            found = self._find_pair(pair, first, second, text)
+            if found is not None:
+                hits.setdefault(pair.flag.value, []).append(f"{pair.kind}: {found}")
+        return hits
+
+    def _find_pair(
+        self, pair: RiskPair, first: re.Pattern[str], second: re.Pattern[str], text: str
+    ) -> str | None:
+        units = _SENTENCE_END if pair.scope == "sentence" else _CLAUSE_END
+        start = 0
+        for end in [m.start() for m in units.finditer(text)] + [len(text)]:
+            unit = text[start:end]
+            offset = start
+            start = end + 1
+            if not unit.strip():
+                continue
+            seconds = [(m.start(), m.end(), m.group()) for m in second.finditer(unit)]
+            if not seconds:
+                continue
+            for a in first.finditer(unit):
+                for b_start, b_end, b_text in seconds:
+                    if b_start >= a.end():
+                        gap, earlier = b_start - a.end(), a.start()
+                    elif not pair.ordered and b_end <= a.start():
+                        gap, earlier = a.start() - b_end, b_start
+                    else:
+                        continue
+                    if gap > pair.window_chars:
+                        continue
+                    later = b_start if earlier == a.start() else a.start()
+                    if self._pair_cancelled(pair, text[: offset + earlier], text[: offset + later]):
+                        continue
+                    return f"{a.group()}…{b_text}"
+        return None
+
+    def _pair_cancelled(self, pair: RiskPair, before: str, before_later: str) -> bool:
+        """A negation cue just before either word, or a hypothetical/hearsay cue in the clause.
+
+        "没有把我的电话给别人", "说不出订单号": denied; "如果有人拿我的身份证补办…": not an event.
+        """
+        clause = _CLAUSE_END.split(before)[-1]
+        if self._index.negation_at_end(clause):
+            return True
+        if self._index.negation_at_end(_CLAUSE_END.split(before_later)[-1]):
+            return True
+        return pair.flag.value in self._event_flags and self._index.clause_cue_in(clause)
 
     def _cued_words(self, text: str) -> dict[str, list[str]]:
         """Cued risk words whose cue stands close before them in their clause, by flag."""

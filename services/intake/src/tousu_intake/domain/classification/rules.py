@@ -353,6 +353,36 @@ class CuedRiskWord(_Strict):
         return self
 
 
+class RiskPair(_Strict):
+    """Two words close together in one clause or sentence that tell a risk no single word does.
+
+    Harm told without a harm word: 差点 … 泼到 (a near miss), 司机 … 刷短视频 (a driver on his
+    phone), 电梯 … 关在 (people shut in a lift). Personal data passed to someone: 我的电话 …
+    给了卖家, "my number" … "to his mate". Money paid to someone who then vanished: 卖家 …
+    联系不上, with a payment word in the text. Chinese words match as text, English ones as
+    whole words. A negation cue just before the earlier word cancels the pair
+    (没有把我的电话给别人), and so does a hypothetical or hearsay cue before it in its clause
+    for the flags `negation.clause_cue_flags` names.
+    """
+
+    flag: RiskFlag
+    kind: str = Field(min_length=1, max_length=60, description="named in the explanation")
+    first: TermList
+    second: TermList
+    window_chars: int = Field(default=20, ge=1, le=120)
+    ordered: bool = Field(default=True, description="False: the second word may come first")
+    scope: Literal["clause", "sentence"] = "clause"
+    requires: TermList = Field(
+        default_factory=TermList, description="if given, one of these must be in the text too"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> RiskPair:
+        if self.first.is_empty() or self.second.is_empty():
+            raise ValueError(f"risk pair {self.kind!r} needs words on both sides")
+        return self
+
+
 class ReviewRules(_Strict):
     """Below these confidences (0..1) a complaint is marked for human review."""
 
@@ -406,6 +436,28 @@ class ClassifierRules(_Strict):
         gt=0.5,
         le=1,
         description="the model adds a risk flag no word found at this probability (None: never)",
+    )
+    risk_pairs: list[RiskPair] = Field(
+        default_factory=list,
+        description="risks told by two words together, not by one word (see RiskPair)",
+    )
+    hearsay_questions: TermList = Field(
+        default_factory=TermList,
+        description="a sentence that holds a clause cue (听说, 有人说, reckons) and ends asking"
+        " one of these (是真的吗, 'is that true') is hearsay as a whole: its event flags"
+        " (negation.clause_cue_flags) are not set, in its later clauses either",
+    )
+    risk_model_not_after_cue: bool = Field(
+        default=False,
+        description="the model does not add an event flag (negation.clause_cue_flags) to a"
+        " text that holds a hypothetical or hearsay cue: it cannot tell their scope, words can",
+    )
+    typo_min_length: int | None = Field(
+        default=None,
+        ge=5,
+        le=20,
+        description="English risk words this long or longer also match with one letter missing,"
+        " doubled or two letters swapped inside the word ('poisning', 'stiches'); None: never",
     )
     risk_model_not_beside: dict[RiskFlag, list[RiskFlag]] = Field(
         default_factory=dict,

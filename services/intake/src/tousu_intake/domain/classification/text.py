@@ -160,6 +160,7 @@ class TermIndex:
         clause_cue_labels: Iterable[str] = (),
         prevention_prefixes: Iterable[str] = (),
         naming_followers: Iterable[str] = (),
+        typo_min_length: int | None = None,
     ) -> None:
         self.terms = terms
         # Words kept whole by segmentation (rules' segmentation_words) that are no keyword
@@ -214,6 +215,21 @@ class TermIndex:
         self._prevention_zh = tuple(c for c in self._prevention if _is_chinese(c))
         self._followers = frozenset(normalise_text(c) for c in naming_followers)
         self._token_cache: dict[str, tuple[tuple[int, bool], ...]] = {}
+        # English risk words with one letter missing, doubled or swapped ("poisning"): variant →
+        # (term ids, whether the variant is a prefix stem). Risk words only, long words only.
+        self._typo_min = typo_min_length
+        self._typo_variants: dict[str, list[tuple[int, bool]]] = {}
+        if typo_min_length is not None:
+            for term_id, term in enumerate(terms):
+                if term.dimension != "risk_flags" or _is_chinese(term.text) or " " in term.text:
+                    continue
+                prefix = term.text.endswith("*")
+                word = term.text.rstrip("*")
+                if len(word) < (typo_min_length - 1 if prefix else typo_min_length):
+                    continue
+                for variant in _typo_variants(word):
+                    self._typo_variants.setdefault(variant, []).append((term_id, prefix))
+        self._typo_lengths = sorted({len(v) for v in self._typo_variants}, reverse=True)
         register_chinese_words(self._chinese)
 
     def analyse(self, text: str, tokens: list[str | None] | None = None) -> TextAnalysis:
@@ -317,11 +333,51 @@ class TermIndex:
                 hits.extend(
                     (term_id, False) for term_id in self._english_prefixes.get(token[:length], ())
                 )
+            if not hits and self._typo_min is not None and len(token) >= self._typo_min:
+                hits.extend(
+                    (term_id, False) for term_id in self._typo_lookup(token, self._typo_min)
+                )
         result = tuple(hits)
         if len(self._token_cache) >= self._CACHE_LIMIT:
             self._token_cache.clear()
         self._token_cache[token] = result
         return result
+
+    def _typo_lookup(self, token: str, min_length: int) -> list[int]:
+        """Risk words this token misspells by one letter inside the word (first and last kept)."""
+        found: list[int] = []
+        # A letter missing or two swapped: the token (or its start, for a stem) is a variant.
+        for length in self._typo_lengths:
+            if length > len(token):
+                continue
+            for term_id, prefix in self._typo_variants.get(token[:length], ()):
+                if prefix or length == len(token):
+                    found.append(term_id)
+        # A letter doubled or added: dropping one inner letter of the token gives the word.
+        for position in range(1, len(token) - 1):
+            shorter = token[:position] + token[position + 1 :]
+            for term_id in self._english_words.get(shorter, ()):
+                if self.terms[term_id].dimension == "risk_flags":
+                    found.append(term_id)
+            for length in self._prefix_lengths:
+                if length > len(shorter) or length < min_length - 1:
+                    continue
+                for term_id in self._english_prefixes.get(shorter[:length], ()):
+                    if self.terms[term_id].dimension == "risk_flags" and position < length:
+                        found.append(term_id)
+        return sorted(set(found))
+
+    def negation_at_end(self, before: str) -> bool:
+        """True when a negation cue ends this text (within the window, before any break)."""
+        tokens = segment(before)
+        return self._negation_before(tokens, len(tokens))
+
+    def clause_cue_in(self, before: str) -> bool:
+        """True when a hypothetical or hearsay cue stands in this text (one clause's start)."""
+        if any(cue in before for cue in self._clause_cues_zh):
+            return True
+        english = " " + " ".join(_NON_WORD.sub(" ", before).split()) + " "
+        return any(cue in english for cue in self._clause_cues_en)
 
     def _chinese_inside(self, token: str) -> list[tuple[int, bool]]:
         # A compound jieba kept whole (e.g. 服务态度) still carries the keywords inside it (态度),
@@ -418,6 +474,34 @@ class TermIndex:
             if previous in self._negation_cues:
                 return True
         return False
+
+
+def _typo_variants(word: str) -> set[str]:
+    """The word with one inner letter dropped or two neighbouring letters swapped."""
+    variants = set()
+    for i in range(1, len(word) - 1):
+        variants.add(word[:i] + word[i + 1 :])
+        if i + 1 < len(word) - 1 and word[i] != word[i + 1]:
+            variants.add(word[:i] + word[i + 1] + word[i] + word[i + 2 :])
+    variants.discard(word)
+    return variants
+
+
+def term_pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
+    """One regex for normalised terms: Chinese as text, English as whole words."""
+    unique = sorted(set(terms), key=len, reverse=True)
+    chinese = [re.escape(term) for term in unique if _is_chinese(term)]
+    english = [
+        r"[^a-z0-9]+".join(re.escape(word) for word in term.split())
+        for term in unique
+        if not _is_chinese(term)
+    ]
+    parts = []
+    if chinese:
+        parts.append("|".join(chinese))
+    if english:
+        parts.append(r"(?<![a-z0-9])(?:" + "|".join(english) + r")(?![a-z0-9])")
+    return re.compile("|".join(parts)) if parts else None
 
 
 def _is_chinese(text: str) -> bool:
