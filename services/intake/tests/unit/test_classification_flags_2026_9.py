@@ -76,7 +76,7 @@ def test_a_pair_names_itself_in_the_explanation(rules_only):
         ("快递面单上写着药品名,整个驿站都看得到", RiskFlag.DATA_LEAK),
         ("房东收了我三千押金以后就把我拉黑了", RiskFlag.FRAUD),
         ("I paid the deposit and then the landlord vanished.", RiskFlag.FRAUD),
-        ("这个所谓的官方客服让我下载了一个软件", RiskFlag.FRAUD),
+        ("这个所谓的正品包包,拿去专柜鉴定说不是他们家的货", RiskFlag.FRAUD),
         (
             "There were three charges abroad while my card was in my wallet the whole time.",
             RiskFlag.FRAUD,
@@ -130,6 +130,18 @@ def test_a_pair_negated_hypothetical_or_apart_sets_no_flag(rules_only, text):
         "My card was in my wallet when I paid at the till and the machine declined it.",
         "The nurse called out my name and then kept me waiting.",
         "我把视频发出去给客服看了,他们说是人为损坏",
+        "你们公众号上写的联系方式是错的,打过去是空号",  # data and a place, nothing passed on
+        "推销电话太多了,能不能把我的手机号从你们的营销名单里去掉",
+        "广告里说姓名登记就能领礼品,去了说活动结束了",
+        "Please update my address across the account, it still shows the old one.",
+        "孩子把饭菜塞进嘴里以后说太咸了",  # food, not a small object
+        "The driver was texting me to say he was outside, then left before I got down.",
+        "The pharmacist said the dose on the box was wrong and corrected it for me.",
+        "I paid for the listing upgrade and the listing is gone from search results.",
+        "所谓的专员其实就是普通客服,解决不了问题",
+        "有人说你们是以我的名义开的会员,我怎么不知道?",  # hearsay
+        "The video of the concert goes up on your site next week, can I get a copy?",
+        "钱包App转账失败,钱扣了对方没收到,客服打不通",
     ],
 )
 def test_look_alikes_of_a_pair_set_no_flag(rules_only, text):

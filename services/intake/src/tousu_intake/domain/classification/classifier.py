@@ -424,10 +424,11 @@ class Classifier:
 
         "没有把我的电话给别人", "说不出订单号": denied; "如果有人拿我的身份证补办…": not an event.
         """
-        clause = _CLAUSE_END.split(before)[-1]
-        if self._index.negation_at_end(clause):
+        if self._index.negation_at_end(_CLAUSE_END.split(before)[-1]):
             return True
-        if self._index.negation_at_end(_CLAUSE_END.split(before_later)[-1]):
+        # Up to the later word: a cue may hold the earlier one (有人说 … 以我的名义).
+        clause = _CLAUSE_END.split(before_later)[-1]
+        if self._index.negation_at_end(clause):
             return True
         return pair.flag.value in self._event_flags and self._index.clause_cue_in(clause)
 
