@@ -59,6 +59,10 @@ def _same(value: Any) -> Any:
     return value
 
 
+# Where a session keeps its transaction's driver connection (its ``info``), for HotStatement.
+_DRIVER = "tousu.hot_statement.driver"
+
+
 class HotStatement:
     """A statement compiled once to asyncpg's SQL, run on the session's transaction without
     SQLAlchemy's per-execution work (parameter processing, execution context, result
@@ -111,7 +115,25 @@ class HotStatement:
     async def _driver(
         self, session: AsyncSession | AsyncConnection
     ) -> tuple[Any, asyncpg.Connection] | None:
-        connection = await session.connection() if isinstance(session, AsyncSession) else session
+        if isinstance(session, AsyncSession):
+            # Found once per transaction of the session: the connection is the transaction's
+            # until it ends, and looking it up through SQLAlchemy cost more than the insert.
+            transaction = session.sync_session.get_transaction()
+            known = session.info.get(_DRIVER)
+            if (
+                known is not None
+                and transaction is not None
+                and known[0] is transaction
+                and transaction.is_active
+            ):
+                return known[1]
+            found = await self._find_driver(await session.connection())
+            session.info[_DRIVER] = (session.sync_session.get_transaction(), found)
+            return found
+        return await self._find_driver(session)
+
+    @staticmethod
+    async def _find_driver(connection: AsyncConnection) -> tuple[Any, asyncpg.Connection] | None:
         if not connection.in_transaction():
             return None
         raw = await connection.get_raw_connection()

@@ -140,3 +140,29 @@ async def test_a_refused_value_fails_as_sqlalchemy_reports_it(runtime, values, r
 async def test_no_rows_is_nothing_to_do(runtime):
     async with runtime.session_factory() as session, session.begin():
         await HotStatement(INSERT).execute_many(session, [])
+
+
+async def test_a_session_reused_for_another_transaction_runs_in_that_one(runtime):
+    """The driver connection is looked up once per transaction: the next transaction of the
+    same session (on whichever pooled connection it gets) does not reuse the last one's."""
+    insert = HotStatement(INSERT)
+    first, second, other = (row(message_key=str(uuid.uuid4())) for _ in range(3))
+    async with runtime.session_factory() as session:
+        async with session.begin():
+            await insert.execute_many(session, [first])
+            await session.rollback()
+        async with runtime.session_factory() as beside, beside.begin():
+            # Another session holds a connection meanwhile, so the pool may hand the first
+            # session's next transaction a different one.
+            await insert.execute_many(beside, [other])
+            async with session.begin():
+                await insert.execute_many(session, [second])
+    counts = {}
+    async with runtime.engine.connect() as conn:
+        for name, values in (("first", first), ("second", second), ("other", other)):
+            result = await conn.execute(
+                text("SELECT count(*) FROM analytics.outbox WHERE message_key = :k"),
+                {"k": values["message_key"]},
+            )
+            counts[name] = result.scalar_one()
+    assert counts == {"first": 0, "second": 1, "other": 1}
