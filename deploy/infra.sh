@@ -436,10 +436,31 @@ kafka_render_config() { # output path; holds the admin password, hence mode 600
   mv "$1.tmp" "$1"
 }
 
-kafka_config_changed() { # the running broker was started with other settings (e.g. before SASL)
+# The broker's command line, one word per element of KAFKA_CMD: kafka_up starts exactly this,
+# and kafka_config_changed compares it with the running broker's, so a changed JVM flag (or
+# KAFKA_HEAP_OPTS) restarts the broker as a changed server.properties does.
+# -XX:-UsePerfData: no hsperfdata counters, which the JVM samples every 50 ms even when
+# idle (issue #12); only jps/jstat read them (jcmd and jstack still work, by pid).
+# -XX:+UseSerialGC: G1's service, refinement and marking threads wake several times a
+# second on an idle broker; a heap of this size (KAFKA_HEAP_OPTS) suits the one-thread
+# collector, and a 2-core machine has no spare core for parallel GC threads anyway.
+kafka_command() {
+  # shellcheck disable=SC2206  # KAFKA_HEAP_OPTS is a list of flags, split on purpose
+  KAFKA_CMD=(java $KAFKA_HEAP_OPTS -XX:+UseSerialGC -XX:-UsePerfData -Djava.awt.headless=true
+    -Dlog4j2.configurationFile="$KAFKA_LOG4J" -Dkafka.logs.dir="$LOG_DIR"
+    -cp "$KAFKA_LIBS_DIR/*" kafka.Kafka "$KAFKA_PROPS")
+}
+
+kafka_config_changed() { # pid: the running broker was started with other settings (e.g. before SASL)
   kafka_render_config "$KAFKA_PROPS.new"
-  if cmp -s "$KAFKA_PROPS.new" "$KAFKA_PROPS"; then rm -f "$KAFKA_PROPS.new"; return 1; fi
+  if ! cmp -s "$KAFKA_PROPS.new" "$KAFKA_PROPS"; then rm -f "$KAFKA_PROPS.new"; return 0; fi
   rm -f "$KAFKA_PROPS.new"
+  # /proc/<pid>/cmdline holds the arguments NUL-terminated, which a bash string cannot.
+  kafka_command
+  local running wanted
+  running=$(sha256sum <"/proc/$1/cmdline" 2>/dev/null | cut -d' ' -f1) || return 0
+  wanted=$(printf '%s\0' "${KAFKA_CMD[@]}" | sha256sum | cut -d' ' -f1)
+  [[ $running != "$wanted" ]]
 }
 
 kafka_users_formatted() { # the storage was formatted with the SCRAM users of the password file
@@ -521,7 +542,7 @@ kafka_up() {
       log "kafka: pid $pid is starting; waiting"
       kafka_wait_ready "$pid"
     fi
-    if ! kafka_config_changed && kafka_users_formatted; then
+    if ! kafka_config_changed "$pid" && kafka_users_formatted; then
       log "kafka: already running (reuse), pid $pid"
       return 0
     fi
@@ -540,16 +561,11 @@ kafka_up() {
   log "kafka: starting on 127.0.0.1:$KAFKA_PORT (controller 127.0.0.1:$KAFKA_CONTROLLER_PORT)"
   # setsid + nohup: own session, survives the calling shell; the child writes its own pid
   # (bash execs java, so $$ is the JVM's pid); no inherited descriptors (close_inherited_fds).
-  # -XX:-UsePerfData: no hsperfdata counters, which the JVM samples every 50 ms even when
-  # idle (issue #12); only jps/jstat read them (jcmd and jstack still work, by pid).
-  # shellcheck disable=SC2086,SC2016
+  kafka_command
+  # shellcheck disable=SC2016
   (
     cd / && close_inherited_fds
-    setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$KAFKA_PID_FILE" \
-    java $KAFKA_HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
-    -XX:+ExplicitGCInvokesConcurrent -XX:-UsePerfData -Djava.awt.headless=true \
-    -Dlog4j2.configurationFile="$KAFKA_LOG4J" -Dkafka.logs.dir="$LOG_DIR" \
-    -cp "$KAFKA_LIBS_DIR/*" kafka.Kafka "$KAFKA_PROPS" \
+    setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$KAFKA_PID_FILE" "${KAFKA_CMD[@]}" \
       </dev/null >"$KAFKA_LOG" 2>&1 &
   )
   local i
