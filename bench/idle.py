@@ -2,10 +2,14 @@
 
 Each service runs on a bench port and the bench's topic namespace, as `make run` starts it;
 after a warm-up the CPU time of those processes plus the broker's and the database's is
-read from /proc over the window. Kafka and Postgres are shared with anything else running
-on the machine, so their share is an upper bound. Kafka is the broker listening on the
-bootstrap port and Postgres the postmaster on the database port with its children, so a
-second stack (the drills') is not counted.
+read from /proc over the window, and so are their wake-ups (context switches of every
+thread): what an idle process costs is mostly how often it wakes, and the CPU one wake-up
+takes on this virtual machine moves with the host's load (2-3x between runs an hour
+apart), the count does not. Kafka is the broker listening on the bootstrap port and
+Postgres the postmaster on the database port with its children, so a second stack (the
+drills') is not counted. Both are the development ones (TOUSU_KAFKA_BOOTSTRAP, PG_PORT),
+shared with whatever else uses them meanwhile: every other process seen connected to
+either during the window is listed under the figures, which then overstate the idle cost.
 
 Alone (topics of its own, deleted after), with the busiest threads of the broker:
     flock -o /tmp/tousu-test.lock flock -o /tmp/tousu-cpu.lock \
@@ -23,7 +27,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -62,24 +66,55 @@ def _postgres_seconds(postmaster: int) -> float:
     return total
 
 
-def _listening_pid(port: int) -> int | None:
-    """The process listening on 127.0.0.1:``port`` (or any address), if it is ours to see."""
+def _socket_inodes(
+    *, local_port: int | None = None, remote_ports: Collection[int] = ()
+) -> set[str]:
+    """Inodes of the sockets listening on ``local_port``, or connected to one of
+    ``remote_ports`` (``socket:[n]``, as /proc/<pid>/fd links name them)."""
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with contextlib.suppress(OSError):
             for line in Path(table).read_text().splitlines()[1:]:
                 fields = line.split()
-                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                local = int(fields[1].rsplit(":", 1)[1], 16)
+                remote = int(fields[2].rsplit(":", 1)[1], 16)
+                listening = fields[3] == "0A" and local == local_port
+                connected = fields[3] == "01" and remote in remote_ports
+                if listening or connected:
                     inodes.add(f"socket:[{fields[9]}]")
+    return inodes
+
+
+def _socket_owners(inodes: set[str]) -> dict[int, set[str]]:
+    """The processes holding any of ``inodes`` (those we may look at), with theirs."""
+    owners: dict[int, set[str]] = {}
+    if not inodes:
+        return owners
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         with contextlib.suppress(OSError):
             for fd in (entry / "fd").iterdir():
                 with contextlib.suppress(OSError):
-                    if os.readlink(fd) in inodes:
-                        return int(entry.name)
-    return None
+                    if (link := os.readlink(fd)) in inodes:
+                        owners.setdefault(int(entry.name), set()).add(link)
+    return owners
+
+
+def _listening_pid(port: int) -> int | None:
+    """The process listening on 127.0.0.1:``port`` (or any address), if it is ours to see."""
+    return next(iter(_socket_owners(_socket_inodes(local_port=port))), None)
+
+
+def _clients(ports: set[int]) -> set[int]:
+    """Processes with a connection open to one of ``ports``."""
+    return set(_socket_owners(_socket_inodes(remote_ports=ports)))
+
+
+def _command(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:120]
+    return "?"
 
 
 def _children(parent: int) -> list[int]:
@@ -93,16 +128,21 @@ def _children(parent: int) -> list[int]:
     return found
 
 
+def _infrastructure_ports(env: Mapping[str, str]) -> dict[str, int]:
+    """The broker's bootstrap port and the database's."""
+    return {
+        "kafka": int(env.get("TOUSU_KAFKA_BOOTSTRAP", "127.0.0.1:9092").rsplit(":", 1)[1]),
+        "postgres": int(env.get("TOUSU_PG_PORT") or env.get("PG_PORT") or 5432),
+    }
+
+
 def _infrastructure_pids(env: Mapping[str, str]) -> dict[str, list[int]]:
     """The broker on the bootstrap port; the postmaster on the database port (its children,
     every backend and background worker, are counted with it: ``_postgres_seconds``)."""
-    kafka_port = int(env.get("TOUSU_KAFKA_BOOTSTRAP", "127.0.0.1:9092").rsplit(":", 1)[1])
     found: dict[str, list[int]] = {"kafka": [], "postgres": []}
-    if (broker := _listening_pid(kafka_port)) is not None:
-        found["kafka"].append(broker)
-    pg_port = int(env.get("TOUSU_PG_PORT") or env.get("PG_PORT") or 5432)
-    if (postmaster := _listening_pid(pg_port)) is not None:
-        found["postgres"].append(postmaster)
+    for name, port in _infrastructure_ports(env).items():
+        if (pid := _listening_pid(port)) is not None:
+            found[name].append(pid)
     return found
 
 
@@ -110,6 +150,29 @@ def _group_seconds(name: str, pids: list[int]) -> float:
     if name == "postgres":
         return sum(_postgres_seconds(pid) for pid in pids)
     return sum(_cpu_seconds(pid) for pid in pids)
+
+
+def _switches(pid: int) -> int:
+    """Context switches (voluntary and not) of every live thread of a process so far."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            for line in (task / "status").read_text().splitlines():
+                if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                    total += int(line.split()[1])
+    return total
+
+
+def _group_switches(name: str, pids: list[int]) -> int:
+    """Context switches of a group's processes (a postmaster's with its live children: one
+    that ends within the window takes its count with it, so this is a lower bound)."""
+    if name == "postgres":
+        pids = [*pids, *(child for pid in pids for child in _children(pid))]
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += _switches(pid)
+    return total
 
 
 def _thread_cpu(pid: int) -> dict[tuple[int, str], float]:
@@ -186,21 +249,40 @@ def measure_idle(
     warmup: float = 10,
     window: float = 30,
     broker_threads: dict[str, float] | None = None,
+    wakeups: dict[str, float] | None = None,
+    others: dict[int, str] | None = None,
 ):
     """Share of one core each part uses with no traffic, over ``window`` seconds; the
-    broker's share per thread goes into ``broker_threads`` when given."""
+    broker's share per thread goes into ``broker_threads``, each part's context switches
+    per second into ``wakeups`` and the other processes seen connected to the broker or
+    the database meanwhile (looked for every 2 s) into ``others``, when given."""
     with stack(env, log_dir) as procs:
         time.sleep(warmup)
         infra = _infrastructure_pids(env)
         groups = {name: [proc.pid for proc in group] for name, group in procs.items()} | infra
+        ours = {os.getpid(), *(pid for pids in groups.values() for pid in pids)}
+        ports = set(_infrastructure_ports(env).values())
         threads_before = {pid: _thread_cpu(pid) for pid in infra["kafka"]}
+        switches_before = {name: _group_switches(name, pids) for name, pids in groups.items()}
         before = {name: _group_seconds(name, pids) for name, pids in groups.items()}
-        time.sleep(window)
+        seen: set[int] = set()
+        deadline = time.monotonic() + window
+        while (left := deadline - time.monotonic()) > 0:
+            if others is not None:
+                seen |= _clients(ports) - ours
+                left = deadline - time.monotonic()
+            time.sleep(max(0.0, min(2.0, left)))
+        after = {name: _group_seconds(name, pids) for name, pids in groups.items()}
+        switches_after = {name: _group_switches(name, pids) for name, pids in groups.items()}
         ended = [name for name, group in procs.items() if any(p.poll() is not None for p in group)]
         if ended:
             # Another stack on the bench's ports, say: readiness answered for it instead.
             raise RuntimeError(f"{', '.join(ended)} ended during the window; see bench-idle.log")
-        after = {name: _group_seconds(name, pids) for name, pids in groups.items()}
+        if others is not None:
+            others.update({pid: _command(pid) for pid in sorted(seen)})
+        if wakeups is not None:
+            for name in groups:
+                wakeups[name] = (switches_after[name] - switches_before[name]) / window
         if broker_threads is not None:
             for pid, threads in threads_before.items():
                 for key, seconds in _thread_cpu(pid).items():
@@ -230,6 +312,8 @@ def main() -> None:
     }
     asyncio.run(create_topics(namespace))
     threads: dict[str, float] = {}
+    wakeups: dict[str, float] = {}
+    others: dict[int, str] = {}
     try:
         shares = measure_idle(
             env,
@@ -237,13 +321,20 @@ def main() -> None:
             warmup=args.warmup,
             window=args.window,
             broker_threads=threads,
+            wakeups=wakeups,
+            others=others,
         )
     finally:
         asyncio.run(delete_topics(namespace))
         asyncio.run(delete_outbox_rows(namespace))
+    wakeups["total"] = sum(wakeups.values())
     print(f"idle, {args.window:.0f} s after {args.warmup:.0f} s of warm-up:")
     for name, share in shares.items():
-        print(f"  {name:>16} {share:>7.2%} of one core")
+        print(f"  {name:>16} {share:>7.2%} of one core {wakeups[name]:>7.0f} wake-ups/s")
+    if others:
+        print("other clients of the broker or the database during the window (counted in):")
+        for pid, command in others.items():
+            print(f"  {pid:>8} {command}")
     print("broker threads:")
     for name, share in sorted(threads.items(), key=lambda item: -item[1])[: args.threads]:
         print(f"  {name:>32} {share:>7.2%}")
