@@ -25,12 +25,8 @@ def flags(classifier: Classifier, text: str) -> tuple[RiskFlag, ...]:
     return classifier.classify(ComplaintFacts(description=text, channel="phone")).risk_flags
 
 
-def test_the_rules_version_is_2026_10():
-    # 2026.10 (issue 11) keeps 2026.9's flag rules and raises the model-assisted flag's
-    # threshold 0.9 -> 0.93 with the model retrained on the former dev batches 01-04.
-    rules = load_default_rules()
-    assert rules.version == "default-2026.10"
-    assert rules.risk_model_min_probability == 0.93
+def test_the_rules_version_is_2026_9():
+    assert load_default_rules().version == "default-2026.9"
 
 
 # Harm or danger told without a harm word: two words together say it.

@@ -204,9 +204,7 @@ def test_the_model_adds_only_the_flags_the_policy_allows():
     assert added <= allowed
     anything = eager.model_copy(update={"risk_model_flags": None})
     unrestricted = Classifier(anything)
-    # (shipped-0a203afd, trained with the former dev batches 01-04, leans to legal beside a
-    # journalist rather than beside 消协.)
-    for probe in (text, "我已经联系了律师", "我已经向消协投诉了", "我已经找了记者"):
+    for probe in (text, "我已经联系了律师", "我已经向消协投诉了"):
         result = unrestricted.classify(ComplaintFacts(description=probe, channel="phone"))
         added |= set(result.explanation["risk_flags"].get("model", {}))
     # Without the restriction the same model adds some flag the policy keeps out.
