@@ -284,94 +284,100 @@ class Classifier:
             "rule": "risk_words",
             "matched": {f: [t.text for t in ts] for f, ts in by_flag.items()},
         }
-        cued = self._cued_words(text)
-        for flag_name, seen in cued.items():
-            by_flag.setdefault(flag_name, [])
-            why["matched"].setdefault(flag_name, []).extend(seen)
-        for flag_name, seen in self._pair_words(text).items():
-            by_flag.setdefault(flag_name, [])
-            why["matched"].setdefault(flag_name, []).extend(seen)
-        hearsay = self._only_hearsay(by_flag, text)
-        if hearsay:
-            for flag_name in hearsay:
-                del by_flag[flag_name]
-                why["matched"].pop(flag_name, None)
-            why["hearsay_only"] = hearsay
-        quoted = self._only_quoted(by_flag, text)
-        if quoted:
-            for flag_name in quoted:
-                del by_flag[flag_name]
-                why["matched"].pop(flag_name, None)
-            why["quoted_only"] = quoted
+        for extra in (self._cued_words(text), self._pair_words(text)):
+            for flag_name, seen in extra.items():
+                by_flag.setdefault(flag_name, [])
+                why["matched"].setdefault(flag_name, []).extend(seen)
+        hearsay = self._drop(by_flag, why, "hearsay_only", self._only_hearsay(by_flag, text))
+        self._drop(by_flag, why, "quoted_only", self._only_quoted(by_flag, text))
         negated = self._negated(analysis, "risk_flags")
         if negated:
             why["negated"] = negated
-        # Optionally (policy data) a flag no word found but the model is very sure of is added,
-        # named as the model's, with the words that weighed: a harm said in other words.
-        threshold = self.rules.risk_model_min_probability
-        by_model: dict[str, Any] = {}
-        if threshold is not None and prediction is not None:
-            denied = negated_flags(self, analysis) | set(hearsay)
-            # A hypothetical or hearsay text: the model cannot tell the cue's scope (rules data).
-            after_cue: bool | None = None if self.rules.risk_model_not_after_cue else False
-            allowed = self.rules.risk_model_flags
-            for flag in RISK_FLAG_ORDER:
-                name = f"flag:{flag.value}"
-                if flag.value in by_flag or flag.value in denied or name not in prediction:
-                    continue
-                if allowed is not None and flag not in allowed:
-                    continue
-                if any(f.value in by_flag for f in self.rules.risk_model_not_beside.get(flag, ())):
-                    continue
-                if prediction.probabilities[name]["yes"] >= threshold:
-                    if flag.value in self._event_flags and after_cue is not False:
-                        if after_cue is None:
-                            after_cue = bool(hearsay) or self._index.clause_cue_in(text)
-                        if after_cue:
-                            continue
-                    head = prediction.head(name, explain=True)
-                    by_model[flag.value] = {
-                        "p": round(head.probabilities["yes"], 3),
-                        "model_words": [w for w, _ in head.top_features],
-                    }
+        by_model = self._model_flags(by_flag, analysis, prediction, text, hearsay)
         if by_model:
             why["model"] = by_model
         flags = tuple(f for f in RISK_FLAG_ORDER if f.value in by_flag or f.value in by_model)
         return flags, why
+
+    @staticmethod
+    def _drop(
+        by_flag: dict[str, list[Any]], why: dict[str, Any], reason: str, flags: list[str]
+    ) -> list[str]:
+        """Take these flags back out, saying why in the explanation."""
+        for flag_name in flags:
+            del by_flag[flag_name]
+            why["matched"].pop(flag_name, None)
+        if flags:
+            why[reason] = flags
+        return flags
+
+    def _model_flags(
+        self,
+        by_flag: dict[str, list[Any]],
+        analysis: TextAnalysis,
+        prediction: Prediction | None,
+        text: str,
+        hearsay: list[str],
+    ) -> dict[str, Any]:
+        """Flags no word found but the model is very sure of (policy data: a threshold), with
+        the words that weighed: a harm said in other words."""
+        threshold = self.rules.risk_model_min_probability
+        if threshold is None or prediction is None:
+            return {}
+        denied = negated_flags(self, analysis) | set(hearsay)
+        # A hypothetical or hearsay text: the model cannot tell the cue's scope (rules data).
+        cued_text = self.rules.risk_model_not_after_cue and (
+            bool(hearsay) or self._index.clause_cue_in(text)
+        )
+        allowed = self.rules.risk_model_flags
+        by_model: dict[str, Any] = {}
+        for flag in RISK_FLAG_ORDER:
+            name = f"flag:{flag.value}"
+            if flag.value in by_flag or flag.value in denied or name not in prediction:
+                continue
+            if allowed is not None and flag not in allowed:
+                continue
+            if any(f.value in by_flag for f in self.rules.risk_model_not_beside.get(flag, ())):
+                continue
+            if cued_text and flag.value in self._event_flags:
+                continue
+            if prediction.probabilities[name]["yes"] >= threshold:
+                head = prediction.head(name, explain=True)
+                by_model[flag.value] = {
+                    "p": round(head.probabilities["yes"], 3),
+                    "model_words": [w for w, _ in head.top_features],
+                }
+        return by_model
+
+    def _flags_in(self, text: str) -> set[str]:
+        """Every flag the words find in this text: risk words, cued words and risk pairs."""
+        found = set(self._group(self._index.analyse(text)).get("risk_flags", {}))
+        return found | set(self._cued_words(text)) | set(self._pair_words(text))
 
     def _only_quoted(self, by_flag: dict[str, list[Any]], text: str) -> list[str]:
         """Threat flags whose words stand only inside quotation marks: someone else's words."""
         candidates = [f for f in by_flag if f in self._quoted_ignored]
         if not candidates or _QUOTED.search(text) is None:
             return []
-        unquoted = _QUOTED.sub(" , ", text)
-        outside = self._group(self._index.analyse(unquoted)).get("risk_flags", {})
-        cued = self._cued_words(unquoted)
-        paired = self._pair_words(unquoted)
-        return [f for f in candidates if f not in outside and f not in cued and f not in paired]
+        outside = self._flags_in(_QUOTED.sub(" , ", text))
+        return [f for f in candidates if f not in outside]
 
     def _only_hearsay(self, by_flag: dict[str, list[Any]], text: str) -> list[str]:
         """Event flags found only in hearsay questions ("有人说…孩子吃了会生病,是真的吗?")."""
         candidates = [f for f in by_flag if f in self._event_flags]
         if not candidates or not any(e in text for e in self._hearsay_endings):
             return []
-        kept: list[str] = []
-        found_hearsay = False
-        start = 0
-        for end in [m.end() for m in _SENTENCE_END.finditer(text)] + [len(text)]:
-            sentence = text[start:end]
-            start = end
-            body = _TRAILING_PUNCT.sub("", sentence)
-            if body.endswith(self._hearsay_endings) and self._index.clause_cue_in(body):
-                found_hearsay = True
-                continue
-            kept.append(sentence)
-        if not found_hearsay:
+        ends = [m.end() for m in _SENTENCE_END.finditer(text)] + [len(text)]
+        sentences = [text[start:end] for start, end in zip([0, *ends], ends, strict=False)]
+        kept = [s for s in sentences if not self._hearsay_question(s)]
+        if len(kept) == len(sentences):
             return []
-        rest = " , ".join(kept)
-        outside = self._group(self._index.analyse(rest)).get("risk_flags", {})
-        paired = self._pair_words(rest)
-        return [f for f in candidates if f not in outside and f not in paired]
+        outside = self._flags_in(" , ".join(kept))
+        return [f for f in candidates if f not in outside]
+
+    def _hearsay_question(self, sentence: str) -> bool:
+        body = _TRAILING_PUNCT.sub("", sentence)
+        return body.endswith(self._hearsay_endings) and self._index.clause_cue_in(body)
 
     def _pair_words(self, text: str) -> dict[str, list[str]]:
         """Risk pairs (rules.risk_pairs) whose two words stand close together, by flag."""
