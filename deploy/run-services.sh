@@ -143,16 +143,18 @@ EOF
       autostart=false
     fi
     port_env="TOUSU_HTTP_PORT=\"${PORTS[$service]}\",$env"
+    apis_apart=false relay_apart=false
+    if [ "$service" = intake ] && [ "$INTAKE_API_PROCESSES" -gt 1 ]; then apis_apart=true; fi
+    if [[ " $RELAYS_APART " == *" $service "* ]]; then relay_apart=true; fi
     metrics_dir="$RUN_DIR/metrics/$service"
     rm -rf "$metrics_dir"
-    if { [ "$service" = intake ] && [ "$INTAKE_API_PROCESSES" -gt 1 ]; } \
-        || [[ " $RELAYS_APART " == *" $service "* ]]; then
+    if $apis_apart || $relay_apart; then
       # A service in several processes: they keep their metrics in files of this run (emptied
       # before any starts) and /metrics of each answers for all of them (tousu_shared.metrics).
       mkdir -p "$metrics_dir"
       port_env="$port_env,PROMETHEUS_MULTIPROC_DIR=\"$metrics_dir\""
     fi
-    if [ "$service" = intake ] && [ "$INTAKE_API_PROCESSES" -gt 1 ]; then
+    if $apis_apart; then
       # Intake's API is where the CPU goes per complaint, so it gets as many processes as
       # the machine has cores: they share its port (SO_REUSEPORT, the kernel spreads the
       # connections) and the extra ones run the API role alone.
@@ -162,7 +164,7 @@ EOF
       done
     fi
     main_roles=all
-    if [[ " $RELAYS_APART " == *" $service "* ]]; then
+    if $relay_apart; then
       # A relay beside a busy API or consumer waits behind every ready request on their event
       # loop (intake at 150/s: 201 → publish p99 1.5 s; 0.1 s in a process of its own).
       program "$service-relay" "$(service_command "$service" "$pkg" relay)" "$port_env" "$autostart"
